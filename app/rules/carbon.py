@@ -1,0 +1,309 @@
+"""Carbon rules: meter readings → emission records and per-facility, per-source, per-day totals.
+
+Pure: ``(state, readings, config) -> (new state, outputs)``. No I/O, no wall clock. Totals are
+integers (milliwatt-hours and milligrams CO2e, rounded once per reading), so a sum does not
+depend on the order it was added in and tests can compare totals exactly.
+
+Idempotency has two layers, both decided here:
+
+* Kafka re-delivery (crash, rebalance): every :class:`DayTotals` remembers the highest source
+  offset applied to it, in the same record as the totals, so one changelog write carries both.
+  A re-delivered record is recognised and not counted again; its emissions are re-emitted,
+  byte-identical, in case the first emission was lost with the crash.
+* Producer duplicates (same ``event_id`` published again): the dedup index says which record
+  applied an event id first; a later record carrying it is skipped and reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.rules.dedup import DedupIndex, DedupSegment, Position
+from app.settings import CarbonSettings
+from schemas.carbon_emission import AccountingMethod, CarbonEmission
+from schemas.common import EnergySource
+from schemas.dead_letter import DeadLetterReason
+from schemas.meter_reading import MeterReading, MeterReadingBatch
+
+MWH_PER_KWH = 1_000_000
+"""Totals are kept in milliwatt-hours: 1 kWh = 10^6 mWh."""
+MG_PER_KG = 1_000_000
+"""Emissions are kept in milligrams CO2e: 1 kg = 10^6 mg."""
+
+
+class SourceTotals(BaseModel):
+    """Running totals of one energy source on one facility-day."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    energy_mwh: int = 0
+    emissions_mg_co2e: int = 0
+    readings: int = 0
+
+    def plus(self, energy_mwh: int, emissions_mg: int) -> SourceTotals:
+        """These totals with one more reading added."""
+        return SourceTotals(
+            energy_mwh=self.energy_mwh + energy_mwh,
+            emissions_mg_co2e=self.emissions_mg_co2e + emissions_mg,
+            readings=self.readings + 1,
+        )
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_mwh / MWH_PER_KWH
+
+    @property
+    def emissions_kg_co2e(self) -> float:
+        return self.emissions_mg_co2e / MG_PER_KG
+
+
+class DayTotals(BaseModel):
+    """One facility's totals for one UTC day, and how far its source partitions were applied."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    facility_id: str
+    utc_day: date
+    by_source: dict[EnergySource, SourceTotals] = Field(default_factory=dict)
+    applied_offsets: dict[int, int] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return day_key(self.facility_id, self.utc_day)
+
+    def has_applied(self, position: Position) -> bool:
+        """Whether the record at ``position`` was already counted into these totals."""
+        return self.applied_offsets.get(position.partition, -1) >= position.offset
+
+
+def day_key(facility_id: str, utc_day: date) -> str:
+    """Table key of a facility-day; sorts by day within a facility."""
+    return f"{facility_id}|{utc_day.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record cannot be accepted; becomes a dead letter."""
+
+    reason: DeadLetterReason
+    message: str
+
+
+@dataclass(slots=True)
+class CarbonOutcome:
+    """What processing one source record decided."""
+
+    emissions: list[CarbonEmission] = field(default_factory=list)
+    updated_days: dict[date, DayTotals] = field(default_factory=dict)
+    duplicate_event_ids: list[str] = field(default_factory=list)
+    replayed_event_ids: list[str] = field(default_factory=list)
+    segment: DedupSegment | None = None
+
+    @property
+    def applied(self) -> list[CarbonEmission]:
+        """Emissions counted into totals by this record (not re-emitted replays)."""
+        replayed = set(self.replayed_event_ids)
+        return [e for e in self.emissions if e.event_id not in replayed]
+
+
+def check_reading(
+    reading: MeterReading, record_timestamp_ms: int | None, config: CarbonSettings
+) -> Rejection | None:
+    """Reject physically impossible readings; ``None`` when the reading is plausible.
+
+    The future-skew check compares against the Kafka record's timestamp, which is part of the
+    input, so the verdict is the same on every replay.
+    """
+    if reading.consumption_kwh < 0:
+        return Rejection(
+            DeadLetterReason.NEGATIVE_CONSUMPTION,
+            f"reading {reading.event_id}: consumption_kwh {reading.consumption_kwh} < 0",
+        )
+    if not 0.0 <= reading.power_factor <= 1.0:
+        return Rejection(
+            DeadLetterReason.POWER_FACTOR_OUT_OF_RANGE,
+            f"reading {reading.event_id}: power_factor {reading.power_factor} outside 0..1",
+        )
+    if reading.voltage_v < 0 or reading.current_a < 0:
+        return Rejection(
+            DeadLetterReason.NEGATIVE_MEASUREMENT,
+            f"reading {reading.event_id}: voltage_v and current_a must be >= 0",
+        )
+    if record_timestamp_ms is not None:
+        skew_s = reading.timestamp.timestamp() - record_timestamp_ms / 1000.0
+        if skew_s > config.max_future_skew_s:
+            return Rejection(
+                DeadLetterReason.TIMESTAMP_IN_FUTURE,
+                f"reading {reading.event_id}: timestamp {skew_s:.0f}s after its record was"
+                f" produced (max {config.max_future_skew_s:.0f}s)",
+            )
+    return None
+
+
+def check_record(
+    key: bytes | None,
+    readings: MeterReading | MeterReadingBatch,
+    record_timestamp_ms: int | None,
+    config: CarbonSettings,
+) -> Rejection | None:
+    """Check a whole source record: key, batch consistency, then every reading.
+
+    The key must be the facility id: per-facility state lives in the partition the key hashes
+    to, so a record keyed otherwise would split a facility's totals across workers.
+    """
+    if isinstance(readings, MeterReadingBatch):
+        facility_id = readings.facility_id
+        for reading in readings.readings:
+            if reading.facility_id != facility_id:
+                return Rejection(
+                    DeadLetterReason.BATCH_FACILITY_MISMATCH,
+                    f"batch {readings.batch_id} is for facility {facility_id!r} but reading"
+                    f" {reading.event_id} is for {reading.facility_id!r}",
+                )
+        items: Sequence[MeterReading] = readings.readings
+    else:
+        facility_id = readings.facility_id
+        items = (readings,)
+    if key != facility_id.encode():
+        shown = key.decode("utf-8", "replace") if key is not None else None
+        return Rejection(
+            DeadLetterReason.KEY_MISMATCH,
+            f"record key {shown!r} must be the facility_id {facility_id!r}",
+        )
+    for reading in items:
+        rejection = check_reading(reading, record_timestamp_ms, config)
+        if rejection is not None:
+            return rejection
+    return None
+
+
+def emission_of(reading: MeterReading, config: CarbonSettings) -> CarbonEmission:
+    """Location-based emissions of one reading with the active factor set."""
+    factor_set = config.active_factor_set
+    factor = factor_set.factors_kg_co2e_per_kwh[reading.energy_source]
+    emissions_mg = round(reading.consumption_kwh * factor * MG_PER_KG)
+    return CarbonEmission(
+        event_id=reading.event_id,
+        facility_id=reading.facility_id,
+        meter_id=reading.meter_id,
+        zone_id=reading.zone_id,
+        energy_source=reading.energy_source,
+        timestamp=reading.timestamp,
+        utc_day=reading.timestamp.date(),
+        consumption_kwh=reading.consumption_kwh,
+        emissions_kg_co2e=emissions_mg / MG_PER_KG,
+        factor_kg_co2e_per_kwh=factor,
+        factor_set=config.factor_set,
+        factor_set_version=factor_set.version,
+        accounting_method=AccountingMethod.LOCATION_BASED,
+    )
+
+
+def add_to_totals(totals: DayTotals, emission: CarbonEmission) -> DayTotals:
+    """``totals`` with one emission added to its source."""
+    energy_mwh = round(emission.consumption_kwh * MWH_PER_KWH)
+    emissions_mg = round(emission.emissions_kg_co2e * MG_PER_KG)
+    source = totals.by_source.get(emission.energy_source, SourceTotals())
+    by_source = {**totals.by_source, emission.energy_source: source.plus(energy_mwh, emissions_mg)}
+    return totals.model_copy(update={"by_source": by_source})
+
+
+def process_readings(
+    readings: Sequence[MeterReading],
+    position: Position,
+    days: Mapping[date, DayTotals],
+    dedup: DedupIndex,
+    config: CarbonSettings,
+) -> CarbonOutcome:
+    """Decide one source record's readings against the current state.
+
+    ``days`` holds the current totals of the days these readings fall on (missing = none yet).
+    Returns the emissions to publish, the day totals that changed (each stamped with
+    ``position``) and the dedup segment to persist. Does not mutate its inputs.
+    """
+    outcome = CarbonOutcome()
+    facility_id = readings[0].facility_id
+    seen_here: set[str] = set()
+    working: dict[date, DayTotals] = {}
+    for reading in readings:
+        event_id = reading.event_id
+        first = dedup.lookup(event_id)
+        if event_id in seen_here or (first is not None and first.position != position):
+            outcome.duplicate_event_ids.append(event_id)
+            continue
+        seen_here.add(event_id)
+        utc_day = reading.timestamp.date()
+        totals = (
+            working.get(utc_day)
+            or days.get(utc_day)
+            or DayTotals(facility_id=facility_id, utc_day=utc_day)
+        )
+        emission = emission_of(reading, config)
+        outcome.emissions.append(emission)
+        if totals.has_applied(position):
+            outcome.replayed_event_ids.append(event_id)
+            working.setdefault(utc_day, totals)
+            continue
+        working[utc_day] = add_to_totals(totals, emission)
+    for utc_day, totals in working.items():
+        if not totals.has_applied(position):
+            offsets = {**totals.applied_offsets, position.partition: position.offset}
+            outcome.updated_days[utc_day] = totals.model_copy(update={"applied_offsets": offsets})
+    if seen_here:
+        outcome.segment = DedupSegment(
+            facility_id=facility_id,
+            position=position,
+            max_event_time_s=max(r.timestamp.timestamp() for r in readings),
+            event_ids=tuple(sorted(seen_here)),
+        )
+    return outcome
+
+
+class RecentReadings(BaseModel):
+    """The newest emissions of one facility, newest last, bounded; serves the readings API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    facility_id: str
+    items: tuple[CarbonEmission, ...] = ()
+
+    def with_emissions(self, emissions: Sequence[CarbonEmission], limit: int) -> RecentReadings:
+        """Append emissions not already present (a replay appends nothing) and keep ``limit``."""
+        present = {e.event_id for e in self.items}
+        fresh = [e for e in emissions if e.event_id not in present]
+        if not fresh:
+            return self
+        return self.model_copy(update={"items": (*self.items, *fresh)[-limit:]})
+
+    def find(self, event_id: str) -> CarbonEmission | None:
+        return next((e for e in self.items if e.event_id == event_id), None)
+
+
+class FacilityDays(BaseModel):
+    """Which UTC days have totals for a facility, so the API and retention need no table scan."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    facility_id: str
+    days: tuple[date, ...] = ()
+
+    def with_days(
+        self, new_days: Sequence[date], retention_days: int
+    ) -> tuple[FacilityDays, list[date]]:
+        """Add days; return the updated index and the days that fell out of retention.
+
+        Retention counts back from the newest day with data (event time, not wall clock).
+        """
+        merged = sorted(set(self.days).union(new_days))
+        if not merged:
+            return self, []
+        horizon = merged[-1].toordinal() - retention_days
+        kept = tuple(d for d in merged if d.toordinal() > horizon)
+        expired = [d for d in merged if d.toordinal() <= horizon]
+        if kept == self.days:
+            return self, expired
+        return self.model_copy(update={"days": kept}), expired

@@ -1,0 +1,110 @@
+"""Event-id deduplication over a bounded window, kept as append-only segments.
+
+Each processed Kafka record contributes one :class:`DedupSegment` (its event ids), persisted as
+one table entry, so a batch of 500 readings costs one changelog write rather than 500.
+:class:`DedupIndex` is the in-memory lookup derived from those segments; it is rebuilt from the
+table after recovery. Eviction depends only on event time and counts, so a replay of the same
+input evicts the same segments and reaches the same decisions.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Position(BaseModel):
+    """Where a record sits in its source topic: the identity Kafka re-delivers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    partition: int
+    offset: int
+
+
+class DedupSegment(BaseModel):
+    """The event ids applied from one source record, with its newest event time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    facility_id: str
+    position: Position
+    max_event_time_s: float
+    event_ids: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """Table key; unique per source record."""
+        return f"{self.position.partition}:{self.position.offset}"
+
+
+@dataclass(slots=True)
+class _PartitionSegments:
+    segments: deque[DedupSegment] = field(default_factory=deque)
+    event_count: int = 0
+    max_event_time_s: float = float("-inf")
+
+
+class DedupIndex:
+    """event id → the segment that first applied it, bounded per partition."""
+
+    def __init__(self, window_s: float, max_events_per_partition: int) -> None:
+        self._window_s = window_s
+        self._max_events = max_events_per_partition
+        self._by_event: dict[str, DedupSegment] = {}
+        self._partitions: dict[int, _PartitionSegments] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_event)
+
+    def lookup(self, event_id: str) -> DedupSegment | None:
+        """The segment holding ``event_id``, if it is still inside the window."""
+        return self._by_event.get(event_id)
+
+    def contains_segment(self, position: Position) -> bool:
+        """Whether the record at ``position`` already has its segment (replay check)."""
+        part = self._partitions.get(position.partition)
+        return part is not None and any(s.position == position for s in reversed(part.segments))
+
+    def add(self, segment: DedupSegment) -> list[DedupSegment]:
+        """Index a segment and return the segments evicted to keep the bounds.
+
+        Segments must arrive in offset order per partition, as a partition's records do;
+        a segment already present (a replay) is ignored.
+        """
+        part = self._partitions.setdefault(segment.position.partition, _PartitionSegments())
+        if part.segments and part.segments[-1].position.offset >= segment.position.offset:
+            return []
+        part.segments.append(segment)
+        part.event_count += len(segment.event_ids)
+        part.max_event_time_s = max(part.max_event_time_s, segment.max_event_time_s)
+        for event_id in segment.event_ids:
+            self._by_event.setdefault(event_id, segment)
+        return self._evict(part)
+
+    def drop_partition(self, partition: int) -> None:
+        """Forget a partition's segments (it was revoked from this worker)."""
+        part = self._partitions.pop(partition, None)
+        if part is None:
+            return
+        for segment in part.segments:
+            self._forget(segment)
+
+    def _evict(self, part: _PartitionSegments) -> list[DedupSegment]:
+        evicted: list[DedupSegment] = []
+        horizon = part.max_event_time_s - self._window_s
+        while part.segments and (
+            part.segments[0].max_event_time_s < horizon or part.event_count > self._max_events
+        ):
+            oldest = part.segments.popleft()
+            part.event_count -= len(oldest.event_ids)
+            self._forget(oldest)
+            evicted.append(oldest)
+        return evicted
+
+    def _forget(self, segment: DedupSegment) -> None:
+        for event_id in segment.event_ids:
+            if self._by_event.get(event_id) is segment:
+                del self._by_event[event_id]

@@ -1,0 +1,247 @@
+"""Settings: one YAML file plus ``GOVERNOR_*`` environment overrides, validated at start.
+
+Precedence, highest first: environment (``GOVERNOR_SECTION__KEY=value``, nested with ``__``),
+the YAML file (``GOVERNOR_CONFIG`` or ``config/governor.yaml``), then the defaults below, which
+are the reference designs' values. Every threshold a rule uses lives here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from schemas.common import EnergySource
+
+DEFAULT_CONFIG_PATH = Path("config/governor.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FactorSet(_Section):
+    """A named, versioned table of emission factors in kg CO2e per kWh, one per energy source."""
+
+    version: str = Field(min_length=1)
+    description: str = ""
+    factors_kg_co2e_per_kwh: dict[EnergySource, float]
+
+    @model_validator(mode="after")
+    def _complete_and_non_negative(self) -> FactorSet:
+        missing = sorted(set(EnergySource) - set(self.factors_kg_co2e_per_kwh))
+        if missing:
+            raise ValueError(f"factor set lacks sources: {', '.join(missing)}")
+        negative = [s for s, f in self.factors_kg_co2e_per_kwh.items() if f < 0]
+        if negative:
+            raise ValueError(f"negative emission factor for: {', '.join(negative)}")
+        return self
+
+
+def builtin_factor_sets() -> dict[str, FactorSet]:
+    """The two factor sets Governor ships; a YAML file may add more or override these."""
+    s = EnergySource
+    return {
+        "reference": FactorSet(
+            version="2024.1",
+            description="Energy optimization service reference factors (kg CO2e/kWh).",
+            factors_kg_co2e_per_kwh={
+                s.COAL: 0.95,
+                s.NATURAL_GAS: 0.45,
+                s.GRID: 0.42,
+                s.SOLAR: 0.041,
+                s.HYDRO: 0.024,
+                s.NUCLEAR: 0.012,
+                s.WIND: 0.011,
+                s.BATTERY: 0.0,
+            },
+        ),
+        "ipcc-ar5-lifecycle": FactorSet(
+            version="AR5-WGIII-2014-A.III.2",
+            description=(
+                "IPCC AR5 lifecycle medians: coal 820, gas combined cycle 490, utility solar PV"
+                " 48, onshore wind 11, nuclear 12, hydro 24 g/kWh. AR5 has no grid average:"
+                " grid uses the reference grid-average factor. Battery is 0: storage"
+                " emissions are counted where the charging energy was generated."
+            ),
+            factors_kg_co2e_per_kwh={
+                s.COAL: 0.820,
+                s.NATURAL_GAS: 0.490,
+                s.GRID: 0.42,
+                s.SOLAR: 0.048,
+                s.HYDRO: 0.024,
+                s.NUCLEAR: 0.012,
+                s.WIND: 0.011,
+                s.BATTERY: 0.0,
+            },
+        ),
+    }
+
+
+class KafkaSettings(_Section):
+    """Which cluster to use. No bootstrap servers means: provision a local broker."""
+
+    bootstrap_servers: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._\-]*$")
+    local_version: str = Field(default="3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    local_cache_dir: Path = Path.home() / ".cache" / "governor" / "kafka"
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError("SASL needs sasl_mechanism, sasl_username and sasl_password")
+        return self
+
+
+class WorkerSettings(_Section):
+    """The Faust worker: consumer group id (= app id), web server, table storage."""
+
+    app_id: str = Field(default="governor", pattern=r"^[A-Za-z0-9._\-]+$")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8088, ge=1, le=65535)
+    data_dir: Path = Path("var/governor")
+    table_standby_replicas: int = Field(default=0, ge=0)
+    processing_guarantee: Literal["at_least_once"] = "at_least_once"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    faust_prometheus_sensor: bool = True
+
+
+class CarbonSettings(_Section):
+    """Meter readings → emissions: factor sets and the plausibility limits of a reading."""
+
+    factor_set: str = "reference"
+    factor_sets: dict[str, FactorSet] = Field(default_factory=builtin_factor_sets)
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    dedup_window_s: float = Field(default=86_400.0, gt=0)
+    dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
+    recent_readings_per_facility: int = Field(default=50, ge=1, le=10_000)
+    totals_retention_days: int = Field(default=400, ge=1)
+
+    @model_validator(mode="after")
+    def _selected_set_exists(self) -> CarbonSettings:
+        if self.factor_set not in self.factor_sets:
+            known = ", ".join(sorted(self.factor_sets))
+            raise ValueError(f"factor_set {self.factor_set!r} is not defined (known: {known})")
+        return self
+
+    @property
+    def active_factor_set(self) -> FactorSet:
+        """The factor set every new emission record is computed with."""
+        return self.factor_sets[self.factor_set]
+
+
+class ApiSettings(_Section):
+    """HTTP API. Mutating endpoints need ``Authorization: Bearer <token>``; no token, no writes."""
+
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    def resolved_token(self) -> SecretStr | None:
+        """The token from ``token`` or, failing that, the first line of ``token_file``."""
+        if self.token is not None:
+            return self.token
+        if self.token_file is not None and self.token_file.exists():
+            text = self.token_file.read_text(encoding="utf-8").strip()
+            return SecretStr(text) if text else None
+        return None
+
+
+class MetricsSettings(_Section):
+    """Prometheus: per-facility labels are capped so cardinality stays bounded."""
+
+    max_facility_labels: int = Field(default=500, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of Governor's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOVERNOR_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    worker: WorkerSettings = WorkerSettings()
+    carbon: CarbonSettings = CarbonSettings()
+    api: ApiSettings = ApiSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats the YAML file (passed as init kwargs), which beats defaults."""
+        return (env_settings, init_settings)
+
+
+class SettingsError(Exception):
+    """Configuration is invalid; the message lists every problem with its path."""
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
+    return loaded
+
+
+def _merge_factor_sets(data: dict[str, Any]) -> dict[str, Any]:
+    """Factor sets named in YAML are added to the built-ins instead of replacing them."""
+    carbon = data.get("carbon")
+    if isinstance(carbon, dict) and isinstance(carbon.get("factor_sets"), dict):
+        merged: dict[str, Any] = {
+            name: fs.model_dump() for name, fs in builtin_factor_sets().items()
+        }
+        merged.update(carbon["factor_sets"])
+        data = {**data, "carbon": {**carbon, "factor_sets": merged}}
+    return data
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load and validate settings; raise :class:`SettingsError` with readable messages."""
+    if path is None:
+        env_path = os.environ.get("GOVERNOR_CONFIG")
+        path = Path(env_path) if env_path else DEFAULT_CONFIG_PATH
+        if env_path is None and not path.exists():
+            path = None
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            raise SettingsError(f"config file {path} does not exist")
+        data = _merge_factor_sets(_read_yaml(path))
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        source = str(path) if path else "defaults"
+        raise SettingsError(f"invalid configuration ({source} + environment):\n{problems}") from exc

@@ -1,0 +1,58 @@
+"""dead-letters: records no pipeline could accept, with everything needed to replay them."""
+
+from __future__ import annotations
+
+import base64
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.common import Contract, UtcDatetime
+
+
+class DeadLetterReason(StrEnum):
+    """Why a record was dead-lettered; a bounded label set for the metric."""
+
+    UNDECODABLE = "undecodable"
+    INVALID_SCHEMA = "invalid_schema"
+    KEY_MISMATCH = "key_mismatch"
+    BATCH_FACILITY_MISMATCH = "batch_facility_mismatch"
+    NEGATIVE_CONSUMPTION = "negative_consumption"
+    NEGATIVE_MEASUREMENT = "negative_measurement"
+    POWER_FACTOR_OUT_OF_RANGE = "power_factor_out_of_range"
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    PROCESSING_ERROR = "processing_error"
+
+
+class DeadLetter(Contract):
+    """The original key and value bytes (base64), their source coordinates, the reason.
+
+    ``dead_lettered_at`` is wall-clock time: it records when, and never feeds a decision.
+    Kafka key: the source topic name.
+    """
+
+    schema_version: Literal[1] = 1
+    pipeline: str
+    source_topic: str
+    source_partition: int = Field(ge=0)
+    source_offset: int = Field(ge=0)
+    source_timestamp_ms: int | None
+    key_b64: str | None
+    value_b64: str
+    reason: DeadLetterReason
+    error: str = Field(max_length=4000)
+    dead_lettered_at: UtcDatetime
+
+    @staticmethod
+    def encode_bytes(data: bytes | None) -> str | None:
+        """Base64 of raw bytes, ``None`` stays ``None`` (a record without a key)."""
+        return None if data is None else base64.b64encode(data).decode("ascii")
+
+    def original_key(self) -> bytes | None:
+        """The source record's key bytes exactly as they arrived."""
+        return None if self.key_b64 is None else base64.b64decode(self.key_b64)
+
+    def original_value(self) -> bytes:
+        """The source record's value bytes exactly as they arrived."""
+        return base64.b64decode(self.value_b64)

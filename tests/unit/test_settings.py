@@ -1,0 +1,84 @@
+"""Settings: YAML plus environment, validated with readable errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import SettingsError, load_settings
+from schemas.common import EnergySource
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "governor.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_are_the_reference_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOVERNOR_CONFIG", raising=False)
+    settings = load_settings(Path("config/governor.yaml"))
+    carbon = settings.carbon
+    assert carbon.factor_set == "reference"
+    assert carbon.active_factor_set.factors_kg_co2e_per_kwh[EnergySource.COAL] == 0.95
+    assert settings.worker.web_port == 8088
+
+
+def test_yaml_then_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "carbon:\n  max_future_skew_s: 60\nworker:\n  web_port: 9000\n")
+    monkeypatch.setenv("GOVERNOR_WORKER__WEB_PORT", "9100")
+    settings = load_settings(path)
+    assert settings.carbon.max_future_skew_s == 60
+    assert settings.worker.web_port == 9100
+
+
+def test_custom_factor_set_is_added_to_builtins(tmp_path: Path) -> None:
+    factors = "\n".join(f"        {s.value}: 0.1" for s in EnergySource)
+    path = write(
+        tmp_path,
+        "carbon:\n  factor_set: site\n  factor_sets:\n    site:\n      version: v7\n"
+        f"      factors_kg_co2e_per_kwh:\n{factors}\n",
+    )
+    settings = load_settings(path)
+    assert settings.carbon.active_factor_set.version == "v7"
+    assert "ipcc-ar5-lifecycle" in settings.carbon.factor_sets
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("carbon:\n  factor_set: nope\n", "factor_set 'nope' is not defined"),
+        ("carbon:\n  max_future_skew_s: -1\n", "carbon.max_future_skew_s"),
+        ("worker:\n  web_prot: 1\n", "worker.web_prot"),
+        ("- a list\n", "top level must be a mapping"),
+        ("carbon: [\n", "not valid YAML"),
+    ],
+)
+def test_invalid_configuration_names_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(SettingsError, match=None) as info:
+        load_settings(write(tmp_path, text))
+    assert fragment in str(info.value)
+
+
+def test_invalid_environment_value_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOVERNOR_WORKER__WEB_PORT", "not-a-port")
+    with pytest.raises(SettingsError) as info:
+        load_settings(write(tmp_path, ""))
+    assert "worker.web_port" in str(info.value)
+
+
+def test_sasl_requires_credentials(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(write(tmp_path, "kafka:\n  security_protocol: SASL_SSL\n"))
+    assert "SASL needs" in str(info.value)
+
+
+def test_secret_is_not_in_repr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVERNOR_API__TOKEN", "s3cr3t-value")
+    settings = load_settings(write(tmp_path, ""))
+    assert "s3cr3t-value" not in repr(settings)
+    token = settings.api.resolved_token()
+    assert token is not None and token.get_secret_value() == "s3cr3t-value"
