@@ -1,0 +1,198 @@
+"""The topic catalogue (topics.yaml) and the command that makes a cluster match it."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import Contract
+
+DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "topics.yaml"
+
+
+class CleanupPolicy(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+    COMPACT_DELETE = "compact,delete"
+
+
+class TopicRole(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+    STATE = "state"
+
+
+def import_model(path: str) -> type[Contract]:
+    """Resolve ``package.module:Class`` to a contract model."""
+    module_name, _, attr = path.partition(":")
+    model = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(model, type) and issubclass(model, Contract)):
+        raise TypeError(f"{path} is not a schemas Contract")
+    return model
+
+
+class TopicSpec(BaseModel):
+    """One topic as the catalogue declares it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._\-]+$")
+    role: TopicRole
+    key: str
+    value_schema: str
+    alternative_value_schemas: tuple[str, ...] = ()
+    partitions: int = Field(ge=1)
+    replication_factor: int = Field(ge=1)
+    cleanup_policy: CleanupPolicy
+    retention_ms: int = Field(ge=-1)
+    description: str = ""
+
+    def configs(self) -> dict[str, str]:
+        """Topic-level Kafka configs the catalogue pins (and verifies)."""
+        return {"cleanup.policy": self.cleanup_policy.value, "retention.ms": str(self.retention_ms)}
+
+    def value_models(self) -> list[type[Contract]]:
+        """The value model and any alternatives (e.g. a batch envelope)."""
+        return [import_model(p) for p in (self.value_schema, *self.alternative_value_schemas)]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """All topics, looked up by their unprefixed name."""
+
+    topics: tuple[TopicSpec, ...]
+
+    def __getitem__(self, name: str) -> TopicSpec:
+        for spec in self.topics:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"topic {name!r} is not in the catalogue")
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_CATALOGUE) -> Catalogue:
+        """Read topics.yaml, applying its defaults to each topic."""
+        raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        defaults: dict[str, Any] = raw.get("defaults", {})
+        specs = tuple(TopicSpec(**{**defaults, **entry}) for entry in raw["topics"])
+        names = [s.name for s in specs]
+        if len(names) != len(set(names)):
+            raise ValueError(f"{path}: duplicate topic names")
+        return cls(specs)
+
+
+class TopicStatus(StrEnum):
+    CREATED = "created"
+    OK = "ok"
+    DRIFT = "drift"
+    MISSING = "missing"
+
+
+@dataclass
+class TopicReport:
+    """What ``apply`` found for one topic; ``drift`` lists each difference."""
+
+    name: str
+    status: TopicStatus
+    drift: list[str] = field(default_factory=list)
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Partition count, replication factor and configs of the topics that exist."""
+    existing = set(await admin.list_topics())
+    present = [n for n in names if n in existing]
+    if not present:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for topic in await admin.describe_topics(present):
+        partitions = topic["partitions"]
+        found[topic["topic"]] = {
+            "partitions": len(partitions),
+            "replication_factor": min((len(p["replicas"]) for p in partitions), default=0),
+            "configs": {},
+        }
+    resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in present]
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            entries = resource["config_entries"]
+            found[resource["resource_name"]]["configs"] = {
+                e["config_names"]: e["config_value"] for e in entries
+            }
+    return found
+
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec], prefix: str) -> None:
+    """Create topics and wait until the cluster's metadata shows them all."""
+    new = [
+        NewTopic(
+            name=prefix + s.name,
+            num_partitions=s.partitions,
+            replication_factor=s.replication_factor,
+            topic_configs=s.configs(),
+        )
+        for s in specs
+    ]
+    response = (await admin.create_topics(new)).to_object()
+    errors = [
+        f"{e['topic']}: error {e['error_code']} {e.get('error_message') or ''}".strip()
+        for e in response["topic_errors"]
+        if e["error_code"] not in (0, TOPIC_ALREADY_EXISTS)
+    ]
+    if errors:
+        raise RuntimeError("could not create topics: " + "; ".join(errors))
+    wanted = {t.name for t in new}
+    for _ in range(120):
+        if wanted <= set(await admin.list_topics()):
+            return
+        await asyncio.sleep(0.25)
+    raise RuntimeError(f"topics not visible after creation: {sorted(wanted)}")
+
+
+def _drift(spec: TopicSpec, actual: dict[str, Any]) -> list[str]:
+    problems = []
+    if actual["partitions"] != spec.partitions:
+        problems.append(f"partitions {actual['partitions']} != {spec.partitions}")
+    if actual["replication_factor"] != spec.replication_factor:
+        problems.append(
+            f"replication_factor {actual['replication_factor']} != {spec.replication_factor}"
+        )
+    for key, want in spec.configs().items():
+        have = actual["configs"].get(key)
+        if have != want:
+            problems.append(f"{key} {have} != {want}")
+    return problems
+
+
+async def apply_catalogue(
+    admin: AIOKafkaAdminClient, catalogue: Catalogue, prefix: str = "", create: bool = True
+) -> list[TopicReport]:
+    """Create missing topics (unless ``create`` is false) and report drift in the others.
+
+    Idempotent: a second run reports every topic OK. Drift is reported, never "fixed", since
+    changing partitions moves keys between partitions and so between workers' state.
+    """
+    names = {prefix + s.name: s for s in catalogue.topics}
+    actual = await _describe(admin, list(names))
+    missing = [n for n in names if n not in actual]
+    if missing and create:
+        await _create(admin, [names[n] for n in missing], prefix)
+    reports = []
+    for name, spec in names.items():
+        if name in missing:
+            status = TopicStatus.CREATED if create else TopicStatus.MISSING
+            reports.append(TopicReport(name, status))
+            continue
+        problems = _drift(spec, actual[name])
+        reports.append(TopicReport(name, TopicStatus.DRIFT if problems else TopicStatus.OK, problems))
+    return reports
