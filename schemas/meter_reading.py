@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import orjson
 from pydantic import Field
 
 from schemas.common import Contract, EnergySource, EntityId, EventId, UtcDatetime
@@ -45,3 +46,17 @@ class MeterReadingBatch(Contract):
     batch_id: EventId
     facility_id: EntityId
     readings: list[MeterReading] = Field(min_length=1, max_length=10_000)
+
+
+def parse_meter_record(data: bytes) -> MeterReading | MeterReadingBatch:
+    """Decode one meter-readings value: a batch when it carries ``readings``, else a reading.
+
+    Raises ``orjson.JSONDecodeError`` for bytes that are not JSON and ``ValueError`` (pydantic's
+    ``ValidationError`` included) for JSON that breaks the contract.
+    """
+    parsed = orjson.loads(data)
+    if not isinstance(parsed, dict):
+        raise ValueError(f"expected a JSON object, got {type(parsed).__name__}")
+    if "readings" in parsed:
+        return MeterReadingBatch.model_validate(parsed)
+    return MeterReading.model_validate(parsed)

@@ -1,0 +1,229 @@
+"""meter-readings → carbon-emissions, with per-facility/source/day totals in Faust tables.
+
+Thin adapter: decode, dead-letter what cannot be accepted, call the carbon rules, write the
+tables, send the emissions. All decisions are in :mod:`app.rules.carbon`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from app.dead_letters import DeadLetterSink
+from app.faust_app import Governor
+from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
+from app.rules.carbon import (
+    CarbonOutcome,
+    DayTotals,
+    FacilityDays,
+    RecentReadings,
+    check_record,
+    day_key,
+    process_readings,
+)
+from app.rules.dedup import DedupIndex, DedupSegment, Position
+from schemas.carbon_emission import CarbonEmission
+from schemas.dead_letter import DeadLetterReason
+from schemas.meter_reading import MeterReading, MeterReadingBatch, parse_meter_record
+
+log = logging.getLogger(__name__)
+
+PIPELINE = "carbon"
+
+
+class CarbonPipeline:
+    """The carbon agent, its tables and the local queries the HTTP views use."""
+
+    def __init__(self, gov: Governor) -> None:
+        self.gov = gov
+        self.config = gov.settings.carbon
+        self.metrics = gov.metrics
+        self.source = gov.topic("meter-readings")
+        self.emissions_topic = gov.topic("carbon-emissions")
+        self.dead_letters = DeadLetterSink(
+            gov.topic("dead-letters"), PIPELINE, gov.metrics, gov.settings.kafka.topic_prefix
+        )
+        self.totals = gov.table(
+            "carbon-day-totals", DayTotals, "Energy and emissions per facility, source, UTC day"
+        )
+        self.days = gov.table(
+            "carbon-facility-days", FacilityDays, "UTC days with totals, per facility"
+        )
+        self.recent = gov.table(
+            "recent-readings", RecentReadings, "Newest readings per facility (bounded)"
+        )
+        self.segments = gov.table(
+            "reading-dedup", DedupSegment, "Event ids applied per source record (bounded)"
+        )
+        self.dedup = DedupIndex(self.config.dedup_window_s, self.config.dedup_max_events_per_partition)
+        self._indexed_partitions: set[int] = set()
+        gov.app.agent(self.source, name="carbon-emissions")(self._consume)
+        gov.app.on_partitions_revoked.connect(self._on_partitions_revoked)
+
+    async def _consume(self, stream: Any) -> None:
+        """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
+        (a producer that cannot send, a bug in persisting) stops the worker unacknowledged,
+        so the record is processed again after restart instead of being skipped."""
+        async for event in stream.events():
+            try:
+                await self.handle(event.message)
+            except Exception as exc:
+                log.critical("carbon pipeline stopping the worker: %r", exc, exc_info=True)
+                await self.gov.app.crash(exc)
+                raise
+
+    async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
+        """A revoked partition's segments may change elsewhere: rebuild if it comes back."""
+        for tp in revoked:
+            if tp.topic == self.source.get_topic_name():
+                self.dedup.drop_partition(tp.partition)
+                self._indexed_partitions.discard(tp.partition)
+
+    async def handle(self, message: Any) -> None:
+        """Process one source record; never raises for bad input."""
+        started = time.perf_counter()
+        timestamp_ms = int(message.timestamp * 1000) if message.timestamp else None
+        coordinates = {
+            "source_topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "timestamp_ms": timestamp_ms,
+            "key": message.key,
+            "value": message.value,
+        }
+        try:
+            record = parse_meter_record(message.value)
+        except orjson.JSONDecodeError as exc:
+            await self._dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
+            return
+        except (ValidationError, ValueError) as exc:
+            await self._dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+            return
+        rejection = check_record(message.key, record, timestamp_ms, self.config)
+        if rejection is not None:
+            await self._dead_letter(coordinates, rejection.reason, rejection.message)
+            return
+        readings = record.readings if isinstance(record, MeterReadingBatch) else [record]
+        position = Position(partition=message.partition, offset=message.offset)
+        try:
+            outcome = self._decide(readings, position)
+        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
+            log.exception("carbon rules failed on %s[%d]@%d", message.topic, *position_tuple(position))
+            await self._dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            return
+        self._persist(outcome, readings[0].facility_id)
+        for emission in outcome.emissions:
+            await self.emissions_topic.send(
+                key=emission.facility_id.encode(), value=emission.to_json_bytes()
+            )
+        self._count(outcome)
+        self.metrics.processing.labels(pipeline=PIPELINE).observe(time.perf_counter() - started)
+
+    def _decide(self, readings: Sequence[MeterReading], position: Position) -> CarbonOutcome:
+        self._ensure_indexed(position.partition)
+        facility_id = readings[0].facility_id
+        current: dict[date, DayTotals] = {}
+        for utc_day in {r.timestamp.date() for r in readings}:
+            existing = self.totals.get(day_key(facility_id, utc_day))
+            if existing is not None:
+                current[utc_day] = existing
+        return process_readings(readings, position, current, self.dedup, self.config)
+
+    def _persist(self, outcome: CarbonOutcome, facility_id: str) -> None:
+        """Write the decided state; each write is idempotent under re-delivery."""
+        for totals in outcome.updated_days.values():
+            self.totals[totals.key] = totals
+        segment = outcome.segment
+        if segment is not None and not self.dedup.contains_segment(segment.position):
+            self.segments[segment.key] = segment
+            for evicted in self.dedup.add(segment):
+                self.segments.pop(evicted.key, None)
+        touched = sorted({e.utc_day for e in outcome.emissions})
+        if touched:
+            days = self.days.get(facility_id) or FacilityDays(facility_id=facility_id)
+            updated, expired = days.with_days(touched, self.config.totals_retention_days)
+            if updated is not days:
+                self.days[facility_id] = updated
+            for old_day in expired:
+                self.totals.pop(day_key(facility_id, old_day), None)
+        recent = self.recent.get(facility_id) or RecentReadings(facility_id=facility_id)
+        fresh = recent.with_emissions(outcome.emissions, self.config.recent_readings_per_facility)
+        if fresh is not recent:
+            self.recent[facility_id] = fresh
+
+    def _ensure_indexed(self, partition: int) -> None:
+        """Rebuild the in-memory dedup index of a partition from its recovered segments."""
+        if partition in self._indexed_partitions:
+            return
+        mine = sorted(
+            (s for s in self.segments.values() if s.position.partition == partition),
+            key=lambda s: s.position.offset,
+        )
+        for segment in mine:
+            for evicted in self.dedup.add(segment):
+                self.segments.pop(evicted.key, None)
+        self._indexed_partitions.add(partition)
+        log.info("dedup index for partition %d rebuilt from %d segments", partition, len(mine))
+
+    def _count(self, outcome: CarbonOutcome) -> None:
+        applied = outcome.applied
+        readings = self.metrics.readings
+        readings.labels(outcome="applied").inc(len(applied))
+        if outcome.duplicate_event_ids:
+            readings.labels(outcome="duplicate").inc(len(outcome.duplicate_event_ids))
+        if outcome.replayed_event_ids:
+            readings.labels(outcome="replayed").inc(len(outcome.replayed_event_ids))
+        self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()
+        sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for emission in applied:
+            label = (self.metrics.facility_label(emission.facility_id), emission.energy_source.value)
+            sums[label][0] += emission.consumption_kwh
+            sums[label][1] += emission.emissions_kg_co2e
+        for (facility, source), (kwh, kg) in sums.items():
+            self.metrics.energy.labels(facility=facility, source=source).inc(kwh * JOULES_PER_KWH)
+            self.metrics.emissions.labels(facility=facility, source=source).inc(kg * GRAMS_PER_KG)
+        self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.dedup))
+
+    async def _dead_letter(
+        self, coordinates: dict[str, Any], reason: DeadLetterReason, error: str
+    ) -> None:
+        self.metrics.records.labels(pipeline=PIPELINE, outcome="dead_lettered").inc()
+        await self.dead_letters.send(reason=reason, error=error, **coordinates)
+
+    # Local queries for the HTTP views (the view routes to the owning worker first).
+
+    def day_totals(self, facility_id: str) -> list[DayTotals]:
+        """All retained days of a facility, oldest first."""
+        index = self.days.get(facility_id)
+        if index is None:
+            return []
+        found = (self.totals.get(day_key(facility_id, d)) for d in index.days)
+        return [t for t in found if t is not None]
+
+    def recent_readings(self, facility_id: str) -> list[CarbonEmission]:
+        recent = self.recent.get(facility_id)
+        return list(recent.items) if recent is not None else []
+
+    def find_reading(self, event_id: str) -> CarbonEmission | None:
+        """A recent reading by event id, if this worker holds its facility."""
+        segment = self.dedup.lookup(event_id)
+        if segment is None:
+            return None
+        recent = self.recent.get(segment.facility_id)
+        return recent.find(event_id) if recent is not None else None
+
+
+def position_tuple(position: Position) -> tuple[int, int]:
+    return position.partition, position.offset
+
+
+def register(gov: Governor) -> CarbonPipeline:
+    """Wire the carbon pipeline into ``gov``'s app."""
+    return CarbonPipeline(gov)

@@ -1,0 +1,50 @@
+"""Publishing records no pipeline could accept to the dead-letter topic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from app.metrics import Metrics
+from schemas.dead_letter import DeadLetter, DeadLetterReason
+
+MAX_ERROR_CHARS = 4000
+
+
+class DeadLetterSink:
+    """Builds :class:`DeadLetter` records and sends them; counts each by topic and reason."""
+
+    def __init__(self, topic: Any, pipeline: str, metrics: Metrics, prefix: str) -> None:
+        self._topic = topic
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._prefix = prefix
+
+    async def send(
+        self,
+        *,
+        source_topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int | None,
+        key: bytes | None,
+        value: bytes,
+        reason: DeadLetterReason,
+        error: str,
+    ) -> None:
+        """Dead-letter one source record with its original bytes and coordinates."""
+        letter = DeadLetter(
+            pipeline=self._pipeline,
+            source_topic=source_topic,
+            source_partition=partition,
+            source_offset=offset,
+            source_timestamp_ms=timestamp_ms,
+            key_b64=DeadLetter.encode_bytes(key),
+            value_b64=DeadLetter.encode_bytes(value) or "",
+            reason=reason,
+            error=error[:MAX_ERROR_CHARS],
+            dead_lettered_at=datetime.now(UTC),
+        )
+        await self._topic.send(key=source_topic.encode(), value=letter.to_json_bytes())
+        logical = source_topic.removeprefix(self._prefix)
+        self._metrics.dead_letters.labels(topic=logical, reason=reason.value).inc()

@@ -1,0 +1,94 @@
+"""The Faust app factory: one app per settings, its topics built from the catalogue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from app.codecs import ModelCodec, Utf8KeyCodec
+from app.connection import faust_broker
+from app.metrics import Metrics
+from app.settings import Settings
+from app.topics import Catalogue
+
+KEY_CODEC = Utf8KeyCodec()
+
+
+@dataclass
+class Governor:
+    """What every pipeline and view is wired from: settings, the Faust app, topics, metrics."""
+
+    settings: Settings
+    catalogue: Catalogue
+    app: faust.App
+    metrics: Metrics
+    _topics: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self, name: str) -> Any:
+        """The Faust topic for a catalogue name; values and keys stay raw bytes.
+
+        Agents decode values themselves so that undecodable records can be dead-lettered with
+        their original bytes instead of crashing the stream.
+        """
+        if name not in self._topics:
+            spec = self.catalogue[name]
+            self._topics[name] = self.app.topic(
+                self.settings.kafka.topic_prefix + spec.name,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=spec.partitions,
+                replicas=spec.replication_factor,
+                internal=False,
+            )
+        return self._topics[name]
+
+    def table(self, name: str, model: type[Any], help: str) -> Any:
+        """A memory table with changelog, UTF-8 keys and one pydantic value model.
+
+        Faust derives a table's codecs from ``key_type``/``value_type`` (JSON by default) and
+        builds its store and changelog topic lazily, so the codecs are set before either exists.
+        """
+        table = self.app.Table(
+            name,
+            default=None,
+            partitions=self.catalogue["meter-readings"].partitions,
+            help=help,
+        )
+        table.key_serializer = KEY_CODEC
+        table.value_serializer = ModelCodec(model)
+        return table
+
+
+def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Governor:
+    """Build the Faust app for a resolved cluster (``settings.kafka.bootstrap_servers`` set)."""
+    worker = settings.worker
+    urls, credentials = faust_broker(settings.kafka)
+    partitions = catalogue["meter-readings"].partitions
+    app = faust.App(
+        worker.app_id,
+        broker=urls,
+        broker_credentials=credentials,
+        store="memory://",
+        autodiscover=False,
+        datadir=str(worker.data_dir),
+        web_enabled=True,
+        web_host=worker.web_host,
+        web_bind=worker.web_host,
+        web_port=worker.web_port,
+        canonical_url=f"http://{worker.web_host}:{worker.web_port}",
+        topic_partitions=partitions,
+        topic_replication_factor=catalogue["meter-readings"].replication_factor,
+        table_standby_replicas=worker.table_standby_replicas,
+        processing_guarantee=worker.processing_guarantee,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        stream_recovery_delay=0.5,
+        # A record whose processing raised is not acknowledged: its offset is never committed
+        # and a restarted worker processes it again (see CarbonPipeline._consume).
+        stream_ack_exceptions=False,
+        stream_ack_cancelled_tasks=False,
+        broker_commit_interval=1.0,
+    )
+    return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)

@@ -1,0 +1,88 @@
+"""Governor's Prometheus metrics.
+
+Conventions: base units in names (joules, grams, seconds), counters end in ``_total``, and
+every label has a bounded set of values: facility labels are capped (beyond the cap a
+facility is counted as ``_other``), reasons and sources are enums, topics come from the
+catalogue.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+OTHER = "_other"
+JOULES_PER_KWH = 3_600_000.0
+GRAMS_PER_KG = 1_000.0
+
+
+class FacilityLabels:
+    """Keeps the facility label set bounded: the first ``limit`` facilities seen keep their id."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+
+    def __call__(self, facility_id: str) -> str:
+        if facility_id in self._known:
+            return facility_id
+        if len(self._known) < self._limit:
+            self._known.add(facility_id)
+            return facility_id
+        return OTHER
+
+
+class Metrics:
+    """All metrics of one process, registered once on ``registry``."""
+
+    def __init__(self, max_facility_labels: int, registry: CollectorRegistry = REGISTRY) -> None:
+        self.facility_label = FacilityLabels(max_facility_labels)
+        self.records = Counter(
+            "governor_records_total",
+            "Source records handled, by pipeline and outcome.",
+            ["pipeline", "outcome"],
+            registry=registry,
+        )
+        self.readings = Counter(
+            "governor_meter_readings_total",
+            "Meter readings by outcome: applied to totals, duplicate event id, or replayed"
+            " (re-delivered record already counted).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "governor_dead_letters_total",
+            "Records sent to the dead-letter topic, by source topic and reason.",
+            ["topic", "reason"],
+            registry=registry,
+        )
+        self.energy = Counter(
+            "governor_energy_consumed_joules_total",
+            "Energy consumed according to accepted meter readings (1 kWh = 3.6e6 J).",
+            ["facility", "source"],
+            registry=registry,
+        )
+        self.emissions = Counter(
+            "governor_carbon_emissions_grams_total",
+            "Location-based emissions in grams CO2e of accepted meter readings.",
+            ["facility", "source"],
+            registry=registry,
+        )
+        self.processing = Histogram(
+            "governor_record_processing_seconds",
+            "Time to decide one source record (a reading or a batch), by pipeline.",
+            ["pipeline"],
+            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
+            registry=registry,
+        )
+        self.dedup_events = Gauge(
+            "governor_dedup_index_events",
+            "Event ids held in this worker's dedup window.",
+            ["pipeline"],
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "governor_http_requests_total",
+            "HTTP API requests by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=registry,
+        )

@@ -1,0 +1,39 @@
+"""Wiring: which pipelines and views make up a Governor worker (the processors live in agents/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+
+from agents import carbon
+from app.faust_app import Governor, create_app
+from app.metrics import Metrics
+from app.settings import Settings
+from app.topics import Catalogue
+from app.web import carbon as carbon_views
+from app.web import health
+
+
+@dataclass
+class Topology:
+    """A built worker: the Faust app plus handles on its pipelines, for views and tests."""
+
+    gov: Governor
+    carbon: carbon.CarbonPipeline
+    registry: CollectorRegistry
+
+
+def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
+    """Build the app for ``settings`` (its cluster must be resolved already)."""
+    catalogue = catalogue or Catalogue.load()
+    registry = CollectorRegistry()
+    metrics = Metrics(settings.metrics.max_facility_labels, registry)
+    gov = create_app(settings, catalogue, metrics)
+    pipeline = carbon.register(gov)
+    if settings.worker.faust_prometheus_sensor:
+        setup_prometheus_sensors(gov.app, pattern="/metrics", registry=registry, name_prefix="faust")
+    health.register(gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor)
+    carbon_views.register(gov, pipeline)
+    return Topology(gov=gov, carbon=pipeline, registry=registry)

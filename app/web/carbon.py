@@ -1,0 +1,228 @@
+"""Readings ingest and carbon queries under /api/v1.
+
+Per-facility queries are routed to the worker that owns the facility's partition (Faust
+``table_route``); a lookup by event id, whose facility is unknown, asks every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from faust.web import View
+from pydantic import BaseModel, ValidationError
+
+from agents.carbon import CarbonPipeline
+from app.faust_app import Governor
+from app.rules.carbon import DayTotals, check_record
+from app.web.http import authorised, problem, reply
+from schemas.carbon_emission import CarbonEmission
+from schemas.common import EnergySource
+from schemas.meter_reading import MeterReading, MeterReadingBatch, parse_meter_record
+
+LOCAL_ONLY_HEADER = "X-Governor-Local-Only"
+PEER_TIMEOUT_S = 5.0
+
+
+class SourceSummary(BaseModel):
+    energy_source: EnergySource
+    energy_kwh: float
+    emissions_kg_co2e: float
+    readings: int
+
+
+class DaySummary(BaseModel):
+    utc_day: date
+    energy_kwh: float
+    emissions_kg_co2e: float
+    readings: int
+    sources: list[SourceSummary]
+
+
+class FacilityEmissions(BaseModel):
+    """GET /carbon/emissions/{facility_id}: per-day, per-source totals and their sum."""
+
+    facility_id: str
+    factor_set: str
+    accounting_method: str
+    energy_kwh: float
+    emissions_kg_co2e: float
+    readings: int
+    days: list[DaySummary]
+
+
+class Accepted(BaseModel):
+    """202 reply to an ingest: where the reading(s) landed."""
+
+    event_ids: list[str]
+    facility_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+def summarise(facility_id: str, factor_set: str, days: list[DayTotals]) -> FacilityEmissions:
+    """Totals in kWh and kg CO2e, summed exactly from the integer mWh/mg counters."""
+    summaries = []
+    for day in days:
+        sources = [
+            SourceSummary(
+                energy_source=source,
+                energy_kwh=t.energy_kwh,
+                emissions_kg_co2e=t.emissions_kg_co2e,
+                readings=t.readings,
+            )
+            for source, t in sorted(day.by_source.items())
+        ]
+        mwh = sum(t.energy_mwh for t in day.by_source.values())
+        mg = sum(t.emissions_mg_co2e for t in day.by_source.values())
+        summaries.append(
+            DaySummary(
+                utc_day=day.utc_day,
+                energy_kwh=mwh / 1e6,
+                emissions_kg_co2e=mg / 1e6,
+                readings=sum(t.readings for t in day.by_source.values()),
+                sources=sources,
+            )
+        )
+    all_sources = [t for d in days for t in d.by_source.values()]
+    return FacilityEmissions(
+        facility_id=facility_id,
+        factor_set=factor_set,
+        accounting_method="location_based",
+        energy_kwh=sum(t.energy_mwh for t in all_sources) / 1e6,
+        emissions_kg_co2e=sum(t.emissions_mg_co2e for t in all_sources) / 1e6,
+        readings=sum(t.readings for t in all_sources),
+        days=summaries,
+    )
+
+
+def with_event_ids(payload: Any) -> Any:
+    """Give readings (and a batch) without an ``event_id`` a fresh one, as ingest promises."""
+    if not isinstance(payload, dict):
+        return payload
+    items = payload.get("readings") if "readings" in payload else [payload]
+    if "readings" in payload:
+        payload.setdefault("batch_id", f"batch-{uuid.uuid4()}")
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict):
+                item.setdefault("event_id", str(uuid.uuid4()))
+    return payload
+
+
+def register(gov: Governor, carbon: CarbonPipeline) -> None:
+    app = gov.app
+    source_topic = carbon.source
+
+    @app.page("/api/v1/readings")
+    class Ingest(View):  # type: ignore[misc]
+        route = "/api/v1/readings"
+
+        async def post(self, request: Any) -> Any:
+            ok, why = authorised(gov, request)
+            if not ok:
+                return problem(self, request, gov, self.route, 401, why)
+            body = await request.read()
+            if len(body) > gov.settings.api.max_body_bytes:
+                return problem(self, request, gov, self.route, 413, "request body too large")
+            try:
+                payload = with_event_ids(orjson.loads(body))
+                record = parse_meter_record(orjson.dumps(payload))
+            except orjson.JSONDecodeError as exc:
+                return problem(self, request, gov, self.route, 400, f"body is not JSON: {exc}")
+            except ValidationError as exc:
+                details = [
+                    {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                    for e in exc.errors()
+                ]
+                return problem(
+                    self, request, gov, self.route, 422, "reading does not match the schema",
+                    details=details,
+                )  # fmt: skip
+            except ValueError as exc:
+                return problem(self, request, gov, self.route, 422, str(exc))
+            now_ms = int(datetime.now(UTC).timestamp() * 1000)
+            key = record.facility_id.encode()
+            rejection = check_record(key, record, now_ms, gov.settings.carbon)
+            if rejection is not None:
+                return problem(
+                    self, request, gov, self.route, 422, rejection.message,
+                    reason=rejection.reason.value,
+                )  # fmt: skip
+            pending = await source_topic.send(
+                key=key, value=record.to_json_bytes(), timestamp=now_ms / 1000
+            )
+            metadata = await pending
+            ids = (
+                [r.event_id for r in record.readings]
+                if isinstance(record, MeterReadingBatch)
+                else [record.event_id]
+            )
+            accepted = Accepted(
+                event_ids=ids,
+                facility_id=record.facility_id,
+                topic=metadata.topic,
+                partition=metadata.partition,
+                offset=metadata.offset,
+            )
+            return reply(self, request, gov, self.route, accepted, status=202)
+
+    @app.page("/api/v1/readings/facility/{facility_id}")
+    class FacilityReadings(View):  # type: ignore[misc]
+        @app.table_route(table=carbon.recent, match_info="facility_id")
+        async def get(self, request: Any, facility_id: str) -> Any:
+            readings = carbon.recent_readings(facility_id)
+            return reply(self, request, gov, "/api/v1/readings/facility/{facility_id}", readings)
+
+    @app.page("/api/v1/readings/{event_id}")
+    class ReadingById(View):  # type: ignore[misc]
+        route = "/api/v1/readings/{event_id}"
+
+        async def get(self, request: Any, event_id: str) -> Any:
+            found = carbon.find_reading(event_id)
+            if found is None and LOCAL_ONLY_HEADER not in request.headers:
+                found = await ask_peers(gov, f"/api/v1/readings/{event_id}")
+            if found is None:
+                return problem(
+                    self, request, gov, self.route, 404,
+                    f"reading {event_id} is not among the recent readings of any facility",
+                )  # fmt: skip
+            return reply(self, request, gov, self.route, found)
+
+    @app.page("/api/v1/carbon/emissions/{facility_id}")
+    class Emissions(View):  # type: ignore[misc]
+        @app.table_route(table=carbon.totals, match_info="facility_id")
+        async def get(self, request: Any, facility_id: str) -> Any:
+            summary = summarise(facility_id, carbon.config.factor_set, carbon.day_totals(facility_id))
+            return reply(self, request, gov, "/api/v1/carbon/emissions/{facility_id}", summary)
+
+
+async def ask_peers(gov: Governor, path: str) -> CarbonEmission | None:
+    """Ask every other worker for a reading; the first that has it answers."""
+    own = str(gov.app.conf.canonical_url).rstrip("/")
+    peers = {str(url).rstrip("/") for url in gov.app.router.tables_metadata()} - {own}
+    if not peers:
+        return None
+
+    async def one(base: str) -> CarbonEmission | None:
+        try:
+            async with gov.app.http_client.get(
+                base + path, headers={LOCAL_ONLY_HEADER: "1"}, timeout=PEER_TIMEOUT_S
+            ) as response:
+                if response.status != 200:
+                    return None
+                return CarbonEmission.model_validate(orjson.loads(await response.read()))
+        except (TimeoutError, OSError, ValueError):
+            return None
+
+    for result in await asyncio.gather(*(one(p) for p in sorted(peers))):
+        if result is not None:
+            return result
+    return None
+
+
+__all__ = ["MeterReading", "register"]

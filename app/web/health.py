@@ -1,0 +1,49 @@
+"""/health (readiness, with liveness implied), /health/live and /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import View
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from app.faust_app import Governor
+from app.web.http import reply
+
+
+def readiness(gov: Governor) -> dict[str, bool]:
+    """Each readiness condition separately, so a 503 says which one is missing."""
+    app = gov.app
+    consumer = getattr(app, "_consumer", None)
+    assignment = consumer.assignment() if consumer is not None else set()
+    recovery = getattr(app.tables, "_recovery", None)
+    recovered = recovery is not None and recovery.completed.is_set()
+    return {
+        "partitions_assigned": bool(assignment),
+        "rebalance_finished": not app.rebalancing,
+        "table_recovery_finished": recovered,
+    }
+
+
+def register(gov: Governor, registry: CollectorRegistry, serve_metrics: bool) -> None:
+    app = gov.app
+
+    @app.page("/health")
+    class Health(View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            checks = readiness(gov)
+            ready = all(checks.values())
+            body = {"status": "ready" if ready else "not_ready", "live": True, "checks": checks}
+            return reply(self, request, gov, "/health", body, status=200 if ready else 503)
+
+    @app.page("/health/live")
+    class Live(View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            return reply(self, request, gov, "/health/live", {"live": True})
+
+    if serve_metrics:
+
+        @app.page("/metrics")
+        class Metrics(View):  # type: ignore[misc]
+            async def get(self, request: Any) -> Any:
+                return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

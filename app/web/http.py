@@ -1,0 +1,49 @@
+"""What every view needs: JSON replies, problem messages, bearer auth, request counting."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from app.faust_app import Governor
+
+JSON = "application/json"
+
+
+def reply(
+    view: Any, request: Any, gov: Governor, route: str, body: Any, status: int = 200
+) -> Any:
+    """A JSON response (pydantic models, lists of them, or plain JSON values), counted."""
+    if isinstance(body, BaseModel):
+        payload = body.model_dump(mode="json")
+    elif isinstance(body, list):
+        payload = [b.model_dump(mode="json") if isinstance(b, BaseModel) else b for b in body]
+    else:
+        payload = body
+    labels = {"route": route, "method": request.method, "status": str(status)}
+    gov.metrics.http_requests.labels(**labels).inc()
+    return view.bytes(orjson.dumps(payload, option=orjson.OPT_UTC_Z), content_type=JSON, status=status)
+
+
+def problem(
+    view: Any, request: Any, gov: Governor, route: str, status: int, message: str, **extra: Any
+) -> Any:
+    """A 4xx/5xx with a message a person can act on."""
+    return reply(view, request, gov, route, {"error": message, **extra}, status=status)
+
+
+def authorised(gov: Governor, request: Any) -> tuple[bool, str]:
+    """Check ``Authorization: Bearer <token>`` in constant time; the token is never logged."""
+    token = gov.settings.api.resolved_token()
+    if token is None:
+        return False, "writes are disabled: the server has no API token configured"
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False, "missing bearer token: send 'Authorization: Bearer <token>'"
+    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        return False, "invalid bearer token"
+    return True, ""
