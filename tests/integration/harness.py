@@ -1,0 +1,269 @@
+"""Real-Kafka test harness: the cluster, worker processes, producing and reading topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from app.localkafka import LocalBroker, free_port
+from app.settings import load_settings
+from app.topics import Catalogue, apply_catalogue
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "test-token-" + uuid.uuid4().hex
+SESSION: dict[str, Cluster] = {}
+"""The session's cluster, for the failure report in tests/conftest.py."""
+
+
+@dataclass
+class Cluster:
+    """A Kafka cluster for the session and how it was obtained."""
+
+    bootstrap_servers: str
+    mode: str
+    broker: LocalBroker | None = None
+    stop: Any = None
+
+    def client_options(self) -> dict[str, Any]:
+        from app.connection import aiokafka_options
+
+        return aiokafka_options(load_settings().kafka.model_copy(
+            update={"bootstrap_servers": self.bootstrap_servers}
+        ))  # fmt: skip
+
+
+def docker_available() -> bool:
+    """A Docker engine answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        result = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def provision_cluster(work_dir: Path) -> Cluster:
+    """External cluster if named, else testcontainers with Docker, else a Maven-fetched broker.
+
+    Any failure raises: a suite that cannot get a broker fails rather than skips.
+    """
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        return Cluster(external, "external")
+    version = os.environ.get("GOVERNOR_KAFKA__LOCAL_VERSION", "3.9.1")
+    if docker_available() and os.environ.get("GOVERNOR_TEST_NO_DOCKER") != "1":
+        from testcontainers.kafka import KafkaContainer
+
+        container = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
+        container.start()
+        return Cluster(container.get_bootstrap_server(), "testcontainers", stop=container.stop)
+    settings = load_settings()
+    broker = LocalBroker(version, settings.kafka.local_cache_dir, work_dir)
+    broker.start()
+    return Cluster(broker.bootstrap_servers, f"local Apache Kafka {version}", broker=broker,
+                   stop=broker.stop)  # fmt: skip
+
+
+async def create_topics(cluster: Cluster, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(**cluster.client_options())
+    await admin.start()
+    try:
+        await apply_catalogue(admin, Catalogue.load(), prefix)
+    finally:
+        await admin.close()
+
+
+@dataclass
+class WorkerProcess:
+    """One ``governor worker`` subprocess with its own web port and data directory."""
+
+    cluster: Cluster
+    app_id: str
+    prefix: str
+    work_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.work_dir / f"worker-{self.port}.log"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
+        env.update(
+            GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=self.cluster.bootstrap_servers,
+            GOVERNOR_KAFKA__TOPIC_PREFIX=self.prefix,
+            GOVERNOR_WORKER__APP_ID=self.app_id,
+            GOVERNOR_WORKER__WEB_PORT=str(self.port),
+            GOVERNOR_WORKER__DATA_DIR=str(self.work_dir / f"data-{self.port}"),
+            GOVERNOR_WORKER__LOG_LEVEL="info",
+            GOVERNOR_API__TOKEN=TOKEN,
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> WorkerProcess:
+        if not self.port:
+            self.port = free_port()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "--config", str(REPO / "config/governor.yaml"),
+             "worker"],
+            cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self.starts += 1
+        return self
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Until /health says ready (partitions assigned, recovery done)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.tail()}")
+            status, _ = http_get(self.url + "/health")
+            if status == 200:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready after {timeout_s}s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commit, no producer flush."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def tail(self, lines: int = 80) -> str:
+        if not self.log_file.exists():
+            return "(no worker log)"
+        text = self.log_file.read_text(errors="replace").splitlines()
+        return "\n".join(line for line in text[-lines:] if not line.startswith(("|", "〃")))
+
+
+def http_get(url: str, timeout: float = 10.0) -> tuple[int, Any]:
+    return http_request("GET", url, timeout=timeout)
+
+
+def http_request(
+    method: str, url: str, body: bytes | None = None, token: str | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, Any]:  # fmt: skip
+    """A blocking HTTP call; returns (status, parsed JSON or text). Status 0 = no connection."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+    try:
+        return status, orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return status, raw.decode(errors="replace")
+
+
+async def produce(
+    cluster: Cluster, topic: str, records: Iterable[tuple[bytes | None, bytes]],
+    timestamp_ms: int | None = None,
+) -> None:  # fmt: skip
+    """Publish (key, value) pairs with the default (murmur2) partitioner, idempotently."""
+    producer = AIOKafkaProducer(
+        **cluster.client_options(), enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, timestamp_ms=timestamp_ms)
+            for key, value in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(cluster: Cluster, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(**cluster.client_options())
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_all(
+    cluster: Cluster, topic: str, expect: int, timeout_s: float = 60.0
+) -> list[Any]:
+    """Read a topic from the beginning until ``expect`` records arrived (or time runs out)."""
+    consumer = AIOKafkaConsumer(
+        topic, **cluster.client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
+        group_id=None,
+    )  # fmt: skip
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for messages in batch.values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def wait_for(predicate: Any, timeout_s: float = 60.0, interval_s: float = 0.3) -> Any:
+    """Poll ``predicate`` until it returns something truthy; return it or fail with the last."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met in {timeout_s}s; last value: {last!r}")
