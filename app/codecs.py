@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from faust.serializers.codecs import Codec
 from pydantic import BaseModel
 
@@ -20,7 +19,11 @@ class Utf8KeyCodec(Codec):  # type: ignore[misc]
 
 
 class ModelCodec(Codec):  # type: ignore[misc]
-    """One pydantic model type per table; values round-trip exactly."""
+    """One pydantic model type per table; values round-trip exactly.
+
+    Table state is encoded with pydantic's own (Rust) JSON encoder: on the hot path it is
+    several times faster than ``model_dump`` followed by orjson.
+    """
 
     def __init__(self, model: type[BaseModel], **kwargs: Any) -> None:
         super().__init__(model=model, **kwargs)
@@ -28,7 +31,7 @@ class ModelCodec(Codec):  # type: ignore[misc]
 
     def _dumps(self, obj: Any) -> bytes:
         assert isinstance(obj, self.model), f"expected {self.model.__name__}, got {type(obj)}"
-        return orjson.dumps(obj.model_dump(mode="json"))
+        return obj.model_dump_json().encode()
 
     def _loads(self, s: bytes) -> BaseModel:
-        return self.model.model_validate(orjson.loads(s))
+        return self.model.model_validate_json(s)

@@ -48,7 +48,9 @@ class Governor:
         """A memory table with changelog, UTF-8 keys and one pydantic value model.
 
         Faust derives a table's codecs from ``key_type``/``value_type`` (JSON by default) and
-        builds its store and changelog topic lazily, so the codecs are set before either exists.
+        builds its changelog topic with them at construction; writes use the table's codecs and
+        recovery decodes with the topic's. Both are replaced here, before the worker starts,
+        so that what is written is what recovery reads.
         """
         table = self.app.Table(
             name,
@@ -58,6 +60,7 @@ class Governor:
         )
         table.key_serializer = KEY_CODEC
         table.value_serializer = ModelCodec(model)
+        table.changelog_topic = table._new_changelog_topic()
         return table
 
 

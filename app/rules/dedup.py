@@ -54,6 +54,7 @@ class DedupIndex:
         self._window_s = window_s
         self._max_events = max_events_per_partition
         self._by_event: dict[str, DedupSegment] = {}
+        self._by_position: dict[Position, DedupSegment] = {}
         self._partitions: dict[int, _PartitionSegments] = {}
 
     def __len__(self) -> int:
@@ -65,8 +66,7 @@ class DedupIndex:
 
     def contains_segment(self, position: Position) -> bool:
         """Whether the record at ``position`` already has its segment (replay check)."""
-        part = self._partitions.get(position.partition)
-        return part is not None and any(s.position == position for s in reversed(part.segments))
+        return position in self._by_position
 
     def add(self, segment: DedupSegment) -> list[DedupSegment]:
         """Index a segment and return the segments evicted to keep the bounds.
@@ -78,6 +78,7 @@ class DedupIndex:
         if part.segments and part.segments[-1].position.offset >= segment.position.offset:
             return []
         part.segments.append(segment)
+        self._by_position[segment.position] = segment
         part.event_count += len(segment.event_ids)
         part.max_event_time_s = max(part.max_event_time_s, segment.max_event_time_s)
         for event_id in segment.event_ids:
@@ -105,6 +106,7 @@ class DedupIndex:
         return evicted
 
     def _forget(self, segment: DedupSegment) -> None:
+        self._by_position.pop(segment.position, None)
         for event_id in segment.event_ids:
             if self._by_event.get(event_id) is segment:
                 del self._by_event[event_id]

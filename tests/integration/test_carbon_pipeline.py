@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
@@ -71,8 +72,19 @@ def http_totals(worker: WorkerProcess, facility_id: str) -> tuple[int, int, int]
     )
 
 
-def totals_match(worker: WorkerProcess, expected: dict[str, tuple[int, int, int]]) -> bool:
-    return all(http_totals(worker, f) == want for f, want in expected.items())
+def wait_for_totals(
+    worker: WorkerProcess, expected: dict[str, tuple[int, int, int]], timeout_s: float = 60.0
+) -> None:
+    """Until the HTTP totals equal ``expected`` exactly; on timeout, name every difference."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        actual = {f: http_totals(worker, f) for f in expected}
+        wrong = {f: (actual[f], want) for f, want in expected.items() if actual[f] != want}
+        if not wrong:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"totals (actual, expected) still differ: {wrong}")
+        time.sleep(0.5)
 
 
 def test_readings_become_emissions_and_totals(
@@ -99,7 +111,7 @@ def test_readings_become_emissions_and_totals(
         expected_mg = round(source.consumption_kwh * FACTORS[source.energy_source] * MG_PER_KG)
         assert round(emission.emissions_kg_co2e * MG_PER_KG) == expected_mg
 
-    wait_for(lambda: totals_match(worker, expected_totals(everything)))
+    wait_for_totals(worker, expected_totals(everything))
     status, body = http_get(f"{worker.url}/api/v1/carbon/emissions/facility-001")
     assert status == 200
     day = body["days"][0]
@@ -179,6 +191,6 @@ def test_redelivered_event_id_is_not_counted_twice(
     key = in_batch.facility_id.encode()
     asyncio.run(produce(cluster, prefix + "meter-readings", [(key, in_batch.to_json_bytes())]))
     unique = first + sample_readings(1, facilities=2, start=20)
-    wait_for(lambda: totals_match(worker, expected_totals(unique)))
+    wait_for_totals(worker, expected_totals(unique))
     status, metrics = http_get(f"{worker.url}/metrics")
     assert 'governor_meter_readings_total{outcome="duplicate"} 12.0' in metrics
