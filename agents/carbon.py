@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
@@ -62,10 +62,12 @@ class CarbonPipeline:
         self.segments = gov.table(
             "reading-dedup", DedupSegment, "Event ids applied per source record (bounded)"
         )
-        self.dedup = DedupIndex(self.config.dedup_window_s, self.config.dedup_max_events_per_partition)
+        self.dedup = DedupIndex(
+            self.config.dedup_window_s, self.config.dedup_max_events_per_partition
+        )
         self._indexed_partitions: set[int] = set()
         gov.app.agent(self.source, name="carbon-emissions")(self._consume)
-        gov.app.on_partitions_revoked.connect(self._on_partitions_revoked)
+        gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
 
     async def _consume(self, stream: Any) -> None:
         """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
@@ -115,7 +117,9 @@ class CarbonPipeline:
         try:
             outcome = self._decide(readings, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept
-            log.exception("carbon rules failed on %s[%d]@%d", message.topic, *position_tuple(position))
+            log.exception(
+                "carbon rules failed on %s[%d]@%d", message.topic, *position_tuple(position)
+            )
             await self._dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
         self._persist(outcome, readings[0].facility_id)
@@ -183,7 +187,10 @@ class CarbonPipeline:
         self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()
         sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
         for emission in applied:
-            label = (self.metrics.facility_label(emission.facility_id), emission.energy_source.value)
+            label = (
+                self.metrics.facility_label(emission.facility_id),
+                emission.energy_source.value,
+            )
             sums[label][0] += emission.consumption_kwh
             sums[label][1] += emission.emissions_kg_co2e
         for (facility, source), (kwh, kg) in sums.items():

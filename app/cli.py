@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,14 +68,118 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return asyncio.run(_apply_topics(settings, create=not args.check))
 
 
+def cmd_schemas(args: argparse.Namespace) -> int:
+    """Write one JSON Schema per topic value (and alternative value, e.g. a batch envelope)."""
+    import json
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in Catalogue.load().topics:
+        for model in spec.value_models():
+            schema = model.model_json_schema(mode="serialization")
+            schema["$id"] = f"governor/{spec.name}/{model.__name__}"
+            schema["x-kafka-topic"] = spec.name
+            schema["x-kafka-key"] = spec.key
+            path = out / f"{spec.name}.{model.__name__}.json"
+            path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            print(path)
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """List dead letters, or re-publish selected ones to their source topic."""
+    from app.dlq import read_letters, republish
+    from schemas.dead_letter import DeadLetterReason
+
+    settings = _settings(args)
+    _require_cluster(settings)
+    options = aiokafka_options(settings.kafka)
+    topic = settings.kafka.topic_prefix + "dead-letters"
+    reason = DeadLetterReason(args.reason) if args.reason else None
+    letters = asyncio.run(read_letters(options, topic, reason))
+    if args.action == "list":
+        for item in letters[-args.limit :]:
+            d = item.letter
+            print(
+                f"{item.ref:>10}  {d.dead_lettered_at:%Y-%m-%dT%H:%M:%SZ}  {d.reason.value:26}"
+                f"  {d.source_topic}[{d.source_partition}]@{d.source_offset}  {d.error[:120]}"
+            )
+        print(f"{len(letters)} dead letter(s)" + (f" with reason {reason.value}" if reason else ""))
+        return 0
+    chosen = [x for x in letters if not args.ref or x.ref in set(args.ref)]
+    if not args.ref and not args.all:
+        print(
+            "governor: name dead letters with --ref PARTITION:OFFSET, or pass --all",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dry_run:
+        for item in chosen:
+            print(f"would re-publish {item.ref} to {item.letter.source_topic}")
+        return 0
+    count = asyncio.run(republish(options, chosen))
+    print(f"re-published {count} dead letter(s)")
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    """Run a local single-node broker in the foreground until interrupted."""
+    from app.localkafka import LocalBroker
+
+    settings = _settings(args)
+    work = Path(args.dir)
+    broker = LocalBroker(
+        args.version or settings.kafka.local_version, settings.kafka.local_cache_dir, work
+    )
+    with broker:
+        (work / "bootstrap").write_text(broker.bootstrap_servers, encoding="utf-8")
+        print(f"Kafka {broker.version} at {broker.bootstrap_servers} (log: {broker.log_file})")
+        print(f"export GOVERNOR_KAFKA__BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
+        try:
+            while broker.process is not None and broker.process.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Everything at once: broker, topics, worker, sample traffic, results, then serve."""
+    from app.demo import run_demo
+
+    return run_demo(_settings(args), readings=args.readings, serve=not args.once)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="governor", description=__doc__)
-    top.add_argument("--config", help="YAML settings file (default: $GOVERNOR_CONFIG or config/governor.yaml)")
+    top.add_argument(
+        "--config", help="YAML settings file (default: $GOVERNOR_CONFIG or config/governor.yaml)"
+    )
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run a stream-processing worker").set_defaults(func=cmd_worker)
     topics = sub.add_parser("topics", help="create or verify the topics of topics.yaml")
     topics.add_argument("--check", action="store_true", help="only verify; exit 1 on drift")
     topics.set_defaults(func=cmd_topics)
+    schemas = sub.add_parser("schemas", help="export JSON Schemas of every topic value")
+    schemas.add_argument("action", choices=["export"])
+    schemas.add_argument("--out", default="schemas/json", help="output directory")
+    schemas.set_defaults(func=cmd_schemas)
+    dlq = sub.add_parser("dlq", help="list or re-publish dead letters")
+    dlq.add_argument("action", choices=["list", "republish"])
+    dlq.add_argument("--reason", help="only dead letters with this reason")
+    dlq.add_argument("--limit", type=int, default=50, help="list: newest N")
+    dlq.add_argument("--ref", action="append", help="republish: PARTITION:OFFSET (repeatable)")
+    dlq.add_argument("--all", action="store_true", help="republish every (matching) letter")
+    dlq.add_argument("--dry-run", action="store_true")
+    dlq.set_defaults(func=cmd_dlq)
+    kafka = sub.add_parser("kafka", help="run a local Apache Kafka broker (KRaft) until Ctrl-C")
+    kafka.add_argument("--version", help="Kafka version (default: kafka.local_version)")
+    kafka.add_argument("--dir", default="var/kafka", help="data and log directory (wiped)")
+    kafka.set_defaults(func=cmd_kafka)
+    demo = sub.add_parser("demo", help="local broker + worker + sample traffic + results")
+    demo.add_argument("--readings", type=int, default=5000)
+    demo.add_argument("--once", action="store_true", help="exit after showing the results")
+    demo.set_defaults(func=cmd_demo)
     return top
 
 

@@ -8,7 +8,7 @@ from faust.serializers.codecs import Codec
 from pydantic import BaseModel
 
 
-class Utf8KeyCodec(Codec):  # type: ignore[misc]
+class Utf8KeyCodec(Codec):
     """Table keys are ``str`` in memory and UTF-8 on the changelog, so recovered keys match."""
 
     def _dumps(self, obj: Any) -> bytes:
@@ -18,7 +18,7 @@ class Utf8KeyCodec(Codec):  # type: ignore[misc]
         return s.decode()
 
 
-class ModelCodec(Codec):  # type: ignore[misc]
+class ModelCodec(Codec):
     """One pydantic model type per table; values round-trip exactly.
 
     Table state is encoded with pydantic's own (Rust) JSON encoder: on the hot path it is

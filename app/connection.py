@@ -13,9 +13,7 @@ from app.settings import KafkaSettings
 def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
     if "SSL" not in kafka.security_protocol:
         return None
-    context = ssl.create_default_context(
-        cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
-    )
+    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
     if kafka.ssl_certfile:
         context.load_cert_chain(
             str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None

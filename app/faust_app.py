@@ -52,7 +52,7 @@ class Governor:
         recovery decodes with the topic's. Both are replaced here, before the worker starts,
         so that what is written is what recovery reads.
         """
-        table = self.app.Table(
+        table: Any = self.app.Table(
             name,
             default=None,
             partitions=self.catalogue["meter-readings"].partitions,
@@ -80,7 +80,7 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         web_host=worker.web_host,
         web_bind=worker.web_host,
         web_port=worker.web_port,
-        canonical_url=f"http://{worker.web_host}:{worker.web_port}",
+        canonical_url=f"http://{worker.advertised_host or worker.web_host}:{worker.web_port}",
         topic_partitions=partitions,
         topic_replication_factor=catalogue["meter-readings"].replication_factor,
         table_standby_replicas=worker.table_standby_replicas,

@@ -116,6 +116,8 @@ class WorkerSettings(_Section):
     app_id: str = Field(default="governor", pattern=r"^[A-Za-z0-9._\-]+$")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8088, ge=1, le=65535)
+    advertised_host: str | None = None
+    """Host other workers use to reach this one (HTTP routing); defaults to ``web_host``."""
     data_dir: Path = Path("var/governor")
     table_standby_replicas: int = Field(default=0, ge=0)
     processing_guarantee: Literal["at_least_once"] = "at_least_once"

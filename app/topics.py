@@ -194,5 +194,7 @@ async def apply_catalogue(
             reports.append(TopicReport(name, status))
             continue
         problems = _drift(spec, actual[name])
-        reports.append(TopicReport(name, TopicStatus.DRIFT if problems else TopicStatus.OK, problems))
+        reports.append(
+            TopicReport(name, TopicStatus.DRIFT if problems else TopicStatus.OK, problems)
+        )
     return reports

@@ -33,7 +33,9 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     gov = create_app(settings, catalogue, metrics)
     pipeline = carbon.register(gov)
     if settings.worker.faust_prometheus_sensor:
-        setup_prometheus_sensors(gov.app, pattern="/metrics", registry=registry, name_prefix="faust")
+        setup_prometheus_sensors(
+            gov.app, pattern="/metrics", registry=registry, name_prefix="faust"
+        )
     health.register(gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor)
     carbon_views.register(gov, pipeline)
     return Topology(gov=gov, carbon=pipeline, registry=registry)

@@ -1,1 +1,2 @@
-"""Topic value contracts: one pydantic model per topic value, shared with producers and consumers."""
+"""Topic value contracts: one pydantic model per topic value, shared with producers and
+consumers."""

@@ -17,7 +17,7 @@ class AccountingMethod(StrEnum):
 
 
 class CarbonEmission(Contract):
-    """Emissions of one reading: ``emissions_kg_co2e = consumption_kwh × factor``.
+    """Emissions of one reading: ``emissions_kg_co2e = consumption_kwh * factor``.
 
     ``event_id`` is the reading's own event id, so consumers can deduplicate re-deliveries.
     The record names the factor set, its version and the factor used, so a figure can be

@@ -58,6 +58,9 @@ class Contract(BaseModel):
 
     @classmethod
     def from_json_bytes(cls, data: bytes | str) -> Self:
-        """Parse and validate one value; raises ``orjson.JSONDecodeError`` or ``ValidationError``."""
+        """Parse and validate one value.
+
+        Raises ``orjson.JSONDecodeError`` (not JSON) or ``ValidationError`` (not the contract).
+        """
         parsed: Any = orjson.loads(data)
         return cls.model_validate(parsed)

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+import aiohttp
 import orjson
 from faust.web import View
 from pydantic import BaseModel, ValidationError
@@ -119,38 +120,38 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
     source_topic = carbon.source
 
     @app.page("/api/v1/readings")
-    class Ingest(View):  # type: ignore[misc]
-        route = "/api/v1/readings"
+    class Ingest(View):
+        ROUTE = "/api/v1/readings"
 
         async def post(self, request: Any) -> Any:
             ok, why = authorised(gov, request)
             if not ok:
-                return problem(self, request, gov, self.route, 401, why)
+                return problem(self, request, gov, self.ROUTE, 401, why)
             body = await request.read()
             if len(body) > gov.settings.api.max_body_bytes:
-                return problem(self, request, gov, self.route, 413, "request body too large")
+                return problem(self, request, gov, self.ROUTE, 413, "request body too large")
             try:
                 payload = with_event_ids(orjson.loads(body))
                 record = parse_meter_record(orjson.dumps(payload))
             except orjson.JSONDecodeError as exc:
-                return problem(self, request, gov, self.route, 400, f"body is not JSON: {exc}")
+                return problem(self, request, gov, self.ROUTE, 400, f"body is not JSON: {exc}")
             except ValidationError as exc:
                 details = [
                     {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                     for e in exc.errors()
                 ]
                 return problem(
-                    self, request, gov, self.route, 422, "reading does not match the schema",
+                    self, request, gov, self.ROUTE, 422, "reading does not match the schema",
                     details=details,
                 )  # fmt: skip
             except ValueError as exc:
-                return problem(self, request, gov, self.route, 422, str(exc))
+                return problem(self, request, gov, self.ROUTE, 422, str(exc))
             now_ms = int(datetime.now(UTC).timestamp() * 1000)
             key = record.facility_id.encode()
             rejection = check_record(key, record, now_ms, gov.settings.carbon)
             if rejection is not None:
                 return problem(
-                    self, request, gov, self.route, 422, rejection.message,
+                    self, request, gov, self.ROUTE, 422, rejection.message,
                     reason=rejection.reason.value,
                 )  # fmt: skip
             pending = await source_topic.send(
@@ -169,18 +170,18 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
                 partition=metadata.partition,
                 offset=metadata.offset,
             )
-            return reply(self, request, gov, self.route, accepted, status=202)
+            return reply(self, request, gov, self.ROUTE, accepted, status=202)
 
     @app.page("/api/v1/readings/facility/{facility_id}")
-    class FacilityReadings(View):  # type: ignore[misc]
-        @app.table_route(table=carbon.recent, match_info="facility_id")
+    class FacilityReadings(View):
+        @app.table_route(table=carbon.recent, match_info="facility_id")  # type: ignore[arg-type]
         async def get(self, request: Any, facility_id: str) -> Any:
             readings = carbon.recent_readings(facility_id)
             return reply(self, request, gov, "/api/v1/readings/facility/{facility_id}", readings)
 
     @app.page("/api/v1/readings/{event_id}")
-    class ReadingById(View):  # type: ignore[misc]
-        route = "/api/v1/readings/{event_id}"
+    class ReadingById(View):
+        ROUTE = "/api/v1/readings/{event_id}"
 
         async def get(self, request: Any, event_id: str) -> Any:
             found = carbon.find_reading(event_id)
@@ -188,16 +189,18 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
                 found = await ask_peers(gov, f"/api/v1/readings/{event_id}")
             if found is None:
                 return problem(
-                    self, request, gov, self.route, 404,
+                    self, request, gov, self.ROUTE, 404,
                     f"reading {event_id} is not among the recent readings of any facility",
                 )  # fmt: skip
-            return reply(self, request, gov, self.route, found)
+            return reply(self, request, gov, self.ROUTE, found)
 
     @app.page("/api/v1/carbon/emissions/{facility_id}")
-    class Emissions(View):  # type: ignore[misc]
-        @app.table_route(table=carbon.totals, match_info="facility_id")
+    class Emissions(View):
+        @app.table_route(table=carbon.totals, match_info="facility_id")  # type: ignore[arg-type]
         async def get(self, request: Any, facility_id: str) -> Any:
-            summary = summarise(facility_id, carbon.config.factor_set, carbon.day_totals(facility_id))
+            summary = summarise(
+                facility_id, carbon.config.factor_set, carbon.day_totals(facility_id)
+            )
             return reply(self, request, gov, "/api/v1/carbon/emissions/{facility_id}", summary)
 
 
@@ -211,7 +214,9 @@ async def ask_peers(gov: Governor, path: str) -> CarbonEmission | None:
     async def one(base: str) -> CarbonEmission | None:
         try:
             async with gov.app.http_client.get(
-                base + path, headers={LOCAL_ONLY_HEADER: "1"}, timeout=PEER_TIMEOUT_S
+                base + path,
+                headers={LOCAL_ONLY_HEADER: "1"},
+                timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
             ) as response:
                 if response.status != 200:
                     return None

@@ -29,7 +29,7 @@ def register(gov: Governor, registry: CollectorRegistry, serve_metrics: bool) ->
     app = gov.app
 
     @app.page("/health")
-    class Health(View):  # type: ignore[misc]
+    class Health(View):
         async def get(self, request: Any) -> Any:
             checks = readiness(gov)
             ready = all(checks.values())
@@ -37,13 +37,13 @@ def register(gov: Governor, registry: CollectorRegistry, serve_metrics: bool) ->
             return reply(self, request, gov, "/health", body, status=200 if ready else 503)
 
     @app.page("/health/live")
-    class Live(View):  # type: ignore[misc]
+    class Live(View):
         async def get(self, request: Any) -> Any:
             return reply(self, request, gov, "/health/live", {"live": True})
 
     if serve_metrics:
 
         @app.page("/metrics")
-        class Metrics(View):  # type: ignore[misc]
+        class Metrics(View):
             async def get(self, request: Any) -> Any:
                 return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

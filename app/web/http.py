@@ -13,10 +13,9 @@ from app.faust_app import Governor
 JSON = "application/json"
 
 
-def reply(
-    view: Any, request: Any, gov: Governor, route: str, body: Any, status: int = 200
-) -> Any:
+def reply(view: Any, request: Any, gov: Governor, route: str, body: Any, status: int = 200) -> Any:
     """A JSON response (pydantic models, lists of them, or plain JSON values), counted."""
+    payload: Any
     if isinstance(body, BaseModel):
         payload = body.model_dump(mode="json")
     elif isinstance(body, list):
@@ -25,7 +24,9 @@ def reply(
         payload = body
     labels = {"route": route, "method": request.method, "status": str(status)}
     gov.metrics.http_requests.labels(**labels).inc()
-    return view.bytes(orjson.dumps(payload, option=orjson.OPT_UTC_Z), content_type=JSON, status=status)
+    return view.bytes(
+        orjson.dumps(payload, option=orjson.OPT_UTC_Z), content_type=JSON, status=status
+    )
 
 
 def problem(

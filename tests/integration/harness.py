@@ -210,9 +210,7 @@ async def produce(
     timestamp_ms: int | None = None,
 ) -> None:  # fmt: skip
     """Publish (key, value) pairs with the default (murmur2) partitioner, idempotently."""
-    producer = AIOKafkaProducer(
-        **cluster.client_options(), enable_idempotence=True, linger_ms=5
-    )
+    producer = AIOKafkaProducer(**cluster.client_options(), enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         futures = [
@@ -225,20 +223,19 @@ async def produce(
 
 
 async def end_offsets(cluster: Cluster, topic: str) -> dict[int, int]:
+    from app.dlq import partitions_of
+
+    tps = [TopicPartition(topic, p) for p in await partitions_of(cluster.client_options(), topic)]
     consumer = AIOKafkaConsumer(**cluster.client_options())
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps)
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
 
 
-async def read_all(
-    cluster: Cluster, topic: str, expect: int, timeout_s: float = 60.0
-) -> list[Any]:
+async def read_all(cluster: Cluster, topic: str, expect: int, timeout_s: float = 60.0) -> list[Any]:
     """Read a topic from the beginning until ``expect`` records arrived (or time runs out)."""
     consumer = AIOKafkaConsumer(
         topic, **cluster.client_options(), auto_offset_reset="earliest", enable_auto_commit=False,

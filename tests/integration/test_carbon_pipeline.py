@@ -135,7 +135,8 @@ def test_bad_input_is_dead_lettered_and_the_agent_keeps_going(
     future = (BASE_TIME + timedelta(days=3)).isoformat()
     bad: list[tuple[bytes | None, bytes, DeadLetterReason]] = [
         (b"facility-001", b"\xff\xfe not json", DeadLetterReason.UNDECODABLE),
-        (b"facility-001", orjson.dumps({**valid, "consumption": 1}), DeadLetterReason.INVALID_SCHEMA),
+        (b"facility-001", orjson.dumps({**valid, "consumption": 1}),
+         DeadLetterReason.INVALID_SCHEMA),
         (b"facility-001", orjson.dumps({**valid, "consumption_kwh": -4}),
          DeadLetterReason.NEGATIVE_CONSUMPTION),
         (b"facility-001", orjson.dumps({**valid, "power_factor": 1.5}),
@@ -193,4 +194,5 @@ def test_redelivered_event_id_is_not_counted_twice(
     unique = first + sample_readings(1, facilities=2, start=20)
     wait_for_totals(worker, expected_totals(unique))
     status, metrics = http_get(f"{worker.url}/metrics")
+    assert status == 200
     assert 'governor_meter_readings_total{outcome="duplicate"} 12.0' in metrics

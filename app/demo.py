@@ -1,0 +1,200 @@
+"""The main job end to end: local broker, topics, a worker, sample traffic, visible results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from app.connection import aiokafka_options
+from app.dlq import read_letters
+from app.localkafka import LocalBroker
+from app.sample import sample_reading, sample_records
+from app.settings import Settings
+from app.topics import Catalogue, apply_catalogue
+from schemas.carbon_emission import CarbonEmission
+
+DEMO_DIR = Path("var/demo")
+FACILITIES = 8
+
+
+def _http(method: str, url: str, body: bytes | None = None, token: str | None = None) -> Any:
+    request = urllib.request.Request(url, data=body, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return orjson.loads(exc.read())
+
+
+def _wait_ready(base: str, worker: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited; see {log}")
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(base + "/health", timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"worker not ready after 120 s; see {log}")
+
+
+def _applied(base: str) -> int:
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(r'governor_meter_readings_total\{outcome="applied"\} ([0-9.e+]+)', text)
+    return int(float(found.group(1))) if found else 0
+
+
+async def _publish(settings: Settings, readings: int) -> None:
+    """Sample readings in per-facility batches of 100, plus two records that must fail."""
+    topic = settings.kafka.topic_prefix + "meter-readings"
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=readings // FACILITIES)
+    producer = AIOKafkaProducer(**aiokafka_options(settings.kafka), enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value, _ in sample_records(readings, start, FACILITIES, 100, run="demo"):
+            await producer.send(topic, value, key=key)
+        bad = sample_reading(readings + 1, start, FACILITIES, run="demo")
+        negative = bad.model_copy(update={"consumption_kwh": -3.0}).to_json_bytes()
+        await producer.send(topic, negative, key=bad.facility_id.encode())
+        await producer.send(topic, b"{not json", key=b"facility-000")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _first_emissions(settings: Settings, count: int) -> list[CarbonEmission]:
+    consumer = AIOKafkaConsumer(
+        settings.kafka.topic_prefix + "carbon-emissions", **aiokafka_options(settings.kafka),
+        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        found: list[CarbonEmission] = []
+        while len(found) < count:
+            for messages in (await consumer.getmany(timeout_ms=1000, max_records=count)).values():
+                found.extend(CarbonEmission.from_json_bytes(m.value) for m in messages)
+        return found[:count]
+    finally:
+        await consumer.stop()
+
+
+async def _create_topics(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings.kafka))
+    await admin.start()
+    try:
+        for report in await apply_catalogue(admin, Catalogue.load(), settings.kafka.topic_prefix):
+            print(f"  topic {report.name}: {report.status.value}")
+    finally:
+        await admin.close()
+
+
+def _show(settings: Settings, base: str, token: str) -> None:
+    print("\nFirst emission records on carbon-emissions:")
+    for e in asyncio.run(_first_emissions(settings, 5)):
+        print(
+            f"  {e.event_id} {e.facility_id} {e.energy_source.value:12}"
+            f" {e.consumption_kwh:8.3f} kWh x {e.factor_kg_co2e_per_kwh}"
+            f" = {e.emissions_kg_co2e:.6f} kg CO2e [{e.factor_set} {e.factor_set_version}]"
+        )
+    print("\nTotals per facility (GET /api/v1/carbon/emissions/{facility_id}):")
+    for n in range(FACILITIES):
+        body = _http("GET", f"{base}/api/v1/carbon/emissions/facility-{n:03d}")
+        print(
+            f"  {body['facility_id']}: {body['readings']:6d} readings"
+            f" {body['energy_kwh']:12.3f} kWh {body['emissions_kg_co2e']:12.3f} kg CO2e"
+            f" over {len(body['days'])} day(s)"
+        )
+    print("\nDead letters (governor dlq list):")
+    letters = asyncio.run(read_letters(aiokafka_options(settings.kafka),
+                                       settings.kafka.topic_prefix + "dead-letters"))  # fmt: skip
+    for item in letters:
+        print(f"  {item.ref} {item.letter.reason.value}: {item.letter.error[:90]}")
+    reading = sample_reading(0, datetime.now(UTC).replace(microsecond=0), 1, run="http")
+    accepted = _http("POST", f"{base}/api/v1/readings", reading.to_json_bytes(), token)
+    print(f"\nPOST /api/v1/readings → {accepted}")
+
+
+def run_demo(settings: Settings, readings: int, serve: bool) -> int:
+    """Run everything; with ``serve`` keep the worker up until Ctrl-C."""
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    broker: LocalBroker | None = None
+    if not settings.kafka.bootstrap_servers:
+        print(f"Starting Apache Kafka {settings.kafka.local_version} (jars cached in "
+              f"{settings.kafka.local_cache_dir}) ...")  # fmt: skip
+        broker = LocalBroker(settings.kafka.local_version, settings.kafka.local_cache_dir,
+                             DEMO_DIR / "kafka").start()  # fmt: skip
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        settings = settings.model_copy(update={"kafka": kafka})
+        print(f"  broker at {broker.bootstrap_servers}, log {broker.log_file}")
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        asyncio.run(_create_topics(settings))
+        token_file = DEMO_DIR / "api-token"
+        if not token_file.exists():
+            token_file.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+            token_file.chmod(0o600)
+        token = token_file.read_text(encoding="utf-8").strip()
+        env = {
+            **os.environ,
+            "GOVERNOR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+            "GOVERNOR_API__TOKEN_FILE": str(token_file.resolve()),
+            "GOVERNOR_WORKER__DATA_DIR": str((DEMO_DIR / "worker").resolve()),
+        }
+        log = DEMO_DIR / "worker.log"
+        base = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
+        print(f"Starting a worker (log {log}) ...")
+        with log.open("ab") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_ready(base, worker, log)
+        print(f"Publishing {readings} sample readings and 2 bad records ...")
+        started = time.monotonic()
+        asyncio.run(_publish(settings, readings))
+        while _applied(base) < readings:
+            time.sleep(0.5)
+        print(f"  all {readings} readings processed in {time.monotonic() - started:.1f} s")
+        _show(settings, base, token)
+        print(f"\nMetrics: {base}/metrics   Health: {base}/health   API: {base}/api/v1/...")
+        print(
+            f"API token for POST endpoints: in {token_file} (send 'Authorization: Bearer <token>')"
+        )
+        if serve:
+            print("Serving until Ctrl-C ...")
+            with contextlib.suppress(KeyboardInterrupt):
+                while worker.poll() is None:
+                    time.sleep(1)
+        return 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=30)
+        if broker is not None:
+            broker.stop()
