@@ -41,6 +41,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _require_cluster(settings)
     topology = build(settings)
     worker = Worker(topology.gov.app, loglevel=settings.worker.log_level.upper())
+    # Faust's terminal spinner sets the root logger to DEBUG when the level is WARNING or
+    # above, which makes every aiokafka debug call build a log record: a service needs none.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

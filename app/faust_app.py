@@ -86,6 +86,9 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         table_standby_replicas=worker.table_standby_replicas,
         processing_guarantee=worker.processing_guarantee,
         producer_acks=-1,
+        # Without a linger every output and changelog record is its own produce request.
+        producer_linger=0.005,
+        producer_max_batch_size=1_048_576,
         consumer_auto_offset_reset="earliest",
         stream_recovery_delay=0.5,
         # A record whose processing raised is not acknowledged: its offset is never committed

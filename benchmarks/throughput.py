@@ -1,0 +1,350 @@
+"""Throughput, latency and memory of the carbon pipeline on a real broker, against a raw baseline.
+
+Run: .venv/bin/python benchmarks/throughput.py [--readings 200000] [--batch-size 500]
+
+1. Pre-loads N readings into meter-readings (single readings or per-facility batches).
+2. Baseline: raw aiokafka consume + orjson decode of that same topic, in this process.
+3. Pipeline: starts a worker (a separate process) and times from its readiness until the
+   N-th emission record is readable on carbon-emissions. Peak RSS of the worker is sampled.
+4. Latency: produces paced traffic at a fraction of the measured throughput and reports
+   produce → emission-readable latency percentiles.
+
+Figures are printed as ratios against the baseline with the absolute numbers beside them.
+Uses KAFKA_BOOTSTRAP_SERVERS if set, otherwise a local broker fetched from Maven Central.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.dlq import partitions_of  # noqa: E402
+from app.localkafka import LocalBroker, free_port  # noqa: E402
+from app.sample import sample_records  # noqa: E402
+from app.settings import load_settings  # noqa: E402
+from app.topics import Catalogue, apply_catalogue  # noqa: E402
+
+WORK = REPO / "var" / "bench"
+
+
+async def create_topics(bootstrap: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await apply_catalogue(admin, Catalogue.load(), prefix)
+    finally:
+        await admin.close()
+
+
+async def preload(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, int]]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=20,
+        max_batch_size=1_048_576,
+        max_request_size=4_194_304,
+        enable_idempotence=True,
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value, _ in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume(bootstrap: str, topic: str, expect_readings: int) -> float:
+    """Seconds for plain aiokafka to read the topic and orjson-decode every value."""
+    tps = [
+        TopicPartition(topic, p)
+        for p in await partitions_of({"bootstrap_servers": bootstrap}, topic)
+    ]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=4_194_304,
+        fetch_max_bytes=52_428_800,
+    )
+    await consumer.start()
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < expect_readings:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for messages in batch.values():
+                for m in messages:
+                    value = orjson.loads(m.value)
+                    seen += len(value["readings"]) if "readings" in value else 1
+    finally:
+        await consumer.stop()
+    return time.perf_counter() - started
+
+
+class OutputReader:
+    """Reads carbon-emissions from the start; records when each event id became readable."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.seen_at: dict[str, float] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        tps = [
+            TopicPartition(self.topic, p)
+            for p in await partitions_of({"bootstrap_servers": self.bootstrap}, self.topic)
+        ]
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=5,
+        )
+        await self.consumer.start()
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+
+    async def read_until(self, count: int, timeout_s: float, on_poll: Any = None) -> None:
+        assert self.consumer is not None
+        deadline = time.monotonic() + timeout_s
+        while len(self.seen_at) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(self.seen_at)}/{count} emissions after {timeout_s}s")
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
+            now = time.perf_counter()
+            for messages in batch.values():
+                for m in messages:
+                    event_id = orjson.loads(m.value)["event_id"]
+                    self.seen_at.setdefault(event_id, now)
+            if on_poll is not None:
+                on_poll()
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+
+def start_worker(bootstrap: str, prefix: str, port: int, sensor: bool) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
+    env.update(
+        GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=bootstrap,
+        GOVERNOR_KAFKA__TOPIC_PREFIX=prefix,
+        GOVERNOR_WORKER__APP_ID=f"bench-{prefix.rstrip('-')}",
+        GOVERNOR_WORKER__WEB_PORT=str(port),
+        GOVERNOR_WORKER__DATA_DIR=str(WORK / f"worker-{port}"),
+        GOVERNOR_WORKER__LOG_LEVEL="warning",
+        GOVERNOR_WORKER__FAUST_PROMETHEUS_SENSOR="true" if sensor else "false",
+    )
+    log = (WORK / f"worker-{port}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("worker exited during start; see var/bench/worker-*.log")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("worker not ready in 120 s")
+
+
+async def paced_latency(
+    bootstrap: str,
+    prefix: str,
+    reader: OutputReader,
+    rate: float,
+    seconds: float,
+    batch_size: int,
+    facilities: int,
+) -> list[float]:
+    """Produce at ``rate`` readings/s; latency = emission readable - record produced."""
+    count = int(rate * seconds)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=count)
+    records = list(
+        sample_records(count, start, facilities, batch_size, run=f"lat{uuid.uuid4().hex[:6]}")
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, enable_idempotence=True)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    already = len(reader.seen_at)
+    interval = seconds / max(len(records), 1)
+    began = time.perf_counter()
+    try:
+        for i, (key, value, _) in enumerate(records):
+            delay = began + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.perf_counter()
+            parsed = orjson.loads(value)
+            for r in parsed.get("readings", [parsed]):
+                sent_at[r["event_id"]] = now
+            await producer.send(prefix + "meter-readings", value, key=key)
+            # keep draining the output so its timestamps are taken when records are readable
+            await reader.read_until(0, 1)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    await reader.read_until(already + count, timeout_s=120)
+    return [reader.seen_at[e] - t for e, t in sent_at.items()]
+
+
+async def poll_output_during_latency(reader: OutputReader) -> None:
+    assert reader.consumer is not None
+    batch = await reader.consumer.getmany(timeout_ms=0, max_records=20_000)
+    now = time.perf_counter()
+    for messages in batch.values():
+        for m in messages:
+            reader.seen_at.setdefault(orjson.loads(m.value)["event_id"], now)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(args: argparse.Namespace, bootstrap: str) -> None:
+    prefix = f"b{uuid.uuid4().hex[:8]}-"
+    await create_topics(bootstrap, prefix)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    records = list(sample_records(args.readings, start, args.facilities, args.batch_size))
+    payload_mb = sum(len(v) for _, v, _ in records) / 1e6
+    produce_s = await preload(bootstrap, prefix + "meter-readings", records)
+    raw_s = await raw_consume(bootstrap, prefix + "meter-readings", args.readings)
+
+    port = free_port()
+    proc = start_worker(bootstrap, prefix, port, sensor=not args.no_faust_sensor)
+    reader = OutputReader(bootstrap, prefix + "carbon-emissions")
+    peak_rss = 0
+    ps = psutil.Process(proc.pid)
+
+    def sample_rss() -> None:
+        nonlocal peak_rss
+        peak_rss = max(peak_rss, ps.memory_info().rss)
+
+    try:
+        await reader.start()
+        wait_ready(port, proc)
+        began = time.perf_counter()
+        await reader.read_until(args.readings, timeout_s=args.timeout, on_poll=sample_rss)
+        pipeline_s = max(reader.seen_at.values()) - began
+        sample_rss()
+        rate = args.readings / pipeline_s
+        latencies: list[float] = []
+        if args.latency_seconds > 0:
+            reader.read_until = _drain_wrapper(reader)  # type: ignore[method-assign]
+            latencies = await paced_latency(
+                bootstrap,
+                prefix,
+                reader,
+                rate * args.latency_load,
+                args.latency_seconds,
+                args.batch_size,
+                args.facilities,
+            )
+            sample_rss()
+    finally:
+        await reader.stop()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    raw_rate = args.readings / raw_s
+    mode = "single readings" if args.batch_size <= 1 else f"batches of {args.batch_size}"
+    print(f"\nGovernor carbon pipeline benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    print(
+        f"  input: {args.readings} readings as {len(records)} records ({mode}), "
+        f"{args.facilities} facilities, {payload_mb:.1f} MB; broker: {bootstrap}"
+    )
+    print(f"  preload (aiokafka producer):          {args.readings / produce_s:>10,.0f} readings/s")
+    print(f"  baseline raw aiokafka + orjson:       {raw_rate:>10,.0f} readings/s  ({raw_s:.2f} s)")
+    print(
+        f"  pipeline (worker, end to end):        {rate:>10,.0f} readings/s  ({pipeline_s:.2f} s)"
+        f"  = {rate / raw_rate:.3f} x baseline"
+    )
+    print(f"  worker peak RSS:                      {peak_rss / 2**20:>10,.0f} MiB")
+    if latencies:
+        print(
+            f"  latency at {args.latency_load:.0%} of that rate for {args.latency_seconds:.0f} s "
+            f"({len(latencies)} readings): p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
+            f"mean {statistics.fmean(latencies) * 1000:.0f} ms"
+        )
+
+
+def _drain_wrapper(reader: OutputReader) -> Any:
+    original = OutputReader.read_until.__get__(reader)
+
+    async def read_until(count: int, timeout_s: float, on_poll: Any = None) -> None:
+        if count == 0:
+            await poll_output_during_latency(reader)
+            return
+        await original(count, timeout_s, on_poll)
+
+    return read_until
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--readings", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=500, help="1 = one reading per record")
+    parser.add_argument("--facilities", type=int, default=50)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--latency-load", type=float, default=0.5, help="fraction of throughput")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--no-faust-sensor", action="store_true")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = None
+    if not bootstrap:
+        settings = load_settings()
+        broker = LocalBroker(
+            settings.kafka.local_version, settings.kafka.local_cache_dir, WORK / "kafka", heap="1g"
+        ).start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        asyncio.run(run(args, bootstrap))
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
