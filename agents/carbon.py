@@ -16,12 +16,14 @@ from typing import Any, cast
 import orjson
 from pydantic import ValidationError
 
+from app.batch_send import send_same_key
 from app.dead_letters import DeadLetterSink
 from app.faust_app import Governor
 from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
 from app.rules.carbon import (
     CarbonOutcome,
     DayTotals,
+    Emission,
     FacilityDays,
     RecentReadings,
     check_record,
@@ -123,12 +125,19 @@ class CarbonPipeline:
             await self._dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
         self._persist(outcome, readings[0].facility_id)
-        for emission in outcome.emissions:
-            await self.emissions_topic.send(
-                key=emission.facility_id.encode(), value=emission.to_json_bytes()
-            )
+        await self._send_emissions(outcome.emissions)
         self._count(outcome)
         self.metrics.processing.labels(pipeline=PIPELINE).observe(time.perf_counter() - started)
+
+    async def _send_emissions(self, emissions: Sequence[Emission]) -> None:
+        """Queue the emissions of one record (one facility, so one key) as one record batch."""
+        if emissions:
+            await send_same_key(
+                self.gov.app,
+                self.emissions_topic.get_topic_name(),
+                emissions[0].facility_id.encode(),
+                [e.to_json_bytes() for e in emissions],
+            )
 
     def _decide(self, readings: Sequence[MeterReading], position: Position) -> CarbonOutcome:
         self._ensure_indexed(position.partition)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.rules.dedup import DedupIndex, DedupSegment, Position
@@ -97,14 +98,14 @@ class Rejection:
 class CarbonOutcome:
     """What processing one source record decided."""
 
-    emissions: list[CarbonEmission] = field(default_factory=list)
+    emissions: list[Emission] = field(default_factory=list)
     updated_days: dict[date, DayTotals] = field(default_factory=dict)
     duplicate_event_ids: list[str] = field(default_factory=list)
     replayed_event_ids: list[str] = field(default_factory=list)
     segment: DedupSegment | None = None
 
     @property
-    def applied(self) -> list[CarbonEmission]:
+    def applied(self) -> list[Emission]:
         """Emissions counted into totals by this record (not re-emitted replays)."""
         replayed = set(self.replayed_event_ids)
         return [e for e in self.emissions if e.event_id not in replayed]
@@ -181,12 +182,48 @@ def check_record(
     return None
 
 
-def emission_of(reading: MeterReading, config: CarbonSettings) -> CarbonEmission:
+@dataclass(frozen=True, slots=True)
+class Emission:
+    """One emission record as the rules produce it: the :class:`CarbonEmission` contract's
+    fields in the contract's order, as a slotted dataclass that orjson encodes natively.
+
+    Building and encoding a pydantic model per reading cost more than the rest of the rule;
+    ``tests/unit/test_carbon_rules.py`` pins the bytes to the contract's own encoding.
+    """
+
+    schema_version: int
+    event_id: str
+    facility_id: str
+    meter_id: str
+    zone_id: str
+    energy_source: EnergySource
+    timestamp: datetime
+    utc_day: date
+    consumption_kwh: float
+    emissions_kg_co2e: float
+    factor_kg_co2e_per_kwh: float
+    factor_set: str
+    factor_set_version: str
+    accounting_method: AccountingMethod
+
+    def to_json_bytes(self) -> bytes:
+        """The carbon-emissions record value, byte-identical to ``CarbonEmission``'s."""
+        return orjson.dumps(self, option=orjson.OPT_UTC_Z)
+
+    def to_contract(self) -> CarbonEmission:
+        """The contract model (for tables and the API); fields are already valid."""
+        return CarbonEmission.model_construct(
+            **{name: getattr(self, name) for name in self.__slots__}
+        )
+
+
+def emission_of(reading: MeterReading, config: CarbonSettings) -> Emission:
     """Location-based emissions of one reading with the active factor set."""
     factor_set = config.active_factor_set
     factor = factor_set.factors_kg_co2e_per_kwh[reading.energy_source]
     emissions_mg = round(reading.consumption_kwh * factor * MG_PER_KG)
-    return CarbonEmission(
+    return Emission(
+        schema_version=1,
         event_id=reading.event_id,
         facility_id=reading.facility_id,
         meter_id=reading.meter_id,
@@ -203,12 +240,22 @@ def emission_of(reading: MeterReading, config: CarbonSettings) -> CarbonEmission
     )
 
 
-def add_to_totals(totals: DayTotals, emission: CarbonEmission) -> DayTotals:
-    """``totals`` with one emission added to its source."""
-    energy_mwh = round(emission.consumption_kwh * MWH_PER_KWH)
-    emissions_mg = round(emission.emissions_kg_co2e * MG_PER_KG)
-    source = totals.by_source.get(emission.energy_source, SourceTotals())
-    by_source = {**totals.by_source, emission.energy_source: source.plus(energy_mwh, emissions_mg)}
+def add_to_totals(totals: DayTotals, emissions: Sequence[Emission]) -> DayTotals:
+    """``totals`` with ``emissions`` added to their sources (one copy, however many)."""
+    sums: dict[EnergySource, list[int]] = {}
+    for emission in emissions:
+        acc = sums.setdefault(emission.energy_source, [0, 0, 0])
+        acc[0] += round(emission.consumption_kwh * MWH_PER_KWH)
+        acc[1] += round(emission.emissions_kg_co2e * MG_PER_KG)
+        acc[2] += 1
+    by_source = dict(totals.by_source)
+    for source, (energy_mwh, emissions_mg, readings) in sums.items():
+        before = by_source.get(source, SourceTotals())
+        by_source[source] = SourceTotals(
+            energy_mwh=before.energy_mwh + energy_mwh,
+            emissions_mg_co2e=before.emissions_mg_co2e + emissions_mg,
+            readings=before.readings + readings,
+        )
     return totals.model_copy(update={"by_source": by_source})
 
 
@@ -228,7 +275,7 @@ def process_readings(
     outcome = CarbonOutcome()
     facility_id = readings[0].facility_id
     seen_here: set[str] = set()
-    working: dict[date, DayTotals] = {}
+    to_apply: dict[date, list[Emission]] = {}
     for reading in readings:
         event_id = reading.event_id
         first = dedup.lookup(event_id)
@@ -236,23 +283,18 @@ def process_readings(
             outcome.duplicate_event_ids.append(event_id)
             continue
         seen_here.add(event_id)
-        utc_day = reading.timestamp.date()
-        totals = (
-            working.get(utc_day)
-            or days.get(utc_day)
-            or DayTotals(facility_id=facility_id, utc_day=utc_day)
-        )
         emission = emission_of(reading, config)
         outcome.emissions.append(emission)
-        if totals.has_applied(position):
+        current = days.get(emission.utc_day)
+        if current is not None and current.has_applied(position):
             outcome.replayed_event_ids.append(event_id)
-            working.setdefault(utc_day, totals)
             continue
-        working[utc_day] = add_to_totals(totals, emission)
-    for utc_day, totals in working.items():
-        if not totals.has_applied(position):
-            offsets = {**totals.applied_offsets, position.partition: position.offset}
-            outcome.updated_days[utc_day] = totals.model_copy(update={"applied_offsets": offsets})
+        to_apply.setdefault(emission.utc_day, []).append(emission)
+    for utc_day, emissions in to_apply.items():
+        base = days.get(utc_day) or DayTotals(facility_id=facility_id, utc_day=utc_day)
+        updated = add_to_totals(base, emissions)
+        offsets = {**updated.applied_offsets, position.partition: position.offset}
+        outcome.updated_days[utc_day] = updated.model_copy(update={"applied_offsets": offsets})
     if seen_here:
         outcome.segment = DedupSegment(
             facility_id=facility_id,
@@ -271,13 +313,14 @@ class RecentReadings(BaseModel):
     facility_id: str
     items: tuple[CarbonEmission, ...] = ()
 
-    def with_emissions(self, emissions: Sequence[CarbonEmission], limit: int) -> RecentReadings:
+    def with_emissions(self, emissions: Sequence[Emission], limit: int) -> RecentReadings:
         """Append emissions not already present (a replay appends nothing) and keep ``limit``."""
         present = {e.event_id for e in self.items}
-        fresh = [e for e in emissions if e.event_id not in present]
+        fresh = [e for e in emissions[-limit:] if e.event_id not in present]
         if not fresh:
             return self
-        return self.model_copy(update={"items": (*self.items, *fresh)[-limit:]})
+        kept = (*self.items, *(e.to_contract() for e in fresh))[-limit:]
+        return self.model_copy(update={"items": kept})
 
     def find(self, event_id: str) -> CarbonEmission | None:
         return next((e for e in self.items if e.event_id == event_id), None)

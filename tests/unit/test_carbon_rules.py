@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from app.rules.carbon import (
 )
 from app.rules.dedup import DedupIndex, Position
 from app.settings import CarbonSettings
-from schemas.carbon_emission import AccountingMethod
+from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
 from schemas.dead_letter import DeadLetterReason
 from tests.factories import BASE_TIME, batch, reading
@@ -60,6 +61,16 @@ class TestEmission:
         assert emission.factor_kg_co2e_per_kwh == 0.820
         assert emission.emissions_kg_co2e == pytest.approx(8.2)
         assert emission.factor_set_version == "AR5-WGIII-2014-A.III.2"
+
+    @pytest.mark.parametrize("source", list(EnergySource))
+    def test_rule_output_is_byte_identical_to_the_contract(self, source: EnergySource) -> None:
+        """The fast dataclass and the published CarbonEmission model encode the same bytes."""
+        emission = emission_of(reading(7, energy_source=source, consumption_kwh=12.345), CONFIG)
+        fast = emission.to_json_bytes()
+        contract = CarbonEmission.from_json_bytes(fast)
+        assert contract.to_json_bytes() == fast
+        assert emission.to_contract() == contract
+        assert list(orjson.loads(fast)) == list(CarbonEmission.model_fields)
 
     def test_serialisation_is_byte_identical_across_runs(self) -> None:
         first = emission_of(reading(3), CONFIG).to_json_bytes()
@@ -233,7 +244,7 @@ class TestViews:
         recent = RecentReadings(facility_id="facility-001").with_emissions(emissions, limit=3)
         assert [e.event_id for e in recent.items] == ["evt-000002", "evt-000003", "evt-000004"]
         assert recent.with_emissions(emissions[-2:], limit=3) is recent
-        assert recent.find("evt-000003") == emissions[3]
+        assert recent.find("evt-000003") == emissions[3].to_contract()
         assert recent.find("evt-000000") is None
 
     def test_day_index_expires_days_beyond_retention(self) -> None:
