@@ -90,6 +90,7 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         producer_linger=0.005,
         producer_max_batch_size=1_048_576,
         consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=worker.group_instance_id,
         stream_recovery_delay=0.5,
         # A record whose processing raised is not acknowledged: its offset is never committed
         # and a restarted worker processes it again (see CarbonPipeline._consume).

@@ -119,6 +119,10 @@ class WorkerSettings(_Section):
     advertised_host: str | None = None
     """Host other workers use to reach this one (HTTP routing); defaults to ``web_host``."""
     data_dir: Path = Path("var/governor")
+    group_instance_id: str | None = None
+    """Kafka static membership: a stable name per worker (e.g. the pod name). A restarted
+    worker then takes its partitions back at once instead of waiting for the session of its
+    previous incarnation to time out; a stopped one keeps them until that timeout."""
     table_standby_replicas: int = Field(default=0, ge=0)
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

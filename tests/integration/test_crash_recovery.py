@@ -45,7 +45,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     everything = singles + batched
     asyncio.run(produce(cluster, prefix + "meter-readings", records))
 
-    worker = workers()
+    worker = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="crash-test-worker")
     worker.wait_ready()
     total = len(everything)
     progress = wait_for(lambda: (n := applied_so_far(worker)) > total * 0.15 and n, 120, 0.5)
