@@ -120,7 +120,7 @@ class CarbonPipeline:
             outcome = self._decide(readings, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept
             log.exception(
-                "carbon rules failed on %s[%d]@%d", message.topic, *position_tuple(position)
+                "carbon rules failed on %s[%d]@%d", message.topic, message.partition, message.offset
             )
             await self._dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
@@ -228,16 +228,20 @@ class CarbonPipeline:
         return list(recent.items) if recent is not None else []
 
     def find_reading(self, event_id: str) -> CarbonEmission | None:
-        """A recent reading by event id, if this worker holds its facility."""
+        """A recent reading by event id, if this worker holds its facility.
+
+        The dedup index names the facility directly while the event is inside the dedup
+        window; otherwise the bounded recent-readings rings are scanned.
+        """
         segment = self.dedup.lookup(event_id)
-        if segment is None:
-            return None
-        recent = self.recent.get(segment.facility_id)
-        return recent.find(event_id) if recent is not None else None
-
-
-def position_tuple(position: Position) -> tuple[int, int]:
-    return position.partition, position.offset
+        rings: list[RecentReadings] = []
+        if segment is not None and (ring := self.recent.get(segment.facility_id)) is not None:
+            rings.append(ring)
+        for ring in (*rings, *self.recent.values()):
+            found = ring.find(event_id)
+            if found is not None:
+                return found
+        return None
 
 
 def register(gov: Governor) -> CarbonPipeline:

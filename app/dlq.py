@@ -48,11 +48,14 @@ async def read_letters(
         tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        # An explicit seek: after end_offsets(), seek_to_beginning() left getmany() empty here.
+        for tp, first in (await consumer.beginning_offsets(tps)).items():
+            consumer.seek(tp, first)
         letters: list[Letter] = []
-        remaining = {tp for tp in tps if ends[tp] > 0}
+        starts = await consumer.beginning_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > starts[tp]}
         while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            batch = await consumer.getmany(timeout_ms=1000)
             for tp, messages in batch.items():
                 for m in messages:
                     letter = DeadLetter.from_json_bytes(m.value)

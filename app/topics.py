@@ -132,8 +132,12 @@ async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, d
 TOPIC_ALREADY_EXISTS = 36
 
 
-async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec], prefix: str) -> None:
-    """Create topics and wait until the cluster's metadata shows them all."""
+async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec], prefix: str) -> set[str]:
+    """Create topics, wait until metadata shows them all; return those this call created.
+
+    A topic another client created meanwhile (TOPIC_ALREADY_EXISTS) is not ours: its
+    settings are checked for drift like any existing topic's.
+    """
     new = [
         NewTopic(
             name=prefix + s.name,
@@ -154,7 +158,7 @@ async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec], prefix: st
     wanted = {t.name for t in new}
     for _ in range(120):
         if wanted <= set(await admin.list_topics()):
-            return
+            return {e["topic"] for e in response["topic_errors"] if e["error_code"] == 0}
         await asyncio.sleep(0.25)
     raise RuntimeError(f"topics not visible after creation: {sorted(wanted)}")
 
@@ -185,16 +189,18 @@ async def apply_catalogue(
     names = {prefix + s.name: s for s in catalogue.topics}
     actual = await _describe(admin, list(names))
     missing = [n for n in names if n not in actual]
+    created: set[str] = set()
     if missing and create:
-        await _create(admin, [names[n] for n in missing], prefix)
+        created = await _create(admin, [names[n] for n in missing], prefix)
+        actual = await _describe(admin, list(names))
     reports = []
     for name, spec in names.items():
-        if name in missing:
-            status = TopicStatus.CREATED if create else TopicStatus.MISSING
-            reports.append(TopicReport(name, status))
-            continue
-        problems = _drift(spec, actual[name])
-        reports.append(
-            TopicReport(name, TopicStatus.DRIFT if problems else TopicStatus.OK, problems)
-        )
+        if name in created:
+            reports.append(TopicReport(name, TopicStatus.CREATED))
+        elif name not in actual:
+            reports.append(TopicReport(name, TopicStatus.MISSING))
+        else:
+            problems = _drift(spec, actual[name])
+            status = TopicStatus.DRIFT if problems else TopicStatus.OK
+            reports.append(TopicReport(name, status, problems))
     return reports

@@ -87,7 +87,8 @@ async def raw_consume(bootstrap: str, topic: str, expect_readings: int) -> float
     )
     await consumer.start()
     consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
+    for tp, first in (await consumer.beginning_offsets(tps)).items():
+        consumer.seek(tp, first)
     seen = 0
     started = time.perf_counter()
     try:
@@ -127,7 +128,8 @@ class OutputReader:
         )
         await self.consumer.start()
         self.consumer.assign(tps)
-        await self.consumer.seek_to_beginning(*tps)
+        for tp, first in (await self.consumer.beginning_offsets(tps)).items():
+            self.consumer.seek(tp, first)
 
     async def read_until(self, count: int, timeout_s: float, on_poll: Any = None) -> None:
         """Until ``count`` records were read. With ``ids`` off it only counts (and keeps the

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import orjson
 from faust.web import View
 from pydantic import BaseModel, ValidationError
@@ -22,7 +23,7 @@ from app.rules.carbon import DayTotals, check_record
 from app.web.http import authorised, problem, reply
 from schemas.carbon_emission import CarbonEmission
 from schemas.common import EnergySource
-from schemas.meter_reading import MeterReading, MeterReadingBatch, parse_meter_record
+from schemas.meter_reading import MeterReadingBatch, parse_meter_record
 
 LOCAL_ONLY_HEADER = "X-Governor-Local-Only"
 PEER_TIMEOUT_S = 5.0
@@ -127,9 +128,16 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
             ok, why = authorised(gov, request)
             if not ok:
                 return problem(self, request, gov, self.ROUTE, 401, why)
-            body = await request.read()
-            if len(body) > gov.settings.api.max_body_bytes:
-                return problem(self, request, gov, self.ROUTE, 413, "request body too large")
+            limit = gov.settings.api.max_body_bytes
+            too_large = f"request body larger than {limit} bytes (api.max_body_bytes)"
+            if (request.content_length or 0) > limit:
+                return problem(self, request, gov, self.ROUTE, 413, too_large)
+            try:
+                body = await request.read()
+            except aiohttp.web.HTTPRequestEntityTooLarge:
+                return problem(self, request, gov, self.ROUTE, 413, too_large)
+            if len(body) > limit:
+                return problem(self, request, gov, self.ROUTE, 413, too_large)
             try:
                 payload = with_event_ids(orjson.loads(body))
                 record = parse_meter_record(orjson.dumps(payload))
@@ -228,6 +236,3 @@ async def ask_peers(gov: Governor, path: str) -> CarbonEmission | None:
         if result is not None:
             return result
     return None
-
-
-__all__ = ["MeterReading", "register"]

@@ -49,7 +49,12 @@ def test_drift_in_partitions_and_config_is_reported_not_changed(cluster: Cluster
     asyncio.run(
         _create(
             cluster,
-            NewTopic(prefix + "meter-readings", 2, 1, {"retention.ms": "1000"}),
+            NewTopic(
+                prefix + "meter-readings",
+                num_partitions=2,
+                replication_factor=1,
+                topic_configs={"retention.ms": "1000"},
+            ),
         )
     )
     reports = asyncio.run(_apply(cluster, prefix))

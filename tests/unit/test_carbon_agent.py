@@ -1,0 +1,91 @@
+"""The carbon agent through Faust's agent.test_context(): decode, dead-letter, tables, outputs.
+
+No broker: the two outbound sinks (emissions, dead letters) are recorded instead of sent.
+Kafka behaviour itself is covered by tests/integration on a real broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+import pytest
+
+from agents.carbon import CarbonPipeline
+from app.rules.carbon import Emission
+from app.settings import load_settings
+from app.topology import Topology, build
+from schemas.common import EnergySource
+from schemas.dead_letter import DeadLetterReason
+from tests.factories import BASE_TIME, batch, reading
+
+
+@pytest.fixture
+def topology(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topology]:
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    yield build(load_settings())
+
+
+class Recorder:
+    def __init__(self, pipeline: CarbonPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.emissions: list[Emission] = []
+        self.dead: list[dict[str, Any]] = []
+
+        async def send_emissions(emissions: Sequence[Emission]) -> None:
+            self.emissions.extend(emissions)
+
+        async def dead_letter(**fields: Any) -> None:
+            self.dead.append(fields)
+
+        monkeypatch.setattr(pipeline, "_send_emissions", send_emissions)
+        monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
+
+
+async def test_readings_update_tables_and_emit(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = topology.carbon
+    sent = Recorder(pipeline, monkeypatch)
+    agent = topology.gov.app.agents["carbon-emissions"]
+    async with agent.test_context() as ctx:
+        await ctx.put(reading(1, consumption_kwh=10).to_json_bytes(), key=b"facility-001")
+        envelope = batch([reading(2, consumption_kwh=5), reading(3, consumption_kwh=1)])
+        await ctx.put(envelope.to_json_bytes(), key=b"facility-001")
+        await ctx.put(reading(1, consumption_kwh=10).to_json_bytes(), key=b"facility-001")
+    assert [e.event_id for e in sent.emissions] == ["evt-000001", "evt-000002", "evt-000003"]
+    (day,) = pipeline.day_totals("facility-001")
+    assert day.utc_day == BASE_TIME.date()
+    assert day.by_source[EnergySource.GRID].energy_mwh == 16_000_000
+    assert day.by_source[EnergySource.GRID].readings == 3
+    assert [e.event_id for e in pipeline.recent_readings("facility-001")] == [
+        "evt-000001",
+        "evt-000002",
+        "evt-000003",
+    ]
+    found = pipeline.find_reading("evt-000002")
+    assert found is not None and found.consumption_kwh == 5
+    assert sent.dead == []
+
+
+async def test_bad_records_are_dead_lettered_and_the_agent_continues(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = topology.carbon
+    sent = Recorder(pipeline, monkeypatch)
+    agent = topology.gov.app.agents["carbon-emissions"]
+    valid = orjson.loads(reading(1).to_json_bytes())
+    async with agent.test_context() as ctx:
+        await ctx.put(b"\x00garbage", key=b"facility-001")
+        await ctx.put(orjson.dumps({**valid, "power_factor": 3}), key=b"facility-001")
+        await ctx.put(reading(1).to_json_bytes(), key=b"other-facility")
+        await ctx.put(reading(2).to_json_bytes(), key=b"facility-001")
+    assert [d["reason"] for d in sent.dead] == [
+        DeadLetterReason.UNDECODABLE,
+        DeadLetterReason.POWER_FACTOR_OUT_OF_RANGE,
+        DeadLetterReason.KEY_MISMATCH,
+    ]
+    assert sent.dead[0]["value"] == b"\x00garbage"
+    assert sent.dead[0]["key"] == b"facility-001"
+    assert all(isinstance(d["offset"], int) for d in sent.dead)
+    assert [e.event_id for e in sent.emissions] == ["evt-000002"]
