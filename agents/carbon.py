@@ -237,7 +237,8 @@ class CarbonPipeline:
         rings: list[RecentReadings] = []
         if segment is not None and (ring := self.recent.get(segment.facility_id)) is not None:
             rings.append(ring)
-        for ring in (*rings, *self.recent.values()):
+        rings.extend(self.recent.values())
+        for ring in rings:
             found = ring.find(event_id)
             if found is not None:
                 return found
