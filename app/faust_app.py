@@ -89,6 +89,8 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         # Without a linger every output and changelog record is its own produce request.
         producer_linger=0.005,
         producer_max_batch_size=1_048_576,
+        # Batch envelopes are large records: fetch enough of them per round trip.
+        consumer_max_fetch_size=16 * 1_048_576,
         consumer_auto_offset_reset="earliest",
         consumer_group_instance_id=worker.group_instance_id,
         stream_recovery_delay=0.5,
