@@ -18,6 +18,9 @@ async def send_same_key(app: Any, topic: str, key: bytes, values: Sequence[bytes
     if not values:
         return
     faust_producer = app.producer
+    if len(values) == 1:
+        await faust_producer.send(topic, key, values[0], None, None, None)
+        return
     # Faust exposes no batch API; this is the aiokafka producer its commits flush.
     producer = faust_producer._ensure_producer()
     partition = faust_producer.key_partition(topic, key).partition
