@@ -110,7 +110,13 @@ class WorkerProcess:
         return self.work_dir / f"worker-{self.port}.log"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
+        """The caller's environment minus Governor settings, except a real cluster's
+        connection settings (security protocol, SASL, TLS), which pass through."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("GOVERNOR_") or k.startswith("GOVERNOR_KAFKA__S")
+        }
         env.update(
             GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=self.cluster.bootstrap_servers,
             GOVERNOR_KAFKA__TOPIC_PREFIX=self.prefix,
