@@ -73,8 +73,13 @@ def test_ingest_publishes_and_bad_input_publishes_nothing(
         return http_get(f"{worker.url}/api/v1/readings/{new_id}")[0] == 200
 
     wait_for(readable)
-    status, totals = http_get(f"{worker.url}/api/v1/carbon/emissions/facility-001")
-    assert status == 200 and totals["readings"] == 3
+
+    def counted() -> int:
+        status, totals = http_get(f"{worker.url}/api/v1/carbon/emissions/facility-001")
+        assert status == 200
+        return int(totals["readings"])
+
+    wait_for(lambda: counted() == 3)
     status, health = http_get(f"{worker.url}/health")
     assert status == 200 and all(health["checks"].values())
 

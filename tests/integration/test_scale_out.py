@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.harness import Cluster, WorkerProcess, http_get, produce
+from tests.integration.harness import Cluster, WorkerProcess, http_get, produce, wait_for
 from tests.integration.test_carbon_pipeline import (
     as_records,
     expected_totals,
@@ -39,9 +39,10 @@ def test_two_workers_share_partitions_and_route_queries(
                 return float(line.split()[-1])
         return 0.0
 
-    counts = (processed(first), processed(second))
+    counts = wait_for(
+        lambda: c if sum(c := (processed(first), processed(second))) == len(readings) else None
+    )
     assert counts[0] > 0 and counts[1] > 0, f"one worker did all the work: {counts}"
-    assert sum(counts) == len(readings)
 
     for event in (readings[0], readings[1], readings[-1]):
         for worker in (first, second):
