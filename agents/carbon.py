@@ -16,10 +16,10 @@ from typing import Any, cast
 import orjson
 from pydantic import ValidationError
 
-from app.batch_send import send_same_key
 from app.dead_letters import DeadLetterSink
 from app.faust_app import Governor
 from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
+from app.producer import await_metadata, send_same_key
 from app.rules.carbon import (
     CarbonOutcome,
     DayTotals,
@@ -75,6 +75,12 @@ class CarbonPipeline:
         """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
         (a producer that cannot send, a bug in persisting) stops the worker unacknowledged,
         so the record is processed again after restart instead of being skipped."""
+        tables = (self.totals, self.days, self.recent, self.segments)
+        await await_metadata(
+            self.gov.app,
+            [t.changelog_topic.get_topic_name() for t in tables]
+            + [self.emissions_topic.get_topic_name()],
+        )
         async for event in stream.events():
             try:
                 await self.handle(event.message)

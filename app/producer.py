@@ -1,0 +1,49 @@
+"""What the pipelines need from Faust's producer that Faust does not expose.
+
+Sending many records with one key as one Kafka record batch: Faust's per-record send path
+(channel, FutureMessage, one future per record) costs more than the whole carbon rule per
+reading, and the emissions of one input batch share one key and so one partition, so they
+can travel as one record batch with one future. The batch goes through Faust's own aiokafka
+producer, which Faust flushes before committing offsets: the at-least-once guarantee is
+unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+async def await_metadata(app: Any, topics: Iterable[str]) -> None:
+    """Wait until the producer's metadata knows ``topics``.
+
+    On a new app Faust creates the changelog topics at start, then checks each table's
+    changelog partition count against this cached metadata at the first write; if the new
+    topic is not in it yet, that check fails ("0 partitions") and the worker would stop.
+    """
+    producer = app.producer._ensure_producer()
+    for topic in topics:
+        await producer.partitions_for(topic)
+
+
+async def send_same_key(app: Any, topic: str, key: bytes, values: Sequence[bytes]) -> None:
+    """Queue ``values`` (all with ``key``) on ``topic``, in as few record batches as fit."""
+    if not values:
+        return
+    faust_producer = app.producer
+    if len(values) == 1:
+        await faust_producer.send(topic, key, values[0], None, None, None)
+        return
+    # Faust exposes no batch API; this is the aiokafka producer its commits flush.
+    producer = faust_producer._ensure_producer()
+    # key_partition reads cached metadata without waiting for it; partitions_for waits.
+    await producer.partitions_for(topic)
+    partition = faust_producer.key_partition(topic, key).partition
+    batch = producer.create_batch()
+    for value in values:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            await producer.send_batch(batch, topic, partition=partition)
+            batch = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"record of {len(value)} bytes exceeds the producer batch size")
+    await producer.send_batch(batch, topic, partition=partition)
