@@ -1,6 +1,7 @@
 """The carbon agent through Faust's agent.test_context(): decode, dead-letter, tables, outputs.
 
-No broker: the two outbound sinks (emissions, dead letters) are recorded instead of sent.
+No broker: the two outbound sinks (emissions, dead letters) are recorded instead of sent, and
+the wait for producer metadata is skipped.
 Kafka behaviour itself is covered by tests/integration on a real broker.
 """
 
@@ -38,6 +39,10 @@ class Recorder:
         async def dead_letter(**fields: Any) -> None:
             self.dead.append(fields)
 
+        async def no_metadata_wait(app: Any, topics: Any) -> None:
+            return None
+
+        monkeypatch.setattr("agents.carbon.await_metadata", no_metadata_wait)
         monkeypatch.setattr(pipeline, "_send_emissions", send_emissions)
         monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
 
