@@ -14,6 +14,8 @@ from app.web.http import reply
 def readiness(gov: Governor) -> dict[str, bool]:
     """Each readiness condition separately, so a 503 says which one is missing."""
     app = gov.app
+    # Faust's public `consumer` and `tables.recovery` properties create those services when
+    # missing; the web server answers before they exist, so read without side effects.
     consumer = getattr(app, "_consumer", None)
     assignment = consumer.assignment() if consumer is not None else set()
     recovery = getattr(app.tables, "_recovery", None)
