@@ -136,8 +136,20 @@ def _show(settings: Settings, base: str, token: str) -> None:
     print(f"\nPOST /api/v1/readings → {accepted}")
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end the demo through its cleanup (worker, then broker), even
+    when started from a shell that set SIGINT to be ignored."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_demo(settings: Settings, readings: int, serve: bool) -> int:
-    """Run everything; with ``serve`` keep the worker up until Ctrl-C."""
+    """Run everything; with ``serve`` keep the worker up until Ctrl-C or SIGTERM."""
+    _stop_on_signals()
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     broker: LocalBroker | None = None
     if not settings.kafka.bootstrap_servers:
@@ -186,10 +198,13 @@ def run_demo(settings: Settings, readings: int, serve: bool) -> int:
             f"API token for POST endpoints: in {token_file} (send 'Authorization: Bearer <token>')"
         )
         if serve:
-            print("Serving until Ctrl-C ...")
+            print("Serving until Ctrl-C (or SIGTERM) ...")
             with contextlib.suppress(KeyboardInterrupt):
                 while worker.poll() is None:
                     time.sleep(1)
+        return 0
+    except KeyboardInterrupt:
+        print("Stopping ...")
         return 0
     finally:
         if worker is not None and worker.poll() is None:
