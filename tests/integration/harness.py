@@ -88,6 +88,25 @@ async def create_topics(cluster: Cluster, prefix: str) -> None:
         await admin.close()
 
 
+def governor_env(cluster: Cluster, prefix: str, **settings: str) -> dict[str, str]:
+    """Environment for a `governor` subprocess on ``cluster`` with topic ``prefix``.
+
+    The caller's Governor settings are dropped, except a real cluster's connection settings
+    (security protocol, SASL, TLS), which pass through.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GOVERNOR_") or k.startswith("GOVERNOR_KAFKA__S")
+    }
+    env.update(
+        GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=cluster.bootstrap_servers,
+        GOVERNOR_KAFKA__TOPIC_PREFIX=prefix,
+        **settings,
+    )
+    return env
+
+
 @dataclass
 class WorkerProcess:
     """One ``governor worker`` subprocess with its own web port and data directory."""
@@ -110,24 +129,14 @@ class WorkerProcess:
         return self.work_dir / f"worker-{self.port}.log"
 
     def env(self) -> dict[str, str]:
-        """The caller's environment minus Governor settings, except a real cluster's
-        connection settings (security protocol, SASL, TLS), which pass through."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("GOVERNOR_") or k.startswith("GOVERNOR_KAFKA__S")
+        defaults = {
+            "GOVERNOR_WORKER__APP_ID": self.app_id,
+            "GOVERNOR_WORKER__WEB_PORT": str(self.port),
+            "GOVERNOR_WORKER__DATA_DIR": str(self.work_dir / f"data-{self.port}"),
+            "GOVERNOR_WORKER__LOG_LEVEL": "info",
+            "GOVERNOR_API__TOKEN": TOKEN,
         }
-        env.update(
-            GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=self.cluster.bootstrap_servers,
-            GOVERNOR_KAFKA__TOPIC_PREFIX=self.prefix,
-            GOVERNOR_WORKER__APP_ID=self.app_id,
-            GOVERNOR_WORKER__WEB_PORT=str(self.port),
-            GOVERNOR_WORKER__DATA_DIR=str(self.work_dir / f"data-{self.port}"),
-            GOVERNOR_WORKER__LOG_LEVEL="info",
-            GOVERNOR_API__TOKEN=TOKEN,
-        )
-        env.update(self.extra_env)
-        return env
+        return governor_env(self.cluster, self.prefix, **{**defaults, **self.extra_env})
 
     def start(self) -> WorkerProcess:
         if not self.port:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,22 +11,24 @@ from datetime import timedelta
 import pytest
 
 from tests.factories import BASE_TIME, reading
-from tests.integration.harness import REPO, Cluster, WorkerProcess, produce, wait_for
+from tests.integration.harness import (
+    REPO,
+    Cluster,
+    WorkerProcess,
+    governor_env,
+    produce,
+    wait_for,
+)
 from tests.integration.test_carbon_pipeline import http_totals
 
 pytestmark = pytest.mark.integration
 
 
 def governor(cluster: Cluster, prefix: str, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
-    env.update(
-        GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=cluster.bootstrap_servers,
-        GOVERNOR_KAFKA__TOPIC_PREFIX=prefix,
-    )
     done = subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         cwd=REPO,
-        env=env,
+        env=governor_env(cluster, prefix),
         capture_output=True,
         text=True,
         timeout=120,

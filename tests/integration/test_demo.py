@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from app.localkafka import free_port
-from tests.integration.harness import Cluster
+from tests.integration.harness import Cluster, governor_env
 
 pytestmark = pytest.mark.integration
 
 
 def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
-    env.update(
-        GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=cluster.bootstrap_servers,
-        GOVERNOR_KAFKA__TOPIC_PREFIX=prefix,
+    env = governor_env(
+        cluster,
+        prefix,
         GOVERNOR_WORKER__APP_ID=f"demo-{prefix.rstrip('-')}",
         GOVERNOR_WORKER__WEB_PORT=str(free_port()),
     )
