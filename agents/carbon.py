@@ -6,6 +6,7 @@ tables, send the emissions. All decisions are in :mod:`app.rules.carbon`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -87,7 +88,10 @@ class CarbonPipeline:
             except Exception as exc:
                 log.critical("carbon pipeline stopping the worker: %r", exc, exc_info=True)
                 await self.gov.app.crash(exc)
-                raise
+                # Not `raise`: Faust's supervisor would restart this agent while the worker
+                # stops, and records after this one could be acknowledged. Parked here, the
+                # agent is cancelled by the worker's shutdown and the record is redelivered.
+                await asyncio.Event().wait()
 
     async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
         """A revoked partition's segments may change elsewhere: rebuild if it comes back."""
