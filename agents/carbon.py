@@ -6,13 +6,14 @@ tables, send the emissions. All decisions are in :mod:`app.rules.carbon`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import orjson
 from pydantic import ValidationError
@@ -74,8 +75,14 @@ class CarbonPipeline:
 
     async def _consume(self, stream: Any) -> None:
         """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
-        (a producer that cannot send, a bug in persisting) stops the worker unacknowledged,
-        so the record is processed again after restart instead of being skipped."""
+        (a producer that cannot send, a bug in persisting) ends the process at once.
+
+        faust-streaming 0.15 acknowledges a record whose processing raised (the stream acks
+        in a ``finally`` around its ``yield``; ``stream_ack_exceptions`` is not read), and a
+        graceful stop commits acknowledged offsets: the record would be skipped. Exiting
+        before the next ``await`` leaves it unacknowledged and uncommitted, exactly like the
+        SIGKILL the crash tests prove safe, so a restarted worker processes it again.
+        """
         tables = (self.totals, self.days, self.recent, self.segments)
         await await_metadata(
             self.gov.app,
@@ -86,12 +93,7 @@ class CarbonPipeline:
             try:
                 await self.handle(event.message)
             except Exception as exc:
-                log.critical("carbon pipeline stopping the worker: %r", exc, exc_info=True)
-                await self.gov.app.crash(exc)
-                # Not `raise`: Faust's supervisor would restart this agent while the worker
-                # stops, and records after this one could be acknowledged. Parked here, the
-                # agent is cancelled by the worker's shutdown and the record is redelivered.
-                await asyncio.Event().wait()
+                fail_stop(exc)
 
     async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
         """A revoked partition's segments may change elsewhere: rebuild if it comes back."""
@@ -253,6 +255,23 @@ class CarbonPipeline:
             if found is not None:
                 return found
         return None
+
+
+FAIL_STOP_EXIT_CODE = 70
+"""EX_SOFTWARE: the worker stopped itself so that the record being processed is redone."""
+
+
+def fail_stop(exc: BaseException) -> NoReturn:
+    """Log why and end the process now, without a graceful (committing) shutdown."""
+    log.critical(
+        "carbon pipeline cannot process a record and stops the worker without committing"
+        " it; a restarted worker processes it again: %r",
+        exc,
+        exc_info=exc,
+    )
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(FAIL_STOP_EXIT_CODE)
 
 
 def register(gov: Governor) -> CarbonPipeline:

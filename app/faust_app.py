@@ -94,10 +94,6 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         consumer_auto_offset_reset="earliest",
         consumer_group_instance_id=worker.group_instance_id,
         stream_recovery_delay=0.5,
-        # A record whose processing raised is not acknowledged: its offset is never committed
-        # and a restarted worker processes it again (see CarbonPipeline._consume).
-        stream_ack_exceptions=False,
-        stream_ack_cancelled_tasks=False,
         broker_commit_interval=1.0,
     )
     return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)

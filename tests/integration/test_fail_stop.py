@@ -44,7 +44,8 @@ def test_persist_failure_stops_the_worker_and_the_restart_loses_nothing(
     fault_dir.mkdir()
     (fault_dir / "sitecustomize.py").write_text(FAULT)
     trigger = tmp_path / "trigger"
-    faulty = workers(PYTHONPATH=str(fault_dir), GOVERNOR_TEST_FAULT_TRIGGER=str(trigger))
+    member = {"GOVERNOR_WORKER__GROUP_INSTANCE_ID": "fail-stop-worker"}  # restart takes over
+    faulty = workers(PYTHONPATH=str(fault_dir), GOVERNOR_TEST_FAULT_TRIGGER=str(trigger), **member)
     faulty.wait_ready()
     first = sample_readings(24, facilities=4)
     asyncio.run(produce(cluster, faulty.prefix + "meter-readings", as_records(first)))
@@ -55,8 +56,11 @@ def test_persist_failure_stops_the_worker_and_the_restart_loses_nothing(
     asyncio.run(produce(cluster, faulty.prefix + "meter-readings", as_records(later)))
     assert faulty.process is not None
     wait_for(lambda: faulty.process is not None and faulty.process.poll() is not None, 60)
+    assert faulty.process.returncode == 70
     assert "injected persist failure" in faulty.log_file.read_text()
 
+    # The exited worker never left the group: this one is assigned its partitions once that
+    # member's session times out (Faust's default, 60 s).
     healthy = workers()
-    healthy.wait_ready()
+    healthy.wait_ready(timeout_s=150)
     wait_for_totals(healthy, expected_totals(first + later), timeout_s=90)
