@@ -48,11 +48,11 @@ async def read_letters(
         tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
         # An explicit seek: after end_offsets(), seek_to_beginning() left getmany() empty here.
-        for tp, first in (await consumer.beginning_offsets(tps)).items():
+        for tp, first in starts.items():
             consumer.seek(tp, first)
         letters: list[Letter] = []
-        starts = await consumer.beginning_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > starts[tp]}
         while remaining:
             batch = await consumer.getmany(timeout_ms=1000)

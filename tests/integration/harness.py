@@ -189,6 +189,17 @@ class WorkerProcess:
         return "\n".join(line for line in text[-lines:] if not line.startswith(("|", "〃")))
 
 
+def applied_readings(worker: WorkerProcess) -> int:
+    """The worker's governor_meter_readings_total{outcome="applied"} (0 if unreachable)."""
+    status, text = http_get(f"{worker.url}/metrics", timeout=2)
+    if status != 200:
+        return 0
+    for line in text.splitlines():
+        if line.startswith('governor_meter_readings_total{outcome="applied"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
 def http_get(url: str, timeout: float = 10.0) -> tuple[int, Any]:
     return http_request("GET", url, timeout=timeout)
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 
 import pytest
 
 from schemas.carbon_emission import CarbonEmission
 from tests.factories import batch
-from tests.integration.harness import Cluster, WorkerProcess, http_get, produce, read_all, wait_for
+from tests.integration.harness import (
+    Cluster,
+    WorkerProcess,
+    applied_readings,
+    produce,
+    read_all,
+    wait_for,
+)
 from tests.integration.test_carbon_pipeline import (
     as_records,
     expected_totals,
@@ -20,14 +26,6 @@ from tests.integration.test_carbon_pipeline import (
 
 pytestmark = pytest.mark.integration
 FACILITIES = 12
-
-
-def applied_so_far(worker: WorkerProcess) -> int:
-    status, text = http_get(f"{worker.url}/metrics", timeout=2)
-    if status != 200:
-        return 0
-    found = re.search(r'governor_meter_readings_total\{outcome="applied"\} ([0-9.e+]+)', text)
-    return int(float(found.group(1))) if found else 0
 
 
 def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
@@ -48,7 +46,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     worker = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="crash-test-worker")
     worker.wait_ready()
     total = len(everything)
-    progress = wait_for(lambda: (n := applied_so_far(worker)) > total * 0.15 and n, 120, 0.5)
+    progress = wait_for(lambda: (n := applied_readings(worker)) > total * 0.15 and n, 120, 0.5)
     worker.kill()
     assert progress < total, "the worker finished before it could be killed mid-stream"
 

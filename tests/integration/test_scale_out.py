@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.harness import Cluster, WorkerProcess, http_get, produce, wait_for
+from tests.integration.harness import (
+    Cluster,
+    WorkerProcess,
+    applied_readings,
+    http_get,
+    produce,
+    wait_for,
+)
 from tests.integration.test_carbon_pipeline import (
     as_records,
     expected_totals,
@@ -32,15 +39,12 @@ def test_two_workers_share_partitions_and_route_queries(
     for facility, want in expected.items():
         assert http_totals(second, facility) == want
 
-    def processed(worker: WorkerProcess) -> float:
-        _, text = http_get(f"{worker.url}/metrics")
-        for line in text.splitlines():
-            if line.startswith('governor_meter_readings_total{outcome="applied"}'):
-                return float(line.split()[-1])
-        return 0.0
-
     counts = wait_for(
-        lambda: c if sum(c := (processed(first), processed(second))) == len(readings) else None
+        lambda: (
+            c
+            if sum(c := (applied_readings(first), applied_readings(second))) == len(readings)
+            else None
+        )
     )
     assert counts[0] > 0 and counts[1] > 0, f"one worker did all the work: {counts}"
 
