@@ -7,18 +7,18 @@ tables, send the emissions. All decisions are in :mod:`app.rules.carbon`.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
 
-from app.dead_letters import DeadLetterSink
+from app.dead_letters import DeadLetterSink, source_coordinates
+from app.dedup_store import DedupStore
+from app.failstop import fail_stop
 from app.faust_app import Governor
 from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
 from app.producer import await_metadata, send_same_key
@@ -26,13 +26,13 @@ from app.rules.carbon import (
     CarbonOutcome,
     DayTotals,
     Emission,
-    FacilityDays,
     RecentReadings,
     check_record,
     day_key,
     process_readings,
 )
-from app.rules.dedup import DedupIndex, DedupSegment, Position
+from app.rules.dedup import DedupSegment, Position
+from app.rules.retention import DayIndex
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
 from schemas.meter_reading import MeterReading, MeterReadingBatch, parse_meter_record
@@ -40,6 +40,7 @@ from schemas.meter_reading import MeterReading, MeterReadingBatch, parse_meter_r
 log = logging.getLogger(__name__)
 
 PIPELINE = "carbon"
+SOURCE = "meter-readings"
 
 
 class CarbonPipeline:
@@ -49,41 +50,42 @@ class CarbonPipeline:
         self.gov = gov
         self.config = gov.settings.carbon
         self.metrics = gov.metrics
-        self.source = gov.topic("meter-readings")
+        self.source = gov.topic(SOURCE)
         self.emissions_topic = gov.topic("carbon-emissions")
         self.dead_letters = DeadLetterSink(
             gov.topic("dead-letters"), PIPELINE, gov.metrics, gov.settings.kafka.topic_prefix
         )
         self.totals = gov.table(
-            "carbon-day-totals", DayTotals, "Energy and emissions per facility, source, UTC day"
+            "carbon-day-totals",
+            DayTotals,
+            "Energy and emissions per facility, source, UTC day",
+            SOURCE,
         )
         self.days = gov.table(
-            "carbon-facility-days", FacilityDays, "UTC days with totals, per facility"
+            "carbon-facility-days", DayIndex, "UTC days with totals, per facility", SOURCE
         )
         self.recent = gov.table(
-            "recent-readings", RecentReadings, "Newest readings per facility (bounded)"
+            "recent-readings", RecentReadings, "Newest readings per facility (bounded)", SOURCE
         )
-        self.segments = gov.table(
-            "reading-dedup", DedupSegment, "Event ids applied per source record (bounded)"
+        self.dedup = DedupStore(
+            gov.table(
+                "reading-dedup",
+                DedupSegment,
+                "Event ids applied per source record (bounded)",
+                SOURCE,
+            ),
+            self.config.dedup_window_s,
+            self.config.dedup_max_events_per_partition,
         )
-        self.dedup = DedupIndex(
-            self.config.dedup_window_s, self.config.dedup_max_events_per_partition
-        )
-        self._indexed_partitions: set[int] = set()
         gov.app.agent(self.source, name="carbon-emissions")(self._consume)
         gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
 
     async def _consume(self, stream: Any) -> None:
         """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
-        (a producer that cannot send, a bug in persisting) ends the process at once.
-
-        faust-streaming 0.15 acknowledges a record whose processing raised (the stream acks
-        in a ``finally`` around its ``yield``; ``stream_ack_exceptions`` is not read), and a
-        graceful stop commits acknowledged offsets: the record would be skipped. Exiting
-        before the next ``await`` leaves it unacknowledged and uncommitted, exactly like the
-        SIGKILL the crash tests prove safe, so a restarted worker processes it again.
+        (a producer that cannot send, a bug in persisting) ends the process at once, before
+        Faust can acknowledge the record (see :func:`app.failstop.fail_stop`).
         """
-        tables = (self.totals, self.days, self.recent, self.segments)
+        tables = (self.totals, self.days, self.recent, self.dedup.table)
         await await_metadata(
             self.gov.app,
             [t.changelog_topic.get_topic_name() for t in tables]
@@ -93,27 +95,19 @@ class CarbonPipeline:
             try:
                 await self.handle(event.message)
             except Exception as exc:
-                fail_stop(exc)
+                fail_stop(PIPELINE, exc)
 
     async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
         """A revoked partition's segments may change elsewhere: rebuild if it comes back."""
         for tp in revoked:
             if tp.topic == self.source.get_topic_name():
                 self.dedup.drop_partition(tp.partition)
-                self._indexed_partitions.discard(tp.partition)
 
     async def handle(self, message: Any) -> None:
         """Process one source record; never raises for bad input."""
         started = time.perf_counter()
-        timestamp_ms = int(message.timestamp * 1000) if message.timestamp else None
-        coordinates = {
-            "source_topic": message.topic,
-            "partition": message.partition,
-            "offset": message.offset,
-            "timestamp_ms": timestamp_ms,
-            "key": message.key,
-            "value": message.value,
-        }
+        coordinates = source_coordinates(message)
+        timestamp_ms = coordinates["timestamp_ms"]
         try:
             record = parse_meter_record(message.value)
         except orjson.JSONDecodeError as exc:
@@ -152,27 +146,23 @@ class CarbonPipeline:
             )
 
     def _decide(self, readings: Sequence[MeterReading], position: Position) -> CarbonOutcome:
-        self._ensure_indexed(position.partition)
+        self.dedup.ensure_indexed(position.partition)
         facility_id = readings[0].facility_id
         current: dict[date, DayTotals] = {}
         for utc_day in {r.timestamp.date() for r in readings}:
             existing = self.totals.get(day_key(facility_id, utc_day))
             if existing is not None:
                 current[utc_day] = existing
-        return process_readings(readings, position, current, self.dedup, self.config)
+        return process_readings(readings, position, current, self.dedup.index, self.config)
 
     def _persist(self, outcome: CarbonOutcome, facility_id: str) -> None:
         """Write the decided state; each write is idempotent under re-delivery."""
         for totals in outcome.updated_days.values():
             self.totals[totals.key] = totals
-        segment = outcome.segment
-        if segment is not None and not self.dedup.contains_segment(segment.position):
-            self.segments[segment.key] = segment
-            for evicted in self.dedup.add(segment):
-                self.segments.pop(evicted.key, None)
+        self.dedup.record(outcome.segment)
         touched = sorted({e.utc_day for e in outcome.emissions})
         if touched:
-            days = self.days.get(facility_id) or FacilityDays(facility_id=facility_id)
+            days = self.days.get(facility_id) or DayIndex(entity_id=facility_id)
             updated, expired = days.with_days(touched, self.config.totals_retention_days)
             if updated is not days:
                 self.days[facility_id] = updated
@@ -182,20 +172,6 @@ class CarbonPipeline:
         fresh = recent.with_emissions(outcome.emissions, self.config.recent_readings_per_facility)
         if fresh is not recent:
             self.recent[facility_id] = fresh
-
-    def _ensure_indexed(self, partition: int) -> None:
-        """Rebuild the in-memory dedup index of a partition from its recovered segments."""
-        if partition in self._indexed_partitions:
-            return
-        mine = sorted(
-            (s for s in self.segments.values() if s.position.partition == partition),
-            key=lambda s: s.position.offset,
-        )
-        for segment in mine:
-            for evicted in self.dedup.add(segment):
-                self.segments.pop(evicted.key, None)
-        self._indexed_partitions.add(partition)
-        log.info("dedup index for partition %d rebuilt from %d segments", partition, len(mine))
 
     def _count(self, outcome: CarbonOutcome) -> None:
         applied = outcome.applied
@@ -245,9 +221,9 @@ class CarbonPipeline:
         The dedup index names the facility directly while the event is inside the dedup
         window; otherwise the bounded recent-readings rings are scanned.
         """
-        segment = self.dedup.lookup(event_id)
+        segment = self.dedup.index.lookup(event_id)
         rings: list[RecentReadings] = []
-        if segment is not None and (ring := self.recent.get(segment.facility_id)) is not None:
+        if segment is not None and (ring := self.recent.get(segment.entity_id)) is not None:
             rings.append(ring)
         rings.extend(self.recent.values())
         for ring in rings:
@@ -255,23 +231,6 @@ class CarbonPipeline:
             if found is not None:
                 return found
         return None
-
-
-FAIL_STOP_EXIT_CODE = 70
-"""EX_SOFTWARE: the worker stopped itself so that the record being processed is redone."""
-
-
-def fail_stop(exc: BaseException) -> NoReturn:
-    """Log why and end the process now, without a graceful (committing) shutdown."""
-    log.critical(
-        "carbon pipeline cannot process a record and stops the worker without committing"
-        " it; a restarted worker processes it again: %r",
-        exc,
-        exc_info=exc,
-    )
-    logging.shutdown()
-    sys.stderr.flush()
-    os._exit(FAIL_STOP_EXIT_CODE)
 
 
 def register(gov: Governor) -> CarbonPipeline:

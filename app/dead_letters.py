@@ -11,6 +11,19 @@ from schemas.dead_letter import DeadLetter, DeadLetterReason
 MAX_ERROR_CHARS = 4000
 
 
+def source_coordinates(message: Any) -> dict[str, Any]:
+    """A consumed Faust message's coordinates and original bytes, as
+    :meth:`DeadLetterSink.send` takes them."""
+    return {
+        "source_topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "timestamp_ms": int(message.timestamp * 1000) if message.timestamp else None,
+        "key": message.key,
+        "value": message.value,
+    }
+
+
 class DeadLetterSink:
     """Builds :class:`DeadLetter` records and sends them; counts each by topic and reason."""
 

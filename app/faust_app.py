@@ -44,8 +44,11 @@ class Governor:
             )
         return self._topics[name]
 
-    def table(self, name: str, model: type[Any], help: str) -> Any:
+    def table(self, name: str, model: type[Any], help: str, source: str) -> Any:
         """A memory table with changelog, UTF-8 keys and one pydantic value model.
+
+        It is co-partitioned with the ``source`` topic whose keys it is written under, so a
+        partition's state lives with the worker that consumes that partition.
 
         Faust derives a table's codecs from ``key_type``/``value_type`` (JSON by default) and
         builds its changelog topic with them at construction; writes use the table's codecs and
@@ -55,7 +58,7 @@ class Governor:
         table: Any = self.app.Table(
             name,
             default=None,
-            partitions=self.catalogue["meter-readings"].partitions,
+            partitions=self.catalogue[source].partitions,
             help=help,
         )
         table.key_serializer = KEY_CODEC

@@ -297,7 +297,7 @@ def process_readings(
         outcome.updated_days[utc_day] = updated.model_copy(update={"applied_offsets": offsets})
     if seen_here:
         outcome.segment = DedupSegment(
-            facility_id=facility_id,
+            entity_id=facility_id,
             position=position,
             max_event_time_s=max(r.timestamp.timestamp() for r in readings),
             event_ids=tuple(sorted(seen_here)),
@@ -324,29 +324,3 @@ class RecentReadings(BaseModel):
 
     def find(self, event_id: str) -> CarbonEmission | None:
         return next((e for e in self.items if e.event_id == event_id), None)
-
-
-class FacilityDays(BaseModel):
-    """Which UTC days have totals for a facility, so the API and retention need no table scan."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    facility_id: str
-    days: tuple[date, ...] = ()
-
-    def with_days(
-        self, new_days: Sequence[date], retention_days: int
-    ) -> tuple[FacilityDays, list[date]]:
-        """Add days; return the updated index and the days that fell out of retention.
-
-        Retention counts back from the newest day with data (event time, not wall clock).
-        """
-        merged = sorted(set(self.days).union(new_days))
-        if not merged:
-            return self, []
-        horizon = merged[-1].toordinal() - retention_days
-        kept = tuple(d for d in merged if d.toordinal() > horizon)
-        expired = [d for d in merged if d.toordinal() <= horizon]
-        if kept == self.days:
-            return self, expired
-        return self.model_copy(update={"days": kept}), expired

@@ -29,7 +29,8 @@ class DedupSegment(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    facility_id: str
+    entity_id: str
+    """The key the source record was partitioned by (a facility, a site): names its state."""
     position: Position
     max_event_time_s: float
     event_ids: tuple[str, ...]

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from app.rules.carbon import (
     DayTotals,
-    FacilityDays,
     RecentReadings,
     check_reading,
     check_record,
@@ -19,6 +18,7 @@ from app.rules.carbon import (
     process_readings,
 )
 from app.rules.dedup import DedupIndex, Position
+from app.rules.retention import DayIndex
 from app.settings import CarbonSettings
 from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
@@ -249,7 +249,7 @@ class TestViews:
 
     def test_day_index_expires_days_beyond_retention(self) -> None:
         day0 = BASE_TIME.date()
-        index, expired = FacilityDays(facility_id="f").with_days([day0], retention_days=2)
+        index, expired = DayIndex(entity_id="f").with_days([day0], retention_days=2)
         assert index.days == (day0,) and expired == []
         index, expired = index.with_days([day0 + timedelta(days=2)], retention_days=2)
         assert index.days == (day0 + timedelta(days=2),)

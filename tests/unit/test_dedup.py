@@ -7,7 +7,7 @@ from app.rules.dedup import DedupIndex, DedupSegment, Position
 
 def segment(offset: int, ids: list[str], t: float, partition: int = 0) -> DedupSegment:
     return DedupSegment(
-        facility_id="f",
+        entity_id="f",
         position=Position(partition=partition, offset=offset),
         max_event_time_s=t,
         event_ids=tuple(ids),

@@ -1,0 +1,64 @@
+"""A :class:`DedupIndex` backed by a Faust table of segments, one entry per source record.
+
+The table (and its changelog) is the durable state; the index is the fast lookup derived
+from it. After recovery, or when a partition comes back to this worker, the partition's
+segments are re-indexed before its first record is decided.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.rules.dedup import DedupIndex, DedupSegment, Position
+
+log = logging.getLogger(__name__)
+
+
+class DedupStore:
+    """Keeps a pipeline's dedup table and in-memory index in step."""
+
+    def __init__(self, table: Any, window_s: float, max_events_per_partition: int) -> None:
+        self.table = table
+        self.index = DedupIndex(window_s, max_events_per_partition)
+        self._indexed_partitions: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def ensure_indexed(self, partition: int) -> None:
+        """Rebuild the index of ``partition`` from its recovered segments, once."""
+        if partition in self._indexed_partitions:
+            return
+        mine = sorted(
+            (s for s in self.table.values() if s.position.partition == partition),
+            key=lambda s: s.position.offset,
+        )
+        for segment in mine:
+            for evicted in self.index.add(segment):
+                self.table.pop(evicted.key, None)
+        self._indexed_partitions.add(partition)
+        log.info(
+            "dedup index %s[%d] rebuilt from %d segments", self.table.name, partition, len(mine)
+        )
+
+    def record(self, segment: DedupSegment | None) -> None:
+        """Persist a new segment and drop the ones it pushed out of the window.
+
+        A re-delivered record's segment is already there: writing nothing keeps it idempotent.
+        """
+        if segment is None or self.index.contains_segment(segment.position):
+            return
+        self.table[segment.key] = segment
+        for evicted in self.index.add(segment):
+            self.table.pop(evicted.key, None)
+
+    def drop_partition(self, partition: int) -> None:
+        """Forget a revoked partition: its segments may change on another worker."""
+        self.index.drop_partition(partition)
+        self._indexed_partitions.discard(partition)
+
+    def first_position(self, event_id: str) -> Position | None:
+        """Where ``event_id`` was first applied, while it is inside the window."""
+        segment = self.index.lookup(event_id)
+        return segment.position if segment is not None else None
