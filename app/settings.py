@@ -19,9 +19,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from schemas.budget_audit import CompliancePeriod
 from schemas.common import EnergySource
 
 DEFAULT_CONFIG_PATH = Path("config/governor.yaml")
+DAYS_PER_YEAR = 365
+"""The reference's year for projections and ceilings (not 365.25)."""
 
 
 class _Section(BaseModel):
@@ -153,6 +156,44 @@ class CarbonSettings(_Section):
         return self.factor_sets[self.factor_set]
 
 
+class SiteSettings(_Section):
+    """One controlled site as the budget audit sees it."""
+
+    capacity_kw: float = Field(gt=0, allow_inf_nan=False)
+
+
+class AuditSettings(_Section):
+    """Control ticks → slot log, rollups and compliance against the annual ceiling.
+
+    ceiling (kWh/year) = capacity_kw x peak_sun_hours x 365 x max_energy_reduction_pct / 100,
+    the reference's formula and defaults. A site without a capacity (none under ``sites``
+    and no ``default_capacity_kw``) is audited but has no ceiling, so no compliance verdict.
+    """
+
+    peak_sun_hours: float = Field(default=6.0, gt=0, le=24)
+    max_energy_reduction_pct: float = Field(default=5.0, gt=0, le=100)
+    sites: dict[str, SiteSettings] = Field(default_factory=dict)
+    default_capacity_kw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    compliance_period: CompliancePeriod = CompliancePeriod.WEEK
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    dedup_window_s: float = Field(default=7 * 86_400.0, gt=0)
+    dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
+    rollup_retention_days: int = Field(default=400, ge=1)
+
+    def capacity_kw(self, site_id: str) -> float | None:
+        """The site's configured capacity, else the default, else ``None``."""
+        site = self.sites.get(site_id)
+        return site.capacity_kw if site is not None else self.default_capacity_kw
+
+    def ceiling_kwh(self, site_id: str) -> float | None:
+        """The site's annual energy-reduction ceiling, ``None`` without a capacity."""
+        capacity = self.capacity_kw(site_id)
+        if capacity is None:
+            return None
+        annual_potential_kwh = capacity * self.peak_sun_hours * DAYS_PER_YEAR
+        return annual_potential_kwh * self.max_energy_reduction_pct / 100.0
+
+
 class ApiSettings(_Section):
     """HTTP API. Mutating endpoints need ``Authorization: Bearer <token>``; no token, no writes."""
 
@@ -186,6 +227,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     worker: WorkerSettings = WorkerSettings()
     carbon: CarbonSettings = CarbonSettings()
+    audit: AuditSettings = AuditSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
 

@@ -23,17 +23,14 @@ from datetime import date, datetime
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupIndex, DedupSegment, Position
+from app.rules.units import MG_PER_KG, MWH_PER_KWH
 from app.settings import CarbonSettings
 from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
 from schemas.dead_letter import DeadLetterReason
 from schemas.meter_reading import MeterReading, MeterReadingBatch
-
-MWH_PER_KWH = 1_000_000
-"""Totals are kept in milliwatt-hours: 1 kWh = 10^6 mWh."""
-MG_PER_KG = 1_000_000
-"""Emissions are kept in milligrams CO2e: 1 kg = 10^6 mg."""
 
 
 class SourceTotals(BaseModel):
@@ -86,14 +83,6 @@ def day_key(facility_id: str, utc_day: date) -> str:
     return f"{facility_id}|{utc_day.isoformat()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a record cannot be accepted; becomes a dead letter."""
-
-    reason: DeadLetterReason
-    message: str
-
-
 @dataclass(slots=True)
 class CarbonOutcome:
     """What processing one source record decided."""
@@ -134,15 +123,9 @@ def check_reading(
             DeadLetterReason.NEGATIVE_MEASUREMENT,
             f"reading {reading.event_id}: voltage_v and current_a must be >= 0",
         )
-    if record_timestamp_ms is not None:
-        skew_s = reading.timestamp.timestamp() - record_timestamp_ms / 1000.0
-        if skew_s > config.max_future_skew_s:
-            return Rejection(
-                DeadLetterReason.TIMESTAMP_IN_FUTURE,
-                f"reading {reading.event_id}: timestamp {skew_s:.0f}s after its record was"
-                f" produced (max {config.max_future_skew_s:.0f}s)",
-            )
-    return None
+    return future_rejection(
+        reading.event_id, reading.timestamp, record_timestamp_ms, config.max_future_skew_s
+    )
 
 
 def check_record(
@@ -153,8 +136,7 @@ def check_record(
 ) -> Rejection | None:
     """Check a whole source record: key, batch consistency, then every reading.
 
-    The key must be the facility id: per-facility state lives in the partition the key hashes
-    to, so a record keyed otherwise would split a facility's totals across workers.
+    The key must be the facility id (see :func:`app.rules.checks.key_rejection`).
     """
     if isinstance(readings, MeterReadingBatch):
         facility_id = readings.facility_id
@@ -169,12 +151,9 @@ def check_record(
     else:
         facility_id = readings.facility_id
         items = (readings,)
-    if key != facility_id.encode():
-        shown = key.decode("utf-8", "replace") if key is not None else None
-        return Rejection(
-            DeadLetterReason.KEY_MISMATCH,
-            f"record key {shown!r} must be the facility_id {facility_id!r}",
-        )
+    rejection = key_rejection(key, facility_id, "facility_id")
+    if rejection is not None:
+        return rejection
     for reading in items:
         rejection = check_reading(reading, record_timestamp_ms, config)
         if rejection is not None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from app.rules.carbon import MG_PER_KG, MWH_PER_KWH
+from app.rules.units import MG_PER_KG, MWH_PER_KWH
 from app.settings import CarbonSettings
 from schemas.carbon_emission import CarbonEmission
 from schemas.common import EnergySource
