@@ -1,0 +1,441 @@
+"""Budget-audit rules: control ticks → slot records, day and period rollups, compliance.
+
+Pure: ``(state, tick, config) -> (new state, outputs)``; no I/O, no wall clock. Energy is
+summed in integer milliwatt-hours, so rollups do not depend on the order ticks arrive in: a
+late tick updates its own day and period, and a replay reaches the same figures.
+
+Idempotency, as in the carbon rules: every rollup stores the highest source offset applied
+to it per partition (a re-delivered tick is recognised and not counted again, and its
+outputs are re-sent byte-identical), and the dedup index catches a tick published twice
+under the same ``event_id``.
+
+The report math is the reference design's: daily average = total cost / days with data,
+projected annual = daily average x 365, ceiling = capacity x 6 peak-sun hours x 365 x 5 %
+(configurable), compliant = projected annual <= ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.rules.checks import Rejection, future_rejection, key_rejection
+from app.rules.dedup import DedupSegment, Position
+from app.rules.units import MWH_PER_KWH, kwh_to_mwh
+from app.settings import DAYS_PER_YEAR, AuditSettings
+from schemas.budget_audit import (
+    ComplianceAlert,
+    CompliancePeriod,
+    ComplianceState,
+    SlotRecord,
+)
+from schemas.control_tick import ControlTick
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LastSlot(_State):
+    """The newest slot of a day in event order, whose remaining budget the summary reports."""
+
+    timestamp: datetime
+    slot_index: int
+    event_id: str
+    budget_remaining_kwh: float
+
+    def order(self) -> tuple[datetime, int, str]:
+        return (self.timestamp, self.slot_index, self.event_id)
+
+
+class DayRollup(_State):
+    """One site's slots on one UTC day."""
+
+    site_id: str
+    utc_day: date
+    slots: int = 0
+    cost_mwh: int = 0
+    interventions: int = 0
+    max_abs_offset_deg: float = 0.0
+    last: LastSlot | None = None
+    applied_offsets: dict[int, int] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return day_key(self.site_id, self.utc_day)
+
+    def has_applied(self, position: Position) -> bool:
+        return self.applied_offsets.get(position.partition, -1) >= position.offset
+
+    def with_slot(self, slot: SlotRecord) -> DayRollup:
+        """This day with one more slot. "Last" is by event time, then slot index and event
+        id, never by arrival, so a late tick cannot overwrite the day's closing balance."""
+        candidate = LastSlot(
+            timestamp=slot.timestamp,
+            slot_index=slot.slot_index,
+            event_id=slot.event_id,
+            budget_remaining_kwh=slot.budget_remaining_kwh,
+        )
+        last = self.last
+        if last is None or candidate.order() > last.order():
+            last = candidate
+        return self.model_copy(
+            update={
+                "slots": self.slots + 1,
+                "cost_mwh": self.cost_mwh + kwh_to_mwh(slot.energy_cost_kwh),
+                "interventions": self.interventions + int(slot.gate_passed),
+                "max_abs_offset_deg": max(self.max_abs_offset_deg, abs(slot.actual_offset_deg)),
+                "last": last,
+            }
+        )
+
+
+class PeriodRollup(_State):
+    """One site's slots in one compliance period, with its compliance state.
+
+    ``last_alert`` is the alert this period's newest crossing produced and the source
+    position that produced it, so a re-delivered tick re-sends exactly that alert.
+    """
+
+    site_id: str
+    period: CompliancePeriod
+    period_start: date
+    period_end: date
+    days: tuple[date, ...] = ()
+    slots: int = 0
+    cost_mwh: int = 0
+    interventions: int = 0
+    state: ComplianceState = ComplianceState.COMPLIANT
+    crossings: int = 0
+    last_alert: ComplianceAlert | None = None
+    last_alert_position: Position | None = None
+    applied_offsets: dict[int, int] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return period_key(self.site_id, self.period, self.period_start)
+
+    def has_applied(self, position: Position) -> bool:
+        return self.applied_offsets.get(position.partition, -1) >= position.offset
+
+    def with_slot(self, slot: SlotRecord) -> PeriodRollup:
+        days = self.days if slot.utc_day in self.days else tuple(sorted({*self.days, slot.utc_day}))
+        return self.model_copy(
+            update={
+                "days": days,
+                "slots": self.slots + 1,
+                "cost_mwh": self.cost_mwh + kwh_to_mwh(slot.energy_cost_kwh),
+                "interventions": self.interventions + int(slot.gate_passed),
+            }
+        )
+
+    def projection(self) -> Projection:
+        return Projection.of(len(self.days), self.cost_mwh)
+
+
+def day_key(site_id: str, utc_day: date) -> str:
+    """Table key of a site-day; sorts by day within a site."""
+    return f"{site_id}|{utc_day.isoformat()}"
+
+
+def period_key(site_id: str, period: CompliancePeriod, start: date) -> str:
+    """Table key of a site-period."""
+    return f"{site_id}|{period.value}|{start.isoformat()}"
+
+
+def period_bounds(day: date, period: CompliancePeriod) -> tuple[date, date]:
+    """First and last day (inclusive) of the calendar period holding ``day``.
+
+    Weeks are ISO weeks (Monday first), matching how a weekly rollup is read.
+    """
+    if period is CompliancePeriod.WEEK:
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=6)
+    if period is CompliancePeriod.YEAR:
+        return date(day.year, 1, 1), date(day.year, 12, 31)
+    months = 1 if period is CompliancePeriod.MONTH else 3
+    first_month = day.month if months == 1 else 3 * ((day.month - 1) // 3) + 1
+    start = date(day.year, first_month, 1)
+    next_month = first_month + months
+    following = (
+        date(day.year + 1, next_month - 12, 1) if next_month > 12 else date(day.year, next_month, 1)
+    )
+    return start, following - timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """The reference's projection from observed data."""
+
+    days_covered: int
+    total_cost_kwh: float
+    daily_avg_kwh: float
+    projected_annual_kwh: float
+
+    @classmethod
+    def of(cls, days_covered: int, cost_mwh: int) -> Projection:
+        total = cost_mwh / MWH_PER_KWH
+        daily = total / days_covered if days_covered else 0.0
+        return cls(days_covered, total, daily, daily * DAYS_PER_YEAR)
+
+    def state_against(self, ceiling_kwh: float) -> ComplianceState:
+        if self.projected_annual_kwh <= ceiling_kwh:
+            return ComplianceState.COMPLIANT
+        return ComplianceState.NON_COMPLIANT
+
+
+def check_tick(
+    key: bytes | None, tick: ControlTick, record_timestamp_ms: int | None, config: AuditSettings
+) -> Rejection | None:
+    """The record must be keyed by its site and not stamped in the future."""
+    return key_rejection(key, tick.site_id, "site_id") or future_rejection(
+        tick.event_id, tick.timestamp, record_timestamp_ms, config.max_future_skew_s
+    )
+
+
+def slot_record_of(tick: ControlTick) -> SlotRecord:
+    """The slot-log record of a tick: its fields and its UTC day."""
+    return SlotRecord.model_construct(
+        **tick.model_dump(exclude={"schema_version"}), utc_day=tick.timestamp.date()
+    )
+
+
+@dataclass(slots=True)
+class AuditOutcome:
+    """What one tick decided. ``slot`` and ``alert`` are to be sent; the rollups that
+    changed are to be written; ``segment`` records the event id for deduplication."""
+
+    slot: SlotRecord | None = None
+    day: DayRollup | None = None
+    period: PeriodRollup | None = None
+    alert: ComplianceAlert | None = None
+    segment: DedupSegment | None = None
+    duplicate: bool = False
+    replayed: bool = False
+
+
+def process_tick(
+    tick: ControlTick,
+    position: Position,
+    day: DayRollup | None,
+    period: PeriodRollup | None,
+    first_seen_at: Position | None,
+    config: AuditSettings,
+) -> AuditOutcome:
+    """Decide one tick against its day's and period's current rollups (``None``: none yet).
+
+    ``first_seen_at`` is where the dedup index says this event id was first applied.
+    """
+    if first_seen_at is not None and first_seen_at != position:
+        return AuditOutcome(duplicate=True)
+    slot = slot_record_of(tick)
+    outcome = AuditOutcome(
+        slot=slot,
+        segment=DedupSegment(
+            entity_id=tick.site_id,
+            position=position,
+            max_event_time_s=tick.timestamp.timestamp(),
+            event_ids=(tick.event_id,),
+        ),
+    )
+    current_day = day or DayRollup(site_id=tick.site_id, utc_day=slot.utc_day)
+    if current_day.has_applied(position):
+        outcome.replayed = True
+    else:
+        outcome.day = _stamped(current_day.with_slot(slot), position)
+    start, end = period_bounds(slot.utc_day, config.compliance_period)
+    current_period = period or PeriodRollup(
+        site_id=tick.site_id, period=config.compliance_period, period_start=start, period_end=end
+    )
+    if current_period.has_applied(position):
+        if current_period.last_alert_position == position:
+            outcome.alert = current_period.last_alert
+    else:
+        outcome.period, outcome.alert = _judge(
+            _stamped(current_period.with_slot(slot), position), slot, position, config
+        )
+    return outcome
+
+
+Rollup = TypeVar("Rollup", DayRollup, PeriodRollup)
+
+
+def _stamped(rollup: Rollup, position: Position) -> Rollup:
+    """``rollup`` marked as holding everything of its partition up to ``position``."""
+    offsets = {**rollup.applied_offsets, position.partition: position.offset}
+    return rollup.model_copy(update={"applied_offsets": offsets})
+
+
+def _judge(
+    period: PeriodRollup, slot: SlotRecord, position: Position, config: AuditSettings
+) -> tuple[PeriodRollup, ComplianceAlert | None]:
+    """Compare the period's projection with the site's ceiling; alert when the state flips.
+
+    A period starts compliant, so its first alert is the first crossing above the ceiling;
+    each later flip (back under, above again) is one more alert, never one per tick.
+    """
+    ceiling = config.ceiling_kwh(period.site_id)
+    if ceiling is None:
+        return period, None
+    projection = period.projection()
+    state = projection.state_against(ceiling)
+    if state is period.state:
+        return period, None
+    crossings = period.crossings + 1
+    alert = ComplianceAlert(
+        alert_id=f"{period.key}|{crossings}",
+        site_id=period.site_id,
+        period=period.period,
+        period_start=period.period_start,
+        period_end=period.period_end,
+        state=state,
+        previous_state=period.state,
+        event_id=slot.event_id,
+        event_time=slot.timestamp,
+        days_covered=projection.days_covered,
+        total_cost_kwh=projection.total_cost_kwh,
+        daily_avg_kwh=projection.daily_avg_kwh,
+        projected_annual_kwh=projection.projected_annual_kwh,
+        ceiling_kwh=ceiling,
+        utilization_ratio=projection.projected_annual_kwh / ceiling,
+    )
+    updated = period.model_copy(
+        update={
+            "state": state,
+            "crossings": crossings,
+            "last_alert": alert,
+            "last_alert_position": position,
+        }
+    )
+    return updated, alert
+
+
+# Reports: the reference's fields and rounding, computed from rollups.
+
+
+class DailySummary(BaseModel):
+    """One site-day, as the reference's ``daily_summary`` reports it."""
+
+    site_id: str
+    date: date
+    slots: int
+    total_cost_kwh: float
+    interventions: int
+    max_offset_deg: float | None
+    budget_remaining_kwh: float | None
+
+
+class PeriodReport(BaseModel):
+    """A site's compliance over a range of days, as the reference's rollup reports it."""
+
+    site_id: str
+    from_date: date
+    to_date: date
+    period_days: int
+    slots: int
+    total_cost_kwh: float
+    daily_avg_kwh: float
+    projected_annual_kwh: float
+    ceiling_kwh: float | None
+    ceiling_pct: float
+    utilization_pct: float | None
+    compliant: bool | None
+    total_interventions: int
+    intervention_rate_pct: float
+
+
+def daily_summary(site_id: str, utc_day: date, rollup: DayRollup | None) -> DailySummary:
+    """A day's summary; a day without slots reports zeros and no offset or balance."""
+    if rollup is None or rollup.slots == 0:
+        return DailySummary(
+            site_id=site_id,
+            date=utc_day,
+            slots=0,
+            total_cost_kwh=0.0,
+            interventions=0,
+            max_offset_deg=None,
+            budget_remaining_kwh=None,
+        )
+    return DailySummary(
+        site_id=site_id,
+        date=utc_day,
+        slots=rollup.slots,
+        total_cost_kwh=round(rollup.cost_mwh / MWH_PER_KWH, 4),
+        interventions=rollup.interventions,
+        max_offset_deg=round(rollup.max_abs_offset_deg, 1),
+        budget_remaining_kwh=(
+            round(rollup.last.budget_remaining_kwh, 4) if rollup.last is not None else None
+        ),
+    )
+
+
+def period_report(
+    site_id: str,
+    from_date: date,
+    to_date: date,
+    days: Iterable[DayRollup],
+    config: AuditSettings,
+) -> PeriodReport:
+    """The compliance report of the days in ``[from_date, to_date]`` that have slots."""
+    chosen = [d for d in days if from_date <= d.utc_day <= to_date and d.slots > 0]
+    slots = sum(d.slots for d in chosen)
+    interventions = sum(d.interventions for d in chosen)
+    projection = Projection.of(len({d.utc_day for d in chosen}), sum(d.cost_mwh for d in chosen))
+    ceiling = config.ceiling_kwh(site_id)
+    utilization = (
+        round(projection.projected_annual_kwh / ceiling * 100, 1)
+        if ceiling is not None and ceiling > 0
+        else None
+    )
+    return PeriodReport(
+        site_id=site_id,
+        from_date=from_date,
+        to_date=to_date,
+        period_days=projection.days_covered,
+        slots=slots,
+        total_cost_kwh=round(projection.total_cost_kwh, 3),
+        daily_avg_kwh=round(projection.daily_avg_kwh, 4),
+        projected_annual_kwh=round(projection.projected_annual_kwh, 1),
+        ceiling_kwh=round(ceiling, 1) if ceiling is not None else None,
+        ceiling_pct=config.max_energy_reduction_pct,
+        utilization_pct=utilization,
+        compliant=(
+            projection.state_against(ceiling) is ComplianceState.COMPLIANT
+            if ceiling is not None
+            else None
+        ),
+        total_interventions=interventions,
+        intervention_rate_pct=round(interventions / slots * 100, 1) if slots else 0.0,
+    )
+
+
+def current_period(newest_day: date, config: AuditSettings) -> tuple[date, date]:
+    """The compliance period a report covers by default: the one holding the newest day."""
+    return period_bounds(newest_day, config.compliance_period)
+
+
+def fold_slots(slots: Iterable[SlotRecord]) -> dict[str, dict[date, DayRollup]]:
+    """Day rollups per site from a slot log, each ``event_id`` counted once.
+
+    The slot log is at-least-once (a tick re-delivered after a crash may be logged twice,
+    byte-identical), so readers of the log deduplicate; this is what ``governor audit``
+    reports from.
+    """
+    seen: set[str] = set()
+    sites: dict[str, dict[date, DayRollup]] = {}
+    for slot in slots:
+        if slot.event_id in seen:
+            continue
+        seen.add(slot.event_id)
+        days = sites.setdefault(slot.site_id, {})
+        day = days.get(slot.utc_day) or DayRollup(site_id=slot.site_id, utc_day=slot.utc_day)
+        days[slot.utc_day] = day.with_slot(slot)
+    return sites
+
+
+def newest_day(days: Sequence[DayRollup]) -> date | None:
+    return max((d.utc_day for d in days), default=None)
