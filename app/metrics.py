@@ -15,19 +15,19 @@ JOULES_PER_KWH = 3_600_000.0
 GRAMS_PER_KG = 1_000.0
 
 
-class FacilityLabels:
-    """Keeps the facility label set bounded: the first ``limit`` facilities seen keep their id."""
+class BoundedLabels:
+    """Keeps an entity label set bounded: the first ``limit`` ids seen keep their id."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._known: set[str] = set()
 
-    def __call__(self, facility_id: str) -> str:
-        if facility_id in self._known:
-            return facility_id
+    def __call__(self, entity_id: str) -> str:
+        if entity_id in self._known:
+            return entity_id
         if len(self._known) < self._limit:
-            self._known.add(facility_id)
-            return facility_id
+            self._known.add(entity_id)
+            return entity_id
         return OTHER
 
 
@@ -35,7 +35,8 @@ class Metrics:
     """All metrics of one process, registered once on ``registry``."""
 
     def __init__(self, max_facility_labels: int, registry: CollectorRegistry = REGISTRY) -> None:
-        self.facility_label = FacilityLabels(max_facility_labels)
+        self.facility_label = BoundedLabels(max_facility_labels)
+        self.site_label = BoundedLabels(max_facility_labels)
         self.records = Counter(
             "governor_records_total",
             "Source records handled, by pipeline and outcome.",
@@ -78,6 +79,32 @@ class Metrics:
             "governor_dedup_index_events",
             "Event ids held in this worker's dedup window.",
             ["pipeline"],
+            registry=registry,
+        )
+        self.audit_ticks = Counter(
+            "governor_audit_ticks_total",
+            "Control ticks by outcome: applied to the rollups, duplicate event id, or replayed"
+            " (re-delivered record already counted).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.audit_energy = Counter(
+            "governor_audit_energy_cost_joules_total",
+            "Energy given up by controller interventions, from applied control ticks.",
+            ["site"],
+            registry=registry,
+        )
+        self.audit_utilization = Gauge(
+            "governor_audit_ceiling_utilization_ratio",
+            "Projected annual energy cost of the current compliance period over the site's"
+            " annual ceiling (1 = at the ceiling), as of the newest tick this worker applied.",
+            ["site"],
+            registry=registry,
+        )
+        self.audit_alerts = Counter(
+            "governor_audit_compliance_alerts_total",
+            "Compliance crossings, by the state crossed into.",
+            ["state"],
             registry=registry,
         )
         self.http_requests = Counter(

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from agents import carbon
+from agents import audit, carbon
 from app.faust_app import Governor, create_app
 from app.metrics import Metrics
 from app.settings import Settings
 from app.topics import Catalogue
+from app.web import audit as audit_views
 from app.web import carbon as carbon_views
 from app.web import health
 
@@ -22,6 +23,7 @@ class Topology:
 
     gov: Governor
     carbon: carbon.CarbonPipeline
+    audit: audit.AuditPipeline
     registry: CollectorRegistry
 
 
@@ -31,11 +33,13 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     registry = CollectorRegistry()
     metrics = Metrics(settings.metrics.max_facility_labels, registry)
     gov = create_app(settings, catalogue, metrics)
-    pipeline = carbon.register(gov)
+    carbon_pipeline = carbon.register(gov)
+    audit_pipeline = audit.register(gov)
     if settings.worker.faust_prometheus_sensor:
         setup_prometheus_sensors(
             gov.app, pattern="/metrics", registry=registry, name_prefix="faust"
         )
     health.register(gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor)
-    carbon_views.register(gov, pipeline)
-    return Topology(gov=gov, carbon=pipeline, registry=registry)
+    carbon_views.register(gov, carbon_pipeline)
+    audit_views.register(gov, audit_pipeline)
+    return Topology(gov=gov, carbon=carbon_pipeline, audit=audit_pipeline, registry=registry)

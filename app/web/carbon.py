@@ -6,7 +6,6 @@ Per-facility queries are routed to the worker that owns the facility's partition
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -21,12 +20,10 @@ from agents.carbon import CarbonPipeline
 from app.faust_app import Governor
 from app.rules.carbon import DayTotals, check_record
 from app.web.http import authorised, problem, reply
+from app.web.peers import ask_peers, is_peer_request
 from schemas.carbon_emission import CarbonEmission
 from schemas.common import EnergySource
 from schemas.meter_reading import MeterReadingBatch, parse_meter_record
-
-LOCAL_ONLY_HEADER = "X-Governor-Local-Only"
-PEER_TIMEOUT_S = 5.0
 
 
 class SourceSummary(BaseModel):
@@ -193,8 +190,8 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
 
         async def get(self, request: Any, event_id: str) -> Any:
             found = carbon.find_reading(event_id)
-            if found is None and LOCAL_ONLY_HEADER not in request.headers:
-                found = await ask_peers(gov, f"/api/v1/readings/{event_id}")
+            if found is None and not is_peer_request(request):
+                found = await find_at_peers(gov, event_id)
             if found is None:
                 return problem(
                     self, request, gov, self.ROUTE, 404,
@@ -212,27 +209,12 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
             return reply(self, request, gov, "/api/v1/carbon/emissions/{facility_id}", summary)
 
 
-async def ask_peers(gov: Governor, path: str) -> CarbonEmission | None:
+async def find_at_peers(gov: Governor, event_id: str) -> CarbonEmission | None:
     """Ask every other worker for a reading; the first that has it answers."""
-    own = str(gov.app.conf.canonical_url).rstrip("/")
-    peers = {str(url).rstrip("/") for url in gov.app.router.tables_metadata()} - {own}
-    if not peers:
-        return None
-
-    async def one(base: str) -> CarbonEmission | None:
-        try:
-            async with gov.app.http_client.get(
-                base + path,
-                headers={LOCAL_ONLY_HEADER: "1"},
-                timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
-            ) as response:
-                if response.status != 200:
-                    return None
-                return CarbonEmission.model_validate(orjson.loads(await response.read()))
-        except (TimeoutError, OSError, ValueError):
-            return None
-
-    for result in await asyncio.gather(*(one(p) for p in sorted(peers))):
-        if result is not None:
-            return result
+    for body in await ask_peers(gov, f"/api/v1/readings/{event_id}"):
+        if body is not None:
+            try:
+                return CarbonEmission.model_validate(orjson.loads(body))
+            except ValueError:
+                continue
     return None

@@ -1,0 +1,222 @@
+"""control-ticks → budget-audit slot log, day and period rollups, compliance alerts.
+
+Thin adapter: decode, dead-letter what cannot be accepted, call the audit rules, write the
+tables, send the slot record and any alert. All decisions are in :mod:`app.rules.audit`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import date
+from typing import Any, cast
+
+import orjson
+from pydantic import ValidationError
+
+from app.dead_letters import DeadLetterSink, source_coordinates
+from app.dedup_store import DedupStore
+from app.failstop import fail_stop
+from app.faust_app import Governor
+from app.metrics import JOULES_PER_KWH
+from app.producer import await_metadata, send_same_key
+from app.rules.audit import (
+    AuditOutcome,
+    DayRollup,
+    PeriodRollup,
+    check_tick,
+    day_key,
+    period_bounds,
+    period_key,
+    process_tick,
+)
+from app.rules.dedup import DedupSegment, Position
+from app.rules.retention import DayIndex
+from schemas.control_tick import ControlTick
+from schemas.dead_letter import DeadLetterReason
+
+log = logging.getLogger(__name__)
+
+PIPELINE = "audit"
+SOURCE = "control-ticks"
+
+
+class AuditPipeline:
+    """The budget-audit agent, its tables and the local queries the HTTP views use."""
+
+    def __init__(self, gov: Governor) -> None:
+        self.gov = gov
+        self.config = gov.settings.audit
+        self.metrics = gov.metrics
+        self.source = gov.topic(SOURCE)
+        self.slot_log = gov.topic("budget-audit")
+        self.alerts_topic = gov.topic("budget-compliance-alerts")
+        self.dead_letters = DeadLetterSink(
+            gov.topic("dead-letters"), PIPELINE, gov.metrics, gov.settings.kafka.topic_prefix
+        )
+        self.days = gov.table(
+            "audit-day-rollups", DayRollup, "Slots, cost and interventions per site and UTC day",
+            SOURCE,
+        )  # fmt: skip
+        self.periods = gov.table(
+            "audit-period-rollups", PeriodRollup, "Compliance rollup per site and period", SOURCE
+        )
+        self.site_days = gov.table("audit-site-days", DayIndex, "UTC days with slots", SOURCE)
+        self.dedup = DedupStore(
+            gov.table("audit-dedup", DedupSegment, "Tick event ids per source record", SOURCE),
+            self.config.dedup_window_s,
+            self.config.dedup_max_events_per_partition,
+        )
+        gov.app.agent(self.source, name="budget-audit")(self._consume)
+        gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
+
+    async def _consume(self, stream: Any) -> None:
+        """Bad input is dead-lettered inside ``handle``; anything else that raises ends the
+        process before Faust can acknowledge the record (see :func:`app.failstop.fail_stop`).
+        """
+        tables = (self.days, self.periods, self.site_days, self.dedup.table)
+        await await_metadata(
+            self.gov.app,
+            [t.changelog_topic.get_topic_name() for t in tables]
+            + [self.slot_log.get_topic_name(), self.alerts_topic.get_topic_name()],
+        )
+        async for event in stream.events():
+            try:
+                await self.handle(event.message)
+            except Exception as exc:
+                fail_stop(PIPELINE, exc)
+
+    async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == self.source.get_topic_name():
+                self.dedup.drop_partition(tp.partition)
+
+    async def handle(self, message: Any) -> None:
+        """Process one control tick; never raises for bad input."""
+        started = time.perf_counter()
+        coordinates = source_coordinates(message)
+        try:
+            tick = ControlTick.from_json_bytes(message.value)
+        except orjson.JSONDecodeError as exc:
+            await self._dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
+            return
+        except ValidationError as exc:
+            await self._dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+            return
+        rejection = check_tick(message.key, tick, coordinates["timestamp_ms"], self.config)
+        if rejection is not None:
+            await self._dead_letter(coordinates, rejection.reason, rejection.message)
+            return
+        position = Position(partition=message.partition, offset=message.offset)
+        try:
+            outcome = self._decide(tick, position)
+        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
+            log.exception("audit rules failed on %s[%d]@%d", *_where(message))
+            await self._dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            return
+        self._persist(tick.site_id, outcome)
+        await self._send(tick.site_id, outcome)
+        self._count(tick, outcome)
+        self.metrics.processing.labels(pipeline=PIPELINE).observe(time.perf_counter() - started)
+
+    def _decide(self, tick: ControlTick, position: Position) -> AuditOutcome:
+        self.dedup.ensure_indexed(position.partition)
+        utc_day = tick.timestamp.date()
+        start, _ = period_bounds(utc_day, self.config.compliance_period)
+        return process_tick(
+            tick,
+            position,
+            self.days.get(day_key(tick.site_id, utc_day)),
+            self.periods.get(period_key(tick.site_id, self.config.compliance_period, start)),
+            self.dedup.first_position(tick.event_id),
+            self.config,
+        )
+
+    def _persist(self, site_id: str, outcome: AuditOutcome) -> None:
+        """Write the decided state; each write is idempotent under re-delivery."""
+        if outcome.day is not None:
+            self.days[outcome.day.key] = outcome.day
+        if outcome.period is not None:
+            self.periods[outcome.period.key] = outcome.period
+        self.dedup.record(outcome.segment)
+        if outcome.day is not None:
+            index = self.site_days.get(site_id) or DayIndex(entity_id=site_id)
+            updated, expired = index.with_days(
+                [outcome.day.utc_day], self.config.rollup_retention_days
+            )
+            if updated is not index:
+                self.site_days[site_id] = updated
+            self._expire(site_id, expired, updated)
+
+    def _expire(self, site_id: str, expired: list[date], index: DayIndex) -> None:
+        """Drop rollups of days past retention, and periods that ended before the oldest
+        retained day."""
+        oldest = index.days[0] if index.days else None
+        for old_day in expired:
+            self.days.pop(day_key(site_id, old_day), None)
+            start, end = period_bounds(old_day, self.config.compliance_period)
+            if oldest is None or end < oldest:
+                self.periods.pop(period_key(site_id, self.config.compliance_period, start), None)
+
+    async def _send(self, site_id: str, outcome: AuditOutcome) -> None:
+        key = site_id.encode()
+        if outcome.slot is not None:
+            await send_same_key(
+                self.gov.app, self.slot_log.get_topic_name(), key, [outcome.slot.to_json_bytes()]
+            )
+        if outcome.alert is not None:
+            await send_same_key(
+                self.gov.app,
+                self.alerts_topic.get_topic_name(),
+                key,
+                [outcome.alert.to_json_bytes()],
+            )
+
+    def _count(self, tick: ControlTick, outcome: AuditOutcome) -> None:
+        self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()
+        if outcome.duplicate:
+            self.metrics.audit_ticks.labels(outcome="duplicate").inc()
+            return
+        if outcome.replayed:
+            self.metrics.audit_ticks.labels(outcome="replayed").inc()
+            return
+        self.metrics.audit_ticks.labels(outcome="applied").inc()
+        site = self.metrics.site_label(tick.site_id)
+        self.metrics.audit_energy.labels(site=site).inc(tick.energy_cost_kwh * JOULES_PER_KWH)
+        ceiling = self.config.ceiling_kwh(tick.site_id)
+        if outcome.period is not None and ceiling:
+            ratio = outcome.period.projection().projected_annual_kwh / ceiling
+            self.metrics.audit_utilization.labels(site=site).set(ratio)
+        if outcome.alert is not None:
+            self.metrics.audit_alerts.labels(state=outcome.alert.state.value).inc()
+        self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.dedup))
+
+    async def _dead_letter(
+        self, coordinates: dict[str, Any], reason: DeadLetterReason, error: str
+    ) -> None:
+        self.metrics.records.labels(pipeline=PIPELINE, outcome="dead_lettered").inc()
+        await self.dead_letters.send(reason=reason, error=error, **coordinates)
+
+    # Local queries for the HTTP views (the view routes to the owning worker first).
+
+    def site_rollups(self, site_id: str) -> list[DayRollup] | None:
+        """All retained day rollups of a site, oldest first; ``None`` for an unknown site."""
+        index = self.site_days.get(site_id)
+        if index is None:
+            return None
+        found = (self.days.get(day_key(site_id, d)) for d in index.days)
+        return [d for d in found if d is not None]
+
+    def local_sites(self) -> list[str]:
+        """Sites whose state this worker holds (its assigned partitions)."""
+        return sorted(self.site_days.keys())
+
+
+def _where(message: Any) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
+
+
+def register(gov: Governor) -> AuditPipeline:
+    """Wire the budget-audit pipeline into ``gov``'s app."""
+    return AuditPipeline(gov)

@@ -1,0 +1,46 @@
+"""Asking the other workers of the group: for queries whose key (and so owner) is unknown.
+
+Queries by key are routed to the one owner by Faust (``table_route``); a lookup by a
+secondary id, or a listing of every site, asks every other worker instead. The header marks
+a peer request so the peer answers from its own state and does not ask further.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from app.faust_app import Governor
+
+LOCAL_ONLY_HEADER = "X-Governor-Local-Only"
+PEER_TIMEOUT_S = 5.0
+
+
+def is_peer_request(request: Any) -> bool:
+    return LOCAL_ONLY_HEADER in request.headers
+
+
+def peer_urls(gov: Governor) -> list[str]:
+    """Base URLs of the other workers that hold table partitions."""
+    own = str(gov.app.conf.canonical_url).rstrip("/")
+    return sorted({str(url).rstrip("/") for url in gov.app.router.tables_metadata()} - {own})
+
+
+async def ask_peers(gov: Governor, path_qs: str) -> list[bytes | None]:
+    """GET ``path_qs`` from every peer; one body per peer, ``None`` where it failed or
+    answered other than 200."""
+
+    async def one(base: str) -> bytes | None:
+        try:
+            async with gov.app.http_client.get(
+                base + path_qs,
+                headers={LOCAL_ONLY_HEADER: "1"},
+                timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
+            ) as response:
+                return await response.read() if response.status == 200 else None
+        except (TimeoutError, OSError, aiohttp.ClientError):
+            return None
+
+    return list(await asyncio.gather(*(one(p) for p in peer_urls(gov))))

@@ -1,0 +1,78 @@
+"""The budget-audit agent through Faust's agent.test_context(): decode, dead-letter, tables,
+outputs. No broker: the outbound sends are recorded (Kafka itself is covered by
+tests/integration on a real broker)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from agents.audit import AuditPipeline
+from app.rules.audit import AuditOutcome
+from app.settings import load_settings
+from app.topology import Topology, build
+from schemas.budget_audit import ComplianceAlert, ComplianceState, SlotRecord
+from schemas.dead_letter import DeadLetterReason
+from tests.factories import tick
+
+
+@pytest.fixture
+def topology(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topology]:
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("GOVERNOR_AUDIT__SITES", '{"site-001": {"capacity_kw": 1.0}}')
+    yield build(load_settings())
+
+
+class Recorder:
+    def __init__(self, pipeline: AuditPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.slots: list[SlotRecord] = []
+        self.alerts: list[ComplianceAlert] = []
+        self.dead: list[dict[str, Any]] = []
+
+        async def send(site_id: str, outcome: AuditOutcome) -> None:
+            if outcome.slot is not None:
+                self.slots.append(outcome.slot)
+            if outcome.alert is not None:
+                self.alerts.append(outcome.alert)
+
+        async def dead_letter(**fields: Any) -> None:
+            self.dead.append(fields)
+
+        async def no_metadata_wait(app: Any, topics: Any) -> None:
+            return None
+
+        monkeypatch.setattr("agents.audit.await_metadata", no_metadata_wait)
+        monkeypatch.setattr(pipeline, "_send", send)
+        monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
+
+
+async def test_ticks_roll_up_and_alert_once(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = topology.audit
+    sent = Recorder(pipeline, monkeypatch)
+    agent = topology.gov.app.agents["budget-audit"]
+    valid = orjson.loads(tick(9).to_json_bytes())
+    async with agent.test_context() as ctx:
+        await ctx.put(tick(0, energy_cost_kwh=0.1).to_json_bytes(), key=b"site-001")
+        await ctx.put(tick(1, energy_cost_kwh=0.5).to_json_bytes(), key=b"site-001")
+        await ctx.put(tick(2, energy_cost_kwh=0.5).to_json_bytes(), key=b"site-001")
+        await ctx.put(tick(1, energy_cost_kwh=0.5).to_json_bytes(), key=b"site-001")
+        await ctx.put(b"{not json", key=b"site-001")
+        await ctx.put(orjson.dumps({**valid, "energy_cost_kwh": -1}), key=b"site-001")
+        await ctx.put(tick(3).to_json_bytes(), key=b"site-002")
+    assert [s.event_id for s in sent.slots] == ["tick-000000", "tick-000001", "tick-000002"]
+    assert [a.state for a in sent.alerts] == [ComplianceState.NON_COMPLIANT]
+    assert [d["reason"] for d in sent.dead] == [
+        DeadLetterReason.UNDECODABLE,
+        DeadLetterReason.INVALID_SCHEMA,
+        DeadLetterReason.KEY_MISMATCH,
+    ]
+    assert sent.dead[0]["value"] == b"{not json"
+    rollups = pipeline.site_rollups("site-001")
+    assert rollups is not None and [(r.slots, r.cost_mwh) for r in rollups] == [(3, 1_100_000)]
+    assert pipeline.site_rollups("site-002") is None
+    assert pipeline.local_sites() == ["site-001"]
