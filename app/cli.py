@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -125,6 +126,55 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Budget-audit reports and Parquet export, read from the slot log topic."""
+    import json
+    from datetime import date
+
+    from app.audit_log import as_table, export_parquet, read_slots, reports
+
+    settings = _settings(args)
+    _require_cluster(settings)
+    options = aiokafka_options(settings.kafka)
+    topic = settings.kafka.topic_prefix + "budget-audit"
+    try:
+        first = date.fromisoformat(args.date_from) if args.date_from else None
+        last = date.fromisoformat(args.date_to) if args.date_to else None
+        daily = date.fromisoformat(args.daily) if getattr(args, "daily", None) else None
+    except ValueError as exc:
+        print(f"governor: dates are YYYY-MM-DD: {exc}", file=sys.stderr)
+        return 2
+    if (first is None) != (last is None) or (first and last and first > last):
+        print("governor: give --from and --to together, --from not after --to", file=sys.stderr)
+        return 2
+    if args.action == "export":
+        if first is None or last is None:
+            print("governor: audit export needs --from and --to", file=sys.stderr)
+            return 2
+        summary = asyncio.run(
+            export_parquet(options, topic, first, last, Path(args.out), site=args.site)
+        )
+        print(
+            f"wrote {summary.rows} slot(s) in {summary.row_groups} row group(s) to {summary.path}"
+        )
+        return 0
+
+    async def collect() -> list[Any]:
+        return [logged.slot async for logged in read_slots(options, topic)]
+
+    rows = reports(asyncio.run(collect()), settings.audit, args.site, daily, first, last)
+    if args.format == "table":
+        print(as_table(rows))
+    elif args.site is not None and len(rows) == 1:
+        print(json.dumps(rows[0].model_dump(mode="json"), indent=2))
+    else:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+    if args.site is not None and not rows:
+        print(f"governor: no slots for site {args.site}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_kafka(args: argparse.Namespace) -> int:
     """Run a local single-node broker in the foreground until interrupted."""
     from app.localkafka import LocalBroker
@@ -175,6 +225,19 @@ def parser() -> argparse.ArgumentParser:
     dlq.add_argument("--all", action="store_true", help="republish every (matching) letter")
     dlq.add_argument("--dry-run", action="store_true")
     dlq.set_defaults(func=cmd_dlq)
+    audit = sub.add_parser("audit", help="budget-audit reports and Parquet export")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    report = audit_sub.add_parser("report", help="period compliance or daily summary, as JSON")
+    report.add_argument("--site", help="one site (default: every site in the log)")
+    report.add_argument("--daily", metavar="YYYY-MM-DD", help="daily summary of this UTC day")
+    report.add_argument("--format", choices=["json", "table"], default="json")
+    export = audit_sub.add_parser("export", help="write the slot log of a period to Parquet")
+    export.add_argument("--out", default="budget-audit.parquet", help="Parquet file to write")
+    export.add_argument("--site", help="one site (default: every site)")
+    for command in (report, export):
+        command.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day")
+        command.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day")
+        command.set_defaults(func=cmd_audit)
     kafka = sub.add_parser("kafka", help="run a local Apache Kafka broker (KRaft) until Ctrl-C")
     kafka.add_argument("--version", help="Kafka version (default: kafka.local_version)")
     kafka.add_argument("--dir", default="var/kafka", help="data and log directory (wiped)")

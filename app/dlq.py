@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
+from app.topic_reader import read_topic
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 
 
@@ -25,47 +25,16 @@ class Letter:
         return f"{self.partition}:{self.offset}"
 
 
-async def partitions_of(options: dict[str, Any], topic: str) -> list[int]:
-    """A topic's partition numbers, from a metadata request; raises if it does not exist."""
-    admin = AIOKafkaAdminClient(**options)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    if not described or described[0]["error_code"] != 0:
-        raise LookupError(f"topic {topic} does not exist")
-    return sorted(p["partition"] for p in described[0]["partitions"])
-
-
 async def read_letters(
     options: dict[str, Any], topic: str, reason: DeadLetterReason | None = None
 ) -> list[Letter]:
     """Every dead letter present now (up to the current end offsets), oldest first."""
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        # An explicit seek: after end_offsets(), seek_to_beginning() left getmany() empty here.
-        for tp, first in starts.items():
-            consumer.seek(tp, first)
-        letters: list[Letter] = []
-        remaining = {tp for tp in tps if ends[tp] > starts[tp]}
-        while remaining:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for tp, messages in batch.items():
-                for m in messages:
-                    letter = DeadLetter.from_json_bytes(m.value)
-                    if reason is None or letter.reason is reason:
-                        letters.append(Letter(tp.partition, m.offset, letter))
-                    if m.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-        return sorted(letters, key=lambda x: (x.letter.dead_lettered_at, x.partition, x.offset))
-    finally:
-        await consumer.stop()
+    letters: list[Letter] = []
+    async for m in read_topic(options, topic):
+        letter = DeadLetter.from_json_bytes(m.value)
+        if reason is None or letter.reason is reason:
+            letters.append(Letter(m.partition, m.offset, letter))
+    return sorted(letters, key=lambda x: (x.letter.dead_lettered_at, x.partition, x.offset))
 
 
 async def republish(options: dict[str, Any], letters: Sequence[Letter]) -> int:

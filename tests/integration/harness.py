@@ -189,15 +189,25 @@ class WorkerProcess:
         return "\n".join(line for line in text[-lines:] if not line.startswith(("|", "〃")))
 
 
-def applied_readings(worker: WorkerProcess) -> int:
-    """The worker's governor_meter_readings_total{outcome="applied"} (0 if unreachable)."""
+def metric_value(worker: WorkerProcess, series: str) -> float:
+    """One series of the worker's /metrics, e.g. ``name{label="v"}`` (0 if unreachable)."""
     status, text = http_get(f"{worker.url}/metrics", timeout=2)
     if status != 200:
-        return 0
+        return 0.0
     for line in text.splitlines():
-        if line.startswith('governor_meter_readings_total{outcome="applied"}'):
-            return int(float(line.split()[-1]))
-    return 0
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def applied_readings(worker: WorkerProcess) -> int:
+    """The worker's governor_meter_readings_total{outcome="applied"}."""
+    return int(metric_value(worker, 'governor_meter_readings_total{outcome="applied"}'))
+
+
+def applied_ticks(worker: WorkerProcess) -> int:
+    """The worker's governor_audit_ticks_total{outcome="applied"}."""
+    return int(metric_value(worker, 'governor_audit_ticks_total{outcome="applied"}'))
 
 
 def http_get(url: str, timeout: float = 10.0) -> tuple[int, Any]:
@@ -249,7 +259,7 @@ async def produce(
 
 
 async def end_offsets(cluster: Cluster, topic: str) -> dict[int, int]:
-    from app.dlq import partitions_of
+    from app.topic_reader import partitions_of
 
     tps = [TopicPartition(topic, p) for p in await partitions_of(cluster.client_options(), topic)]
     consumer = AIOKafkaConsumer(**cluster.client_options())
