@@ -90,6 +90,19 @@ def http_reports(worker: WorkerProcess, sites: list[str]) -> dict[str, Any]:
     return found
 
 
+def wait_for_reports(
+    worker: WorkerProcess, expected: dict[str, dict[str, Any]], timeout_s: float = 90.0
+) -> None:
+    """Until every site's HTTP report equals ``expected``; on timeout, show the differences."""
+    sites = sorted(expected)
+    try:
+        wait_for(lambda: http_reports(worker, sites) == expected, timeout_s)
+    except AssertionError:
+        got = http_reports(worker, sites)
+        diff = {s: (got.get(s), expected[s]) for s in sites if got.get(s) != expected[s]}
+        raise AssertionError(f"reports of {worker.url} differ (got, want): {diff}") from None
+
+
 def run_cli(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
     env = governor_env(worker.cluster, worker.prefix, GOVERNOR_AUDIT__SITES=SITES_ENV)
     return subprocess.run(
@@ -116,7 +129,7 @@ def test_ticks_become_slot_log_rollups_alerts_and_reports(
 
     expected = expected_reports(ordered)
     sites = sorted(expected)
-    wait_for(lambda: http_reports(worker, sites) == expected, 90)
+    wait_for_reports(worker, expected)
     assert expected["site-000"]["slots"] == 72 and expected["site-000"]["period_days"] == 3
     assert expected["site-000"]["compliant"] is False
     assert expected["site-001"]["compliant"] is True

@@ -11,10 +11,18 @@ from tests.integration.harness import (
     Cluster,
     WorkerProcess,
     applied_readings,
+    applied_ticks,
     http_get,
     produce,
     wait_for,
 )
+from tests.integration.test_audit_pipeline import (
+    SITES_ENV,
+    expected_reports,
+    sample_ticks,
+    wait_for_reports,
+)
+from tests.integration.test_audit_pipeline import as_records as as_tick_records
 from tests.integration.test_carbon_pipeline import (
     as_records,
     expected_totals,
@@ -29,7 +37,10 @@ pytestmark = pytest.mark.integration
 def test_two_workers_share_partitions_and_route_queries(
     cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
 ) -> None:
-    first, second = workers(), workers()
+    first, second = (
+        workers(GOVERNOR_AUDIT__SITES=SITES_ENV),
+        workers(GOVERNOR_AUDIT__SITES=SITES_ENV),
+    )
     first.wait_ready()
     second.wait_ready()
     readings = sample_readings(600, facilities=12)
@@ -53,3 +64,20 @@ def test_two_workers_share_partitions_and_route_queries(
             status, found = http_get(f"{worker.url}/api/v1/readings/{event.event_id}")
             assert status == 200, (worker.url, event.event_id, found)
             assert found["facility_id"] == event.facility_id
+
+    # Budget audit: per-site reports routed to the owner; the all-sites report gathers
+    # every worker's sites, the same from either worker.
+    ticks = sample_ticks(sites=8, days=2, per_day=6)
+    asyncio.run(produce(cluster, prefix + "control-ticks", as_tick_records(ticks)))
+    expected_audit = expected_reports(ticks)
+    for worker in (first, second):
+        wait_for_reports(worker, expected_audit, timeout_s=60)
+    ticks_done = wait_for(
+        lambda: (c if sum(c := (applied_ticks(first), applied_ticks(second))) == len(ticks)
+                 else None)
+    )  # fmt: skip
+    assert ticks_done[0] > 0 and ticks_done[1] > 0, f"one worker did all the audit: {ticks_done}"
+    for worker in (first, second):
+        status, everyone = http_get(f"{worker.url}/api/v1/audit/report")
+        assert status == 200
+        assert {r["site_id"]: r for r in everyone} == expected_audit
