@@ -7,22 +7,33 @@ from collections.abc import Callable
 
 import pytest
 
+from schemas.budget_audit import ComplianceAlert, SlotRecord
 from schemas.carbon_emission import CarbonEmission
 from tests.factories import batch
 from tests.integration.harness import (
     Cluster,
     WorkerProcess,
     applied_readings,
+    applied_ticks,
     produce,
     read_all,
     wait_for,
 )
+from tests.integration.test_audit_pipeline import (
+    CONFIG,
+    SITES_ENV,
+    expected_reports,
+    sample_ticks,
+    wait_for_reports,
+)
+from tests.integration.test_audit_pipeline import as_records as as_tick_records
 from tests.integration.test_carbon_pipeline import (
     as_records,
     expected_totals,
     sample_readings,
     wait_for_totals,
 )
+from tests.unit.test_audit_rules import Audit
 
 pytestmark = pytest.mark.integration
 FACILITIES = 12
@@ -59,3 +70,39 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     ids = {CarbonEmission.from_json_bytes(m.value).event_id for m in emitted}
     assert ids == {r.event_id for r in everything}, "an accepted reading has no emission record"
     print(f"killed after {progress}/{total} applied; {len(emitted) - total} emissions re-sent")
+
+
+def test_sigkill_mid_audit_stream_loses_no_tick_and_counts_none_twice(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    ticks = sample_ticks(sites=12, days=21, per_day=24)  # three ISO weeks per site
+    repeated = ticks[::50]  # producer retries: the same event ids again, later
+    asyncio.run(produce(cluster, prefix + "control-ticks", as_tick_records(ticks + repeated)))
+
+    member = {"GOVERNOR_WORKER__GROUP_INSTANCE_ID": "audit-crash-worker"}
+    worker = workers(GOVERNOR_AUDIT__SITES=SITES_ENV, **member)
+    worker.wait_ready()
+    total = len(ticks)
+    progress = wait_for(lambda: (n := applied_ticks(worker)) > total * 0.15 and n, 120, 0.5)
+    worker.kill()
+    assert progress < total, "the worker finished before it could be killed mid-stream"
+
+    worker.start()
+    worker.wait_ready()
+    wait_for_reports(worker, expected_reports(ticks), timeout_s=180)
+
+    logged = asyncio.run(read_all(cluster, prefix + "budget-audit", total, timeout_s=60))
+    assert {SlotRecord.from_json_bytes(m.value).event_id for m in logged} == {
+        t.event_id for t in ticks
+    }, "an applied tick is missing from the slot log"
+
+    want = {a.alert_id: a.to_json_bytes() for a in Audit(config=CONFIG).run(ticks).alerts}
+    sent = asyncio.run(read_all(cluster, prefix + "budget-compliance-alerts", len(want), 30))
+    by_id: dict[str, set[bytes]] = {}
+    for m in sent:
+        by_id.setdefault(ComplianceAlert.from_json_bytes(m.value).alert_id, set()).add(m.value)
+    assert by_id == {alert_id: {value} for alert_id, value in want.items()}
+    print(
+        f"killed after {progress}/{total} ticks; {len(logged) - total} slot records and"
+        f" {len(sent) - len(want)} alerts re-sent"
+    )
