@@ -8,7 +8,7 @@ tests check that they do. The log is at least once; every reader deduplicates by
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -111,7 +111,7 @@ def reports(
     return out
 
 
-def as_table(rows: list[BaseModel]) -> str:
+def as_table(rows: Sequence[BaseModel]) -> str:
     """A fixed-width text table of reports, one row per site (or site-day)."""
     if not rows:
         return "no slots"
@@ -119,9 +119,10 @@ def as_table(rows: list[BaseModel]) -> str:
     columns = list(dumped[0])
     cells = [[_cell(d[c]) for c in columns] for d in dumped]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
+    rows_out = [columns, *cells]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows_out
+    )
 
 
 def _cell(value: Any) -> str:

@@ -8,8 +8,8 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -126,42 +126,75 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A command-line argument a person has to fix (exit status 2)."""
+
+
+def _day_arg(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _day_range(args: argparse.Namespace) -> tuple[date | None, date | None]:
+    first, last = _day_arg(args.date_from, "--from"), _day_arg(args.date_to, "--to")
+    if (first is None) != (last is None):
+        raise UsageError("give --from and --to together")
+    if first is not None and last is not None and first > last:
+        raise UsageError(f"--from {first} is after --to {last}")
+    return first, last
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Budget-audit reports and Parquet export, read from the slot log topic."""
-    import json
-    from datetime import date
-
-    from app.audit_log import as_table, export_parquet, read_slots, reports
+    from app.audit_log import CorruptSlotLog
 
     settings = _settings(args)
     _require_cluster(settings)
+    first, last = _day_range(args)
+    try:
+        if args.action == "export":
+            return _audit_export(settings, args, first, last)
+        return _audit_report(settings, args, first, last)
+    except (CorruptSlotLog, LookupError) as exc:
+        print(f"governor: {exc}", file=sys.stderr)
+        return 1
+
+
+def _audit_export(
+    settings: Settings, args: argparse.Namespace, first: date | None, last: date | None
+) -> int:
+    from app.audit_log import export_parquet
+
+    if first is None or last is None:
+        raise UsageError("audit export needs --from and --to")
     options = aiokafka_options(settings.kafka)
     topic = settings.kafka.topic_prefix + "budget-audit"
-    try:
-        first = date.fromisoformat(args.date_from) if args.date_from else None
-        last = date.fromisoformat(args.date_to) if args.date_to else None
-        daily = date.fromisoformat(args.daily) if getattr(args, "daily", None) else None
-    except ValueError as exc:
-        print(f"governor: dates are YYYY-MM-DD: {exc}", file=sys.stderr)
-        return 2
-    if (first is None) != (last is None) or (first and last and first > last):
-        print("governor: give --from and --to together, --from not after --to", file=sys.stderr)
-        return 2
-    if args.action == "export":
-        if first is None or last is None:
-            print("governor: audit export needs --from and --to", file=sys.stderr)
-            return 2
-        summary = asyncio.run(
-            export_parquet(options, topic, first, last, Path(args.out), site=args.site)
-        )
-        print(
-            f"wrote {summary.rows} slot(s) in {summary.row_groups} row group(s) to {summary.path}"
-        )
-        return 0
+    summary = asyncio.run(
+        export_parquet(options, topic, first, last, Path(args.out), site=args.site)
+    )
+    print(f"wrote {summary.rows} slot(s) in {summary.row_groups} row group(s) to {summary.path}")
+    return 0
 
-    async def collect() -> list[Any]:
+
+def _audit_report(
+    settings: Settings, args: argparse.Namespace, first: date | None, last: date | None
+) -> int:
+    import json
+
+    from app.audit_log import as_table, read_slots, reports
+    from schemas.budget_audit import SlotRecord
+
+    options = aiokafka_options(settings.kafka)
+    topic = settings.kafka.topic_prefix + "budget-audit"
+
+    async def collect() -> list[SlotRecord]:
         return [logged.slot async for logged in read_slots(options, topic)]
 
+    daily = _day_arg(args.daily, "--daily")
     rows = reports(asyncio.run(collect()), settings.audit, args.site, daily, first, last)
     if args.format == "table":
         print(as_table(rows))
@@ -234,6 +267,7 @@ def parser() -> argparse.ArgumentParser:
     export = audit_sub.add_parser("export", help="write the slot log of a period to Parquet")
     export.add_argument("--out", default="budget-audit.parquet", help="Parquet file to write")
     export.add_argument("--site", help="one site (default: every site)")
+    export.set_defaults(daily=None)
     for command in (report, export):
         command.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day")
         command.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day")
@@ -255,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except SettingsError as exc:
+    except (SettingsError, UsageError) as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return 2
 

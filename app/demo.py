@@ -21,16 +21,24 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.audit_log import as_table
 from app.connection import aiokafka_options
 from app.dlq import read_letters
 from app.localkafka import LocalBroker
-from app.sample import sample_reading, sample_records
+from app.rules.audit import PeriodReport
+from app.sample import sample_reading, sample_records, sample_tick_records
 from app.settings import Settings
+from app.topic_reader import read_topic
 from app.topics import Catalogue, apply_catalogue
 from schemas.carbon_emission import CarbonEmission
 
 DEMO_DIR = Path("var/demo")
 FACILITIES = 8
+SITES = 4
+TICKS_PER_SITE = 288  # one day of 5-minute controller slots
+SITE_CAPACITIES = '{"site-000": {"capacity_kw": 150}}'
+DEFAULT_CAPACITY_KW = "250"
+"""site-000's projection crosses its ceiling (a compliance alert); the others stay under."""
 
 
 def _http(method: str, url: str, body: bytes | None = None, token: str | None = None) -> Any:
@@ -59,10 +67,11 @@ def _wait_ready(base: str, worker: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"worker not ready after 120 s; see {log}")
 
 
-def _applied(base: str) -> int:
+def _applied(base: str, metric: str) -> int:
+    """``metric{outcome="applied"}`` from the worker's /metrics."""
     with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
         text = response.read().decode()
-    found = re.search(r'governor_meter_readings_total\{outcome="applied"\} ([0-9.e+]+)', text)
+    found = re.search(re.escape(metric) + r'\{outcome="applied"\} ([0-9.e+]+)', text)
     return int(float(found.group(1))) if found else 0
 
 
@@ -79,6 +88,11 @@ async def _publish(settings: Settings, readings: int) -> None:
         negative = bad.model_copy(update={"consumption_kwh": -3.0}).to_json_bytes()
         await producer.send(topic, negative, key=bad.facility_id.encode())
         await producer.send(topic, b"{not json", key=b"facility-000")
+        ticks = settings.kafka.topic_prefix + "control-ticks"
+        day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        for key, value, _ in sample_tick_records(SITES * TICKS_PER_SITE, day - timedelta(days=1),
+                                                 SITES, run="demo"):  # fmt: skip
+            await producer.send(ticks, value, key=key)
         await producer.flush()
     finally:
         await producer.stop()
@@ -98,6 +112,11 @@ async def _first_emissions(settings: Settings, count: int) -> list[CarbonEmissio
         return found[:count]
     finally:
         await consumer.stop()
+
+
+async def _count(settings: Settings, topic: str) -> int:
+    return sum([1 async for _ in read_topic(aiokafka_options(settings.kafka),
+                                            settings.kafka.topic_prefix + topic)])  # fmt: skip
 
 
 async def _create_topics(settings: Settings) -> None:
@@ -131,6 +150,11 @@ def _show(settings: Settings, base: str, token: str) -> None:
                                        settings.kafka.topic_prefix + "dead-letters"))  # fmt: skip
     for item in letters:
         print(f"  {item.ref} {item.letter.reason.value}: {item.letter.error[:90]}")
+    print("\nBudget audit, yesterday's slots per site (GET /api/v1/audit/report):")
+    reports = [PeriodReport.model_validate(r) for r in _http("GET", f"{base}/api/v1/audit/report")]
+    print("  " + as_table(reports).replace("\n", "\n  "))
+    alerts = asyncio.run(_count(settings, "budget-compliance-alerts"))
+    print(f"  {alerts} compliance alert(s) on budget-compliance-alerts")
     reading = sample_reading(0, datetime.now(UTC).replace(microsecond=0), 1, run="http")
     accepted = _http("POST", f"{base}/api/v1/readings", reading.to_json_bytes(), token)
     print(f"\nPOST /api/v1/readings → {accepted}")
@@ -174,6 +198,9 @@ def run_demo(settings: Settings, readings: int, serve: bool) -> int:
             "GOVERNOR_API__TOKEN_FILE": str(token_file.resolve()),
             "GOVERNOR_WORKER__DATA_DIR": str((DEMO_DIR / "worker").resolve()),
         }
+        if not settings.audit.sites and settings.audit.default_capacity_kw is None:
+            env["GOVERNOR_AUDIT__SITES"] = SITE_CAPACITIES  # sample sites, unless configured
+            env["GOVERNOR_AUDIT__DEFAULT_CAPACITY_KW"] = DEFAULT_CAPACITY_KW
         log = DEMO_DIR / "worker.log"
         base = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
         print(f"Starting a worker (log {log}) ...")
@@ -186,12 +213,16 @@ def run_demo(settings: Settings, readings: int, serve: bool) -> int:
                 start_new_session=True,
             )
         _wait_ready(base, worker, log)
-        print(f"Publishing {readings} sample readings and 2 bad records ...")
+        ticks = SITES * TICKS_PER_SITE
+        print(f"Publishing {readings} sample readings, 2 bad records and {ticks} control ticks ...")
         started = time.monotonic()
         asyncio.run(_publish(settings, readings))
-        while _applied(base) < readings:
+        while _applied(base, "governor_meter_readings_total") < readings:
             time.sleep(0.5)
         print(f"  all {readings} readings processed in {time.monotonic() - started:.1f} s")
+        while _applied(base, "governor_audit_ticks_total") < ticks:
+            time.sleep(0.5)
+        print(f"  all {ticks} control ticks processed in {time.monotonic() - started:.1f} s")
         _show(settings, base, token)
         print(f"\nMetrics: {base}/metrics   Health: {base}/health   API: {base}/api/v1/...")
         print(

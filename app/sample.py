@@ -1,4 +1,5 @@
-"""Sample meter readings for the demo and the benchmark: plausible, deterministic, varied."""
+"""Sample meter readings and control ticks for the demo and the benchmark: plausible,
+deterministic, varied."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from schemas.common import EnergySource
+from schemas.control_tick import ControlTick
 from schemas.meter_reading import MeterReading, MeterReadingBatch
 
 SOURCE_MIX = (
@@ -61,3 +63,35 @@ def _batch(facility_id: str, items: list[MeterReading], run: str) -> tuple[bytes
         batch_id=f"{run}-batch-{items[0].event_id}", facility_id=facility_id, readings=items
     )
     return facility_id.encode(), envelope.to_json_bytes(), len(items)
+
+
+def sample_tick(n: int, start: datetime, sites: int, run: str = "s") -> ControlTick:
+    """The n-th control tick: sites round-robin, one 5-minute slot each per round; the gate
+    passes on about a third of slots, and a passed gate spends more."""
+    site = n % sites
+    slot = n // sites
+    gate = (n * 7919) % 3 == 0
+    cost = round((0.4 if gate else 0.05) + ((n * 104729) % 100) / 1000.0, 3)
+    return ControlTick(
+        event_id=f"{run}-tick-{n:09d}",
+        site_id=f"site-{site:03d}",
+        timestamp=start + timedelta(minutes=5 * slot),
+        slot_index=slot % 288,
+        planned_offset_deg=round(((n * 31) % 300) / 10.0 - 15.0, 1),
+        actual_offset_deg=round(((n * 37) % 300) / 10.0 - 15.0, 1),
+        energy_cost_kwh=cost,
+        budget_spent_kwh=round(cost * (slot % 288 + 1), 3),
+        budget_remaining_kwh=round(50.0 - cost * (slot % 288 + 1), 3),
+        gate_passed=gate,
+        source="sample",
+        stage_id=f"stage-{slot % 3}",
+    )
+
+
+def sample_tick_records(
+    count: int, start: datetime, sites: int, run: str = "s"
+) -> Iterator[tuple[bytes, bytes, int]]:
+    """(key, value, 1) records of :func:`sample_tick`, in slot order."""
+    for n in range(count):
+        t = sample_tick(n, start, sites, run)
+        yield t.site_id.encode(), t.to_json_bytes(), 1

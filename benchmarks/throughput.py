@@ -1,13 +1,15 @@
-"""Throughput, latency and memory of the carbon pipeline on a real broker, against a raw baseline.
+"""Throughput, latency and memory of a pipeline on a real broker, against a raw baseline.
 
-Run: .venv/bin/python benchmarks/throughput.py [--readings 200000] [--batch-size 500]
+Run: .venv/bin/python benchmarks/throughput.py [--pipeline carbon|audit] [--readings 200000]
+     [--batch-size 500]
 
-1. Pre-loads N readings into meter-readings (single readings or per-facility batches).
+1. Pre-loads N events into the pipeline's input topic (carbon: meter readings, single or in
+   per-facility batches; audit: control ticks, one per record).
 2. Baseline: raw aiokafka consume + orjson decode of that same topic, in this process.
 3. Pipeline: starts a worker (a separate process) and times from its readiness until the
-   N-th emission record is readable on carbon-emissions. Peak RSS of the worker is sampled.
+   N-th output record is readable (carbon-emissions; budget-audit). Peak RSS is sampled.
 4. Latency: produces paced traffic at a fraction of the measured throughput and reports
-   produce → emission-readable latency percentiles.
+   produce → output-readable latency percentiles.
 
 Figures are printed as ratios against the baseline with the absolute numbers beside them.
 Uses KAFKA_BOOTSTRAP_SERVERS if set, otherwise a local broker fetched from Maven Central.
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,13 +37,36 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.dlq import partitions_of  # noqa: E402
 from app.localkafka import LocalBroker, free_port  # noqa: E402
-from app.sample import sample_records  # noqa: E402
+from app.sample import sample_records, sample_tick_records  # noqa: E402
 from app.settings import load_settings  # noqa: E402
+from app.topic_reader import partitions_of  # noqa: E402
 from app.topics import Catalogue, apply_catalogue  # noqa: E402
 
 WORK = REPO / "var" / "bench"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a pipeline consumes and emits, and how to make its input."""
+
+    name: str
+    source: str
+    output: str
+    unit: str
+
+    def records(
+        self, count: int, start: datetime, keys: int, batch_size: int, run: str = "s"
+    ) -> list[tuple[bytes, bytes, int]]:
+        if self.name == "audit":
+            return list(sample_tick_records(count, start, keys, run))
+        return list(sample_records(count, start, keys, batch_size, run))
+
+
+WORKLOADS = {
+    "carbon": Workload("carbon", "meter-readings", "carbon-emissions", "readings"),
+    "audit": Workload("audit", "control-ticks", "budget-audit", "ticks"),
+}
 
 
 async def create_topics(bootstrap: str, prefix: str) -> None:
@@ -104,7 +130,7 @@ async def raw_consume(bootstrap: str, topic: str, expect_readings: int) -> float
 
 
 class OutputReader:
-    """Reads carbon-emissions from the start; records when each event id became readable."""
+    """Reads an output topic from the start; records when each event id became readable."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap = bootstrap
@@ -138,7 +164,7 @@ class OutputReader:
         deadline = time.monotonic() + timeout_s
         while self.count < count:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"only {self.count}/{count} emissions after {timeout_s}s")
+                raise TimeoutError(f"only {self.count}/{count} outputs after {timeout_s}s")
             batch = await self.consumer.getmany(timeout_ms=100, max_records=20_000)
             now = time.perf_counter()
             for messages in batch.values():
@@ -195,6 +221,8 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 
 async def paced_latency(
+    workload: Workload,
+    start: datetime,
     bootstrap: str,
     prefix: str,
     reader: OutputReader,
@@ -203,12 +231,16 @@ async def paced_latency(
     batch_size: int,
     facilities: int,
 ) -> list[float]:
-    """Produce at ``rate`` readings/s while a concurrent task reads the output continuously;
-    latency = emission readable on carbon-emissions - its record handed to the producer."""
+    """Produce at ``rate`` events/s while a concurrent task reads the output continuously;
+    latency = output readable - its input record handed to the producer.
+
+    The paced events start at the preload's event time (with new event ids), so they stay
+    inside the dedup window: a jump in event time past the window would evict every
+    preloaded dedup segment at once, a burst this measurement is not about.
+    """
     count = int(rate * seconds)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=count)
     run_id = f"lat{uuid.uuid4().hex[:6]}"
-    records = list(sample_records(count, start, facilities, batch_size, run=run_id))
+    records = workload.records(count, start, facilities, batch_size, run=run_id)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, enable_idempotence=True)
     await producer.start()
     sent_at: dict[str, float] = {}
@@ -226,7 +258,7 @@ async def paced_latency(
             now = time.perf_counter()
             for r in parsed.get("readings", [parsed]):
                 sent_at[r["event_id"]] = now
-            await producer.send(prefix + "meter-readings", value, key=key)
+            await producer.send(prefix + workload.source, value, key=key)
         await producer.flush()
         await reading
     finally:
@@ -240,17 +272,21 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace, bootstrap: str) -> None:
+    workload = WORKLOADS[args.pipeline]
+    unit = workload.unit
     prefix = f"b{uuid.uuid4().hex[:8]}-"
     await create_topics(bootstrap, prefix)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-    records = list(sample_records(args.readings, start, args.facilities, args.batch_size))
+    # Event time: far enough back that no event is in the future (the skew check), and
+    # within one dedup window from first to last.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    records = workload.records(args.readings, start, args.facilities, args.batch_size)
     payload_mb = sum(len(v) for _, v, _ in records) / 1e6
-    produce_s = await preload(bootstrap, prefix + "meter-readings", records)
-    raw_s = await raw_consume(bootstrap, prefix + "meter-readings", args.readings)
+    produce_s = await preload(bootstrap, prefix + workload.source, records)
+    raw_s = await raw_consume(bootstrap, prefix + workload.source, args.readings)
 
     port = free_port()
     proc = start_worker(bootstrap, prefix, port, sensor=not args.no_faust_sensor)
-    reader = OutputReader(bootstrap, prefix + "carbon-emissions")
+    reader = OutputReader(bootstrap, prefix + workload.output)
     peak_rss = 0
     ps = psutil.Process(proc.pid)
 
@@ -269,6 +305,8 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         latencies: list[float] = []
         if args.latency_seconds > 0:
             latencies = await paced_latency(
+                workload,
+                start,
                 bootstrap,
                 prefix,
                 reader,
@@ -284,23 +322,25 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         proc.wait(timeout=30)
 
     raw_rate = args.readings / raw_s
-    mode = "single readings" if args.batch_size <= 1 else f"batches of {args.batch_size}"
-    print(f"\nGovernor carbon pipeline benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    single = args.batch_size <= 1 or workload.name == "audit"
+    mode = "one per record" if single else f"batches of {args.batch_size}"
+    now = datetime.now(UTC)
+    print(f"\nGovernor {workload.name} pipeline benchmark ({now:%Y-%m-%d %H:%M} UTC)")
     print(
-        f"  input: {args.readings} readings as {len(records)} records ({mode}), "
-        f"{args.facilities} facilities, {payload_mb:.1f} MB; broker: {bootstrap}"
+        f"  input: {args.readings} {unit} as {len(records)} records ({mode}), "
+        f"{args.facilities} keys, {payload_mb:.1f} MB; broker: {bootstrap}"
     )
-    print(f"  preload (aiokafka producer):          {args.readings / produce_s:>10,.0f} readings/s")
-    print(f"  baseline raw aiokafka + orjson:       {raw_rate:>10,.0f} readings/s  ({raw_s:.2f} s)")
+    print(f"  preload (aiokafka producer):      {args.readings / produce_s:>10,.0f} {unit}/s")
+    print(f"  baseline raw aiokafka + orjson:   {raw_rate:>10,.0f} {unit}/s  ({raw_s:.2f} s)")
     print(
-        f"  pipeline (worker, end to end):        {rate:>10,.0f} readings/s  ({pipeline_s:.2f} s)"
+        f"  pipeline (worker, end to end):    {rate:>10,.0f} {unit}/s  ({pipeline_s:.2f} s)"
         f"  = {rate / raw_rate:.3f} x baseline"
     )
     print(f"  worker peak RSS:                      {peak_rss / 2**20:>10,.0f} MiB")
     if latencies:
         print(
             f"  latency at {args.latency_load:.0%} of that rate for {args.latency_seconds:.0f} s "
-            f"({len(latencies)} readings): p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
+            f"({len(latencies)} {unit}): p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
             f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
             f"mean {statistics.fmean(latencies) * 1000:.0f} ms"
         )
@@ -310,9 +350,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--readings", type=int, default=200_000)
+    parser.add_argument("--pipeline", choices=sorted(WORKLOADS), default="carbon")
+    parser.add_argument("--readings", "--events", dest="readings", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=500, help="1 = one reading per record")
-    parser.add_argument("--facilities", type=int, default=50)
+    parser.add_argument("--facilities", type=int, default=50, help="keys: facilities or sites")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--latency-load", type=float, default=0.5, help="fraction of throughput")
     parser.add_argument("--timeout", type=float, default=900.0)

@@ -39,6 +39,10 @@ def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_p
     assert "all 800 readings processed" in out
     assert "facility-007:    100 readings" in out
     assert "negative_consumption" in out and "undecodable" in out
+    assert "all 1152 control ticks processed" in out
+    site_000 = next(line.split() for line in out.splitlines() if line.startswith("  site-000"))
+    assert site_000[4] == "288" and "False" in site_000  # 288 slots, over its ceiling
+    assert "1 compliance alert(s)" in out
     assert "POST /api/v1/readings → {'event_ids': ['http-000000000']" in out
     token = (tmp_path / "var/demo/api-token").read_text()
     assert token not in out + done.stderr, "the API token must not be printed"

@@ -23,6 +23,22 @@ def test_defaults_are_the_reference_values(monkeypatch: pytest.MonkeyPatch) -> N
     assert carbon.factor_set == "reference"
     assert carbon.active_factor_set.factors_kg_co2e_per_kwh[EnergySource.COAL] == 0.95
     assert settings.worker.web_port == 8088
+    audit = settings.audit
+    assert (audit.peak_sun_hours, audit.max_energy_reduction_pct) == (6.0, 5.0)
+    assert audit.compliance_period == "week"
+    assert audit.ceiling_kwh("any-site") is None  # no capacity configured, no ceiling
+
+
+def test_site_capacities_from_yaml_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "audit:\n  sites:\n    site-a: {capacity_kw: 100}\n")
+    assert load_settings(path).audit.ceiling_kwh("site-a") == pytest.approx(10_950.0)
+    monkeypatch.setenv("GOVERNOR_AUDIT__DEFAULT_CAPACITY_KW", "200")
+    monkeypatch.setenv("GOVERNOR_AUDIT__MAX_ENERGY_REDUCTION_PCT", "2.5")
+    audit = load_settings(path).audit
+    assert audit.ceiling_kwh("site-b") == pytest.approx(200 * 6 * 365 * 0.025)
+    assert audit.ceiling_kwh("site-a") == pytest.approx(100 * 6 * 365 * 0.025)
 
 
 def test_yaml_then_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,6 +69,9 @@ def test_custom_factor_set_is_added_to_builtins(tmp_path: Path) -> None:
         ("worker:\n  web_prot: 1\n", "worker.web_prot"),
         ("- a list\n", "top level must be a mapping"),
         ("carbon: [\n", "not valid YAML"),
+        ("audit:\n  sites:\n    s: {capacity_kw: 0}\n", "audit.sites.s.capacity_kw"),
+        ("audit:\n  compliance_period: fortnight\n", "audit.compliance_period"),
+        ("audit:\n  max_energy_reduction_pct: 120\n", "audit.max_energy_reduction_pct"),
     ],
 )
 def test_invalid_configuration_names_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
