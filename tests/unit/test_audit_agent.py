@@ -75,4 +75,3 @@ async def test_ticks_roll_up_and_alert_once(
     rollups = pipeline.site_rollups("site-001")
     assert rollups is not None and [(r.slots, r.cost_mwh) for r in rollups] == [(3, 1_100_000)]
     assert pipeline.site_rollups("site-002") is None
-    assert pipeline.local_sites() == ["site-001"]
