@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from schemas.meter_reading import MeterReading
-from tests.factories import batch, reading
+from tests.factories import batch, reading, tick
 from tests.integration.harness import (
     TOKEN,
     Cluster,
@@ -18,6 +18,7 @@ from tests.integration.harness import (
     end_offsets,
     http_get,
     http_request,
+    produce,
     wait_for,
 )
 
@@ -101,18 +102,34 @@ def test_metrics_pass_promtool_lint(
     import shutil
     import subprocess
 
-    worker = workers()
+    worker = workers(GOVERNOR_AUDIT__DEFAULT_CAPACITY_KW="1")
     worker.wait_ready()
     status, accepted = http_request(
         "POST", f"{worker.url}/api/v1/readings", now_reading(1).to_json_bytes(), token=TOKEN
     )
     assert status == 202, accepted
-    wait_for(
-        lambda: "governor_energy_consumed_joules_total{" in http_get(worker.url + "/metrics")[1]
+    crossing = tick(0, energy_cost_kwh=5.0)  # 5 kWh/day over a 109.5 kWh/year ceiling
+    asyncio.run(
+        produce(cluster, prefix + "control-ticks", [(b"site-001", crossing.to_json_bytes())])
     )
+
+    def every_family_has_samples() -> bool:
+        page = http_get(worker.url + "/metrics")[1]
+        return all(
+            f"{name}{{" in page
+            for name in (
+                "governor_energy_consumed_joules_total",
+                "governor_audit_energy_cost_joules_total",
+                "governor_audit_compliance_alerts_total",
+                "governor_audit_ceiling_utilization_ratio",
+            )
+        )
+
+    wait_for(every_family_has_samples)
     _, text = http_get(worker.url + "/metrics")
     families = governor_families(text)
     assert "# TYPE governor_carbon_emissions_grams_total counter" in families
+    assert "# TYPE governor_audit_ceiling_utilization_ratio gauge" in families
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: bin/test installs Debian's prometheus package"
     lint = subprocess.run(
