@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from app.dead_letters import DeadLetterSink, source_coordinates
-from app.dedup_store import DedupStore
-from app.failstop import fail_stop
+from agents.base import Pipeline
+from app.dead_letters import source_coordinates
 from app.faust_app import Governor
 from app.metrics import JOULES_PER_KWH
-from app.producer import await_metadata, send_same_key
+from app.producer import send_same_key
 from app.rules.audit import (
     AuditOutcome,
     DayRollup,
@@ -31,7 +29,7 @@ from app.rules.audit import (
     period_key,
     process_tick,
 )
-from app.rules.dedup import DedupSegment, Position
+from app.rules.dedup import Position
 from app.rules.retention import DayIndex
 from schemas.control_tick import ControlTick
 from schemas.dead_letter import DeadLetterReason
@@ -42,55 +40,25 @@ PIPELINE = "audit"
 SOURCE = "control-ticks"
 
 
-class AuditPipeline:
+class AuditPipeline(Pipeline):
     """The budget-audit agent, its tables and the local queries the HTTP views use."""
 
     def __init__(self, gov: Governor) -> None:
-        self.gov = gov
+        super().__init__(gov, PIPELINE, SOURCE)
         self.config = gov.settings.audit
-        self.metrics = gov.metrics
-        self.source = gov.topic(SOURCE)
-        self.slot_log = gov.topic("budget-audit")
-        self.alerts_topic = gov.topic("budget-compliance-alerts")
-        self.dead_letters = DeadLetterSink(
-            gov.topic("dead-letters"), PIPELINE, gov.metrics, gov.settings.kafka.topic_prefix
+        self.slot_log = self.output("budget-audit")
+        self.alerts_topic = self.output("budget-compliance-alerts")
+        self.days = self.table(
+            "audit-day-rollups", DayRollup, "Slots, cost and interventions per site and UTC day"
         )
-        self.days = gov.table(
-            "audit-day-rollups", DayRollup, "Slots, cost and interventions per site and UTC day",
-            SOURCE,
-        )  # fmt: skip
-        self.periods = gov.table(
-            "audit-period-rollups", PeriodRollup, "Compliance rollup per site and period", SOURCE
+        self.periods = self.table(
+            "audit-period-rollups", PeriodRollup, "Compliance rollup per site and period"
         )
-        self.site_days = gov.table("audit-site-days", DayIndex, "UTC days with slots", SOURCE)
-        self.dedup = DedupStore(
-            gov.table("audit-dedup", DedupSegment, "Tick event ids per source record", SOURCE),
-            self.config.dedup_window_s,
-            self.config.dedup_max_events_per_partition,
+        self.site_days = self.table("audit-site-days", DayIndex, "UTC days with slots, per site")
+        self.ticks_dedup = self.dedup_store(
+            "audit-dedup", self.config.dedup_window_s, self.config.dedup_max_events_per_partition
         )
-        gov.app.agent(self.source, name="budget-audit")(self._consume)
-        gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
-
-    async def _consume(self, stream: Any) -> None:
-        """Bad input is dead-lettered inside ``handle``; anything else that raises ends the
-        process before Faust can acknowledge the record (see :func:`app.failstop.fail_stop`).
-        """
-        tables = (self.days, self.periods, self.site_days, self.dedup.table)
-        await await_metadata(
-            self.gov.app,
-            [t.changelog_topic.get_topic_name() for t in tables]
-            + [self.slot_log.get_topic_name(), self.alerts_topic.get_topic_name()],
-        )
-        async for event in stream.events():
-            try:
-                await self.handle(event.message)
-            except Exception as exc:
-                fail_stop(PIPELINE, exc)
-
-    async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
-        for tp in revoked:
-            if tp.topic == self.source.get_topic_name():
-                self.dedup.drop_partition(tp.partition)
+        self.start_agent("budget-audit")
 
     async def handle(self, message: Any) -> None:
         """Process one control tick; never raises for bad input."""
@@ -99,21 +67,21 @@ class AuditPipeline:
         try:
             tick = ControlTick.from_json_bytes(message.value)
         except orjson.JSONDecodeError as exc:
-            await self._dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
+            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
             return
         except ValidationError as exc:
-            await self._dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
             return
         rejection = check_tick(message.key, tick, coordinates["timestamp_ms"], self.config)
         if rejection is not None:
-            await self._dead_letter(coordinates, rejection.reason, rejection.message)
+            await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
         position = Position(partition=message.partition, offset=message.offset)
         try:
             outcome = self._decide(tick, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept
             log.exception("audit rules failed on %s[%d]@%d", *_where(message))
-            await self._dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
         self._persist(tick.site_id, outcome)
         await self._send(tick.site_id, outcome)
@@ -121,7 +89,7 @@ class AuditPipeline:
         self.metrics.processing.labels(pipeline=PIPELINE).observe(time.perf_counter() - started)
 
     def _decide(self, tick: ControlTick, position: Position) -> AuditOutcome:
-        self.dedup.ensure_indexed(position.partition)
+        self.ticks_dedup.ensure_indexed(position.partition)
         utc_day = tick.timestamp.date()
         start, _ = period_bounds(utc_day, self.config.compliance_period)
         return process_tick(
@@ -129,7 +97,7 @@ class AuditPipeline:
             position,
             self.days.get(day_key(tick.site_id, utc_day)),
             self.periods.get(period_key(tick.site_id, self.config.compliance_period, start)),
-            self.dedup.first_position(tick.event_id),
+            self.ticks_dedup.first_position(tick.event_id),
             self.config,
         )
 
@@ -139,7 +107,7 @@ class AuditPipeline:
             self.days[outcome.day.key] = outcome.day
         if outcome.period is not None:
             self.periods[outcome.period.key] = outcome.period
-        self.dedup.record(outcome.segment)
+        self.ticks_dedup.record(outcome.segment)
         if outcome.day is not None:
             index = self.site_days.get(site_id) or DayIndex(entity_id=site_id)
             updated, expired = index.with_days(
@@ -190,13 +158,7 @@ class AuditPipeline:
             self.metrics.audit_utilization.labels(site=site).set(ratio)
         if outcome.alert is not None:
             self.metrics.audit_alerts.labels(state=outcome.alert.state.value).inc()
-        self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.dedup))
-
-    async def _dead_letter(
-        self, coordinates: dict[str, Any], reason: DeadLetterReason, error: str
-    ) -> None:
-        self.metrics.records.labels(pipeline=PIPELINE, outcome="dead_lettered").inc()
-        await self.dead_letters.send(reason=reason, error=error, **coordinates)
+        self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.ticks_dedup))
 
     # Local queries for the HTTP views (the view routes to the owning worker first).
 

@@ -9,19 +9,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from app.dead_letters import DeadLetterSink, source_coordinates
-from app.dedup_store import DedupStore
-from app.failstop import fail_stop
+from agents.base import Pipeline
+from app.dead_letters import source_coordinates
 from app.faust_app import Governor
 from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
-from app.producer import await_metadata, send_same_key
+from app.producer import send_same_key
 from app.rules.carbon import (
     CarbonOutcome,
     DayTotals,
@@ -31,7 +30,7 @@ from app.rules.carbon import (
     day_key,
     process_readings,
 )
-from app.rules.dedup import DedupSegment, Position
+from app.rules.dedup import Position
 from app.rules.retention import DayIndex
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
@@ -43,65 +42,26 @@ PIPELINE = "carbon"
 SOURCE = "meter-readings"
 
 
-class CarbonPipeline:
+class CarbonPipeline(Pipeline):
     """The carbon agent, its tables and the local queries the HTTP views use."""
 
     def __init__(self, gov: Governor) -> None:
-        self.gov = gov
+        super().__init__(gov, PIPELINE, SOURCE)
         self.config = gov.settings.carbon
-        self.metrics = gov.metrics
-        self.source = gov.topic(SOURCE)
-        self.emissions_topic = gov.topic("carbon-emissions")
-        self.dead_letters = DeadLetterSink(
-            gov.topic("dead-letters"), PIPELINE, gov.metrics, gov.settings.kafka.topic_prefix
+        self.emissions_topic = self.output("carbon-emissions")
+        self.totals = self.table(
+            "carbon-day-totals", DayTotals, "Energy and emissions per facility, source, UTC day"
         )
-        self.totals = gov.table(
-            "carbon-day-totals",
-            DayTotals,
-            "Energy and emissions per facility, source, UTC day",
-            SOURCE,
+        self.days = self.table("carbon-facility-days", DayIndex, "UTC days with totals")
+        self.recent = self.table(
+            "recent-readings", RecentReadings, "Newest readings per facility (bounded)"
         )
-        self.days = gov.table(
-            "carbon-facility-days", DayIndex, "UTC days with totals, per facility", SOURCE
-        )
-        self.recent = gov.table(
-            "recent-readings", RecentReadings, "Newest readings per facility (bounded)", SOURCE
-        )
-        self.dedup = DedupStore(
-            gov.table(
-                "reading-dedup",
-                DedupSegment,
-                "Event ids applied per source record (bounded)",
-                SOURCE,
-            ),
+        self.readings_dedup = self.dedup_store(
+            "reading-dedup",
             self.config.dedup_window_s,
             self.config.dedup_max_events_per_partition,
         )
-        gov.app.agent(self.source, name="carbon-emissions")(self._consume)
-        gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
-
-    async def _consume(self, stream: Any) -> None:
-        """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
-        (a producer that cannot send, a bug in persisting) ends the process at once, before
-        Faust can acknowledge the record (see :func:`app.failstop.fail_stop`).
-        """
-        tables = (self.totals, self.days, self.recent, self.dedup.table)
-        await await_metadata(
-            self.gov.app,
-            [t.changelog_topic.get_topic_name() for t in tables]
-            + [self.emissions_topic.get_topic_name()],
-        )
-        async for event in stream.events():
-            try:
-                await self.handle(event.message)
-            except Exception as exc:
-                fail_stop(PIPELINE, exc)
-
-    async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
-        """A revoked partition's segments may change elsewhere: rebuild if it comes back."""
-        for tp in revoked:
-            if tp.topic == self.source.get_topic_name():
-                self.dedup.drop_partition(tp.partition)
+        self.start_agent("carbon-emissions")
 
     async def handle(self, message: Any) -> None:
         """Process one source record; never raises for bad input."""
@@ -111,14 +71,14 @@ class CarbonPipeline:
         try:
             record = parse_meter_record(message.value)
         except orjson.JSONDecodeError as exc:
-            await self._dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
+            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
             return
         except (ValidationError, ValueError) as exc:
-            await self._dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
             return
         rejection = check_record(message.key, record, timestamp_ms, self.config)
         if rejection is not None:
-            await self._dead_letter(coordinates, rejection.reason, rejection.message)
+            await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
         readings = record.readings if isinstance(record, MeterReadingBatch) else [record]
         position = Position(partition=message.partition, offset=message.offset)
@@ -128,7 +88,7 @@ class CarbonPipeline:
             log.exception(
                 "carbon rules failed on %s[%d]@%d", message.topic, message.partition, message.offset
             )
-            await self._dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
         self._persist(outcome, readings[0].facility_id)
         await self._send_emissions(outcome.emissions)
@@ -146,20 +106,20 @@ class CarbonPipeline:
             )
 
     def _decide(self, readings: Sequence[MeterReading], position: Position) -> CarbonOutcome:
-        self.dedup.ensure_indexed(position.partition)
+        self.readings_dedup.ensure_indexed(position.partition)
         facility_id = readings[0].facility_id
         current: dict[date, DayTotals] = {}
         for utc_day in {r.timestamp.date() for r in readings}:
             existing = self.totals.get(day_key(facility_id, utc_day))
             if existing is not None:
                 current[utc_day] = existing
-        return process_readings(readings, position, current, self.dedup.index, self.config)
+        return process_readings(readings, position, current, self.readings_dedup.index, self.config)
 
     def _persist(self, outcome: CarbonOutcome, facility_id: str) -> None:
         """Write the decided state; each write is idempotent under re-delivery."""
         for totals in outcome.updated_days.values():
             self.totals[totals.key] = totals
-        self.dedup.record(outcome.segment)
+        self.readings_dedup.record(outcome.segment)
         touched = sorted({e.utc_day for e in outcome.emissions})
         if touched:
             days = self.days.get(facility_id) or DayIndex(entity_id=facility_id)
@@ -193,13 +153,7 @@ class CarbonPipeline:
         for (facility, source), (kwh, kg) in sums.items():
             self.metrics.energy.labels(facility=facility, source=source).inc(kwh * JOULES_PER_KWH)
             self.metrics.emissions.labels(facility=facility, source=source).inc(kg * GRAMS_PER_KG)
-        self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.dedup))
-
-    async def _dead_letter(
-        self, coordinates: dict[str, Any], reason: DeadLetterReason, error: str
-    ) -> None:
-        self.metrics.records.labels(pipeline=PIPELINE, outcome="dead_lettered").inc()
-        await self.dead_letters.send(reason=reason, error=error, **coordinates)
+        self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.readings_dedup))
 
     # Local queries for the HTTP views (the view routes to the owning worker first).
 
@@ -221,7 +175,7 @@ class CarbonPipeline:
         The dedup index names the facility directly while the event is inside the dedup
         window; otherwise the bounded recent-readings rings are scanned.
         """
-        segment = self.dedup.index.lookup(event_id)
+        segment = self.readings_dedup.index.lookup(event_id)
         rings: list[RecentReadings] = []
         if segment is not None and (ring := self.recent.get(segment.entity_id)) is not None:
             rings.append(ring)

@@ -1,0 +1,98 @@
+"""What every pipeline's agent does around its rules: tables co-partitioned with its source,
+the fail-stop consume loop, dead letters, and the dedup index across rebalances.
+
+A pipeline subclasses :class:`Pipeline`, creates its tables with :meth:`Pipeline.table` and
+its outputs with :meth:`Pipeline.output`, and implements :meth:`Pipeline.handle` for one
+source record. The decisions stay in ``app/rules``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any, cast
+
+from app.dead_letters import DeadLetterSink
+from app.dedup_store import DedupStore
+from app.failstop import fail_stop
+from app.faust_app import Governor
+from app.producer import await_metadata
+from app.rules.dedup import DedupSegment
+from schemas.dead_letter import DeadLetterReason
+
+
+class Pipeline(ABC):
+    """One source topic → rules → tables and output topics, in one Faust agent."""
+
+    def __init__(self, gov: Governor, name: str, source: str) -> None:
+        self.gov = gov
+        self.name = name
+        self.metrics = gov.metrics
+        self.source_name = source
+        self.source = gov.topic(source)
+        self.dead_letters = DeadLetterSink(
+            gov.topic("dead-letters"), name, gov.metrics, gov.settings.kafka.topic_prefix
+        )
+        self._tables: list[Any] = []
+        self._outputs: list[Any] = []
+        self.dedup: DedupStore | None = None
+
+    def table(self, name: str, model: type[Any], help: str) -> Any:
+        """A table co-partitioned with this pipeline's source topic."""
+        table = self.gov.table(name, model, help, self.source_name)
+        self._tables.append(table)
+        return table
+
+    def dedup_store(self, name: str, window_s: float, max_events_per_partition: int) -> DedupStore:
+        """This pipeline's event-id dedup table and index (dropped per revoked partition)."""
+        help = "Event ids applied per source record (bounded window)"
+        self.dedup = DedupStore(
+            self.table(name, DedupSegment, help), window_s, max_events_per_partition
+        )
+        return self.dedup
+
+    def output(self, name: str) -> Any:
+        """An output topic of this pipeline (its metadata is fetched before the first record)."""
+        topic = self.gov.topic(name)
+        self._outputs.append(topic)
+        return topic
+
+    def start_agent(self, agent_name: str) -> None:
+        """Register the agent; call once the tables and outputs exist."""
+        self.gov.app.agent(self.source, name=agent_name)(self._consume)
+        self.gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
+
+    @abstractmethod
+    async def handle(self, message: Any) -> None:
+        """Process one source record; dead-letter bad input, never raise for it."""
+
+    async def _consume(self, stream: Any) -> None:
+        """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
+        (a producer that cannot send, a bug in persisting) ends the process at once, before
+        Faust can acknowledge the record (see :func:`app.failstop.fail_stop`).
+        """
+        await await_metadata(
+            self.gov.app,
+            [t.changelog_topic.get_topic_name() for t in self._tables]
+            + [o.get_topic_name() for o in self._outputs],
+        )
+        async for event in stream.events():
+            try:
+                await self.handle(event.message)
+            except Exception as exc:
+                fail_stop(self.name, exc)
+
+    async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
+        """A revoked partition's segments may change elsewhere: rebuild if it comes back."""
+        if self.dedup is None:
+            return
+        for tp in revoked:
+            if tp.topic == self.source.get_topic_name():
+                self.dedup.drop_partition(tp.partition)
+
+    async def dead_letter(
+        self, coordinates: dict[str, Any], reason: DeadLetterReason, error: str
+    ) -> None:
+        """Send a record to the dead-letter topic and count it."""
+        self.metrics.records.labels(pipeline=self.name, outcome="dead_lettered").inc()
+        await self.dead_letters.send(reason=reason, error=error, **coordinates)
