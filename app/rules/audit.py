@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupSegment, Position
 from app.rules.units import MWH_PER_KWH, kwh_to_mwh
+from app.rules.watermark import Watermarked
 from app.settings import DAYS_PER_YEAR, AuditSettings
 from schemas.budget_audit import (
     ComplianceAlert,
@@ -52,7 +52,7 @@ class LastSlot(_State):
         return (self.timestamp, self.slot_index, self.event_id)
 
 
-class DayRollup(_State):
+class DayRollup(Watermarked):
     """One site's slots on one UTC day."""
 
     site_id: str
@@ -62,14 +62,10 @@ class DayRollup(_State):
     interventions: int = 0
     max_abs_offset_deg: float = 0.0
     last: LastSlot | None = None
-    applied_offsets: dict[int, int] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return day_key(self.site_id, self.utc_day)
-
-    def has_applied(self, position: Position) -> bool:
-        return self.applied_offsets.get(position.partition, -1) >= position.offset
 
     def with_slot(self, slot: SlotRecord) -> DayRollup:
         """This day with one more slot. "Last" is by event time, then slot index and event
@@ -94,7 +90,7 @@ class DayRollup(_State):
         )
 
 
-class PeriodRollup(_State):
+class PeriodRollup(Watermarked):
     """One site's slots in one compliance period, with its compliance state.
 
     ``last_alert`` is the alert this period's newest crossing produced and the source
@@ -113,14 +109,10 @@ class PeriodRollup(_State):
     crossings: int = 0
     last_alert: ComplianceAlert | None = None
     last_alert_position: Position | None = None
-    applied_offsets: dict[int, int] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return period_key(self.site_id, self.period, self.period_start)
-
-    def has_applied(self, position: Position) -> bool:
-        return self.applied_offsets.get(position.partition, -1) >= position.offset
 
     def with_slot(self, slot: SlotRecord) -> PeriodRollup:
         days = self.days if slot.utc_day in self.days else tuple(sorted({*self.days, slot.utc_day}))
@@ -246,7 +238,7 @@ def process_tick(
     if current_day.has_applied(position):
         outcome.replayed = True
     else:
-        outcome.day = _stamped(current_day.with_slot(slot), position)
+        outcome.day = current_day.with_slot(slot).stamped(position)
     start, end = period_bounds(slot.utc_day, config.compliance_period)
     current_period = period or PeriodRollup(
         site_id=tick.site_id, period=config.compliance_period, period_start=start, period_end=end
@@ -256,18 +248,9 @@ def process_tick(
             outcome.alert = current_period.last_alert
     else:
         outcome.period, outcome.alert = _judge(
-            _stamped(current_period.with_slot(slot), position), slot, position, config
+            current_period.with_slot(slot).stamped(position), slot, position, config
         )
     return outcome
-
-
-Rollup = TypeVar("Rollup", DayRollup, PeriodRollup)
-
-
-def _stamped(rollup: Rollup, position: Position) -> Rollup:
-    """``rollup`` marked as holding everything of its partition up to ``position``."""
-    offsets = {**rollup.applied_offsets, position.partition: position.offset}
-    return rollup.model_copy(update={"applied_offsets": offsets})
 
 
 def _judge(

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupIndex, DedupSegment, Position
 from app.rules.units import MG_PER_KG, MWH_PER_KWH
+from app.rules.watermark import Watermarked
 from app.settings import CarbonSettings
 from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
@@ -59,23 +60,16 @@ class SourceTotals(BaseModel):
         return self.emissions_mg_co2e / MG_PER_KG
 
 
-class DayTotals(BaseModel):
+class DayTotals(Watermarked):
     """One facility's totals for one UTC day, and how far its source partitions were applied."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     facility_id: str
     utc_day: date
     by_source: dict[EnergySource, SourceTotals] = Field(default_factory=dict)
-    applied_offsets: dict[int, int] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return day_key(self.facility_id, self.utc_day)
-
-    def has_applied(self, position: Position) -> bool:
-        """Whether the record at ``position`` was already counted into these totals."""
-        return self.applied_offsets.get(position.partition, -1) >= position.offset
 
 
 def day_key(facility_id: str, utc_day: date) -> str:
@@ -271,9 +265,7 @@ def process_readings(
         to_apply.setdefault(emission.utc_day, []).append(emission)
     for utc_day, emissions in to_apply.items():
         base = days.get(utc_day) or DayTotals(facility_id=facility_id, utc_day=utc_day)
-        updated = add_to_totals(base, emissions)
-        offsets = {**updated.applied_offsets, position.partition: position.offset}
-        outcome.updated_days[utc_day] = updated.model_copy(update={"applied_offsets": offsets})
+        outcome.updated_days[utc_day] = add_to_totals(base, emissions).stamped(position)
     if seen_here:
         outcome.segment = DedupSegment(
             entity_id=facility_id,
