@@ -1,0 +1,135 @@
+"""Verifying a ledger: hash chains, canonical bytes, and signed checkpoints against the log.
+
+Pure: it takes what was read from the ledger and ledger-checkpoints topics and returns ok
+or the first failure (where and why). Reading the topics is the caller's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from pydantic import ValidationError
+
+from app.ledger.merkle import Frontier, leaf_hash
+from app.ledger.note import NoteError, Verifier, parse_checkpoint_text
+from app.rules.ledger import RECORD_DOMAIN, ZERO_HASH, canonical
+from schemas.ledger import LedgerCheckpoint, LedgerRecord, RecordKind
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The first thing wrong with a chain: which topic, partition and offset, and why."""
+
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    partition: int
+    records: int
+    checkpoints: int
+    failure: Failure | None
+
+
+def verify_records(
+    partition: int, records: Sequence[tuple[int, bytes]], topic: str = "ledger"
+) -> tuple[list[bytes], Failure | None]:
+    """Check one chain's records (offset, value) in log order.
+
+    Returns the leaf hashes of the records that checked out, and the first failure.
+    """
+    leaves: list[bytes] = []
+    seen_ids: set[str] = set()
+    previous: LedgerRecord | None = None
+    for offset, value in records:
+
+        def fail(reason: str, at: int = offset) -> tuple[list[bytes], Failure]:
+            return leaves, Failure(topic, partition, at, reason)
+
+        try:
+            record = LedgerRecord.from_json_bytes(value)
+        except (ValidationError, ValueError) as exc:
+            return fail(f"not a ledger record: {str(exc)[:200]}")
+        as_dict = orjson.loads(value)
+        if canonical(as_dict) != value:
+            return fail("record bytes are not canonical JSON")
+        del as_dict["record_hash"]
+        expected = hashlib.sha256(RECORD_DOMAIN + canonical(as_dict)).hexdigest()
+        if not hmac.compare_digest(expected, record.record_hash):
+            return fail("record_hash does not match the record's content")
+        if previous is None:
+            if record.kind is not RecordKind.GENESIS or record.seq != 0:
+                return fail("the chain does not start with its genesis record")
+            if record.prev_hash != ZERO_HASH:
+                return fail("the genesis record must link to the zero hash")
+        else:
+            if record.chain != previous.chain:
+                return fail(f"record of chain {record.chain!r} in chain {previous.chain!r}")
+            if record.prev_hash != previous.record_hash:
+                return fail("prev_hash does not link to the previous record (deleted, swapped"
+                            " or inserted record)")  # fmt: skip
+            if record.seq != previous.seq + 1:
+                return fail(f"seq {record.seq} follows seq {previous.seq}")
+            if record.kind is RecordKind.GENESIS:
+                return fail("a second genesis record")
+        if record.kind is RecordKind.DECISION:
+            decision = f"{record.decision_type}:{record.decision_id}"
+            if decision in seen_ids:
+                return fail(f"decision {decision} appears twice")
+            seen_ids.add(decision)
+        leaves.append(leaf_hash(value))
+        previous = record
+    return leaves, None
+
+
+def verify_checkpoints(
+    partition: int,
+    leaves: Sequence[bytes],
+    checkpoints: Sequence[tuple[int, bytes]],
+    verifier: Verifier,
+    chain: str,
+    topic: str = "ledger-checkpoints",
+) -> Failure | None:
+    """Check every checkpoint of one chain: signature, origin, and its root against the log.
+
+    A checkpoint larger than the log means the log lost its tail after being checkpointed.
+    """
+    parsed: list[tuple[int, LedgerCheckpoint, int, bytes]] = []
+    for offset, value in checkpoints:
+        try:
+            checkpoint = LedgerCheckpoint.from_json_bytes(value)
+            text = verifier.open(checkpoint.note)
+            origin, size, root = parse_checkpoint_text(text)
+        except (ValidationError, ValueError, NoteError) as exc:
+            return Failure(topic, partition, offset, f"checkpoint rejected: {str(exc)[:200]}")
+        if origin != chain or size != checkpoint.tree_size:
+            return Failure(topic, partition, offset, "checkpoint note does not match its record")
+        if base64.b64encode(root).decode() != checkpoint.root_hash:
+            return Failure(topic, partition, offset, "checkpoint note root differs from record")
+        parsed.append((offset, checkpoint, size, root))
+    frontier = Frontier()
+    for offset, _, size, root in sorted(parsed, key=lambda item: item[2]):
+        if size > len(leaves):
+            return Failure(
+                topic, partition, offset,
+                f"the log has {len(leaves)} valid records but a signed checkpoint covers {size}:"
+                " records were truncated or removed",
+            )  # fmt: skip
+        while frontier.size < size:
+            frontier = frontier.append(leaves[frontier.size])
+        if not hmac.compare_digest(frontier.root(), root):
+            return Failure(
+                topic, partition, offset, f"tree head of size {size} differs from the log"
+            )
+    return None
