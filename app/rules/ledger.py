@@ -133,9 +133,7 @@ class Appended:
     skipped: int = 0
 
 
-def append_decisions(
-    head: ChainHead, decisions: Iterable[Decision]
-) -> tuple[ChainHead, Appended]:
+def append_decisions(head: ChainHead, decisions: Iterable[Decision]) -> tuple[ChainHead, Appended]:
     """Link each new decision to the chain; return the new head and the records to send.
 
     ``decisions`` are in source-offset order per topic, as a partition delivers them.
