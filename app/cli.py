@@ -208,6 +208,78 @@ def _audit_report(
     return 0
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """Ledger keys, verification, proofs and checkpoint export."""
+    import base64
+    import json
+    import os
+
+    from app.ledger.audit_trail import (
+        prove_consistency,
+        prove_inclusion,
+        read_chains,
+        verify_chains,
+    )
+    from app.ledger.note import Signer, Verifier
+
+    if args.action == "keygen":
+        new_seed = os.urandom(32)
+        out = Path(args.out or "var/ledger.key")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(base64.b64encode(new_seed).decode() + "\n", encoding="utf-8")
+        out.chmod(0o600)
+        settings = _settings(args)
+        print(Signer.from_seed(settings.ledger.key_name, new_seed).verifier_key())
+        return 0
+    settings = _settings(args)
+    seed = settings.ledger.resolved_seed()
+    signer = Signer.from_seed(settings.ledger.key_name, seed) if seed else None
+    vkey = args.vkey or (signer.verifier_key() if signer else None)
+    if args.action == "key":
+        if vkey is None:
+            raise UsageError("no ledger signing key configured (ledger.signing_key[_file])")
+        print(vkey)
+        return 0
+    _require_cluster(settings)
+    options = aiokafka_options(settings.kafka)
+    chains = asyncio.run(read_chains(options, settings.kafka.topic_prefix))
+    if args.action == "verify":
+        if vkey is None:
+            raise UsageError("verify needs the public key: --vkey, or a configured signing key")
+        reports = verify_chains(chains, Verifier.parse(vkey), settings.ledger.origin)
+        for report in reports:
+            status = "ok" if report.failure is None else f"FAILED {report.failure}"
+            print(f"chain {report.partition}: {report.records} records,"
+                  f" {report.checkpoints} checkpoints: {status}")  # fmt: skip
+        return 0 if all(r.failure is None for r in reports) else 1
+    if args.action == "prove":
+        try:
+            if args.consistency:
+                partition, size1, size2 = args.consistency
+                chain = next(c for c in chains if c.partition == partition)
+                print(json.dumps(prove_consistency(chain, size1, size2), indent=2))
+            else:
+                if not args.decision_id:
+                    raise UsageError("prove needs a decision id, or --consistency P SIZE1 SIZE2")
+                print(json.dumps(prove_inclusion(chains, args.decision_id).to_json(), indent=2))
+        except (LookupError, StopIteration) as exc:
+            print(f"governor: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    out_dir = Path(args.out or "var/ledger-checkpoints")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from schemas.ledger import LedgerCheckpoint
+
+    for chain in chains:
+        if chain.checkpoints:
+            newest = LedgerCheckpoint.from_json_bytes(chain.checkpoints[-1][1])
+            (out_dir / f"chain-{chain.partition}.checkpoint").write_text(newest.note)
+    if vkey:
+        (out_dir / "ledger.vkey").write_text(vkey + "\n")
+    print(f"wrote the newest checkpoint of each chain to {out_dir}")
+    return 0
+
+
 def cmd_kafka(args: argparse.Namespace) -> int:
     """Run a local single-node broker in the foreground until interrupted."""
     from app.localkafka import LocalBroker
@@ -272,6 +344,16 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day")
         command.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day")
         command.set_defaults(func=cmd_audit)
+    ledger = sub.add_parser("ledger", help="ledger keys, verification, proofs, checkpoints")
+    ledger.add_argument("action", choices=["keygen", "key", "verify", "prove", "checkpoints"])
+    ledger.add_argument("decision_id", nargs="?", help="prove: the decision to prove")
+    ledger.add_argument("--vkey", help="verifier key (default: from the configured signing key)")
+    ledger.add_argument(
+        "--consistency", nargs=3, type=int, metavar=("PARTITION", "SIZE1", "SIZE2"),
+        help="prove: consistency between the checkpoints of these sizes",
+    )  # fmt: skip
+    ledger.add_argument("--out", help="keygen: key file (var/ledger.key); checkpoints: directory")
+    ledger.set_defaults(func=cmd_ledger)
     kafka = sub.add_parser("kafka", help="run a local Apache Kafka broker (KRaft) until Ctrl-C")
     kafka.add_argument("--version", help="Kafka version (default: kafka.local_version)")
     kafka.add_argument("--dir", default="var/kafka", help="data and log directory (wiped)")

@@ -107,6 +107,17 @@ class Metrics:
             ["state"],
             registry=registry,
         )
+        self.ledger_records = Counter(
+            "governor_ledger_records_total",
+            "Decisions the ledger appended, or skipped because its chain already held them.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.ledger_checkpoints = Counter(
+            "governor_ledger_checkpoints_total",
+            "Signed tree heads published to ledger-checkpoints.",
+            registry=registry,
+        )
         self.http_requests = Counter(
             "governor_http_requests_total",
             "HTTP API requests by route template, method and status code.",

@@ -194,6 +194,41 @@ class AuditSettings(_Section):
         return annual_potential_kwh * self.max_energy_reduction_pct / 100.0
 
 
+class LedgerSettings(_Section):
+    """The decision ledger: chain origin, checkpoint cadence, signing key.
+
+    Without a signing key the chains are still written and verifiable; only the signed
+    checkpoints (and so proofs and truncation detection) are missing, and a warning says so.
+    """
+
+    enabled: bool = True
+    origin: str = Field(default="governor.local/ledger", pattern=r"^[A-Za-z0-9._\-/]+$")
+    key_name: str = Field(default="governor-ledger", pattern=r"^[A-Za-z0-9._\-]+$")
+    signing_key: SecretStr | None = None
+    """Base64 of a 32-byte Ed25519 seed (``governor ledger keygen`` makes one)."""
+    signing_key_file: Path | None = None
+    checkpoint_every_records: int = Field(default=1000, ge=1)
+    checkpoint_every_s: float = Field(default=10.0, gt=0)
+    recent_ids_per_chain: int = Field(default=100_000, ge=1)
+    max_batch_records: int = Field(default=20_000, ge=1)
+
+    def resolved_seed(self) -> bytes | None:
+        """The signing seed from ``signing_key`` or ``signing_key_file``; ``None`` if neither."""
+        import base64
+
+        text: str | None = None
+        if self.signing_key is not None:
+            text = self.signing_key.get_secret_value()
+        elif self.signing_key_file is not None and self.signing_key_file.exists():
+            text = self.signing_key_file.read_text(encoding="utf-8").strip()
+        if not text:
+            return None
+        seed = base64.b64decode(text)
+        if len(seed) != 32:
+            raise ValueError("ledger signing key must be base64 of 32 bytes")
+        return seed
+
+
 class ApiSettings(_Section):
     """HTTP API. Mutating endpoints need ``Authorization: Bearer <token>``; no token, no writes."""
 
@@ -228,6 +263,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     carbon: CarbonSettings = CarbonSettings()
     audit: AuditSettings = AuditSettings()
+    ledger: LedgerSettings = LedgerSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
 

@@ -53,3 +53,40 @@ async def read_topic(options: dict[str, Any], topic: str) -> AsyncIterator[Any]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def read_partition(
+    options: dict[str, Any], topic: str, partition: int, start: int | None = None
+) -> tuple[list[tuple[int, bytes]], int]:
+    """(offset, value) of one partition from ``start`` (default: its beginning) to its end
+    as of the call, and that end offset."""
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        position = max(first, start if start is not None else first)
+        consumer.seek(tp, position)
+        found: list[tuple[int, bytes]] = []
+        while position < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for message in batch.get(tp, []):
+                if message.offset < end:
+                    found.append((message.offset, message.value))
+            position = await consumer.position(tp)
+        return found, end
+    finally:
+        await consumer.stop()
+
+
+async def partition_end(options: dict[str, Any], topic: str, partition: int) -> int:
+    """The offset the next record of a partition will get."""
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()

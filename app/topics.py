@@ -55,6 +55,9 @@ class TopicSpec(BaseModel):
     cleanup_policy: CleanupPolicy
     retention_ms: int = Field(ge=-1)
     description: str = ""
+    ledger_id: str | None = None
+    """For decision topics: the value field that identifies a decision; each record of the
+    topic is appended to the ledger."""
 
     def configs(self) -> dict[str, str]:
         """Topic-level Kafka configs the catalogue pins (and verifies)."""
@@ -70,6 +73,10 @@ class Catalogue:
     """All topics, looked up by their unprefixed name."""
 
     topics: tuple[TopicSpec, ...]
+
+    def decision_topics(self) -> list[TopicSpec]:
+        """The topics whose records are decisions the ledger records."""
+        return [spec for spec in self.topics if spec.ledger_id is not None]
 
     def __getitem__(self, name: str) -> TopicSpec:
         for spec in self.topics:

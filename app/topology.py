@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from agents import audit, carbon
+from agents import audit, carbon, ledger
 from app.faust_app import Governor, create_app
 from app.metrics import Metrics
 from app.settings import Settings
@@ -24,6 +24,7 @@ class Topology:
     gov: Governor
     carbon: carbon.CarbonPipeline
     audit: audit.AuditPipeline
+    ledger: ledger.LedgerAppender
     registry: CollectorRegistry
 
 
@@ -35,6 +36,7 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     gov = create_app(settings, catalogue, metrics)
     carbon_pipeline = carbon.register(gov)
     audit_pipeline = audit.register(gov)
+    appender = ledger.register(gov)
     if settings.worker.faust_prometheus_sensor:
         setup_prometheus_sensors(
             gov.app, pattern="/metrics", registry=registry, name_prefix="faust"
@@ -42,4 +44,10 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     health.register(gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor)
     carbon_views.register(gov, carbon_pipeline)
     audit_views.register(gov, audit_pipeline)
-    return Topology(gov=gov, carbon=carbon_pipeline, audit=audit_pipeline, registry=registry)
+    return Topology(
+        gov=gov,
+        carbon=carbon_pipeline,
+        audit=audit_pipeline,
+        ledger=appender,
+        registry=registry,
+    )

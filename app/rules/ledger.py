@@ -190,22 +190,33 @@ def new_head(chain: str, recent_ids_limit: int) -> tuple[ChainHead, bytes]:
 
 
 def head_from_records(
-    chain: str, frontier: Frontier, tail: Sequence[bytes], recent_ids_limit: int
+    chain: str,
+    frontier: Frontier,
+    covered_until: int,
+    records: Sequence[tuple[int, bytes]],
+    recent_ids_limit: int,
 ) -> ChainHead:
-    """The head after ``tail``: the chain's records following the ones ``frontier`` covers
-    (all of them when no checkpoint exists). The last record gives hash, seq and watermarks;
-    the tail's decision ids seed the recent-ids window.
+    """The head of a chain from the end of its log.
+
+    ``frontier`` covers the records up to offset ``covered_until`` (from the newest
+    checkpoint; an empty frontier and -1 without one); ``records`` are (offset, value) from
+    at most ``recent_ids_limit`` records back, and at least every record after
+    ``covered_until``, to the end. The last record gives hash, seq and watermarks; the
+    newest ids seed the recent-ids window.
     """
-    if not tail:
+    if not records:
         raise ValueError("a chain head needs at least its last record")
+    uncovered = 0
+    for offset, value in records:
+        if offset > covered_until:
+            frontier = frontier.append(leaf_hash(value))
+            uncovered += 1
     recent = RecentIds(recent_ids_limit)
-    for value in tail:
-        frontier = frontier.append(leaf_hash(value))
-    for value in tail[-recent_ids_limit:]:
+    for _, value in records[-recent_ids_limit:]:
         record = orjson.loads(value)
         if record["kind"] == "decision":
             recent.add(f"{record['decision_type']}:{record['decision_id']}")
-    last = orjson.loads(tail[-1])
+    last = orjson.loads(records[-1][1])
     return ChainHead(
         chain=chain,
         seq=last["seq"],
@@ -213,5 +224,5 @@ def head_from_records(
         watermarks=dict(last["watermarks"]),
         frontier=frontier,
         recent=recent,
-        since_checkpoint=len(tail),
+        since_checkpoint=uncovered,
     )

@@ -156,7 +156,7 @@ class TestEffectivelyOnce:
         frontier = Frontier()
         for value in values[:4]:
             frontier = frontier.append(leaf_hash(value))
-        head = head_from_records(CHAIN, frontier, values[4:], 1000)
+        head = head_from_records(CHAIN, frontier, 3, list(enumerate(values))[2:], 1000)
         head, more = append_decisions(head, [decision(n) for n in range(8, 14)])
         extended = values + [v for _, v in more.records]
         uninterrupted = build(14)

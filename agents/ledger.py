@@ -1,0 +1,300 @@
+"""Decision topics → the hash-chained ledger and its signed checkpoints.
+
+Not a Faust agent: Faust's per-message stream path is far below the ledger's 20,000
+appends/s target, and the ledger needs its own partition assignment. Each worker runs one
+aiokafka consumer in the group ``<app id>-ledger`` over every decision topic, with the
+range assignor, so partition p of every decision topic goes to the same worker, and that
+worker alone writes chain p (ledger partition p). The rules are in :mod:`app.rules.ledger`.
+
+Per batch: decide the records of each chain, send them, wait until the broker has them,
+then write due checkpoints, then commit the consumed offsets. A crash anywhere leaves the
+log a prefix of what was intended; the next owner reads each chain's head back from the
+ledger (its last checkpoint, then the records after it) and skips what the chain holds.
+Each send is checked against the offset the chain expects: another writer (a zombie after
+a rebalance) is detected, and the worker stops rather than fork a chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from app.connection import aiokafka_options
+from app.failstop import fail_stop
+from app.faust_app import Governor
+from app.ledger.merkle import Frontier
+from app.ledger.note import Signer, checkpoint_text
+from app.rules.ledger import ChainHead, Decision, append_decisions, head_from_records, new_head
+from app.topic_reader import partition_end, read_partition
+from schemas.ledger import LedgerCheckpoint
+
+log = logging.getLogger(__name__)
+
+PIPELINE = "ledger"
+
+
+@dataclass(slots=True)
+class ChainWriter:
+    """One owned chain: its head, the next ledger offset, when it was last checkpointed."""
+
+    partition: int
+    head: ChainHead
+    next_offset: int
+    checkpointed_at: float
+
+
+class LedgerAppender:
+    """Appends every decision to its chain; one per worker."""
+
+    def __init__(self, gov: Governor) -> None:
+        self.gov = gov
+        self.config = gov.settings.ledger
+        prefix = gov.settings.kafka.topic_prefix
+        self.prefix = prefix
+        self.id_fields = {spec.name: spec.ledger_id for spec in gov.catalogue.decision_topics()}
+        self.ledger_topic = prefix + "ledger"
+        self.checkpoint_topic = prefix + "ledger-checkpoints"
+        self.partitions = gov.catalogue["ledger"].partitions
+        seed = self.config.resolved_seed()
+        self.signer = Signer.from_seed(self.config.key_name, seed) if seed else None
+        self.writers: dict[int, ChainWriter] = {}
+        self.to_load: set[int] = set()
+        self.lock = asyncio.Lock()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        metrics = gov.metrics
+        self.appended = metrics.ledger_records.labels(outcome="appended")
+        self.skipped = metrics.ledger_records.labels(outcome="skipped")
+        if self.config.enabled:
+            gov.app.task(self._run)
+
+    def chain_name(self, partition: int) -> str:
+        return f"{self.config.origin}/{partition}"
+
+    async def _run(self) -> None:
+        """The append loop; any failure to append stops the worker (fail-stop)."""
+        try:
+            await self._start()
+            while True:
+                await self._step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            fail_stop(PIPELINE, exc)
+        finally:
+            await self._stop()
+
+    async def _start(self) -> None:
+        options = aiokafka_options(self.gov.settings.kafka)
+        if self.signer is None:
+            log.warning("ledger: no signing key (ledger.signing_key[_file]): no checkpoints")
+        self.producer = AIOKafkaProducer(
+            **options, enable_idempotence=True, acks="all", linger_ms=5,
+            max_batch_size=1_048_576, max_request_size=8_388_608,
+        )  # fmt: skip
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            **options,
+            group_id=f"{self.gov.settings.worker.app_id}-ledger",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            max_partition_fetch_bytes=4_194_304,
+        )
+        await self.consumer.start()
+        self.consumer.subscribe(
+            [self.prefix + name for name in self.id_fields], listener=_Listener(self)
+        )
+
+    async def _stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def _step(self) -> None:
+        """One poll: load newly assigned chains, append, checkpoint, then commit."""
+        assert self.consumer is not None
+        batch = await self.consumer.getmany(
+            timeout_ms=500, max_records=self.config.max_batch_records
+        )
+        consumed: dict[TopicPartition, int] = {}
+        async with self.lock:
+            for partition in sorted(self.to_load):
+                self.writers[partition] = await self.load_chain(partition)
+            self.to_load.clear()
+            by_chain: dict[int, list[Decision]] = {}
+            for tp, messages in batch.items():
+                if not messages:
+                    continue
+                if tp.partition not in self.writers:  # revoked meanwhile: leave for its owner
+                    continue
+                topic = tp.topic.removeprefix(self.prefix)
+                chain = by_chain.setdefault(tp.partition, [])
+                chain.extend(self._decision(topic, m) for m in messages)
+                consumed[tp] = messages[-1].offset + 1
+            sends = [self._append(self.writers[p], ds) for p, ds in sorted(by_chain.items())]
+            await asyncio.gather(*sends)
+            await self._checkpoint_due()
+        if consumed:
+            # Outside the lock: a commit can wait on a rebalance, whose revocation waits on
+            # the lock. A failed commit only means re-delivery, which the chains skip.
+            try:
+                await self.consumer.commit(consumed)
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning("ledger: offsets not committed (%s); re-delivery is skipped", exc)
+
+    def _decision(self, topic: str, message: Any) -> Decision:
+        """A decision record as the ledger takes it. Decision topics are written by Governor
+        from validated contracts; a record that is not one stops the ledger (fail-stop)."""
+        body = orjson.loads(message.value)
+        return Decision(
+            topic=topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key.decode() if message.key is not None else None,
+            decision_id=str(body[self.id_fields[topic]]),
+            body=body,
+        )
+
+    async def _append(self, writer: ChainWriter, decisions: list[Decision]) -> None:
+        head, out = append_decisions(writer.head, decisions)
+        if out.records:
+            await self._send(writer, [(k.encode() if k else None, v) for k, v in out.records])
+        writer.head = head
+        self.appended.inc(len(out.records))
+        self.skipped.inc(out.skipped)
+
+    async def _send(self, writer: ChainWriter, records: list[tuple[bytes | None, bytes]]) -> None:
+        """Send records to the writer's partition, in order, and check where they landed."""
+        assert self.producer is not None
+        sent: list[tuple[Any, int]] = []  # (batch future, offset its first record must get)
+        base, in_batch = writer.next_offset, 0
+        batch = self.producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                sent.append((await self._send_batch(batch, writer.partition), base))
+                base, in_batch = base + in_batch, 0
+                batch = self.producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"ledger record of {len(value)} bytes exceeds a batch")
+            in_batch += 1
+        sent.append((await self._send_batch(batch, writer.partition), base))
+        for future, expected in sent:
+            landed = (await future).offset
+            if landed != expected:
+                raise RuntimeError(
+                    f"ledger partition {writer.partition}: records landed at {landed}, expected"
+                    f" {expected}: another writer appended to this chain"
+                )
+        writer.next_offset = base + in_batch
+
+    async def _send_batch(self, batch: Any, partition: int) -> Any:
+        assert self.producer is not None
+        return await self.producer.send_batch(batch, self.ledger_topic, partition=partition)
+
+    async def _checkpoint_due(self) -> None:
+        if self.signer is None:
+            return
+        now = time.monotonic()
+        due = [
+            w
+            for w in self.writers.values()
+            if w.head.since_checkpoint >= self.config.checkpoint_every_records
+            or (
+                w.head.since_checkpoint
+                and now - w.checkpointed_at >= self.config.checkpoint_every_s
+            )
+        ]
+        await asyncio.gather(*(self._checkpoint(w, now) for w in due))
+
+    async def _checkpoint(self, writer: ChainWriter, now: float) -> None:
+        """Sign the tree head over every record of the chain so far and publish it."""
+        assert self.producer is not None and self.signer is not None
+        frontier = writer.head.frontier
+        chain = writer.head.chain
+        root = frontier.root()
+        checkpoint = LedgerCheckpoint(
+            chain=chain,
+            partition=writer.partition,
+            tree_size=frontier.size,
+            root_hash=base64.b64encode(root).decode(),
+            ledger_offset=writer.next_offset - 1,
+            frontier=[base64.b64encode(h).decode() for h in frontier.hashes],
+            note=self.signer.sign(checkpoint_text(chain, frontier.size, root)),
+        )
+        await (
+            await self.producer.send(
+                self.checkpoint_topic,
+                checkpoint.to_json_bytes(),
+                key=chain.encode(),
+                partition=writer.partition,
+            )
+        )
+        writer.head.since_checkpoint = 0
+        writer.checkpointed_at = now
+        self.gov.metrics.ledger_checkpoints.inc()
+
+    async def load_chain(self, partition: int) -> ChainWriter:
+        """The head of chain ``partition`` read back from the log (genesis if it is empty)."""
+        options = aiokafka_options(self.gov.settings.kafka)
+        chain = self.chain_name(partition)
+        frontier, covered_until = Frontier(), -1
+        checkpoints, _ = await read_partition(options, self.checkpoint_topic, partition)
+        for _, value in checkpoints[-1:]:
+            latest = LedgerCheckpoint.from_json_bytes(value)
+            hashes = tuple(base64.b64decode(h) for h in latest.frontier)
+            frontier = Frontier(size=latest.tree_size, hashes=hashes)
+            covered_until = latest.ledger_offset
+        end = await partition_end(options, self.ledger_topic, partition)
+        start = min(covered_until + 1, max(0, end - self.config.recent_ids_per_chain))
+        records, end = await read_partition(options, self.ledger_topic, partition, start=start)
+        now = time.monotonic()
+        if not records:
+            head, genesis = new_head(chain, self.config.recent_ids_per_chain)
+            writer = ChainWriter(partition, head, end, now)
+            await self._send(writer, [(None, genesis)])
+            log.info("ledger chain %s started with its genesis record", chain)
+            return writer
+        head = head_from_records(
+            chain, frontier, covered_until, records, self.config.recent_ids_per_chain
+        )
+        log.info("ledger chain %s continues at seq %d (offset %d)", chain, head.seq, end)
+        return ChainWriter(partition, head, end, now)
+
+    async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Chains are loaded by the append loop before its next batch: a rebalance callback
+        must not do slow work or wait on the consumer."""
+        self.to_load |= {tp.partition for tp in assigned} - set(self.writers)
+
+    async def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Finish the batch in flight, then let the chains go."""
+        async with self.lock:
+            for partition in {tp.partition for tp in revoked}:
+                self.writers.pop(partition, None)
+                self.to_load.discard(partition)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, appender: LedgerAppender) -> None:
+        self.appender = appender
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.appender.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.appender.on_assigned(assigned)
+
+
+def register(gov: Governor) -> LedgerAppender:
+    return LedgerAppender(gov)
