@@ -168,12 +168,21 @@ class LedgerAppender:
         )
 
     async def _append(self, writer: ChainWriter, decisions: list[Decision]) -> None:
-        head, out = append_decisions(writer.head, decisions)
-        if out.records:
-            await self._send(writer, [(k.encode() if k else None, v) for k, v in out.records])
-        writer.head = head
-        self.appended.inc(len(out.records))
-        self.skipped.inc(out.skipped)
+        """Append in chunks that end where a checkpoint is due, so a checkpoint lands every
+        ``checkpoint_every_records`` records however large the batch."""
+        every = self.config.checkpoint_every_records
+        remaining = decisions
+        while remaining:
+            room = max(1, every - writer.head.since_checkpoint) if self.signer else len(remaining)
+            chunk, remaining = remaining[:room], remaining[room:]
+            head, out = append_decisions(writer.head, chunk)
+            if out.records:
+                await self._send(writer, [(k.encode() if k else None, v) for k, v in out.records])
+            writer.head = head
+            self.appended.inc(len(out.records))
+            self.skipped.inc(out.skipped)
+            if self.signer is not None and head.since_checkpoint >= every:
+                await self._checkpoint(writer, time.monotonic())
 
     async def _send(self, writer: ChainWriter, records: list[tuple[bytes | None, bytes]]) -> None:
         """Send records to the writer's partition, in order, and check where they landed."""

@@ -15,6 +15,7 @@ from app.topics import Catalogue
 from app.web import audit as audit_views
 from app.web import carbon as carbon_views
 from app.web import health
+from app.web import ledger as ledger_views
 
 
 @dataclass
@@ -44,6 +45,7 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     health.register(gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor)
     carbon_views.register(gov, carbon_pipeline)
     audit_views.register(gov, audit_pipeline)
+    ledger_views.register(gov, appender)
     return Topology(
         gov=gov,
         carbon=carbon_pipeline,

@@ -7,11 +7,13 @@ import base64
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from app.ledger.note import Signer
 from tests.factories import batch
@@ -19,9 +21,12 @@ from tests.integration.harness import (
     REPO,
     Cluster,
     WorkerProcess,
+    end_offsets,
     governor_env,
+    http_get,
     metric_value,
     produce,
+    read_all,
     wait_for,
 )
 from tests.integration.test_audit_pipeline import SITES_ENV, sample_ticks
@@ -33,11 +38,22 @@ pytestmark = pytest.mark.integration
 SEED = base64.b64encode(os.urandom(32)).decode()
 LEDGER_ENV = {
     "GOVERNOR_LEDGER__SIGNING_KEY": SEED,
-    "GOVERNOR_LEDGER__CHECKPOINT_EVERY_RECORDS": "500",
+    "GOVERNOR_LEDGER__CHECKPOINT_EVERY_RECORDS": "100",
     "GOVERNOR_LEDGER__CHECKPOINT_EVERY_S": "1",
     "GOVERNOR_AUDIT__SITES": SITES_ENV,
 }
 VKEY = Signer.from_seed("governor-ledger", base64.b64decode(SEED)).verifier_key()
+
+
+async def produce_to(
+    cluster: Cluster, topic: str, partition: int, key: bytes | None, value: bytes
+) -> None:
+    producer = AIOKafkaProducer(**cluster.client_options())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, partition=partition)
+    finally:
+        await producer.stop()
 
 
 def appended(worker: WorkerProcess) -> int:
@@ -98,9 +114,69 @@ def test_every_decision_is_chained_once_and_proofs_verify(
     chains = [line for line in verified.stdout.splitlines() if line.startswith("chain ")]
     assert len(chains) == 6 and all(line.endswith(": ok") for line in chains)
 
+    status, body = http_get(f"{worker.url}/api/v1/ledger/verify")
+    assert status == 200 and body["ok"] and len(body["chains"]) == 6, body
+    assert http_get(f"{worker.url}/api/v1/ledger/key")[1] == {"vkey": VKEY}
+    status, body = http_get(f"{worker.url}/api/v1/ledger/verify?vkey=nonsense")
+    assert status == 400 and "verifier key" in body["error"]
+
     proved = ledger_cli(worker, "prove", "tick-000007")
     assert proved.returncode == 0, proved.stderr
     proof = orjson.loads(proved.stdout)
     assert proof["decision_id"] == "tick-000007" and proof["checkpoint_note"].startswith(
         proof["chain"]
     )
+
+    checkpoints = asyncio.run(read_all(cluster, prefix + "ledger-checkpoints", 6, 10))
+    by_chain: dict[int, list[int]] = {}
+    for m in checkpoints:
+        by_chain.setdefault(m.partition, []).append(orjson.loads(m.value)["tree_size"])
+    partition, sizes = max(by_chain.items(), key=lambda item: len(item[1]))
+    assert len(sizes) >= 2, by_chain
+    consistent = ledger_cli(
+        worker, "prove", "--consistency", str(partition), str(sizes[0]), str(sizes[-1])
+    )
+    assert consistent.returncode == 0, consistent.stderr
+    assert orjson.loads(consistent.stdout)["size2"] == sizes[-1]
+
+    # A record replayed into a chain by someone else is found, with where it is.
+    ledger = asyncio.run(read_all(cluster, prefix + "ledger", decisions, 30))
+    replayed = next(m for m in ledger if m.partition == partition and m.offset == 3)
+    landed = asyncio.run(end_offsets(cluster, prefix + "ledger"))[partition]
+    asyncio.run(produce_to(cluster, prefix + "ledger", partition, replayed.key, replayed.value))
+    tampered = ledger_cli(worker, "verify", "--vkey", VKEY)
+    assert tampered.returncode == 1
+    assert f"FAILED ledger[{partition}]@{landed}: prev_hash does not link" in tampered.stdout
+
+
+def test_sigkill_during_appends_leaves_verifiable_chains_without_duplicates(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    records = []
+    for n in range(120):
+        items = sample_readings(500, facilities=1, start=100_000 + n * 500)
+        facility = f"facility-{n % 12:03d}"
+        items = [r.model_copy(update={"facility_id": facility}) for r in items]
+        records.append((facility.encode(), batch(items, f"k{n}").to_json_bytes()))
+    total = 120 * 500
+    member = {"GOVERNOR_WORKER__GROUP_INSTANCE_ID": "ledger-crash-worker"}
+    worker = workers(**LEDGER_ENV, **member)
+    worker.wait_ready()
+    asyncio.run(produce(cluster, prefix + "meter-readings", records))
+    progress = wait_for(lambda: (n := appended(worker)) > total * 0.2 and n, 120, 0.2)
+    worker.kill()
+    assert progress < total, "the ledger finished before it could be killed mid-append"
+
+    worker.start()
+    worker.wait_ready()
+    chains = 6
+
+    def ledger_size() -> int:
+        return sum(asyncio.run(end_offsets(cluster, prefix + "ledger")).values())
+
+    wait_for(lambda: ledger_size() >= total + chains, 180, 1.0)
+    time.sleep(3)  # anything appended twice would land by now
+    assert ledger_size() == total + chains, "a decision was appended twice"
+    verified = ledger_cli(worker, "verify", "--vkey", VKEY)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    print(f"killed after {progress}/{total} appends; {verified.stdout.strip()}")

@@ -1,0 +1,68 @@
+"""GET /api/v1/ledger/verify and /api/v1/ledger/key: the ledger's integrity, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faust.web import View
+
+from agents.ledger import LedgerAppender
+from app.connection import aiokafka_options
+from app.faust_app import Governor
+from app.ledger.audit_trail import read_chains, verify_chains
+from app.ledger.note import NoteError, Verifier
+from app.web.http import problem, reply
+
+
+def register(gov: Governor, appender: LedgerAppender) -> None:
+    app = gov.app
+
+    @app.page("/api/v1/ledger/key")
+    class Key(View):
+        ROUTE = "/api/v1/ledger/key"
+
+        async def get(self, request: Any) -> Any:
+            if appender.signer is None:
+                return problem(self, request, gov, self.ROUTE, 404, "no ledger signing key")
+            return reply(self, request, gov, self.ROUTE, {"vkey": appender.signer.verifier_key()})
+
+    @app.page("/api/v1/ledger/verify")
+    class Verify(View):
+        ROUTE = "/api/v1/ledger/verify"
+
+        async def get(self, request: Any) -> Any:
+            """Read both ledger topics and check every chain; 200 when all verify, else 409
+            with the first failure of each failing chain. ``?vkey=`` checks the checkpoints
+            against a key given by the caller rather than this worker's own."""
+            vkey = request.query.get("vkey")
+            if vkey is None and appender.signer is not None:
+                vkey = appender.signer.verifier_key()
+            if vkey is None:
+                return problem(self, request, gov, self.ROUTE, 400, "give ?vkey=: no key here")
+            try:
+                verifier = Verifier.parse(vkey)
+            except NoteError as exc:
+                return problem(self, request, gov, self.ROUTE, 400, str(exc))
+            options = aiokafka_options(gov.settings.kafka)
+            chains = await read_chains(options, gov.settings.kafka.topic_prefix)
+            origin = gov.settings.ledger.origin
+            reports = await asyncio.get_running_loop().run_in_executor(
+                None, verify_chains, chains, verifier, origin
+            )
+            body = {
+                "ok": all(r.failure is None for r in reports),
+                "chains": [
+                    {
+                        "partition": r.partition,
+                        "records": r.records,
+                        "checkpoints": r.checkpoints,
+                        "failure": None if r.failure is None else {
+                            "topic": r.failure.topic, "partition": r.failure.partition,
+                            "offset": r.failure.offset, "reason": r.failure.reason,
+                        },
+                    }
+                    for r in reports
+                ],
+            }  # fmt: skip
+            return reply(self, request, gov, self.ROUTE, body, status=200 if body["ok"] else 409)
