@@ -210,7 +210,7 @@ class LedgerSettings(_Section):
     checkpoint_every_records: int = Field(default=1000, ge=1)
     checkpoint_every_s: float = Field(default=10.0, gt=0)
     recent_ids_per_chain: int = Field(default=100_000, ge=1)
-    max_batch_records: int = Field(default=20_000, ge=1)
+    max_batch_records: int = Field(default=5_000, ge=1)
 
     def resolved_seed(self) -> bytes | None:
         """The signing seed from ``signing_key`` or ``signing_key_file``; ``None`` if neither."""

@@ -182,8 +182,11 @@ class OutputReader:
             await self.consumer.stop()
 
 
-def start_worker(bootstrap: str, prefix: str, port: int, sensor: bool) -> subprocess.Popen[bytes]:
+def start_worker(
+    bootstrap: str, prefix: str, port: int, sensor: bool, **extra_env: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
+    env.update(extra_env)
     env.update(
         GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=bootstrap,
         GOVERNOR_KAFKA__TOPIC_PREFIX=prefix,
@@ -285,7 +288,10 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     raw_s = await raw_consume(bootstrap, prefix + workload.source, args.readings)
 
     port = free_port()
-    proc = start_worker(bootstrap, prefix, port, sensor=not args.no_faust_sensor)
+    ledger = "false" if args.no_ledger else "true"
+    proc = start_worker(
+        bootstrap, prefix, port, sensor=not args.no_faust_sensor, GOVERNOR_LEDGER__ENABLED=ledger
+    )
     reader = OutputReader(bootstrap, prefix + workload.output)
     peak_rss = 0
     ps = psutil.Process(proc.pid)
@@ -325,7 +331,8 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     single = args.batch_size <= 1 or workload.name == "audit"
     mode = "one per record" if single else f"batches of {args.batch_size}"
     now = datetime.now(UTC)
-    print(f"\nGovernor {workload.name} pipeline benchmark ({now:%Y-%m-%d %H:%M} UTC)")
+    ledger = "without" if args.no_ledger else "with"
+    print(f"\nGovernor {workload.name} pipeline benchmark, {ledger} the ledger ({now:%H:%M} UTC)")
     print(
         f"  input: {args.readings} {unit} as {len(records)} records ({mode}), "
         f"{args.facilities} keys, {payload_mb:.1f} MB; broker: {bootstrap}"
@@ -358,6 +365,9 @@ def main() -> None:
     parser.add_argument("--latency-load", type=float, default=0.5, help="fraction of throughput")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--no-faust-sensor", action="store_true")
+    parser.add_argument(
+        "--no-ledger", action="store_true", help="the worker does not append to the ledger"
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

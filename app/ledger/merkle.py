@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -72,11 +71,10 @@ def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]:
     return [*_subproof(m - k, leaves[k:], False), root(leaves[:k])]
 
 
-class Frontier(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Frontier:
     """The roots of the perfect subtrees of a growing tree, largest first: enough to append
     a leaf and to compute the tree head in O(log n) memory."""
-
-    model_config = ConfigDict(frozen=True)
 
     size: int = 0
     hashes: tuple[bytes, ...] = ()
