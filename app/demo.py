@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -24,6 +25,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from app.audit_log import as_table
 from app.connection import aiokafka_options
 from app.dlq import read_letters
+from app.ledger.audit_trail import read_chains, verify_chains
+from app.ledger.note import Signer, Verifier
 from app.localkafka import LocalBroker
 from app.rules.audit import PeriodReport
 from app.sample import sample_reading, sample_records, sample_tick_records
@@ -67,11 +70,11 @@ def _wait_ready(base: str, worker: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"worker not ready after 120 s; see {log}")
 
 
-def _applied(base: str, metric: str) -> int:
-    """``metric{outcome="applied"}`` from the worker's /metrics."""
+def _applied(base: str, metric: str, outcome: str = "applied") -> int:
+    """``metric{outcome="applied"}`` (or another outcome) from the worker's /metrics."""
     with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
         text = response.read().decode()
-    found = re.search(re.escape(metric) + r'\{outcome="applied"\} ([0-9.e+]+)', text)
+    found = re.search(re.escape(metric) + r'\{outcome="' + outcome + r'"\} ([0-9.e+]+)', text)
     return int(float(found.group(1))) if found else 0
 
 
@@ -155,6 +158,15 @@ def _show(settings: Settings, base: str, token: str) -> None:
     print("  " + as_table(reports).replace("\n", "\n  "))
     alerts = asyncio.run(_count(settings, "budget-compliance-alerts"))
     print(f"  {alerts} compliance alert(s) on budget-compliance-alerts")
+    print("\nLedger (governor ledger verify):")
+    seed = settings.ledger.resolved_seed()
+    assert seed is not None
+    verifier = Verifier.parse(Signer.from_seed(settings.ledger.key_name, seed).verifier_key())
+    chains = asyncio.run(read_chains(aiokafka_options(settings.kafka), settings.kafka.topic_prefix))
+    for report in verify_chains(chains, verifier, settings.ledger.origin):
+        status = "ok" if report.failure is None else f"FAILED {report.failure}"
+        print(f"  chain {report.partition}: {report.records} records,"
+              f" {report.checkpoints} signed checkpoints: {status}")  # fmt: skip
     reading = sample_reading(0, datetime.now(UTC).replace(microsecond=0), 1, run="http")
     accepted = _http("POST", f"{base}/api/v1/readings", reading.to_json_bytes(), token)
     print(f"\nPOST /api/v1/readings → {accepted}")
@@ -198,6 +210,14 @@ def run_demo(settings: Settings, readings: int, serve: bool) -> int:
             "GOVERNOR_API__TOKEN_FILE": str(token_file.resolve()),
             "GOVERNOR_WORKER__DATA_DIR": str((DEMO_DIR / "worker").resolve()),
         }
+        if settings.ledger.resolved_seed() is None:
+            key_file = DEMO_DIR / "ledger.key"
+            if not key_file.exists():
+                key_file.write_text(base64.b64encode(os.urandom(32)).decode(), encoding="utf-8")
+                key_file.chmod(0o600)
+            env["GOVERNOR_LEDGER__SIGNING_KEY_FILE"] = str(key_file.resolve())
+            ledger = settings.ledger.model_copy(update={"signing_key_file": key_file.resolve()})
+            settings = settings.model_copy(update={"ledger": ledger})
         if not settings.audit.sites and settings.audit.default_capacity_kw is None:
             env["GOVERNOR_AUDIT__SITES"] = SITE_CAPACITIES  # sample sites, unless configured
             env["GOVERNOR_AUDIT__DEFAULT_CAPACITY_KW"] = DEFAULT_CAPACITY_KW
@@ -223,6 +243,9 @@ def run_demo(settings: Settings, readings: int, serve: bool) -> int:
         while _applied(base, "governor_audit_ticks_total") < ticks:
             time.sleep(0.5)
         print(f"  all {ticks} control ticks processed in {time.monotonic() - started:.1f} s")
+        while _applied(base, "governor_ledger_records_total", "appended") < readings + ticks:
+            time.sleep(0.5)
+        print(f"  every decision appended to the ledger in {time.monotonic() - started:.1f} s")
         _show(settings, base, token)
         print(f"\nMetrics: {base}/metrics   Health: {base}/health   API: {base}/api/v1/...")
         print(

@@ -43,6 +43,9 @@ def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_p
     site_000 = next(line.split() for line in out.splitlines() if line.startswith("  site-000"))
     assert site_000[4] == "288" and "False" in site_000  # 288 slots, over its ceiling
     assert "1 compliance alert(s)" in out
+    assert "every decision appended to the ledger" in out
+    chains = [line for line in out.splitlines() if line.startswith("  chain ")]
+    assert len(chains) == 6 and all(line.endswith(": ok") for line in chains), chains
     assert "POST /api/v1/readings → {'event_ids': ['http-000000000']" in out
     token = (tmp_path / "var/demo/api-token").read_text()
     assert token not in out + done.stderr, "the API token must not be printed"
