@@ -197,10 +197,12 @@ class LedgerAppender:
         )
 
     async def _append(self, writer: ChainWriter, messages: list[tuple[str, Any]]) -> None:
-        """Append in chunks: each ends where a checkpoint is due (so one lands every
-        ``checkpoint_every_records`` records however large the batch) and is at most
-        ``CHUNK`` records, so the event loop the pipelines share is never held for long."""
+        """Append in chunks of at most ``CHUNK`` records, each ending where a checkpoint is
+        due (so one lands every ``checkpoint_every_records`` records however large the
+        batch). Chunks are sent without waiting for the previous one's acknowledgement;
+        everything sent is confirmed before a checkpoint covers it and before returning."""
         every = self.config.checkpoint_every_records
+        pending: list[tuple[Any, int]] = []
         done = 0
         while done < len(messages):
             room = every - writer.head.since_checkpoint if self.signer else len(messages)
@@ -208,20 +210,31 @@ class LedgerAppender:
             chunk = [self._decision(t, m) for t, m in messages[done : done + size]]
             done += size
             head, out = append_decisions(writer.head, chunk)
-            if out.records:
-                await self._send(writer, [(k.encode() if k else None, v) for k, v in out.records])
-            else:
-                await asyncio.sleep(0)
+            records = [(k.encode() if k else None, v) for k, v in out.records]
+            pending += await self._enqueue(writer, records)
             writer.head = head
             self.appended.inc(len(out.records))
             self.skipped.inc(out.skipped)
             if self.signer is not None and head.since_checkpoint >= every:
+                await self._confirm(writer, pending)
+                pending = []
                 await self._checkpoint(writer, time.monotonic())
+        await self._confirm(writer, pending)
 
     async def _send(self, writer: ChainWriter, records: list[tuple[bytes | None, bytes]]) -> None:
-        """Send records to the writer's partition, in order, and check where they landed."""
+        """Send records to the writer's partition and wait until they are in the log."""
+        await self._confirm(writer, await self._enqueue(writer, records))
+
+    async def _enqueue(
+        self, writer: ChainWriter, records: list[tuple[bytes | None, bytes]]
+    ) -> list[tuple[Any, int]]:
+        """Queue records for the writer's partition, in order; return each batch's future
+        with the offset its first record must land at."""
         assert self.producer is not None
-        sent: list[tuple[Any, int]] = []  # (batch future, offset its first record must get)
+        if not records:
+            await asyncio.sleep(0)  # a chunk of skips still lets the loop breathe
+            return []
+        sent: list[tuple[Any, int]] = []
         base, in_batch = writer.next_offset, 0
         batch = self.producer.create_batch()
         for key, value in records:
@@ -233,6 +246,11 @@ class LedgerAppender:
                     raise ValueError(f"ledger record of {len(value)} bytes exceeds a batch")
             in_batch += 1
         sent.append((await self._send_batch(batch, writer.partition), base))
+        writer.next_offset = base + in_batch
+        return sent
+
+    async def _confirm(self, writer: ChainWriter, sent: list[tuple[Any, int]]) -> None:
+        """Wait for queued batches; each must have landed exactly where the chain expects."""
         for future, expected in sent:
             landed = (await future).offset
             if landed != expected:
@@ -240,7 +258,6 @@ class LedgerAppender:
                     f"ledger partition {writer.partition}: records landed at {landed}, expected"
                     f" {expected}: another writer appended to this chain"
                 )
-        writer.next_offset = base + in_batch
 
     async def _send_batch(self, batch: Any, partition: int) -> Any:
         assert self.producer is not None
