@@ -36,8 +36,11 @@ from app.failstop import fail_stop
 from app.faust_app import Governor
 from app.ledger.merkle import Frontier
 from app.ledger.note import Signer, checkpoint_text
+from app.metrics import Metrics
 from app.rules.ledger import ChainHead, Decision, append_decisions, head_from_records, new_head
+from app.settings import Settings
 from app.topic_reader import partition_end, read_partition
+from app.topics import Catalogue
 from schemas.ledger import LedgerCheckpoint
 
 log = logging.getLogger(__name__)
@@ -60,15 +63,15 @@ class ChainWriter:
 class LedgerAppender:
     """Appends every decision to its chain; one per worker."""
 
-    def __init__(self, gov: Governor) -> None:
-        self.gov = gov
-        self.config = gov.settings.ledger
-        prefix = gov.settings.kafka.topic_prefix
+    def __init__(self, settings: Settings, catalogue: Catalogue, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.config = settings.ledger
+        prefix = settings.kafka.topic_prefix
         self.prefix = prefix
-        self.id_fields = {spec.name: spec.ledger_id for spec in gov.catalogue.decision_topics()}
+        self.id_fields = {spec.name: spec.ledger_id for spec in catalogue.decision_topics()}
         self.ledger_topic = prefix + "ledger"
         self.checkpoint_topic = prefix + "ledger-checkpoints"
-        self.partitions = gov.catalogue["ledger"].partitions
         seed = self.config.resolved_seed()
         self.signer = Signer.from_seed(self.config.key_name, seed) if seed else None
         self.writers: dict[int, ChainWriter] = {}
@@ -76,17 +79,18 @@ class LedgerAppender:
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        metrics = gov.metrics
         self.appended = metrics.ledger_records.labels(outcome="appended")
         self.skipped = metrics.ledger_records.labels(outcome="skipped")
         self._stopping = threading.Event()
-        if self.config.enabled:
-            gov.app.task(self._supervise)
+
+    def stop(self) -> None:
+        """Ask the append loop to finish its batch and stop (thread- and signal-safe)."""
+        self._stopping.set()
 
     def chain_name(self, partition: int) -> str:
         return f"{self.config.origin}/{partition}"
 
-    async def _supervise(self) -> None:
+    async def run_beside_worker(self) -> None:
         """Run the append loop on its own thread and event loop until the worker stops.
 
         The pipelines' event loop then never waits behind a batch of appends: the two only
@@ -101,7 +105,7 @@ class LedgerAppender:
 
         def run() -> None:
             try:
-                asyncio.run(self._run())
+                asyncio.run(self.run())
             finally:
                 with contextlib.suppress(RuntimeError):  # the worker's loop already closed
                     loop.call_soon_threadsafe(finish)
@@ -112,8 +116,12 @@ class LedgerAppender:
         finally:
             self._stopping.set()
 
-    async def _run(self) -> None:
-        """The append loop; any failure to append stops the worker (fail-stop)."""
+    async def run(self) -> None:
+        """The append loop; any failure to append stops the process (fail-stop).
+
+        ``governor ledger run`` runs this as its own process; a worker runs it on a thread
+        (:meth:`run_beside_worker`) when ``ledger.enabled`` is set.
+        """
         try:
             await self._start()
             while not self._stopping.is_set():
@@ -124,7 +132,7 @@ class LedgerAppender:
             await self._stop()
 
     async def _start(self) -> None:
-        options = aiokafka_options(self.gov.settings.kafka)
+        options = aiokafka_options(self.settings.kafka)
         if self.signer is None:
             log.warning("ledger: no signing key (ledger.signing_key[_file]): no checkpoints")
         self.producer = AIOKafkaProducer(
@@ -134,7 +142,7 @@ class LedgerAppender:
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             **options,
-            group_id=f"{self.gov.settings.worker.app_id}-ledger",
+            group_id=f"{self.settings.worker.app_id}-ledger",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
@@ -303,11 +311,11 @@ class LedgerAppender:
         )
         writer.head.since_checkpoint = 0
         writer.checkpointed_at = now
-        self.gov.metrics.ledger_checkpoints.inc()
+        self.metrics.ledger_checkpoints.inc()
 
     async def load_chain(self, partition: int) -> ChainWriter:
         """The head of chain ``partition`` read back from the log (genesis if it is empty)."""
-        options = aiokafka_options(self.gov.settings.kafka)
+        options = aiokafka_options(self.settings.kafka)
         chain = self.chain_name(partition)
         frontier, covered_until = Frontier(), -1
         checkpoints, _ = await read_partition(options, self.checkpoint_topic, partition)
@@ -357,4 +365,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def register(gov: Governor) -> LedgerAppender:
-    return LedgerAppender(gov)
+    """The worker's ledger appender; it runs beside the pipelines if ``ledger.enabled``."""
+    appender = LedgerAppender(gov.settings, gov.catalogue, gov.metrics)
+    if gov.settings.ledger.enabled:
+        gov.app.task(appender.run_beside_worker)
+    return appender

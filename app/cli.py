@@ -208,6 +208,33 @@ def _audit_report(
     return 0
 
 
+def _ledger_run(args: argparse.Namespace) -> int:
+    """The ledger appender as its own process (workers then run with ledger.enabled=false),
+    with /metrics on ``--metrics-port``; SIGTERM or Ctrl-C stops it after its batch."""
+    import signal
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from agents.ledger import LedgerAppender
+    from app.metrics import Metrics
+
+    settings = _settings(args)
+    _require_cluster(settings)
+    registry = CollectorRegistry()
+    metrics = Metrics(settings.metrics.max_facility_labels, registry)
+    appender = LedgerAppender(settings, Catalogue.load(), metrics)
+    start_http_server(args.metrics_port, addr=settings.worker.web_host, registry=registry)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, appender.stop)
+        await appender.run()
+
+    asyncio.run(main())
+    return 0
+
+
 def cmd_ledger(args: argparse.Namespace) -> int:
     """Ledger keys, verification, proofs and checkpoint export."""
     import base64
@@ -222,6 +249,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     )
     from app.ledger.note import Signer, Verifier
 
+    if args.action == "run":
+        return _ledger_run(args)
     if args.action == "keygen":
         new_seed = os.urandom(32)
         out = Path(args.out or "var/ledger.key")
@@ -345,7 +374,10 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day")
         command.set_defaults(func=cmd_audit)
     ledger = sub.add_parser("ledger", help="ledger keys, verification, proofs, checkpoints")
-    ledger.add_argument("action", choices=["keygen", "key", "verify", "prove", "checkpoints"])
+    ledger.add_argument(
+        "action", choices=["run", "keygen", "key", "verify", "prove", "checkpoints"]
+    )
+    ledger.add_argument("--metrics-port", type=int, default=8089, help="run: /metrics port")
     ledger.add_argument("decision_id", nargs="?", help="prove: the decision to prove")
     ledger.add_argument("--vkey", help="verifier key (default: from the configured signing key)")
     ledger.add_argument(

@@ -206,6 +206,21 @@ def start_worker(
     )
 
 
+def start_ledger(bootstrap: str, prefix: str) -> subprocess.Popen[bytes]:
+    """`governor ledger run` for the benchmark's topics, as its own process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
+    env.update(
+        GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=bootstrap,
+        GOVERNOR_KAFKA__TOPIC_PREFIX=prefix,
+        GOVERNOR_WORKER__APP_ID=f"bench-{prefix.rstrip('-')}",
+    )
+    log = (WORK / "ledger.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "ledger", "run", "--metrics-port", str(free_port())],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
 def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     import urllib.request
 
@@ -288,10 +303,12 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     raw_s = await raw_consume(bootstrap, prefix + workload.source, args.readings)
 
     port = free_port()
-    ledger = "false" if args.no_ledger else "true"
+    in_worker = "true" if args.ledger == "worker" else "false"
     proc = start_worker(
-        bootstrap, prefix, port, sensor=not args.no_faust_sensor, GOVERNOR_LEDGER__ENABLED=ledger
-    )
+        bootstrap, prefix, port, sensor=not args.no_faust_sensor,
+        GOVERNOR_LEDGER__ENABLED=in_worker,
+    )  # fmt: skip
+    appender = start_ledger(bootstrap, prefix) if args.ledger == "separate" else None
     reader = OutputReader(bootstrap, prefix + workload.output)
     peak_rss = 0
     ps = psutil.Process(proc.pid)
@@ -326,13 +343,17 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         await reader.stop()
         proc.terminate()
         proc.wait(timeout=30)
+        if appender is not None:
+            appender.terminate()
+            appender.wait(timeout=30)
 
     raw_rate = args.readings / raw_s
     single = args.batch_size <= 1 or workload.name == "audit"
     mode = "one per record" if single else f"batches of {args.batch_size}"
     now = datetime.now(UTC)
-    ledger = "without" if args.no_ledger else "with"
-    print(f"\nGovernor {workload.name} pipeline benchmark, {ledger} the ledger ({now:%H:%M} UTC)")
+    ledger = {"worker": "ledger in the worker", "separate": "ledger in its own process",
+              "off": "no ledger"}[args.ledger]  # fmt: skip
+    print(f"\nGovernor {workload.name} pipeline benchmark, {ledger} ({now:%Y-%m-%d %H:%M} UTC)")
     print(
         f"  input: {args.readings} {unit} as {len(records)} records ({mode}), "
         f"{args.facilities} keys, {payload_mb:.1f} MB; broker: {bootstrap}"
@@ -366,8 +387,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--no-faust-sensor", action="store_true")
     parser.add_argument(
-        "--no-ledger", action="store_true", help="the worker does not append to the ledger"
-    )
+        "--ledger", choices=["worker", "separate", "off"], default="worker",
+        help="where the ledger appender runs (separate: `governor ledger run`)",
+    )  # fmt: skip
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from app.ledger.note import Signer
+from app.localkafka import free_port
 from tests.factories import batch
 from tests.integration.harness import (
     REPO,
@@ -180,3 +182,36 @@ def test_sigkill_during_appends_leaves_verifiable_chains_without_duplicates(
     verified = ledger_cli(worker, "verify", "--vkey", VKEY)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     print(f"killed after {progress}/{total} appends; {verified.stdout.strip()}")
+
+
+def test_the_ledger_as_its_own_process(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """Workers with ledger.enabled=false and one `governor ledger run` beside them."""
+    records, ticks, decisions = decision_inputs(readings=300, batches=5)
+    worker = workers(**{**LEDGER_ENV, "GOVERNOR_LEDGER__ENABLED": "false"})
+    worker.wait_ready()
+    port = free_port()
+    env = governor_env(cluster, prefix, GOVERNOR_WORKER__APP_ID=worker.app_id, **LEDGER_ENV)
+    log = (tmp_path / "ledger.log").open("wb")
+    appender = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "ledger", "run", "--metrics-port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        asyncio.run(produce(cluster, prefix + "meter-readings", records))
+        asyncio.run(produce(cluster, prefix + "control-ticks", tick_records(ticks)))
+
+        def ledger_size() -> int:
+            return sum(asyncio.run(end_offsets(cluster, prefix + "ledger")).values())
+
+        wait_for(lambda: ledger_size() >= decisions + 6, 90, 1.0)
+        status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and "governor_ledger_records_total" in text
+        assert appended(worker) == 0  # the worker itself appended nothing
+        verified = ledger_cli(worker, "verify", "--vkey", VKEY)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        appender.terminate()
+        assert appender.wait(timeout=30) == 0, (tmp_path / "ledger.log").read_text()[-3000:]
+        log.close()
