@@ -48,6 +48,7 @@ class AuditPipeline(Pipeline):
         self.config = gov.settings.audit
         self.slot_log = self.output("budget-audit")
         self.alerts_topic = self.output("budget-compliance-alerts")
+        self.rollups_topic = self.output("budget-audit-rollups")
         self.days = self.table(
             "audit-day-rollups", DayRollup, "Slots, cost and interventions per site and UTC day"
         )
@@ -132,6 +133,13 @@ class AuditPipeline(Pipeline):
         if outcome.slot is not None:
             await send_same_key(
                 self.gov.app, self.slot_log.get_topic_name(), key, [outcome.slot.to_json_bytes()]
+            )
+        if outcome.rollup is not None:
+            await send_same_key(
+                self.gov.app,
+                self.rollups_topic.get_topic_name(),
+                key,
+                [outcome.rollup.to_json_bytes()],
             )
         if outcome.alert is not None:
             await send_same_key(

@@ -76,3 +76,23 @@ class ComplianceAlert(Contract):
     projected_annual_kwh: float
     ceiling_kwh: float
     utilization_ratio: float
+
+
+class DayRollupRecord(Contract):
+    """A site-day's rollup as one tick left it: the audit's running daily summary.
+
+    One record per applied tick (``event_id``), so the ledger holds every version;
+    ``rollup_id`` (site, day, slot count) names the version. Figures are unrounded:
+    ``total_cost_kwh`` is exact to the milliwatt-hour. Kafka key: ``site_id``.
+    """
+
+    schema_version: Literal[1] = 1
+    rollup_id: str
+    site_id: EntityId
+    utc_day: date
+    event_id: EventId
+    slots: int = Field(ge=1)
+    total_cost_kwh: float
+    interventions: int = Field(ge=0)
+    max_abs_offset_deg: float
+    budget_remaining_kwh: float | None

@@ -31,6 +31,7 @@ from schemas.budget_audit import (
     ComplianceAlert,
     CompliancePeriod,
     ComplianceState,
+    DayRollupRecord,
     SlotRecord,
 )
 from schemas.control_tick import ControlTick
@@ -180,6 +181,21 @@ class Projection:
         return ComplianceState.NON_COMPLIANT
 
 
+def rollup_record_of(day: DayRollup, event_id: str) -> DayRollupRecord:
+    """The published version of a day rollup, as the tick ``event_id`` left it."""
+    return DayRollupRecord(
+        rollup_id=f"{day.site_id}|{day.utc_day.isoformat()}|{day.slots}",
+        site_id=day.site_id,
+        utc_day=day.utc_day,
+        event_id=event_id,
+        slots=day.slots,
+        total_cost_kwh=day.cost_mwh / MWH_PER_KWH,
+        interventions=day.interventions,
+        max_abs_offset_deg=day.max_abs_offset_deg,
+        budget_remaining_kwh=day.last.budget_remaining_kwh if day.last is not None else None,
+    )
+
+
 def check_tick(
     key: bytes | None, tick: ControlTick, record_timestamp_ms: int | None, config: AuditSettings
 ) -> Rejection | None:
@@ -198,13 +214,14 @@ def slot_record_of(tick: ControlTick) -> SlotRecord:
 
 @dataclass(slots=True)
 class AuditOutcome:
-    """What one tick decided. ``slot`` and ``alert`` are to be sent; the rollups that
-    changed are to be written; ``segment`` records the event id for deduplication."""
+    """What one tick decided. ``slot``, ``rollup`` and ``alert`` are to be sent; the rollups
+    that changed are to be written; ``segment`` records the event id for deduplication."""
 
     slot: SlotRecord | None = None
     day: DayRollup | None = None
     period: PeriodRollup | None = None
     alert: ComplianceAlert | None = None
+    rollup: DayRollupRecord | None = None
     segment: DedupSegment | None = None
     duplicate: bool = False
     replayed: bool = False
@@ -237,8 +254,11 @@ def process_tick(
     current_day = day or DayRollup(site_id=tick.site_id, utc_day=slot.utc_day)
     if current_day.has_applied(position):
         outcome.replayed = True
+        if current_day.applied_offsets.get(position.partition) == position.offset:
+            outcome.rollup = rollup_record_of(current_day, slot.event_id)  # re-send, same bytes
     else:
         outcome.day = current_day.with_slot(slot).stamped(position)
+        outcome.rollup = rollup_record_of(outcome.day, slot.event_id)
     start, end = period_bounds(slot.utc_day, config.compliance_period)
     current_period = period or PeriodRollup(
         site_id=tick.site_id, period=config.compliance_period, period_start=start, period_end=end

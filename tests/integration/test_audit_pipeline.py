@@ -17,7 +17,7 @@ import pytest
 
 from app.rules.audit import fold_slots, period_report, slot_record_of
 from app.settings import AuditSettings, SiteSettings
-from schemas.budget_audit import ComplianceAlert, SlotRecord
+from schemas.budget_audit import ComplianceAlert, DayRollupRecord, SlotRecord
 from schemas.control_tick import ControlTick
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from tests.factories import BASE_TIME, tick
@@ -140,6 +140,14 @@ def test_ticks_become_slot_log_rollups_alerts_and_reports(
     slots = [SlotRecord.from_json_bytes(m.value) for m in logged]
     assert sorted(s.event_id for s in slots) == sorted(t.event_id for t in ticks)
     assert all(m.key == s.site_id.encode() for m, s in zip(logged, slots, strict=True))
+
+    # Rollups: one version per applied tick; the last of a day is its summary.
+    versions = asyncio.run(read_all(cluster, prefix + "budget-audit-rollups", len(ticks), 30))
+    rollups = [DayRollupRecord.from_json_bytes(m.value) for m in versions]
+    assert len({r.rollup_id for r in rollups}) == len(rollups) == len(ticks)
+    last = max((r for r in rollups if r.site_id == "site-000" and r.utc_day == DAY),
+               key=lambda r: r.slots)  # fmt: skip
+    assert last.slots == 24 and last.rollup_id == f"site-000|{DAY}|24"
 
     # Alerts: exactly those the rules give for each site's ticks in partition order.
     want_alerts = Audit(config=CONFIG).run(ordered).alerts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import orjson
 import pytest
 
 from schemas.budget_audit import ComplianceAlert, SlotRecord
@@ -95,6 +96,12 @@ def test_sigkill_mid_audit_stream_loses_no_tick_and_counts_none_twice(
     assert {SlotRecord.from_json_bytes(m.value).event_id for m in logged} == {
         t.event_id for t in ticks
     }, "an applied tick is missing from the slot log"
+
+    versions = asyncio.run(read_all(cluster, prefix + "budget-audit-rollups", total, 30))
+    by_version: dict[str, set[bytes]] = {}
+    for m in versions:
+        by_version.setdefault(orjson.loads(m.value)["rollup_id"], set()).add(m.value)
+    assert all(len(values) == 1 for values in by_version.values()), "a rollup version changed"
 
     want = {a.alert_id: a.to_json_bytes() for a in Audit(config=CONFIG).run(ticks).alerts}
     sent = asyncio.run(read_all(cluster, prefix + "budget-compliance-alerts", len(want), 30))

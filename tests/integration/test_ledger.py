@@ -81,7 +81,7 @@ def decision_inputs(
         items = [r.model_copy(update={"facility_id": f"facility-00{n % 6}"}) for r in items]
         records.append((items[0].facility_id.encode(), batch(items, f"b{n}").to_json_bytes()))
     ticks = sample_ticks(sites=3, days=2, per_day=24)
-    return records, ticks, readings + 100 * batches + len(ticks)
+    return records, ticks, readings + 100 * batches + 2 * len(ticks)  # slot + rollup per tick
 
 
 def test_every_decision_is_chained_once_and_proofs_verify(

@@ -28,6 +28,7 @@ from schemas.budget_audit import (
     ComplianceAlert,
     CompliancePeriod,
     ComplianceState,
+    DayRollupRecord,
     SlotRecord,
 )
 from schemas.control_tick import ControlTick
@@ -48,6 +49,7 @@ class Audit:
     dedup: DedupIndex = field(default_factory=lambda: DedupIndex(7 * 86_400, 1_000_000))
     slots: list[SlotRecord] = field(default_factory=list)
     alerts: list[ComplianceAlert] = field(default_factory=list)
+    rollups: list[DayRollupRecord] = field(default_factory=list)
     duplicates: int = 0
 
     def apply(self, t: ControlTick, offset: int, partition: int = 0) -> None:
@@ -78,6 +80,8 @@ class Audit:
         self.slots.append(outcome.slot)
         if outcome.alert is not None:
             self.alerts.append(outcome.alert)
+        if outcome.rollup is not None:
+            self.rollups.append(outcome.rollup)
 
     def run(self, ticks: list[ControlTick]) -> Audit:
         for offset, t in enumerate(ticks):
@@ -208,6 +212,11 @@ class TestLateAndRepeatedTicks:
         assert (day.slots, day.cost_mwh) == (2, 500_000)
         assert audit.duplicates == 2
         assert [s.event_id for s in audit.slots] == ["tick-000000", "tick-000001"]
+        assert [r.rollup_id for r in audit.rollups] == [
+            f"site-001|{DAY}|1",
+            f"site-001|{DAY}|2",
+        ]
+        assert (audit.rollups[-1].slots, audit.rollups[-1].total_cost_kwh) == (2, 0.5)
 
     def test_a_redelivered_tick_changes_nothing_and_resends_identical_outputs(self) -> None:
         config = AuditSettings(default_capacity_kw=1.0)  # ceiling 109.5 kWh/year
@@ -220,6 +229,14 @@ class TestLateAndRepeatedTicks:
         assert audit.slots[1].to_json_bytes() == audit.slots[2].to_json_bytes()
         assert len(audit.alerts) == 2
         assert audit.alerts[0].to_json_bytes() == audit.alerts[1].to_json_bytes()
+        assert audit.rollups[1].to_json_bytes() == audit.rollups[2].to_json_bytes()
+
+    def test_a_redelivered_older_tick_does_not_resend_a_rollup_version(self) -> None:
+        audit = Audit()
+        audit.apply(tick(0), offset=0)
+        audit.apply(tick(1), offset=1)
+        audit.apply(tick(0), offset=0)  # the day has moved on: no stale version is re-sent
+        assert [r.slots for r in audit.rollups] == [1, 2]
 
     def test_a_partially_persisted_tick_completes_what_is_missing(self) -> None:
         """A crash between the day write and the period write: the re-delivery applies the
