@@ -20,6 +20,8 @@ import asyncio
 import base64
 import contextlib
 import logging
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -120,7 +122,7 @@ class LedgerAppender:
         """The append loop; any failure to append stops the process (fail-stop).
 
         ``governor ledger run`` runs this as its own process; a worker runs it on a thread
-        (:meth:`run_beside_worker`) when ``ledger.enabled`` is set.
+        (:meth:`run_beside_worker`) in ``ledger.mode: thread``.
         """
         try:
             await self._start()
@@ -365,8 +367,42 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def register(gov: Governor) -> LedgerAppender:
-    """The worker's ledger appender; it runs beside the pipelines if ``ledger.enabled``."""
+    """The worker's ledger appender, run as ``ledger.mode`` says."""
     appender = LedgerAppender(gov.settings, gov.catalogue, gov.metrics)
-    if gov.settings.ledger.enabled:
+    if gov.settings.ledger.mode == "thread":
         gov.app.task(appender.run_beside_worker)
+    elif gov.settings.ledger.mode == "process":
+        gov.app.task(supervise_child_process)
     return appender
+
+
+async def supervise_child_process() -> None:
+    """Run ``governor ledger run`` as a child of this worker, for as long as the worker runs.
+
+    The child gets the worker's environment and configuration and dies with the worker,
+    even on SIGKILL (parent-death signal). If it fails (exits non-zero) while the worker
+    runs, the worker stops too (fail-stop), so that the pair restarts together.
+    """
+    command = [sys.executable, "-m", "app.cli", "ledger", "run"]
+    child = await asyncio.create_subprocess_exec(*command, preexec_fn=_die_with_parent)
+    try:
+        code = await child.wait()
+    except asyncio.CancelledError:
+        if child.returncode is None:
+            child.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(child.wait(), 30)
+        raise
+    if code == 0:  # stopped on request (SIGTERM to the process group): so is the worker
+        log.warning("the ledger process stopped")
+        return
+    fail_stop(PIPELINE, RuntimeError(f"the ledger process exited with code {code}"))
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from app.topology import build
 
+    if args.config:  # the ledger process a worker starts reads the same file
+        os.environ["GOVERNOR_CONFIG"] = str(Path(args.config).resolve())
     settings = _settings(args)
     _require_cluster(settings)
     topology = build(settings)
@@ -209,8 +212,9 @@ def _audit_report(
 
 
 def _ledger_run(args: argparse.Namespace) -> int:
-    """The ledger appender as its own process (workers then run with ledger.enabled=false),
-    with /metrics on ``--metrics-port``; SIGTERM or Ctrl-C stops it after its batch."""
+    """The ledger appender as its own process: a worker's child (``ledger.mode: process``),
+    or run by hand beside workers with ``ledger.mode: off``. /metrics on
+    ``ledger.metrics_port``; SIGTERM or Ctrl-C stops it after its batch."""
     import signal
 
     from prometheus_client import CollectorRegistry, start_http_server
@@ -223,7 +227,8 @@ def _ledger_run(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     metrics = Metrics(settings.metrics.max_facility_labels, registry)
     appender = LedgerAppender(settings, Catalogue.load(), metrics)
-    start_http_server(args.metrics_port, addr=settings.worker.web_host, registry=registry)
+    port = args.metrics_port or settings.ledger.metrics_port
+    start_http_server(port, addr=settings.worker.web_host, registry=registry)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -377,7 +382,7 @@ def parser() -> argparse.ArgumentParser:
     ledger.add_argument(
         "action", choices=["run", "keygen", "key", "verify", "prove", "checkpoints"]
     )
-    ledger.add_argument("--metrics-port", type=int, default=8089, help="run: /metrics port")
+    ledger.add_argument("--metrics-port", type=int, help="run: /metrics port (ledger.metrics_port)")
     ledger.add_argument("decision_id", nargs="?", help="prove: the decision to prove")
     ledger.add_argument("--vkey", help="verifier key (default: from the configured signing key)")
     ledger.add_argument(

@@ -70,6 +70,14 @@ def _wait_ready(base: str, worker: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"worker not ready after 120 s; see {log}")
 
 
+def _ledger_appended(base: str) -> int:
+    """Decisions appended so far (0 while the ledger process is still starting)."""
+    try:
+        return _applied(base, "governor_ledger_records_total", "appended")
+    except (OSError, urllib.error.URLError):
+        return 0
+
+
 def _applied(base: str, metric: str, outcome: str = "applied") -> int:
     """``metric{outcome="applied"}`` (or another outcome) from the worker's /metrics."""
     with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
@@ -243,7 +251,10 @@ def run_demo(settings: Settings, readings: int, serve: bool) -> int:
         while _applied(base, "governor_audit_ticks_total") < ticks:
             time.sleep(0.5)
         print(f"  all {ticks} control ticks processed in {time.monotonic() - started:.1f} s")
-        while _applied(base, "governor_ledger_records_total", "appended") < readings + ticks:
+        ledger_base = base
+        if settings.ledger.mode == "process":
+            ledger_base = f"http://{settings.worker.web_host}:{settings.ledger.metrics_port}"
+        while _ledger_appended(ledger_base) < readings + ticks:
             time.sleep(0.5)
         print(f"  every decision appended to the ledger in {time.monotonic() - started:.1f} s")
         _show(settings, base, token)

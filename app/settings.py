@@ -201,7 +201,12 @@ class LedgerSettings(_Section):
     checkpoints (and so proofs and truncation detection) are missing, and a warning says so.
     """
 
-    enabled: bool = True
+    mode: Literal["process", "thread", "off"] = "process"
+    """Where a worker runs the appender: a child process it supervises (the pipelines then
+    keep their latency), a thread of its own, or nowhere (run ``governor ledger run``
+    yourself)."""
+    metrics_port: int = Field(default=8089, ge=1, le=65535)
+    """/metrics of the appender's process (mode ``process`` or ``governor ledger run``)."""
     origin: str = Field(default="governor.local/ledger", pattern=r"^[A-Za-z0-9._\-/]+$")
     key_name: str = Field(default="governor-ledger", pattern=r"^[A-Za-z0-9._\-]+$")
     signing_key: SecretStr | None = None

@@ -123,7 +123,10 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     )
     key = base64.b64encode(os.urandom(32)).decode()
     port = free_port()
-    proc = start_worker(bootstrap, prefix, port, sensor=True, GOVERNOR_LEDGER__SIGNING_KEY=key)
+    proc = start_worker(
+        bootstrap, prefix, port, sensor=True, GOVERNOR_LEDGER__SIGNING_KEY=key,
+        GOVERNOR_LEDGER__METRICS_PORT=str(free_port()),
+    )  # fmt: skip
     try:
         wait_ready(port, proc)
         began = time.perf_counter()

@@ -206,21 +206,6 @@ def start_worker(
     )
 
 
-def start_ledger(bootstrap: str, prefix: str) -> subprocess.Popen[bytes]:
-    """`governor ledger run` for the benchmark's topics, as its own process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
-    env.update(
-        GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=bootstrap,
-        GOVERNOR_KAFKA__TOPIC_PREFIX=prefix,
-        GOVERNOR_WORKER__APP_ID=f"bench-{prefix.rstrip('-')}",
-    )
-    log = (WORK / "ledger.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "ledger", "run", "--metrics-port", str(free_port())],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
 def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     import urllib.request
 
@@ -303,12 +288,10 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     raw_s = await raw_consume(bootstrap, prefix + workload.source, args.readings)
 
     port = free_port()
-    in_worker = "true" if args.ledger == "worker" else "false"
     proc = start_worker(
         bootstrap, prefix, port, sensor=not args.no_faust_sensor,
-        GOVERNOR_LEDGER__ENABLED=in_worker,
+        GOVERNOR_LEDGER__MODE=args.ledger, GOVERNOR_LEDGER__METRICS_PORT=str(free_port()),
     )  # fmt: skip
-    appender = start_ledger(bootstrap, prefix) if args.ledger == "separate" else None
     reader = OutputReader(bootstrap, prefix + workload.output)
     peak_rss = 0
     ps = psutil.Process(proc.pid)
@@ -343,15 +326,12 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         await reader.stop()
         proc.terminate()
         proc.wait(timeout=30)
-        if appender is not None:
-            appender.terminate()
-            appender.wait(timeout=30)
 
     raw_rate = args.readings / raw_s
     single = args.batch_size <= 1 or workload.name == "audit"
     mode = "one per record" if single else f"batches of {args.batch_size}"
     now = datetime.now(UTC)
-    ledger = {"worker": "ledger in the worker", "separate": "ledger in its own process",
+    ledger = {"thread": "ledger on a worker thread", "process": "ledger in its own process",
               "off": "no ledger"}[args.ledger]  # fmt: skip
     print(f"\nGovernor {workload.name} pipeline benchmark, {ledger} ({now:%Y-%m-%d %H:%M} UTC)")
     print(
@@ -387,8 +367,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--no-faust-sensor", action="store_true")
     parser.add_argument(
-        "--ledger", choices=["worker", "separate", "off"], default="worker",
-        help="where the ledger appender runs (separate: `governor ledger run`)",
+        "--ledger", choices=["process", "thread", "off"], default="process",
+        help="ledger.mode of the worker: a child process (default), a thread, or none",
     )  # fmt: skip
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)

@@ -117,8 +117,14 @@ class WorkerProcess:
     work_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    ledger_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+
+    @property
+    def ledger_url(self) -> str:
+        """The worker's ledger process (``ledger.mode: process``): its /metrics."""
+        return f"http://127.0.0.1:{self.ledger_port}"
 
     @property
     def url(self) -> str:
@@ -132,6 +138,7 @@ class WorkerProcess:
         defaults = {
             "GOVERNOR_WORKER__APP_ID": self.app_id,
             "GOVERNOR_WORKER__WEB_PORT": str(self.port),
+            "GOVERNOR_LEDGER__METRICS_PORT": str(self.ledger_port),
             "GOVERNOR_WORKER__DATA_DIR": str(self.work_dir / f"data-{self.port}"),
             "GOVERNOR_WORKER__LOG_LEVEL": "info",
             "GOVERNOR_API__TOKEN": TOKEN,
@@ -141,6 +148,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         if not self.port:
             self.port = free_port()
+            self.ledger_port = free_port()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
@@ -189,9 +197,10 @@ class WorkerProcess:
         return "\n".join(line for line in text[-lines:] if not line.startswith(("|", "〃")))
 
 
-def metric_value(worker: WorkerProcess, series: str) -> float:
-    """One series of the worker's /metrics, e.g. ``name{label="v"}`` (0 if unreachable)."""
-    status, text = http_get(f"{worker.url}/metrics", timeout=2)
+def metric_value(worker: WorkerProcess, series: str, base: str | None = None) -> float:
+    """One series of the worker's /metrics (or those at ``base``), e.g. ``name{label="v"}``;
+    0 if unreachable."""
+    status, text = http_get(f"{base or worker.url}/metrics", timeout=2)
     if status != 200:
         return 0.0
     for line in text.splitlines():

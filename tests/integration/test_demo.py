@@ -20,6 +20,7 @@ def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_p
         prefix,
         GOVERNOR_WORKER__APP_ID=f"demo-{prefix.rstrip('-')}",
         GOVERNOR_WORKER__WEB_PORT=str(free_port()),
+        GOVERNOR_LEDGER__METRICS_PORT=str(free_port()),
     )
     try:
         done = subprocess.run(

@@ -59,7 +59,9 @@ async def produce_to(
 
 
 def appended(worker: WorkerProcess) -> int:
-    return int(metric_value(worker, 'governor_ledger_records_total{outcome="appended"}'))
+    """Decisions the worker's ledger process appended (``ledger.mode: process``)."""
+    series = 'governor_ledger_records_total{outcome="appended"}'
+    return int(metric_value(worker, series, base=worker.ledger_url))
 
 
 def ledger_cli(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -109,7 +111,10 @@ def test_every_decision_is_chained_once_and_proofs_verify(
             f" readings {readings}, ticks {ticks_done}"
         ) from None
     assert appended(worker) == decisions + alerts  # nothing twice
-    wait_for(lambda: metric_value(worker, "governor_ledger_checkpoints_total") >= 6, 30)
+    wait_for(
+        lambda: metric_value(worker, "governor_ledger_checkpoints_total", worker.ledger_url) >= 6,
+        30,
+    )
 
     verified = ledger_cli(worker, "verify", "--vkey", VKEY)
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -187,9 +192,9 @@ def test_sigkill_during_appends_leaves_verifiable_chains_without_duplicates(
 def test_the_ledger_as_its_own_process(
     cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    """Workers with ledger.enabled=false and one `governor ledger run` beside them."""
+    """Workers with ledger.mode=off and one `governor ledger run` beside them."""
     records, ticks, decisions = decision_inputs(readings=300, batches=5)
-    worker = workers(**{**LEDGER_ENV, "GOVERNOR_LEDGER__ENABLED": "false"})
+    worker = workers(**{**LEDGER_ENV, "GOVERNOR_LEDGER__MODE": "off"})
     worker.wait_ready()
     port = free_port()
     env = governor_env(cluster, prefix, GOVERNOR_WORKER__APP_ID=worker.app_id, **LEDGER_ENV)
@@ -208,7 +213,8 @@ def test_the_ledger_as_its_own_process(
         wait_for(lambda: ledger_size() >= decisions + 6, 90, 1.0)
         status, text = http_get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200 and "governor_ledger_records_total" in text
-        assert appended(worker) == 0  # the worker itself appended nothing
+        status, _ = http_get(worker.ledger_url + "/metrics")
+        assert status == 0, "mode off: the worker started no ledger process"
         verified = ledger_cli(worker, "verify", "--vkey", VKEY)
         assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
