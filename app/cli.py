@@ -314,6 +314,42 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Validate every line of a JSONL or CSV file (or stdin), then publish the good ones."""
+    from app.produce import detect_format, parse, read_input, send, summary
+    from app.topics import TopicRole
+
+    settings = _settings(args)
+    catalogue = Catalogue.load()
+    try:
+        spec = catalogue[args.topic]
+    except KeyError:
+        inputs = ", ".join(s.name for s in catalogue.topics if s.role is TopicRole.INPUT)
+        raise UsageError(f"unknown topic {args.topic!r} (input topics: {inputs})") from None
+    if spec.role is not TopicRole.INPUT:
+        raise UsageError(f"{spec.name} is an output topic: Governor writes it")
+    fmt = detect_format(args.source, args.format)
+    try:
+        with read_input(args.source) as text:
+            parsed = parse(text, spec, fmt)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.source}: {exc}") from None
+    seconds = 0.0
+    if not args.dry_run and parsed.good:
+        _require_cluster(settings)
+        topic = settings.kafka.topic_prefix + spec.name
+        seconds = asyncio.run(
+            send(aiokafka_options(settings.kafka), topic, parsed.good, len(parsed.good), args.rate)
+        )
+    if args.dry_run:
+        print(f"{len(parsed.good)} valid record(s), {len(parsed.bad)} bad (dry run, none sent)")
+        for number, why in parsed.bad[:50]:
+            print(f"  line {number}: {why[:300]}")
+    else:
+        print(summary(parsed, seconds, spec.name))
+    return 1 if parsed.bad else 0
+
+
 def cmd_kafka(args: argparse.Namespace) -> int:
     """Run a local single-node broker in the foreground until interrupted."""
     from app.localkafka import LocalBroker
@@ -391,6 +427,13 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ledger.add_argument("--out", help="keygen: key file (var/ledger.key); checkpoints: directory")
     ledger.set_defaults(func=cmd_ledger)
+    produce = sub.add_parser("produce", help="validate and publish JSONL/CSV to an input topic")
+    produce.add_argument("topic", help="input topic, e.g. meter-readings or control-ticks")
+    produce.add_argument("source", nargs="?", default="-", help="file, or - for stdin")
+    produce.add_argument("--format", choices=["jsonl", "csv"], help="default: from the name")
+    produce.add_argument("--rate", type=float, help="target records per second")
+    produce.add_argument("--dry-run", action="store_true", help="validate only")
+    produce.set_defaults(func=cmd_produce)
     kafka = sub.add_parser("kafka", help="run a local Apache Kafka broker (KRaft) until Ctrl-C")
     kafka.add_argument("--version", help="Kafka version (default: kafka.local_version)")
     kafka.add_argument("--dir", default="var/kafka", help="data and log directory (wiped)")
