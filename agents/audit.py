@@ -129,25 +129,17 @@ class AuditPipeline(Pipeline):
                 self.periods.pop(period_key(site_id, self.config.compliance_period, start), None)
 
     async def _send(self, site_id: str, outcome: AuditOutcome) -> None:
-        key = site_id.encode()
-        if outcome.slot is not None:
-            await send_same_key(
-                self.gov.app, self.slot_log.get_topic_name(), key, [outcome.slot.to_json_bytes()]
-            )
-        if outcome.rollup is not None:
-            await send_same_key(
-                self.gov.app,
-                self.rollups_topic.get_topic_name(),
-                key,
-                [outcome.rollup.to_json_bytes()],
-            )
-        if outcome.alert is not None:
-            await send_same_key(
-                self.gov.app,
-                self.alerts_topic.get_topic_name(),
-                key,
-                [outcome.alert.to_json_bytes()],
-            )
+        """The slot record, the day's rollup version and any alert, each to its topic."""
+        outputs = (
+            (self.slot_log, outcome.slot),
+            (self.rollups_topic, outcome.rollup),
+            (self.alerts_topic, outcome.alert),
+        )
+        for topic, record in outputs:
+            if record is not None:
+                await send_same_key(
+                    self.gov.app, topic.get_topic_name(), site_id.encode(), [record.to_json_bytes()]
+                )
 
     def _count(self, tick: ControlTick, outcome: AuditOutcome) -> None:
         self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()

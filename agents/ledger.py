@@ -274,6 +274,8 @@ class LedgerAppender:
         return await self.producer.send_batch(batch, self.ledger_topic, partition=partition)
 
     async def _checkpoint_due(self) -> None:
+        """Checkpoint chains idle past ``checkpoint_every_s``, and chains that came back from
+        the log with more unsigned records than ``checkpoint_every_records``."""
         if self.signer is None:
             return
         now = time.monotonic()
@@ -320,7 +322,10 @@ class LedgerAppender:
         options = aiokafka_options(self.settings.kafka)
         chain = self.chain_name(partition)
         frontier, covered_until = Frontier(), -1
-        checkpoints, _ = await read_partition(options, self.checkpoint_topic, partition)
+        newest = await partition_end(options, self.checkpoint_topic, partition) - 1
+        checkpoints, _ = await read_partition(
+            options, self.checkpoint_topic, partition, start=max(0, newest)
+        )  # only the newest checkpoint: the log of checkpoints grows without bound
         for _, value in checkpoints[-1:]:
             latest = LedgerCheckpoint.from_json_bytes(value)
             hashes = tuple(base64.b64decode(h) for h in latest.frontier)

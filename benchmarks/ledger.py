@@ -31,13 +31,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from throughput import WORK, create_topics, preload, start_worker, wait_ready  # noqa: E402
+from throughput import (  # noqa: E402
+    create_topics,
+    preload,
+    run_on_broker,
+    start_worker,
+    wait_ready,
+)
 
-from app.localkafka import LocalBroker, free_port  # noqa: E402
+from app.localkafka import free_port  # noqa: E402
 from app.rules.carbon import emission_of  # noqa: E402
 from app.rules.ledger import Decision, append_decisions, new_head  # noqa: E402
 from app.sample import sample_reading  # noqa: E402
-from app.settings import CarbonSettings, load_settings  # noqa: E402
+from app.settings import CarbonSettings  # noqa: E402
 from app.topic_reader import partitions_of  # noqa: E402
 
 
@@ -159,20 +165,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=50, help="1 = one chain gets everything")
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
-    if not bootstrap:
-        settings = load_settings()
-        broker = LocalBroker(
-            settings.kafka.local_version, settings.kafka.local_cache_dir, WORK / "kafka", heap="1g"
-        ).start()
-        bootstrap = broker.bootstrap_servers
-    try:
-        asyncio.run(run(args, bootstrap))
-    finally:
-        if broker is not None:
-            broker.stop()
+    run_on_broker(run, args)
 
 
 if __name__ == "__main__":

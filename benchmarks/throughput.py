@@ -354,6 +354,25 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         )
 
 
+def run_on_broker(run: Any, args: argparse.Namespace) -> None:
+    """``asyncio.run(run(args, bootstrap))`` on KAFKA_BOOTSTRAP_SERVERS, or on a local broker
+    started for the run and stopped after it."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = None
+    if not bootstrap:
+        settings = load_settings()
+        broker = LocalBroker(
+            settings.kafka.local_version, settings.kafka.local_cache_dir, WORK / "kafka", heap="1g"
+        ).start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        asyncio.run(run(args, bootstrap))
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -371,20 +390,7 @@ def main() -> None:
         help="ledger.mode of the worker: a child process (default), a thread, or none",
     )  # fmt: skip
     args = parser.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
-    if not bootstrap:
-        settings = load_settings()
-        broker = LocalBroker(
-            settings.kafka.local_version, settings.kafka.local_cache_dir, WORK / "kafka", heap="1g"
-        ).start()
-        bootstrap = broker.bootstrap_servers
-    try:
-        asyncio.run(run(args, bootstrap))
-    finally:
-        if broker is not None:
-            broker.stop()
+    run_on_broker(run, args)
 
 
 if __name__ == "__main__":

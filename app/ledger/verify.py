@@ -58,10 +58,10 @@ def verify_records(
             return leaves, Failure(topic, partition, at, reason)
 
         try:
-            record = LedgerRecord.from_json_bytes(value)
+            as_dict = orjson.loads(value)
+            record = LedgerRecord.model_validate(as_dict)
         except (ValidationError, ValueError) as exc:
             return fail(f"not a ledger record: {str(exc)[:200]}")
-        as_dict = orjson.loads(value)
         if canonical(as_dict) != value:
             return fail("record bytes are not canonical JSON")
         del as_dict["record_hash"]

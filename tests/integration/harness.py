@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +195,23 @@ class WorkerProcess:
             return "(no worker log)"
         text = self.log_file.read_text(errors="replace").splitlines()
         return "\n".join(line for line in text[-lines:] if not line.startswith(("|", "〃")))
+
+
+def kill_mid_stream(
+    worker: WorkerProcess,
+    progress: Callable[[WorkerProcess], int],
+    total: int,
+    past: float = 0.15,
+    interval_s: float = 0.5,
+) -> int:
+    """SIGKILL ``worker`` once ``progress`` passes ``past`` of ``total``, then restart it and
+    wait until it is ready; return the progress it was killed at (asserted below total)."""
+    done = wait_for(lambda: (n := progress(worker)) > total * past and n, 120, interval_s)
+    worker.kill()
+    assert done < total, f"finished ({done}/{total}) before it could be killed mid-stream"
+    worker.start()
+    worker.wait_ready()
+    return int(done)
 
 
 def metric_value(worker: WorkerProcess, series: str, base: str | None = None) -> float:

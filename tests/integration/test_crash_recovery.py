@@ -16,9 +16,9 @@ from tests.integration.harness import (
     WorkerProcess,
     applied_readings,
     applied_ticks,
+    kill_mid_stream,
     produce,
     read_all,
-    wait_for,
 )
 from tests.integration.test_audit_pipeline import (
     CONFIG,
@@ -58,12 +58,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     worker = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="crash-test-worker")
     worker.wait_ready()
     total = len(everything)
-    progress = wait_for(lambda: (n := applied_readings(worker)) > total * 0.15 and n, 120, 0.5)
-    worker.kill()
-    assert progress < total, "the worker finished before it could be killed mid-stream"
-
-    worker.start()
-    worker.wait_ready()
+    progress = kill_mid_stream(worker, applied_readings, total)
     expected = expected_totals(everything)
     wait_for_totals(worker, expected, timeout_s=180)
 
@@ -84,12 +79,7 @@ def test_sigkill_mid_audit_stream_loses_no_tick_and_counts_none_twice(
     worker = workers(GOVERNOR_AUDIT__SITES=SITES_ENV, **member)
     worker.wait_ready()
     total = len(ticks)
-    progress = wait_for(lambda: (n := applied_ticks(worker)) > total * 0.15 and n, 120, 0.5)
-    worker.kill()
-    assert progress < total, "the worker finished before it could be killed mid-stream"
-
-    worker.start()
-    worker.wait_ready()
+    progress = kill_mid_stream(worker, applied_ticks, total)
     wait_for_reports(worker, expected_reports(ticks), timeout_s=180)
 
     logged = asyncio.run(read_all(cluster, prefix + "budget-audit", total, timeout_s=60))

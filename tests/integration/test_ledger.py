@@ -26,6 +26,7 @@ from tests.integration.harness import (
     end_offsets,
     governor_env,
     http_get,
+    kill_mid_stream,
     metric_value,
     produce,
     read_all,
@@ -170,12 +171,7 @@ def test_sigkill_during_appends_leaves_verifiable_chains_without_duplicates(
     worker = workers(**LEDGER_ENV, **member)
     worker.wait_ready()
     asyncio.run(produce(cluster, prefix + "meter-readings", records))
-    progress = wait_for(lambda: (n := appended(worker)) > total * 0.2 and n, 120, 0.2)
-    worker.kill()
-    assert progress < total, "the ledger finished before it could be killed mid-append"
-
-    worker.start()
-    worker.wait_ready()
+    progress = kill_mid_stream(worker, appended, total, past=0.2, interval_s=0.2)
     chains = 6
 
     def ledger_size() -> int:
