@@ -8,6 +8,8 @@ from typing import Any
 from schemas.common import EnergySource
 from schemas.control_tick import ControlTick
 from schemas.meter_reading import MeterReading, MeterReadingBatch
+from schemas.request_event import RequestEvent
+from schemas.traffic_policy import PlatformTier, ServiceContract, TrafficPolicy
 
 BASE_TIME = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 
@@ -54,3 +56,49 @@ def tick(n: int = 0, **overrides: Any) -> ControlTick:
     }
     fields.update(overrides)
     return ControlTick(**fields)
+
+
+def request(n: int = 0, **overrides: Any) -> RequestEvent:
+    """The n-th request to GET /api/v1/status on platform gitlab, one second apart."""
+    fields: dict[str, Any] = {
+        "event_id": f"req-{n:06d}",
+        "platform": "gitlab",
+        "url": "https://api.example.com/api/v1/status",
+        "method": "GET",
+        "status_code": 200,
+        "latency_ms": 50.0,
+        "timestamp": BASE_TIME + timedelta(seconds=n),
+        "client_id": "client-1",
+    }
+    fields.update(overrides)
+    return RequestEvent(**fields)
+
+
+def contracts() -> tuple[ServiceContract, ...]:
+    """The reference's status contract plus a templated deployments contract."""
+    return (
+        ServiceContract(
+            contract_id="status_v1",
+            endpoint_pattern="GET /api/v1/status",
+            allowed_methods=("GET",),
+            max_latency_ms=100.0,
+            rate_limit_rpm=1000.0,
+        ),
+        ServiceContract(
+            contract_id="deployments_v1",
+            endpoint_pattern="GET /api/v1/deployments/{id}",
+            max_latency_ms=500.0,
+            rate_limit_rpm=60.0,
+        ),
+    )
+
+
+def traffic_policy(**overrides: Any) -> TrafficPolicy:
+    """Version 1.0.0 with the two contracts; github observes, gitlab controls."""
+    fields: dict[str, Any] = {
+        "version": "1.0.0",
+        "contracts": contracts(),
+        "platform_tiers": {"github": PlatformTier.OBSERVE_ONLY, "gitlab": PlatformTier.CONTROL},
+    }
+    fields.update(overrides)
+    return TrafficPolicy(**fields)
