@@ -62,6 +62,9 @@ class Pipeline(ABC):
         self.gov.app.agent(self.source, name=agent_name)(self._consume)
         self.gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
 
+    async def ready(self) -> None:  # noqa: B027 (a hook most pipelines leave empty)
+        """Wait for whatever the first record needs besides tables and outputs."""
+
     @abstractmethod
     async def handle(self, message: Any) -> None:
         """Process one source record; dead-letter bad input, never raise for it."""
@@ -76,6 +79,7 @@ class Pipeline(ABC):
             [t.changelog_topic.get_topic_name() for t in self._tables]
             + [o.get_topic_name() for o in self._outputs],
         )
+        await self.ready()
         async for event in stream.events():
             try:
                 await self.handle(event.message)

@@ -34,9 +34,16 @@ class BoundedLabels:
 class Metrics:
     """All metrics of one process, registered once on ``registry``."""
 
-    def __init__(self, max_facility_labels: int, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(
+        self,
+        max_facility_labels: int,
+        registry: CollectorRegistry = REGISTRY,
+        max_endpoint_labels: int = 1_000,
+    ) -> None:
         self.facility_label = BoundedLabels(max_facility_labels)
         self.site_label = BoundedLabels(max_facility_labels)
+        self.platform_label = BoundedLabels(max_endpoint_labels)
+        self.contract_label = BoundedLabels(max_endpoint_labels)
         self.records = Counter(
             "governor_records_total",
             "Source records handled, by pipeline and outcome.",
@@ -116,6 +123,69 @@ class Metrics:
         self.ledger_checkpoints = Counter(
             "governor_ledger_checkpoints_total",
             "Signed tree heads published to ledger-checkpoints.",
+            registry=registry,
+        )
+        self.traffic_requests = Counter(
+            "governor_traffic_requests_total",
+            "Request events decided, by platform, contract (_unknown: no contract) and result"
+            " (error: 5xx or an error count; what the error budget is spent on).",
+            ["platform", "contract", "result"],
+            registry=registry,
+        )
+        self.traffic_decisions = Counter(
+            "governor_traffic_decisions_total",
+            "Traffic decisions by platform, tier and decision.",
+            ["platform", "tier", "decision"],
+            registry=registry,
+        )
+        self.traffic_risk = Histogram(
+            "governor_traffic_risk_score",
+            "Risk score of each decided request (0..1).",
+            ["platform"],
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=registry,
+        )
+        self.traffic_latency = Histogram(
+            "governor_traffic_request_latency_seconds",
+            "Latency the request events report, by platform and contract.",
+            ["platform", "contract"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
+        self.traffic_circuit_state = Gauge(
+            "governor_traffic_circuit_state",
+            "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
+            ["platform", "contract"],
+            registry=registry,
+        )
+        self.traffic_circuit_transitions = Counter(
+            "governor_traffic_circuit_transitions_total",
+            "Circuit breaker transitions by the state entered.",
+            ["platform", "contract", "to_state"],
+            registry=registry,
+        )
+        self.traffic_error_budget = Gauge(
+            "governor_traffic_error_budget_remaining_ratio",
+            "Share of the SLO window's error budget left (below 0: overspent).",
+            ["platform", "contract"],
+            registry=registry,
+        )
+        self.traffic_burn_alerts = Counter(
+            "governor_traffic_burn_rate_alerts_total",
+            "Burn-rate alert changes by rule, severity and state (firing, resolved).",
+            ["rule", "severity", "state"],
+            registry=registry,
+        )
+        self.traffic_policy_info = Gauge(
+            "governor_traffic_policy_info",
+            "The traffic policy in force (value 1), by version and hash.",
+            ["version", "policy_hash"],
+            registry=registry,
+        )
+        self.traffic_policy_rejections = Counter(
+            "governor_traffic_policy_rejections_total",
+            "Records of traffic-policies that were not applied, by reason.",
+            ["reason"],
             registry=registry,
         )
         self.http_requests = Counter(

@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from schemas.budget_audit import CompliancePeriod
 from schemas.common import EnergySource
+from schemas.traffic_policy import TrafficPolicy
 
 DEFAULT_CONFIG_PATH = Path("config/governor.yaml")
 DAYS_PER_YEAR = 365
@@ -234,6 +235,60 @@ class LedgerSettings(_Section):
         return seed
 
 
+def _read_secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """A secret given inline or as the first line of a file; ``None`` if neither."""
+    if value is not None:
+        return value.get_secret_value().strip() or None
+    if path is not None and path.exists():
+        return path.read_text(encoding="utf-8").strip() or None
+    return None
+
+
+class TrafficSettings(_Section):
+    """Request events → traffic decisions.
+
+    ``policy`` is the policy in force until a newer signed one arrives on traffic-policies
+    (local configuration is trusted as it is; published policies must verify under one of
+    ``policy_public_keys``). Its defaults are the reference's; see
+    :mod:`schemas.traffic_policy`.
+    """
+
+    policy: TrafficPolicy = TrafficPolicy(version="0.0.0")
+    policy_public_keys: tuple[str, ...] = ()
+    """Base64 of raw 32-byte Ed25519 public keys trusted to sign policies."""
+    policy_public_key_files: tuple[Path, ...] = ()
+    policy_signing_key: SecretStr | None = None
+    """Base64 of a 32-byte Ed25519 seed, for ``governor policy sign`` only."""
+    policy_signing_key_file: Path | None = None
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    dedup_window_s: float = Field(default=86_400.0, gt=0)
+    dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
+    max_endpoint_labels: int = Field(default=1_000, ge=1)
+
+    def public_keys(self) -> list[bytes]:
+        """Every trusted public key, raw (a malformed one is a configuration error)."""
+        import base64
+
+        texts = list(self.policy_public_keys) + [
+            p.read_text(encoding="utf-8").strip() for p in self.policy_public_key_files
+        ]
+        keys = [base64.b64decode(t) for t in texts]
+        if any(len(k) != 32 for k in keys):
+            raise ValueError("policy public keys must be base64 of 32 bytes")
+        return keys
+
+    def signing_seed(self) -> bytes | None:
+        import base64
+
+        text = _read_secret(self.policy_signing_key, self.policy_signing_key_file)
+        if text is None:
+            return None
+        seed = base64.b64decode(text)
+        if len(seed) != 32:
+            raise ValueError("policy signing key must be base64 of 32 bytes")
+        return seed
+
+
 class ApiSettings(_Section):
     """HTTP API. Mutating endpoints need ``Authorization: Bearer <token>``; no token, no writes."""
 
@@ -269,6 +324,7 @@ class Settings(BaseSettings):
     carbon: CarbonSettings = CarbonSettings()
     audit: AuditSettings = AuditSettings()
     ledger: LedgerSettings = LedgerSettings()
+    traffic: TrafficSettings = TrafficSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
 

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from agents import audit, carbon, ledger
+from agents import audit, carbon, ledger, traffic
 from app.faust_app import Governor, create_app
 from app.metrics import Metrics
+from app.policy_feed import PolicyFeed
 from app.settings import Settings
 from app.topics import Catalogue
 from app.web import audit as audit_views
 from app.web import carbon as carbon_views
 from app.web import health
 from app.web import ledger as ledger_views
+from app.web import traffic as traffic_views
 
 
 @dataclass
@@ -25,6 +27,8 @@ class Topology:
     gov: Governor
     carbon: carbon.CarbonPipeline
     audit: audit.AuditPipeline
+    traffic: traffic.TrafficPipeline
+    policy_feed: PolicyFeed
     ledger: ledger.LedgerAppender
     registry: CollectorRegistry
 
@@ -33,10 +37,13 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     """Build the app for ``settings`` (its cluster must be resolved already)."""
     catalogue = catalogue or Catalogue.load()
     registry = CollectorRegistry()
-    metrics = Metrics(settings.metrics.max_facility_labels, registry)
+    metrics = Metrics(
+        settings.metrics.max_facility_labels, registry, settings.traffic.max_endpoint_labels
+    )
     gov = create_app(settings, catalogue, metrics)
     carbon_pipeline = carbon.register(gov)
     audit_pipeline = audit.register(gov)
+    feed, _, traffic_pipeline = traffic.register(gov)
     appender = ledger.register(gov)
     if settings.worker.faust_prometheus_sensor:
         setup_prometheus_sensors(
@@ -45,11 +52,14 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     health.register(gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor)
     carbon_views.register(gov, carbon_pipeline)
     audit_views.register(gov, audit_pipeline)
+    traffic_views.register(gov, feed, traffic_pipeline)
     ledger_views.register(gov, appender)
     return Topology(
         gov=gov,
         carbon=carbon_pipeline,
         audit=audit_pipeline,
+        traffic=traffic_pipeline,
+        policy_feed=feed,
         ledger=appender,
         registry=registry,
     )

@@ -23,6 +23,7 @@ class DeadLetterReason(StrEnum):
     POWER_FACTOR_OUT_OF_RANGE = "power_factor_out_of_range"
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     PROCESSING_ERROR = "processing_error"
+    POLICY_REJECTED = "policy_rejected"
 
 
 class DeadLetter(Contract):

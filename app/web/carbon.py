@@ -10,8 +10,6 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-import aiohttp
-import aiohttp.web
 import orjson
 from faust.web import View
 from pydantic import BaseModel, ValidationError
@@ -19,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from agents.carbon import CarbonPipeline
 from app.faust_app import Governor
 from app.rules.carbon import DayTotals, check_record
-from app.web.http import authorised, problem, reply
+from app.web.http import authorised, problem, read_body, reply, too_large
 from app.web.peers import ask_peers, is_peer_request
 from schemas.carbon_emission import CarbonEmission
 from schemas.common import EnergySource
@@ -125,16 +123,9 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
             ok, why = authorised(gov, request)
             if not ok:
                 return problem(self, request, gov, self.ROUTE, 401, why)
-            limit = gov.settings.api.max_body_bytes
-            too_large = f"request body larger than {limit} bytes (api.max_body_bytes)"
-            if (request.content_length or 0) > limit:
-                return problem(self, request, gov, self.ROUTE, 413, too_large)
-            try:
-                body = await request.read()
-            except aiohttp.web.HTTPRequestEntityTooLarge:
-                return problem(self, request, gov, self.ROUTE, 413, too_large)
-            if len(body) > limit:
-                return problem(self, request, gov, self.ROUTE, 413, too_large)
+            body = await read_body(request, gov)
+            if body is None:
+                return problem(self, request, gov, self.ROUTE, 413, too_large(gov))
             try:
                 payload = with_event_ids(orjson.loads(body))
                 record = parse_meter_record(orjson.dumps(payload))

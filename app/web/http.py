@@ -36,6 +36,24 @@ def problem(
     return reply(view, request, gov, route, {"error": message, **extra}, status=status)
 
 
+async def read_body(request: Any, gov: Governor) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``api.max_body_bytes``."""
+    import aiohttp.web
+
+    limit = gov.settings.api.max_body_bytes
+    if (request.content_length or 0) > limit:
+        return None
+    try:
+        body: bytes = await request.read()
+    except aiohttp.web.HTTPRequestEntityTooLarge:
+        return None
+    return body if len(body) <= limit else None
+
+
+def too_large(gov: Governor) -> str:
+    return f"request body larger than {gov.settings.api.max_body_bytes} bytes (api.max_body_bytes)"
+
+
 def authorised(gov: Governor, request: Any) -> tuple[bool, str]:
     """Check ``Authorization: Bearer <token>`` in constant time; the token is never logged."""
     token = gov.settings.api.resolved_token()

@@ -17,6 +17,7 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import ValidationError
 
 from app.rules.traffic.contracts import ContractIndex
 from schemas.traffic_policy import PolicyArtifact, TrafficPolicy
@@ -50,6 +51,8 @@ def sign(policy: TrafficPolicy, private_key: Ed25519PrivateKey) -> PolicyArtifac
 
 
 class Verdict(StrEnum):
+    UNDECODABLE = "undecodable"
+    INVALID = "invalid"
     APPLIED = "applied"
     ALREADY_ACTIVE = "already_active"
     HASH_MISMATCH = "hash_mismatch"
@@ -103,3 +106,57 @@ def judge(
     if artifact.policy.version_tuple() <= current.policy.version_tuple():
         return Verdict.NOT_NEWER
     return Verdict.APPLIED
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What became of one record of the policies topic."""
+
+    offset: int
+    verdict: Verdict
+    message: str
+    version: str | None = None
+    policy_hash: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.verdict not in (Verdict.APPLIED, Verdict.ALREADY_ACTIVE)
+
+
+def judge_record(
+    current: ActivePolicy, offset: int, value: bytes, trusted: dict[str, Ed25519PublicKey]
+) -> tuple[ActivePolicy, Judgement]:
+    """Apply one record of the policies topic to the policy in force (records are judged in
+    offset order, so every worker reaching the same offset holds the same policy)."""
+    try:
+        artifact = PolicyArtifact.from_json_bytes(value)
+    except orjson.JSONDecodeError as exc:
+        return current, Judgement(offset, Verdict.UNDECODABLE, f"not JSON: {exc}")
+    except ValidationError as exc:
+        return current, Judgement(offset, Verdict.INVALID, f"not a policy artifact: {exc}")
+    verdict = judge(current, artifact, trusted)
+    version, digest = artifact.policy.version, artifact.policy_hash
+    if verdict is not Verdict.APPLIED:
+        message = _MESSAGES[verdict].format(version=version, current=current.policy.version)
+        return current, Judgement(offset, verdict, message, version, digest)
+    applied = ActivePolicy.of(artifact.policy, f"topic@{offset}")
+    return applied, Judgement(offset, verdict, f"policy {version} applied", version, digest)
+
+
+_MESSAGES = {
+    Verdict.ALREADY_ACTIVE: "policy {version} is already in force",
+    Verdict.HASH_MISMATCH: "policy {version}: policy_hash does not match its canonical JSON"
+    " (tampered or mis-serialised); policy {current} stays in force",
+    Verdict.UNKNOWN_KEY: "policy {version}: signed by a key that is not trusted"
+    " (traffic.policy_public_keys); policy {current} stays in force",
+    Verdict.BAD_SIGNATURE: "policy {version}: signature does not verify; policy {current}"
+    " stays in force",
+    Verdict.NOT_NEWER: "policy {version} is not newer than {current} in force: refused"
+    " (no downgrades)",
+}
+
+
+def trusted_keys(raw_keys: list[bytes]) -> dict[str, Ed25519PublicKey]:
+    """Public keys by key id."""
+    keys = [Ed25519PublicKey.from_public_bytes(raw) for raw in raw_keys]
+    return {key_id(k): k for k in keys}

@@ -1,0 +1,252 @@
+"""request-events → traffic-routed → traffic decisions, breaker transitions, burn alerts.
+
+Two stages, as Kafka Streams would repartition: the router pairs each request with its
+contract and re-keys it by endpoint (stateless), so that the decider finds all of an
+endpoint's requests, statistics and breaker in one partition. A third small agent reports
+policy records the feed refused. All decisions are in :mod:`app.rules.traffic`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from agents.base import Pipeline
+from app.dead_letters import source_coordinates
+from app.faust_app import Governor
+from app.policy_feed import PolicyFeed
+from app.producer import send_same_key
+from app.rules.checks import future_rejection, key_rejection
+from app.rules.dedup import Position
+from app.rules.traffic.contracts import UNKNOWN
+from app.rules.traffic.engine import (
+    ClientRate,
+    EndpointState,
+    TrafficOutcome,
+    client_key,
+    process_request,
+    route,
+)
+from schemas.dead_letter import DeadLetterReason
+from schemas.request_event import RequestEvent
+from schemas.traffic import CircuitState, RoutedRequest
+
+log = logging.getLogger(__name__)
+
+CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+
+class TrafficRouter(Pipeline):
+    """request-events → traffic-routed, keyed by endpoint."""
+
+    def __init__(self, gov: Governor, feed: PolicyFeed) -> None:
+        super().__init__(gov, "traffic-router", "request-events")
+        self.feed = feed
+        self.config = gov.settings.traffic
+        self.routed = self.output("traffic-routed")
+        self.start_agent("traffic-router")
+
+    async def ready(self) -> None:
+        await self.feed.caught_up.wait()
+
+    async def handle(self, message: Any) -> None:
+        coordinates = source_coordinates(message)
+        try:
+            event = RequestEvent.from_json_bytes(message.value)
+        except orjson.JSONDecodeError as exc:
+            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
+            return
+        except ValidationError as exc:
+            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+            return
+        rejection = future_rejection(
+            event.event_id,
+            event.timestamp,
+            coordinates["timestamp_ms"],
+            self.config.max_future_skew_s,
+        )
+        if rejection is not None:
+            await self.dead_letter(coordinates, rejection.reason, rejection.message)
+            return
+        position = Position(partition=message.partition, offset=message.offset)
+        routed = route(event, position, self.feed.active)
+        await send_same_key(
+            self.gov.app,
+            self.routed.get_topic_name(),
+            routed.endpoint_key.encode(),
+            [routed.to_json_bytes()],
+        )
+        self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
+
+
+class TrafficPipeline(Pipeline):
+    """traffic-routed → decisions, transitions, alerts; endpoint and client state."""
+
+    def __init__(self, gov: Governor, feed: PolicyFeed) -> None:
+        super().__init__(gov, "traffic", "traffic-routed")
+        self.feed = feed
+        self.config = gov.settings.traffic
+        self.decisions = self.output("traffic-decisions")
+        self.transitions = self.output("circuit-breaker-events")
+        self.alerts = self.output("traffic-alerts")
+        self.endpoints = self.table(
+            "traffic-endpoints", EndpointState, "Baseline, breaker and alerts per endpoint"
+        )
+        self.clients = self.table(
+            "traffic-clients", ClientRate, "Requests per minute per endpoint and client"
+        )
+        self.requests_dedup = self.dedup_store(
+            "traffic-dedup", self.config.dedup_window_s, self.config.dedup_max_events_per_partition
+        )
+        self.start_agent("traffic-decisions")
+
+    async def ready(self) -> None:
+        await self.feed.caught_up.wait()
+
+    async def handle(self, message: Any) -> None:
+        started = time.perf_counter()
+        coordinates = source_coordinates(message)
+        try:
+            routed = RoutedRequest.from_json_bytes(message.value)
+        except orjson.JSONDecodeError as exc:
+            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
+            return
+        except ValidationError as exc:
+            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+            return
+        rejection = key_rejection(message.key, routed.endpoint_key, "endpoint_key")
+        if rejection is not None:
+            await self.dead_letter(coordinates, rejection.reason, rejection.message)
+            return
+        position = Position(partition=message.partition, offset=message.offset)
+        try:
+            outcome = self._decide(routed, position)
+        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
+            log.exception("traffic rules failed on %s[%d]@%d", *_where(message))
+            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            return
+        self._persist(outcome)
+        await self._send(routed.endpoint_key, outcome)
+        self._count(routed, outcome)
+        self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
+
+    def _decide(self, routed: RoutedRequest, position: Position) -> TrafficOutcome:
+        self.requests_dedup.ensure_indexed(position.partition)
+        ckey = client_key(routed.endpoint_key, routed.event.client_id)
+        return process_request(
+            routed,
+            position,
+            self.endpoints.get(routed.endpoint_key),
+            self.clients.get(ckey),
+            self.requests_dedup.first_position(routed.event.event_id),
+            self.feed.active,
+        )
+
+    def _persist(self, outcome: TrafficOutcome) -> None:
+        """Write the decided state; each write is idempotent under re-delivery."""
+        if outcome.endpoint is not None:
+            self.endpoints[outcome.endpoint.endpoint_key] = outcome.endpoint
+        if outcome.client is not None:
+            self.clients[outcome.client.key] = outcome.client
+        self.requests_dedup.record(outcome.segment)
+
+    async def _send(self, endpoint_key: str, outcome: TrafficOutcome) -> None:
+        """The decision, then any transitions and alerts, each to its topic."""
+        outputs = outcome.outputs
+        if outputs is None:
+            return
+        key = endpoint_key.encode()
+        app = self.gov.app
+        await send_same_key(
+            app, self.decisions.get_topic_name(), key, [outputs.decision.to_json_bytes()]
+        )
+        await send_same_key(
+            app,
+            self.transitions.get_topic_name(),
+            key,
+            [t.to_json_bytes() for t in outputs.transitions],
+        )
+        await send_same_key(
+            app, self.alerts.get_topic_name(), key, [a.to_json_bytes() for a in outputs.alerts]
+        )
+
+    def _count(self, routed: RoutedRequest, outcome: TrafficOutcome) -> None:
+        self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
+        if outcome.duplicate or outcome.replayed or outcome.outputs is None:
+            return
+        m = self.metrics
+        decision = outcome.outputs.decision
+        platform = m.platform_label(decision.platform)
+        contract = m.contract_label(decision.contract_id or UNKNOWN)
+        event = routed.event
+        failed = event.status_code >= 500 or event.error_count > 0
+        m.traffic_requests.labels(
+            platform=platform, contract=contract, result="error" if failed else "ok"
+        ).inc()
+        m.traffic_decisions.labels(
+            platform=platform, tier=decision.platform_tier.value, decision=decision.decision.value
+        ).inc()
+        m.traffic_risk.labels(platform=platform).observe(decision.risk_score)
+        m.traffic_latency.labels(platform=platform, contract=contract).observe(
+            event.latency_ms / 1000.0
+        )
+        if decision.contract_id is not None:
+            m.traffic_circuit_state.labels(platform=platform, contract=contract).set(
+                CIRCUIT_GAUGE[decision.circuit_state]
+            )
+            remaining = decision.baseline.error_budget_remaining
+            if remaining is not None:
+                m.traffic_error_budget.labels(platform=platform, contract=contract).set(remaining)
+        for transition in outcome.outputs.transitions:
+            m.traffic_circuit_transitions.labels(
+                platform=platform, contract=contract, to_state=transition.to_state.value
+            ).inc()
+        for alert in outcome.outputs.alerts:
+            m.traffic_burn_alerts.labels(
+                rule=alert.rule, severity=alert.severity.value, state=alert.state.value
+            ).inc()
+        m.dedup_events.labels(pipeline=self.name).set(len(self.requests_dedup))
+
+
+class PolicyReporter(Pipeline):
+    """traffic-policies: dead-letter the records the feed refused (once, by the group).
+
+    Every worker judges every policy record (:class:`PolicyFeed`); this agent, consumed by
+    one worker per partition like any other, is what reports a refusal, so a refused policy
+    is dead-lettered once rather than once per worker.
+    """
+
+    def __init__(self, gov: Governor, feed: PolicyFeed) -> None:
+        super().__init__(gov, "traffic-policy", "traffic-policies")
+        self.feed = feed
+        self.start_agent("traffic-policy-reporter")
+
+    async def handle(self, message: Any) -> None:
+        await self.feed.wait_past(message.offset)
+        judgement = self.feed.judgement_at(message.offset)
+        if judgement is None or not judgement.rejected:
+            self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
+            return
+        reason = {
+            "undecodable": DeadLetterReason.UNDECODABLE,
+            "invalid": DeadLetterReason.INVALID_SCHEMA,
+        }.get(judgement.verdict.value, DeadLetterReason.POLICY_REJECTED)
+        await self.dead_letter(source_coordinates(message), reason, judgement.message)
+
+
+def _where(message: Any) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
+
+
+def register(gov: Governor) -> tuple[PolicyFeed, TrafficRouter, TrafficPipeline]:
+    """Wire the traffic pipeline (policy feed, router, decider, reporter) into ``gov``."""
+    feed = PolicyFeed(gov.settings, gov.metrics)
+    gov.app.task(feed.run)
+    router = TrafficRouter(gov, feed)
+    pipeline = TrafficPipeline(gov, feed)
+    PolicyReporter(gov, feed)
+    return feed, router, pipeline

@@ -1,0 +1,107 @@
+"""Traffic governance under /api/v1/traffic: the policy in force, publishing a signed policy,
+and an endpoint's statistics (served by the worker that owns the endpoint's partition)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import View
+from pydantic import BaseModel
+
+from agents.traffic import TrafficPipeline
+from app.faust_app import Governor
+from app.policy_feed import PolicyFeed
+from app.rules.traffic.engine import EndpointState
+from app.rules.traffic.policy import Verdict, judge_record
+from app.web.http import authorised, problem, read_body, reply, too_large
+from schemas.traffic import Baseline, CircuitState
+from schemas.traffic_policy import PolicyArtifact, ServiceContract
+
+
+class EndpointView(BaseModel):
+    """An endpoint's state as the API shows it."""
+
+    endpoint_key: str
+    requests: int
+    errors: int
+    circuit_state: CircuitState
+    circuit_since: float | None
+    burn_rate_alerts_firing: list[str]
+    baseline: Baseline | None
+    last_event_id: str | None
+
+
+def endpoint_view(state: EndpointState) -> EndpointView:
+    last = state.last_outputs.decision if state.last_outputs is not None else None
+    return EndpointView(
+        endpoint_key=state.endpoint_key,
+        requests=state.requests,
+        errors=state.errors,
+        circuit_state=state.breaker.state,
+        circuit_since=state.breaker.since_s,
+        burn_rate_alerts_firing=sorted(r for r, on in state.burn_firing.items() if on),
+        baseline=last.baseline if last is not None else None,
+        last_event_id=last.event_id if last is not None else None,
+    )
+
+
+def register(gov: Governor, feed: PolicyFeed, pipeline: TrafficPipeline) -> None:
+    app = gov.app
+    policies_topic = gov.topic("traffic-policies")
+
+    @app.page("/api/v1/traffic/policy")
+    class Policy(View):
+        ROUTE = "/api/v1/traffic/policy"
+
+        async def get(self, request: Any) -> Any:
+            return reply(self, request, gov, self.ROUTE, feed.status())
+
+        async def post(self, request: Any) -> Any:
+            """Publish a signed policy artifact, after checking it would be applied."""
+            ok, why = authorised(gov, request)
+            if not ok:
+                return problem(self, request, gov, self.ROUTE, 401, why)
+            body = await read_body(request, gov)
+            if body is None:
+                return problem(self, request, gov, self.ROUTE, 413, too_large(gov))
+            _, judgement = judge_record(feed.active, -1, body, feed.trusted)
+            if judgement.verdict is not Verdict.APPLIED:
+                status = 400 if judgement.verdict is Verdict.UNDECODABLE else 422
+                return problem(
+                    self, request, gov, self.ROUTE, status, judgement.message,
+                    verdict=judgement.verdict.value,
+                )  # fmt: skip
+            artifact = PolicyArtifact.from_json_bytes(body)
+            pending = await policies_topic.send(
+                key=artifact.policy_hash.encode(), value=artifact.to_json_bytes()
+            )
+            metadata = await pending
+            accepted = {
+                "version": artifact.policy.version,
+                "policy_hash": artifact.policy_hash,
+                "offset": metadata.offset,
+            }
+            return reply(self, request, gov, self.ROUTE, accepted, status=202)
+
+    @app.page("/api/v1/traffic/contracts")
+    class Contracts(View):
+        ROUTE = "/api/v1/traffic/contracts"
+
+        async def get(self, request: Any) -> Any:
+            contracts: list[ServiceContract] = list(feed.active.policy.contracts)
+            return reply(self, request, gov, self.ROUTE, contracts)
+
+    @app.page("/api/v1/traffic/endpoints/{endpoint_key}")
+    class Endpoint(View):
+        ROUTE = "/api/v1/traffic/endpoints/{endpoint_key}"
+
+        @app.table_route(table=pipeline.endpoints, match_info="endpoint_key")  # type: ignore[arg-type]
+        async def get(self, request: Any, endpoint_key: str) -> Any:
+            state = pipeline.endpoints.get(endpoint_key)
+            if state is None:
+                return problem(
+                    self, request, gov, self.ROUTE, 404,
+                    f"no requests seen for endpoint {endpoint_key!r}"
+                    " (keys are '<platform>|<contract_id>' or '<platform>|_unknown')",
+                )  # fmt: skip
+            return reply(self, request, gov, self.ROUTE, endpoint_view(state))
