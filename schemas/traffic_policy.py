@@ -12,6 +12,7 @@ import re
 from enum import StrEnum
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.common import Contract, EntityId
@@ -270,6 +271,8 @@ class RiskTuning(_Model):
     """Anomaly and regression need this many requests in the baseline first."""
     anomaly_spike_ratio: float = Field(default=3.0, gt=1)
     """Traffic anomaly is 1 when the last minute's rate is this multiple of the hour's."""
+    anomaly_min_rpm: float = Field(default=30.0, ge=0)
+    """Below this many requests per minute nothing is an anomaly (too few to judge)."""
     regression_ratio: float = Field(default=2.0, gt=1)
     """Latency regression is 1 when recent p95 is this multiple of the baseline p95."""
     retry_storm_retries: int = Field(default=5, ge=1)
@@ -345,3 +348,7 @@ class PolicyArtifact(Contract):
     key_id: str = Field(min_length=1, max_length=128)
     signature: str = Field(min_length=1, max_length=256)
     """Base64 Ed25519 signature over the ASCII ``policy_hash``."""
+
+    def to_json_bytes(self) -> bytes:
+        """JSON with enum-keyed maps (tiers) written by value."""
+        return orjson.dumps(self.model_dump(mode="json"))

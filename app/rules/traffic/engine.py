@@ -222,7 +222,9 @@ def process_request(
 
     # Phase 3: risk.
     p95_recent = state.recent.merged().quantile(0.95) if state.recent else None
-    baseline_sketch = state.baseline.merged() if state.baseline else None
+    # The baseline is the last complete generation (an hour by default), so a regression is
+    # measured against behaviour before it started, not diluted by it.
+    baseline_sketch = state.baseline.previous if state.baseline else None
     p95_baseline = (
         baseline_sketch.quantile(0.95)
         if baseline_sketch is not None

@@ -69,7 +69,7 @@ def factors(obs: Observations, tuning: RiskTuning) -> RiskFactors:
     """Each factor's score."""
     over_budget = obs.latency_ms / obs.max_latency_ms - 1
     anomaly = 0.0
-    if obs.rpm_baseline:
+    if obs.rpm_baseline and obs.rpm_now >= tuning.anomaly_min_rpm:
         anomaly = clamp((obs.rpm_now / obs.rpm_baseline - 1) / (tuning.anomaly_spike_ratio - 1))
     regression = 0.0
     if obs.p95_recent_ms is not None and obs.p95_baseline_ms:
