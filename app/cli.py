@@ -378,6 +378,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), readings=args.readings, serve=not args.once)
 
 
+def cmd_policy(args: argparse.Namespace) -> int:
+    """Traffic policies: keygen, sign, verify, publish, key."""
+    from app import policy_tool
+
+    try:
+        if args.action == "keygen":
+            out = Path(args.out or "var/policy.key")
+            print(policy_tool.keygen(out))
+            print(f"private key written to {out} (keep it secret)", file=sys.stderr)
+            return 0
+        settings = _settings(args)
+        if args.action == "key":
+            ident, public = policy_tool.public_key_of(settings)
+            print(f"{ident} {public}")
+            return 0
+        if not args.file:
+            raise UsageError(f"policy {args.action} needs a file")
+        path = Path(args.file)
+        if args.action == "sign":
+            out = Path(args.out or path.with_suffix(".signed.json"))
+            artifact = policy_tool.sign_file(settings, path, out)
+            print(f"{out}: policy {artifact.policy.version} hash {artifact.policy_hash}")
+            return 0
+        if args.action == "verify":
+            artifact, problem = policy_tool.verify_file(settings, path)
+            if problem is not None:
+                print(f"{path}: REFUSED ({problem.value})")
+                return 1
+            print(f"{path}: ok, policy {artifact.policy.version} signed by {artifact.key_id}")
+            return 0
+        _require_cluster(settings)
+        message, offset = asyncio.run(policy_tool.publish(settings, path.read_bytes()))
+        print(f"published {message} at offset {offset}")
+        return 0
+    except policy_tool.PolicyError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="governor", description=__doc__)
     top.add_argument(
@@ -427,6 +465,11 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ledger.add_argument("--out", help="keygen: key file (var/ledger.key); checkpoints: directory")
     ledger.set_defaults(func=cmd_ledger)
+    policy = sub.add_parser("policy", help="traffic policies: keygen, sign, verify, publish")
+    policy.add_argument("action", choices=["keygen", "key", "sign", "verify", "publish"])
+    policy.add_argument("file", nargs="?", help="sign: policy YAML/JSON; verify, publish: artifact")
+    policy.add_argument("--out", help="keygen: key file (var/policy.key); sign: artifact file")
+    policy.set_defaults(func=cmd_policy)
     produce = sub.add_parser("produce", help="validate and publish JSONL/CSV to an input topic")
     produce.add_argument("topic", help="input topic, e.g. meter-readings or control-ticks")
     produce.add_argument("source", nargs="?", default="-", help="file, or - for stdin")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -27,7 +28,8 @@ from app.rules.traffic.policy import (
 from app.rules.traffic.risk import by_threshold, decide
 from app.rules.traffic.sketch import RollingSketch, Sketch
 from app.rules.traffic.windows import Windows
-from schemas.traffic import AlertState, CircuitState, ReasonCode, RiskFactors
+from schemas.request_event import RequestEvent
+from schemas.traffic import AlertState, CircuitState, ReasonCode, RiskFactors, TrafficDecision
 from schemas.traffic_policy import (
     Action,
     BreakerPolicy,
@@ -48,11 +50,11 @@ SMALL_BREAKER = BreakerPolicy(
 )  # fmt: skip
 
 
-def engine(**overrides: object) -> OfflineTraffic:
+def engine(**overrides: Any) -> OfflineTraffic:
     return OfflineTraffic(ActivePolicy.of(traffic_policy(**overrides), "test"))
 
 
-def decide_one(event_overrides: dict[str, object], **policy: object) -> object:
+def decide_one(event_overrides: dict[str, Any], **policy: Any) -> TrafficDecision:
     return engine(**policy).run([request(0, **event_overrides)])[0].decision
 
 
@@ -442,7 +444,7 @@ def test_request_paired_under_an_older_policy_is_recorded() -> None:
 # Determinism and idempotency
 
 
-def mixed_events() -> list[object]:
+def mixed_events() -> list[RequestEvent]:
     out = []
     for i in range(300):
         out.append(
