@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from schemas.common import EnergySource
 from schemas.control_tick import ControlTick
 from schemas.meter_reading import MeterReading, MeterReadingBatch
+from schemas.request_event import RequestEvent
+from schemas.traffic_policy import BreakerPolicy, PlatformTier, ServiceContract, TrafficPolicy
 
 SOURCE_MIX = (
     EnergySource.GRID, EnergySource.GRID, EnergySource.GRID, EnergySource.SOLAR,
@@ -95,3 +97,69 @@ def sample_tick_records(
     for n in range(count):
         t = sample_tick(n, start, sites, run)
         yield t.site_id.encode(), t.to_json_bytes(), 1
+
+
+def sample_policy(version: str = "1.0.0") -> TrafficPolicy:
+    """A small API's contracts; github observes, gitlab controls (the reference's split)."""
+    contracts = (
+        ServiceContract(
+            contract_id="status_v1", endpoint_pattern="GET /api/v1/status",
+            max_latency_ms=100.0, rate_limit_rpm=1000.0,
+        ),
+        ServiceContract(
+            contract_id="deployment_get_v1", endpoint_pattern="GET /api/v1/deployments/{id}",
+            max_latency_ms=300.0, rate_limit_rpm=120.0,
+        ),
+        ServiceContract(
+            contract_id="deployment_create_v1", endpoint_pattern="POST /api/v1/deployments",
+            max_latency_ms=800.0, rate_limit_rpm=30.0, error_budget=0.01,
+        ),
+        ServiceContract(
+            contract_id="pipelines_v1", endpoint_pattern="GET /api/v1/projects/{p}/pipelines",
+            allowed_methods=("GET", "HEAD"), max_latency_ms=500.0, rate_limit_rpm=300.0,
+        ),
+    )  # fmt: skip
+    return TrafficPolicy(
+        version=version,
+        contracts=contracts,
+        platform_tiers={"github": PlatformTier.OBSERVE_ONLY, "gitlab": PlatformTier.CONTROL},
+        # A small API: breakers judge after 20 calls rather than resilience4j's 100.
+        breaker=BreakerPolicy(sliding_window_calls=50, minimum_calls=20, wait_open_s=30.0),
+    )
+
+
+_ROUTES = (
+    ("GET", "/api/v1/status"), ("GET", "/api/v1/status"), ("GET", "/api/v1/deployments/{n}"),
+    ("GET", "/api/v1/deployments/{n}"), ("POST", "/api/v1/deployments"),
+    ("GET", "/api/v1/projects/{n}/pipelines"), ("DELETE", "/api/v1/status"),
+    ("GET", "/api/v2/unknown/{n}"),
+)  # fmt: skip
+
+
+def sample_request(n: int, start: datetime, run: str = "s") -> RequestEvent:
+    """The n-th request, 10 per second: mostly healthy, with a failing spell on the
+    deployments endpoint (an incident), retries, and some unknown or disallowed calls."""
+    method, template = _ROUTES[n * 7 % len(_ROUTES)]
+    at = start + timedelta(milliseconds=100 * n)
+    incident = template.startswith("/api/v1/deployments/") and 400 <= n % 4000 < 1600
+    status = 503 if incident and n % 3 else (500 if n % 997 == 0 else 200)
+    return RequestEvent(
+        event_id=f"{run}-req-{n:08d}",
+        platform=("gitlab", "github")[n % 5 == 0],
+        url="https://api.example.com" + template.replace("{n}", str(n % 13)),
+        method=method,
+        status_code=status,
+        latency_ms=float(20 + (n * 7919) % 180 + (900 if incident else 0)),
+        timestamp=at,
+        retry_count=3 if incident else n % 2,
+        client_id=f"client-{n % 6}",
+    )
+
+
+def sample_request_records(
+    count: int, start: datetime, run: str = "s"
+) -> Iterator[tuple[bytes, bytes, int]]:
+    """(key, value, 1) records of :func:`sample_request`, keyed by platform."""
+    for n in range(count):
+        r = sample_request(n, start, run)
+        yield r.platform.encode(), r.to_json_bytes(), 1
