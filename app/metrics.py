@@ -182,6 +182,12 @@ class Metrics:
             ["version", "policy_hash"],
             registry=registry,
         )
+        self.traffic_slo_error_budget = Gauge(
+            "governor_traffic_slo_error_budget_ratio",
+            "Each contract's allowed error ratio under the policy in force (0.001 = 99.9 %).",
+            ["contract"],
+            registry=registry,
+        )
         self.traffic_policy_rejections = Counter(
             "governor_traffic_policy_rejections_total",
             "Records of traffic-policies that were not applied, by reason.",

@@ -101,6 +101,11 @@ class PolicyFeed:
         self._metrics.traffic_policy_info.labels(
             version=self.active.policy.version, policy_hash=self.active.hash
         ).set(1)
+        budgets = self._metrics.traffic_slo_error_budget
+        budgets.clear()
+        for contract in self.active.policy.contracts:
+            label = self._metrics.contract_label(contract.contract_id)
+            budgets.labels(contract=label).set(contract.error_budget)
 
     def status(self) -> dict[str, Any]:
         """The policy in force and the newest judgements, for the HTTP API."""
