@@ -375,7 +375,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Everything at once: broker, topics, worker, sample traffic, results, then serve."""
     from app.demo import run_demo
 
-    return run_demo(_settings(args), readings=args.readings, serve=not args.once)
+    return run_demo(
+        _settings(args), readings=args.readings, serve=not args.once, requests=args.requests
+    )
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -483,6 +485,7 @@ def parser() -> argparse.ArgumentParser:
     kafka.set_defaults(func=cmd_kafka)
     demo = sub.add_parser("demo", help="local broker + worker + sample traffic + results")
     demo.add_argument("--readings", type=int, default=5000)
+    demo.add_argument("--requests", type=int, default=3000, help="API request events")
     demo.add_argument("--once", action="store_true", help="exit after showing the results")
     demo.set_defaults(func=cmd_demo)
     return top

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit_log import as_table
 from app.connection import aiokafka_options
@@ -29,11 +30,19 @@ from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.note import Signer, Verifier
 from app.localkafka import LocalBroker
 from app.rules.audit import PeriodReport
-from app.sample import sample_reading, sample_records, sample_tick_records
+from app.rules.traffic.policy import sign
+from app.sample import (
+    sample_policy,
+    sample_reading,
+    sample_records,
+    sample_request_records,
+    sample_tick_records,
+)
 from app.settings import Settings
 from app.topic_reader import read_topic
 from app.topics import Catalogue, apply_catalogue
 from schemas.carbon_emission import CarbonEmission
+from schemas.traffic import TrafficDecision
 
 DEMO_DIR = Path("var/demo")
 FACILITIES = 8
@@ -86,8 +95,9 @@ def _applied(base: str, metric: str, outcome: str = "applied") -> int:
     return int(float(found.group(1))) if found else 0
 
 
-async def _publish(settings: Settings, readings: int) -> None:
-    """Sample readings in per-facility batches of 100, plus two records that must fail."""
+async def _publish(settings: Settings, readings: int, requests: int) -> None:
+    """Sample readings in per-facility batches of 100, plus two records that must fail;
+    a day of control ticks; ``requests`` API request events ending now."""
     topic = settings.kafka.topic_prefix + "meter-readings"
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=readings // FACILITIES)
     producer = AIOKafkaProducer(**aiokafka_options(settings.kafka), enable_idempotence=True)
@@ -104,6 +114,10 @@ async def _publish(settings: Settings, readings: int) -> None:
         for key, value, _ in sample_tick_records(SITES * TICKS_PER_SITE, day - timedelta(days=1),
                                                  SITES, run="demo"):  # fmt: skip
             await producer.send(ticks, value, key=key)
+        events = settings.kafka.topic_prefix + "request-events"
+        begin = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=requests // 10 + 1)
+        for key, value, _ in sample_request_records(requests, begin, run="demo"):
+            await producer.send(events, value, key=key)
         await producer.flush()
     finally:
         await producer.stop()
@@ -123,6 +137,51 @@ async def _first_emissions(settings: Settings, count: int) -> list[CarbonEmissio
         return found[:count]
     finally:
         await consumer.stop()
+
+
+def _install_policy(base: str, token: str, seed: bytes) -> None:
+    """Sign the sample traffic policy and publish it through the API; wait until it governs."""
+    artifact = sign(sample_policy(), Ed25519PrivateKey.from_private_bytes(seed))
+    accepted = _http("POST", f"{base}/api/v1/traffic/policy", artifact.to_json_bytes(), token)
+    print(f"Traffic policy {accepted['version']} signed and published"
+          f" (POST /api/v1/traffic/policy, offset {accepted['offset']})")  # fmt: skip
+    while _http("GET", f"{base}/api/v1/traffic/policy")["version"] != accepted["version"]:
+        time.sleep(0.2)
+
+
+def _decided(base: str) -> int:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(
+        r'governor_records_total\{outcome="accepted",pipeline="traffic"\} (\S+)', text
+    )
+    return int(float(found.group(1))) if found else 0
+
+
+def _show_traffic(settings: Settings, base: str) -> None:
+    """Decisions by kind and tier, breaker transitions, burn-rate alerts, one endpoint."""
+    print("\nTraffic governance (traffic-decisions, circuit-breaker-events, traffic-alerts):")
+    options = aiokafka_options(settings.kafka)
+    prefix = settings.kafka.topic_prefix
+
+    async def decisions() -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        async for m in read_topic(options, prefix + "traffic-decisions"):
+            d = TrafficDecision.from_json_bytes(m.value)
+            key = (d.platform_tier.value, d.decision.value)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    for (tier, decision), count in sorted(asyncio.run(decisions()).items()):
+        print(f"  {tier:13} {decision:10} {count:6d}")
+    transitions = asyncio.run(_count(settings, "circuit-breaker-events"))
+    alerts = asyncio.run(_count(settings, "traffic-alerts"))
+    print(f"  {transitions} circuit breaker transition(s), {alerts} burn-rate alert change(s)")
+    endpoint = _http("GET", f"{base}/api/v1/traffic/endpoints/gitlab%7Cdeployment_get_v1")
+    baseline = endpoint["baseline"]
+    print(f"  GET /api/v1/traffic/endpoints/gitlab|deployment_get_v1: {endpoint['requests']}"
+          f" requests, circuit {endpoint['circuit_state']}, p95 {baseline['latency_p95_ms']} ms,"
+          f" error budget remaining {baseline['error_budget_remaining']}")  # fmt: skip
 
 
 async def _count(settings: Settings, topic: str) -> int:
@@ -166,6 +225,7 @@ def _show(settings: Settings, base: str, token: str) -> None:
     print("  " + as_table(reports).replace("\n", "\n  "))
     alerts = asyncio.run(_count(settings, "budget-compliance-alerts"))
     print(f"  {alerts} compliance alert(s) on budget-compliance-alerts")
+    _show_traffic(settings, base)
     print("\nLedger (governor ledger verify):")
     seed = settings.ledger.resolved_seed()
     assert seed is not None
@@ -191,7 +251,7 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def run_demo(settings: Settings, readings: int, serve: bool) -> int:
+def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 3000) -> int:
     """Run everything; with ``serve`` keep the worker up until Ctrl-C or SIGTERM."""
     _stop_on_signals()
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
@@ -226,6 +286,16 @@ def run_demo(settings: Settings, readings: int, serve: bool) -> int:
             env["GOVERNOR_LEDGER__SIGNING_KEY_FILE"] = str(key_file.resolve())
             ledger = settings.ledger.model_copy(update={"signing_key_file": key_file.resolve()})
             settings = settings.model_copy(update={"ledger": ledger})
+        policy_seed = settings.traffic.signing_seed()
+        if policy_seed is None:
+            policy_key = DEMO_DIR / "policy.key"
+            if not policy_key.exists():
+                policy_key.write_text(base64.b64encode(os.urandom(32)).decode(), encoding="utf-8")
+                policy_key.chmod(0o600)
+            policy_seed = base64.b64decode(policy_key.read_text(encoding="utf-8"))
+        public = Ed25519PrivateKey.from_private_bytes(policy_seed).public_key().public_bytes_raw()
+        trusted = [*settings.traffic.policy_public_keys, base64.b64encode(public).decode()]
+        env["GOVERNOR_TRAFFIC__POLICY_PUBLIC_KEYS"] = orjson.dumps(trusted).decode()
         if not settings.audit.sites and settings.audit.default_capacity_kw is None:
             env["GOVERNOR_AUDIT__SITES"] = SITE_CAPACITIES  # sample sites, unless configured
             env["GOVERNOR_AUDIT__DEFAULT_CAPACITY_KW"] = DEFAULT_CAPACITY_KW
@@ -241,20 +311,25 @@ def run_demo(settings: Settings, readings: int, serve: bool) -> int:
                 start_new_session=True,
             )
         _wait_ready(base, worker, log)
+        _install_policy(base, token, policy_seed)
         ticks = SITES * TICKS_PER_SITE
-        print(f"Publishing {readings} sample readings, 2 bad records and {ticks} control ticks ...")
+        print(f"Publishing {readings} sample readings, 2 bad records, {ticks} control ticks"
+              f" and {requests} API request events ...")  # fmt: skip
         started = time.monotonic()
-        asyncio.run(_publish(settings, readings))
+        asyncio.run(_publish(settings, readings, requests))
         while _applied(base, "governor_meter_readings_total") < readings:
             time.sleep(0.5)
         print(f"  all {readings} readings processed in {time.monotonic() - started:.1f} s")
         while _applied(base, "governor_audit_ticks_total") < ticks:
             time.sleep(0.5)
         print(f"  all {ticks} control ticks processed in {time.monotonic() - started:.1f} s")
+        while _decided(base) < requests:
+            time.sleep(0.5)
+        print(f"  all {requests} request events decided in {time.monotonic() - started:.1f} s")
         ledger_base = base
         if settings.ledger.mode == "process":
             ledger_base = f"http://{settings.worker.web_host}:{settings.ledger.metrics_port}"
-        while _ledger_appended(ledger_base) < readings + ticks:
+        while _ledger_appended(ledger_base) < readings + ticks + requests:
             time.sleep(0.5)
         print(f"  every decision appended to the ledger in {time.monotonic() - started:.1f} s")
         _show(settings, base, token)

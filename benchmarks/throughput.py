@@ -1,13 +1,15 @@
 """Throughput, latency and memory of a pipeline on a real broker, against a raw baseline.
 
-Run: .venv/bin/python benchmarks/throughput.py [--pipeline carbon|audit] [--readings 200000]
-     [--batch-size 500]
+Run: .venv/bin/python benchmarks/throughput.py [--pipeline carbon|audit|traffic]
+     [--readings 200000] [--batch-size 500]
 
 1. Pre-loads N events into the pipeline's input topic (carbon: meter readings, single or in
-   per-facility batches; audit: control ticks, one per record).
+   per-facility batches; audit: control ticks, one per record; traffic: request events
+   under the sample policy).
 2. Baseline: raw aiokafka consume + orjson decode of that same topic, in this process.
 3. Pipeline: starts a worker (a separate process) and times from its readiness until the
-   N-th output record is readable (carbon-emissions; budget-audit). Peak RSS is sampled.
+   N-th output record is readable (carbon-emissions; budget-audit; traffic-decisions).
+   Peak RSS is sampled.
 4. Latency: produces paced traffic at a fraction of the measured throughput and reports
    produce → output-readable latency percentiles.
 
@@ -38,7 +40,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.localkafka import LocalBroker, free_port  # noqa: E402
-from app.sample import sample_records, sample_tick_records  # noqa: E402
+from app.sample import (  # noqa: E402
+    sample_policy,
+    sample_records,
+    sample_request_records,
+    sample_tick_records,
+)
 from app.settings import load_settings  # noqa: E402
 from app.topic_reader import partitions_of  # noqa: E402
 from app.topics import Catalogue, apply_catalogue  # noqa: E402
@@ -60,12 +67,21 @@ class Workload:
     ) -> list[tuple[bytes, bytes, int]]:
         if self.name == "audit":
             return list(sample_tick_records(count, start, keys, run))
+        if self.name == "traffic":
+            return list(sample_request_records(count, start, run))
         return list(sample_records(count, start, keys, batch_size, run))
+
+    def worker_env(self) -> dict[str, str]:
+        """Settings the worker needs for this workload (traffic: the sample policy)."""
+        if self.name == "traffic":
+            return {"GOVERNOR_TRAFFIC__POLICY": sample_policy().model_dump_json()}
+        return {}
 
 
 WORKLOADS = {
     "carbon": Workload("carbon", "meter-readings", "carbon-emissions", "readings"),
     "audit": Workload("audit", "control-ticks", "budget-audit", "ticks"),
+    "traffic": Workload("traffic", "request-events", "traffic-decisions", "requests"),
 }
 
 
@@ -291,6 +307,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     proc = start_worker(
         bootstrap, prefix, port, sensor=not args.no_faust_sensor,
         GOVERNOR_LEDGER__MODE=args.ledger, GOVERNOR_LEDGER__METRICS_PORT=str(free_port()),
+        **workload.worker_env(),
     )  # fmt: skip
     reader = OutputReader(bootstrap, prefix + workload.output)
     peak_rss = 0
@@ -328,7 +345,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         proc.wait(timeout=30)
 
     raw_rate = args.readings / raw_s
-    single = args.batch_size <= 1 or workload.name == "audit"
+    single = args.batch_size <= 1 or workload.name != "carbon"
     mode = "one per record" if single else f"batches of {args.batch_size}"
     now = datetime.now(UTC)
     ledger = {"thread": "ledger on a worker thread", "process": "ledger in its own process",

@@ -24,7 +24,17 @@ def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_p
     )
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", "demo", "--once", "--readings", "800"],
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "demo",
+                "--once",
+                "--readings",
+                "800",
+                "--requests",
+                "1500",
+            ],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -44,6 +54,14 @@ def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_p
     site_000 = next(line.split() for line in out.splitlines() if line.startswith("  site-000"))
     assert site_000[4] == "288" and "False" in site_000  # 288 slots, over its ceiling
     assert "1 compliance alert(s)" in out
+    assert "Traffic policy 1.0.0 signed and published" in out
+    assert "all 1500 request events decided" in out
+    rows = [line.split() for line in out.splitlines()
+            if line.startswith(("  CONTROL ", "  OBSERVE_ONLY "))]  # fmt: skip
+    assert sum(int(r[2]) for r in rows) == 1500, rows
+    kinds = {(r[0], r[1]) for r in rows}
+    assert {("CONTROL", "ALLOW"), ("CONTROL", "DROP"), ("OBSERVE_ONLY", "ALLOW")} <= kinds
+    assert "circuit breaker transition(s)" in out and "requests, circuit" in out
     assert "every decision appended to the ledger" in out
     chains = [line for line in out.splitlines() if line.startswith("  chain ")]
     assert len(chains) == 6 and all(line.endswith(": ok") for line in chains), chains

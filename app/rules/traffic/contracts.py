@@ -28,6 +28,9 @@ class Match:
         return self.contract.contract_id if self.contract is not None else None
 
 
+NO_MATCH = Match(None, True)
+
+
 @dataclass(slots=True)
 class _Node:
     literal: dict[str, _Node] = field(default_factory=dict)
@@ -51,6 +54,9 @@ class ContractIndex:
         self._exact: dict[str, list[ServiceContract]] = {}
         self._root = _Node()
         self.by_id = {c.contract_id: c for c in contracts}
+        # One immutable Match per outcome, made once: matching allocates nothing.
+        self._allowed = {c.contract_id: Match(c, True) for c in contracts}
+        self._disallowed = {c.contract_id: Match(c, False) for c in contracts}
         for contract in contracts:
             template = contract.path_template
             segments = _segments(template)
@@ -72,19 +78,27 @@ class ContractIndex:
         A path whose contracts all name other methods matches the first of them with
         ``method_allowed`` false (the reference's "method disallowed").
         """
-        segments = _segments(path)
-        candidates = self._exact.get("/" + "/".join(segments))
+        candidates = self._exact.get(path)
         if candidates is None:
-            candidates = self._walk(self._root, segments, 0)
+            segments = _segments(path)
+            normalised = "/" + "/".join(segments)
+            if normalised != path:
+                candidates = self._exact.get(normalised)
+            if candidates is None:
+                candidates = self._walk(self._root, segments, 0)
         if not candidates:
-            return Match(None, True)
+            return NO_MATCH
         for contract in candidates:
             if contract.method == method:
-                return Match(contract, method in contract.methods())
+                return (
+                    self._allowed[contract.contract_id]
+                    if method in contract.methods()
+                    else (self._disallowed[contract.contract_id])
+                )
         for contract in candidates:
             if method in contract.methods():
-                return Match(contract, True)
-        return Match(candidates[0], False)
+                return self._allowed[contract.contract_id]
+        return self._disallowed[candidates[0].contract_id]
 
     def _walk(self, node: _Node, segments: list[str], depth: int) -> list[ServiceContract]:
         if depth == len(segments):
