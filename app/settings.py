@@ -265,6 +265,15 @@ class TrafficSettings(_Section):
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     max_endpoint_labels: int = Field(default=1_000, ge=1)
 
+    @model_validator(mode="after")
+    def _keys_readable(self) -> TrafficSettings:
+        """A trusted key that cannot be read would silently refuse every policy: fail now."""
+        try:
+            self.public_keys()
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"policy public keys: {exc}") from None
+        return self
+
     def public_keys(self) -> list[bytes]:
         """Every trusted public key, raw (a malformed one is a configuration error)."""
         import base64
@@ -272,7 +281,7 @@ class TrafficSettings(_Section):
         texts = list(self.policy_public_keys) + [
             p.read_text(encoding="utf-8").strip() for p in self.policy_public_key_files
         ]
-        keys = [base64.b64decode(t) for t in texts]
+        keys = [base64.b64decode(t, validate=True) for t in texts]
         if any(len(k) != 32 for k in keys):
             raise ValueError("policy public keys must be base64 of 32 bytes")
         return keys

@@ -101,3 +101,29 @@ def test_secret_is_not_in_repr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "s3cr3t-value" not in repr(settings)
     token = settings.api.resolved_token()
     assert token is not None and token.get_secret_value() == "s3cr3t-value"
+
+
+def test_traffic_policy_defaults_yaml_and_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOVERNOR_CONFIG", raising=False)
+    policy = load_settings(Path("config/governor.yaml")).traffic.policy
+    assert (policy.risk_thresholds.throttle, policy.risk_thresholds.drop) == (0.3, 0.8)
+    assert policy.breaker.minimum_calls == 100 and policy.breaker.wait_open_s == 60.0
+    assert [r.burn_rate for r in policy.burn_rules] == [14.4, 6.0, 1.0]
+    assert policy.tier_of("anything") == "OBSERVE_ONLY"
+    path = write(
+        tmp_path,
+        "traffic:\n  policy:\n    version: 1.0.0\n    contracts:\n"
+        "      - {contract_id: s1, endpoint_pattern: 'GET /s', max_latency_ms: 50}\n"
+        "    platform_tiers: {gitlab: CONTROL}\n",
+    )
+    loaded = load_settings(path).traffic.policy
+    assert loaded.contracts[0].max_latency_ms == 50 and loaded.tier_of("gitlab") == "CONTROL"
+    monkeypatch.setenv("GOVERNOR_TRAFFIC__POLICY__RISK_THRESHOLDS__THROTTLE", "0.9")
+    with pytest.raises(SettingsError, match="throttle < quarantine < drop"):
+        load_settings(path)
+    monkeypatch.delenv("GOVERNOR_TRAFFIC__POLICY__RISK_THRESHOLDS__THROTTLE")
+    monkeypatch.setenv("GOVERNOR_TRAFFIC__POLICY_PUBLIC_KEYS", '["not base64!"]')
+    with pytest.raises(SettingsError, match="policy public keys"):
+        load_settings(path)

@@ -1,0 +1,108 @@
+"""The traffic decider through Faust's agent.test_context(), and the policy feed without a
+broker: decode, dead-letter, tables, outputs, policy judgements."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agents.traffic import TrafficPipeline
+from app.policy_feed import PolicyFeed
+from app.rules.dedup import Position
+from app.rules.traffic.engine import TrafficOutcome, route
+from app.rules.traffic.policy import ActivePolicy, sign
+from app.settings import load_settings
+from app.topology import Topology, build
+from schemas.dead_letter import DeadLetterReason
+from schemas.traffic import TrafficDecision
+from tests.factories import request, traffic_policy
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+
+
+@pytest.fixture
+def topology(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topology]:
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("GOVERNOR_TRAFFIC__POLICY", traffic_policy().model_dump_json())
+    public = KEY.public_key().public_bytes_raw()
+    monkeypatch.setenv(
+        "GOVERNOR_TRAFFIC__POLICY_PUBLIC_KEYS",
+        orjson.dumps([base64.b64encode(public).decode()]).decode(),
+    )
+    yield build(load_settings())
+
+
+class Recorder:
+    def __init__(self, pipeline: TrafficPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.decisions: list[TrafficDecision] = []
+        self.dead: list[dict[str, Any]] = []
+
+        async def send(endpoint_key: str, outcome: TrafficOutcome) -> None:
+            if outcome.outputs is not None:
+                self.decisions.append(outcome.outputs.decision)
+
+        async def dead_letter(**fields: Any) -> None:
+            self.dead.append(fields)
+
+        async def no_metadata_wait(app: Any, topics: Any) -> None:
+            return None
+
+        monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
+        monkeypatch.setattr(pipeline, "_send", send)
+        monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
+
+
+async def test_decider_decides_dedups_and_dead_letters(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = topology.traffic
+    sent = Recorder(pipeline, monkeypatch)
+    topology.policy_feed.caught_up.set()
+    active = topology.policy_feed.active
+    agent = topology.gov.app.agents["traffic-decisions"]
+    routed = [route(request(n), Position(partition=0, offset=n), active) for n in range(3)]
+    async with agent.test_context() as ctx:
+        for r in routed:
+            await ctx.put(r.to_json_bytes(), key=r.endpoint_key.encode())
+        await ctx.put(routed[1].to_json_bytes(), key=routed[1].endpoint_key.encode())  # again
+        await ctx.put(b"{not json", key=b"gitlab|status_v1")
+        await ctx.put(b'{"event": {}}', key=b"gitlab|status_v1")
+        await ctx.put(routed[0].to_json_bytes(), key=b"gitlab|elsewhere")
+    assert [d.event_id for d in sent.decisions] == ["req-000000", "req-000001", "req-000002"]
+    assert [d["reason"] for d in sent.dead] == [
+        DeadLetterReason.UNDECODABLE,
+        DeadLetterReason.INVALID_SCHEMA,
+        DeadLetterReason.KEY_MISMATCH,
+    ]
+    state = pipeline.endpoints["gitlab|status_v1"]
+    assert state.requests == 3
+    assert pipeline.clients["gitlab|status_v1|client-1"].current == 3
+
+
+def test_policy_feed_applies_in_offset_order_and_keeps_judgements(topology: Topology) -> None:
+    feed: PolicyFeed = topology.policy_feed
+    assert feed.active.source == "settings" and feed.active.policy.version == "1.0.0"
+    newer = sign(traffic_policy(version="1.1.0"), KEY).to_json_bytes()
+    tampered = orjson.loads(newer)
+    tampered["policy"]["version"] = "9.9.9"
+    older = sign(traffic_policy(version="0.5.0"), KEY).to_json_bytes()
+    judged = [
+        feed.apply(0, newer),
+        feed.apply(1, orjson.dumps(tampered)),
+        feed.apply(2, None),  # a tombstone: skipped
+        feed.apply(3, older),
+    ]
+    assert [j.verdict.value if j else None for j in judged] == [
+        "applied", "hash_mismatch", None, "not_newer",
+    ]  # fmt: skip
+    assert feed.active.policy.version == "1.1.0" and feed.active.source == "topic@0"
+    assert feed.next_offset == 4
+    assert feed.judgement_at(1) is not None and feed.judgement_at(1).rejected  # type: ignore[union-attr]
+    status = feed.status()
+    assert status["version"] == "1.1.0" and len(status["recent_judgements"]) == 3
+    assert ActivePolicy.of(traffic_policy(version="1.1.0"), "x").hash == status["policy_hash"]
