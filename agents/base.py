@@ -16,6 +16,7 @@ from app.dead_letters import DeadLetterSink
 from app.dedup_store import DedupStore
 from app.failstop import fail_stop
 from app.faust_app import Governor
+from app.outbox import Outbox
 from app.producer import await_metadata
 from app.rules.dedup import DedupSegment
 from schemas.dead_letter import DeadLetterReason
@@ -36,6 +37,7 @@ class Pipeline(ABC):
         self._tables: list[Any] = []
         self._outputs: list[Any] = []
         self.dedup: DedupStore | None = None
+        self._outboxes: list[Outbox[Any]] = []
 
     def table(self, name: str, model: type[Any], help: str) -> Any:
         """A table co-partitioned with this pipeline's source topic."""
@@ -50,6 +52,12 @@ class Pipeline(ABC):
             self.table(name, DedupSegment, help), window_s, max_events_per_partition
         )
         return self.dedup
+
+    def outbox(self, table: Any, wrap: Any, unwrap: Any, keep_per_partition: int) -> Outbox[Any]:
+        """An outbox in ``table`` (see :mod:`app.outbox`), dropped per revoked partition."""
+        box: Outbox[Any] = Outbox(table, wrap, unwrap, keep_per_partition)
+        self._outboxes.append(box)
+        return box
 
     def output(self, name: str) -> Any:
         """An output topic of this pipeline (its metadata is fetched before the first record)."""
@@ -87,12 +95,14 @@ class Pipeline(ABC):
                 fail_stop(self.name, exc)
 
     async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
-        """A revoked partition's segments may change elsewhere: rebuild if it comes back."""
-        if self.dedup is None:
-            return
+        """A revoked partition's segments (and outbox) may change elsewhere: rebuild if it
+        comes back."""
         for tp in revoked:
             if tp.topic == self.source.get_topic_name():
-                self.dedup.drop_partition(tp.partition)
+                if self.dedup is not None:
+                    self.dedup.drop_partition(tp.partition)
+                for outbox in self._outboxes:
+                    outbox.drop_partition(tp.partition)
 
     async def dead_letter(
         self, coordinates: dict[str, Any], reason: DeadLetterReason, error: str

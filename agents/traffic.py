@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
+from app.outbox import Outbox
 from app.policy_feed import PolicyFeed
 from app.producer import send_same_key
 from app.rules.checks import future_rejection, key_rejection
@@ -25,8 +26,10 @@ from app.rules.dedup import Position
 from app.rules.traffic.contracts import UNKNOWN
 from app.rules.traffic.engine import (
     ClientRate,
+    EndpointEntry,
     EndpointState,
     TrafficOutcome,
+    TrafficOutputs,
     client_key,
     process_request,
     route,
@@ -94,7 +97,15 @@ class TrafficPipeline(Pipeline):
         self.transitions = self.output("circuit-breaker-events")
         self.alerts = self.output("traffic-alerts")
         self.endpoints = self.table(
-            "traffic-endpoints", EndpointState, "Baseline, breaker and alerts per endpoint"
+            "traffic-endpoints",
+            EndpointEntry,
+            "Baseline, breaker and alerts per endpoint, and the outbox of recent decisions",
+        )
+        self.decisions_outbox: Outbox[TrafficOutputs] = self.outbox(
+            self.endpoints,
+            lambda outputs: EndpointEntry(outputs=outputs),
+            lambda entry: entry.outputs,
+            self.config.outbox_records_per_partition,
         )
         self.clients = self.table(
             "traffic-clients", ClientRate, "Requests per minute per endpoint and client"
@@ -129,27 +140,40 @@ class TrafficPipeline(Pipeline):
             log.exception("traffic rules failed on %s[%d]@%d", *_where(message))
             await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
-        self._persist(outcome)
+        if outcome.replayed:
+            outcome.outputs = self.decisions_outbox.get(position)
+            if outcome.outputs is None:
+                self.metrics.outbox_misses.labels(pipeline=self.name).inc()
+                log.warning("no outbox entry for re-delivered %s[%d]@%d", *_where(message))
+        self._persist(position, outcome)
         await self._send(routed.endpoint_key, outcome)
         self._count(routed, outcome)
         self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
 
     def _decide(self, routed: RoutedRequest, position: Position) -> TrafficOutcome:
         self.requests_dedup.ensure_indexed(position.partition)
+        self.decisions_outbox.ensure_indexed(position.partition)
         ckey = client_key(routed.endpoint_key, routed.event.client_id)
         return process_request(
             routed,
             position,
-            self.endpoints.get(routed.endpoint_key),
+            self.endpoint_state(routed.endpoint_key),
             self.clients.get(ckey),
             self.requests_dedup.first_position(routed.event.event_id),
             self.feed.active,
         )
 
-    def _persist(self, outcome: TrafficOutcome) -> None:
-        """Write the decided state; each write is idempotent under re-delivery."""
+    def endpoint_state(self, endpoint_key: str) -> EndpointState | None:
+        entry = self.endpoints.get(endpoint_key)
+        return entry.state if entry is not None else None
+
+    def _persist(self, position: Position, outcome: TrafficOutcome) -> None:
+        """Write the outbox entry, then the state (the order recovery relies on); each write
+        is idempotent under re-delivery."""
         if outcome.endpoint is not None:
-            self.endpoints[outcome.endpoint.endpoint_key] = outcome.endpoint
+            assert outcome.outputs is not None
+            self.decisions_outbox.record(position, outcome.outputs)
+            self.endpoints[outcome.endpoint.endpoint_key] = EndpointEntry(state=outcome.endpoint)
         if outcome.client is not None:
             self.clients[outcome.client.key] = outcome.client
         self.requests_dedup.record(outcome.segment)

@@ -88,6 +88,12 @@ class Metrics:
             ["pipeline"],
             registry=registry,
         )
+        self.outbox_misses = Counter(
+            "governor_outbox_misses_total",
+            "Re-delivered records whose outputs were no longer in the outbox (not re-sent).",
+            ["pipeline"],
+            registry=registry,
+        )
         self.audit_ticks = Counter(
             "governor_audit_ticks_total",
             "Control ticks by outcome: applied to the rollups, duplicate event id, or replayed"

@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.fusion_settings import FusionSettings
 from schemas.budget_audit import CompliancePeriod
 from schemas.common import EnergySource
 from schemas.traffic_policy import TrafficPolicy
@@ -264,6 +265,8 @@ class TrafficSettings(_Section):
     dedup_window_s: float = Field(default=86_400.0, gt=0)
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     max_endpoint_labels: int = Field(default=1_000, ge=1)
+    outbox_records_per_partition: int = Field(default=5_000, ge=100)
+    """Decisions kept for re-sending after a crash, per source partition (see app/outbox.py)."""
 
     @model_validator(mode="after")
     def _keys_readable(self) -> TrafficSettings:
@@ -334,6 +337,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     ledger: LedgerSettings = LedgerSettings()
     traffic: TrafficSettings = TrafficSettings()
+    fusion: FusionSettings = FusionSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
 

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from agents.traffic import TrafficPipeline
 from app.faust_app import Governor
 from app.policy_feed import PolicyFeed
-from app.rules.traffic.engine import EndpointState
-from app.rules.traffic.policy import Verdict, judge_record
+from app.rules.traffic.engine import EndpointState, baseline_of
+from app.rules.traffic.policy import ActivePolicy, Verdict, judge_record
 from app.web.http import authorised, problem, read_body, reply, too_large
 from schemas.traffic import Baseline, CircuitState
 from schemas.traffic_policy import PolicyArtifact, ServiceContract
@@ -27,12 +27,13 @@ class EndpointView(BaseModel):
     circuit_state: CircuitState
     circuit_since: float | None
     burn_rate_alerts_firing: list[str]
-    baseline: Baseline | None
+    baseline: Baseline
     last_event_id: str | None
 
 
-def endpoint_view(state: EndpointState) -> EndpointView:
-    last = state.last_outputs.decision if state.last_outputs is not None else None
+def endpoint_view(state: EndpointState, active: ActivePolicy) -> EndpointView:
+    _, _, contract_id = state.endpoint_key.partition("|")
+    contract = active.index.by_id.get(contract_id)
     return EndpointView(
         endpoint_key=state.endpoint_key,
         requests=state.requests,
@@ -40,8 +41,8 @@ def endpoint_view(state: EndpointState) -> EndpointView:
         circuit_state=state.breaker.state,
         circuit_since=state.breaker.since_s,
         burn_rate_alerts_firing=sorted(r for r, on in state.burn_firing.items() if on),
-        baseline=last.baseline if last is not None else None,
-        last_event_id=last.event_id if last is not None else None,
+        baseline=baseline_of(state, contract, active.policy.tuning),
+        last_event_id=state.last_event_id,
     )
 
 
@@ -97,11 +98,11 @@ def register(gov: Governor, feed: PolicyFeed, pipeline: TrafficPipeline) -> None
 
         @app.table_route(table=pipeline.endpoints, match_info="endpoint_key")  # type: ignore[arg-type]
         async def get(self, request: Any, endpoint_key: str) -> Any:
-            state = pipeline.endpoints.get(endpoint_key)
+            state = pipeline.endpoint_state(endpoint_key)
             if state is None:
                 return problem(
                     self, request, gov, self.ROUTE, 404,
                     f"no requests seen for endpoint {endpoint_key!r}"
                     " (keys are '<platform>|<contract_id>' or '<platform>|_unknown')",
                 )  # fmt: skip
-            return reply(self, request, gov, self.ROUTE, endpoint_view(state))
+            return reply(self, request, gov, self.ROUTE, endpoint_view(state, feed.active))

@@ -20,6 +20,7 @@ from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy, policy_hash, sign
 from app.sample import sample_policy, sample_request
 from schemas.dead_letter import DeadLetter, DeadLetterReason
+from schemas.ledger import LedgerRecord
 from schemas.request_event import RequestEvent
 from schemas.traffic import RoutedRequest, TrafficDecision
 from tests.integration.harness import (
@@ -66,20 +67,22 @@ def decided(worker: WorkerProcess) -> int:
 
 
 def replay_partitions(routed: list[Any], policy: ActivePolicy) -> dict[str, bytes]:
-    """Decide every partition of traffic-routed offline, in offset order: decision bytes."""
+    """Decide every partition of traffic-routed offline, in offset order: the bytes of every
+    decision, transition and alert, by id."""
     by_partition: dict[int, list[Any]] = defaultdict(list)
     for message in routed:
         by_partition[message.partition].append(message)
-    decisions: dict[str, bytes] = {}
+    out: dict[str, bytes] = {}
     for partition, messages in by_partition.items():
         offline = OfflineTraffic(policy)
         for m in sorted(messages, key=lambda m: m.offset):
             position = Position(partition=partition, offset=m.offset)
             offline.decide(RoutedRequest.from_json_bytes(m.value), position)
-        decisions.update(
-            {o.decision.decision_id: o.decision.to_json_bytes() for o in offline.outputs}
-        )
-    return decisions
+        for o in offline.outputs:
+            out[o.decision.decision_id] = o.decision.to_json_bytes()
+            out.update({t.transition_id: t.to_json_bytes() for t in o.transitions})
+            out.update({a.alert_id: a.to_json_bytes() for a in o.alerts})
+    return out
 
 
 def test_policy_api_decisions_replay_and_dead_letters(
@@ -123,14 +126,33 @@ def test_policy_api_decisions_replay_and_dead_letters(
     ]
     assert observed and all(d["actions_taken"] == ["log"] for d in observed)
 
+    transitions = asyncio.run(read_all(cluster, prefix + "circuit-breaker-events", 10**9, 3))
+    assert transitions, "the incident should open a breaker"
+    alerts = asyncio.run(read_all(cluster, prefix + "traffic-alerts", 10**9, 3))
+    assert alerts, "the incident should fire a burn-rate alert"
+
     # Byte-identical: the rules run offline over traffic-routed give the same records.
     routed = asyncio.run(read_all(cluster, prefix + "traffic-routed", len(events), 30))
-    assert replay_partitions(routed, ActivePolicy.of(policy, "replay")) == decisions
+    live = dict(decisions)
+    live.update({orjson.loads(m.value)["transition_id"]: m.value for m in transitions})
+    live.update({orjson.loads(m.value)["alert_id"]: m.value for m in alerts})
+    assert replay_partitions(routed, ActivePolicy.of(policy, "replay")) == live
 
-    transitions = asyncio.run(read_all(cluster, prefix + "circuit-breaker-events", 1, 30))
-    assert transitions, "the incident should open a breaker"
-    alerts = asyncio.run(read_all(cluster, prefix + "traffic-alerts", 1, 30))
-    assert alerts, "the incident should fire a burn-rate alert"
+    # Every decision, transition and alert is in the ledger, once.
+    want_ids = {
+        *decisions,
+        *(orjson.loads(m.value)["transition_id"] for m in transitions),
+        *(orjson.loads(m.value)["alert_id"] for m in alerts),
+    }
+
+    def ledgered() -> set[str] | None:
+        records = asyncio.run(read_all(cluster, prefix + "ledger", 10**9, 3))
+        ids = [LedgerRecord.from_json_bytes(m.value).decision_id for m in records]
+        traffic_ids = [i for i in ids if i in want_ids]
+        assert len(traffic_ids) == len(set(traffic_ids)), "a decision was appended twice"
+        return set(traffic_ids) if set(traffic_ids) == want_ids else None
+
+    wait_for(ledgered, 90, 1)
 
     letters = asyncio.run(read_all(cluster, prefix + "dead-letters", 3, 30))
     reasons = Counter(DeadLetter.from_json_bytes(m.value).reason for m in letters)

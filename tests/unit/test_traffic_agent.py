@@ -79,8 +79,9 @@ async def test_decider_decides_dedups_and_dead_letters(
         DeadLetterReason.INVALID_SCHEMA,
         DeadLetterReason.KEY_MISMATCH,
     ]
-    state = pipeline.endpoints["gitlab|status_v1"]
-    assert state.requests == 3
+    state = pipeline.endpoint_state("gitlab|status_v1")
+    assert state is not None and state.requests == 3
+    assert pipeline.decisions_outbox.get(Position(partition=0, offset=1)) is not None
     assert pipeline.clients["gitlab|status_v1|client-1"].current == 3
 
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from app.rules.dedup import Position
+from app.rules.sketch import RollingSketch, Sketch
 from app.rules.traffic import breaker as breakers
 from app.rules.traffic.contracts import ContractIndex
 from app.rules.traffic.engine import process_request, route
@@ -26,7 +27,6 @@ from app.rules.traffic.policy import (
     trusted_keys,
 )
 from app.rules.traffic.risk import by_threshold, decide
-from app.rules.traffic.sketch import RollingSketch, Sketch
 from app.rules.traffic.windows import Windows
 from schemas.request_event import RequestEvent
 from schemas.traffic import AlertState, CircuitState, ReasonCode, RiskFactors, TrafficDecision
@@ -470,20 +470,18 @@ def test_same_events_same_policy_byte_identical_decisions() -> None:
     assert len({d for d in first}) == 300
 
 
-def test_redelivery_changes_nothing_and_resends_the_newest_outputs() -> None:
+def test_redelivery_changes_nothing_and_leaves_resending_to_the_outbox() -> None:
     active = ActivePolicy.of(traffic_policy(breaker=SMALL_BREAKER), "test")
     traffic = OfflineTraffic(active)
     events = [request(i, status_code=503) for i in range(5)]
     traffic.run(events)
     state = traffic.endpoints["gitlab|status_v1"]
-    newest = Position(partition=0, offset=4)
-    routed = route(events[4], newest, active)
-    again = traffic.decide(routed, newest)
-    assert again.replayed and again.outputs == state.last_outputs
+    for offset in (4, 2):  # the newest record, and one before it
+        position = Position(partition=0, offset=offset)
+        again = traffic.decide(route(events[offset], position, active), position)
+        assert again.replayed and again.outputs is None and again.endpoint is None
+        assert traffic.outbox[position].decision.event_id == events[offset].event_id
     assert traffic.endpoints["gitlab|status_v1"] == state
-    older = Position(partition=0, offset=2)
-    replay_older = traffic.decide(route(events[2], older, active), older)
-    assert replay_older.replayed and replay_older.outputs is None
     elsewhere = Position(partition=0, offset=99)
     duplicate = traffic.decide(route(events[1], elsewhere, active), elsewhere)
     assert duplicate.duplicate and traffic.duplicates == 1

@@ -2,9 +2,9 @@
 
 The reference's pipeline, in order: observation, contract pairing, risk assessment, policy
 boundaries, decision execution, stability control (breaker and burn rate), ledger append
-(the decision topic is a ledger topic). Idempotency as in the other pipelines: the endpoint
-state records the source offsets applied to it and the outputs of the newest one, so a
-re-delivered request changes nothing and its outputs are re-sent byte-identical.
+(the decision topic is a ledger topic). Idempotency: the endpoint state records the source
+offsets applied to it, so a re-delivered request changes nothing; the agent re-sends its
+outputs, byte-identical, from the outbox kept beside the state (:mod:`app.outbox`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 
 from app.rules.dedup import DedupSegment, Position
+from app.rules.sketch import RollingSketch
 from app.rules.traffic import breaker as breakers
 from app.rules.traffic import risk as risks
 from app.rules.traffic.breaker import Breaker, Transition
 from app.rules.traffic.contracts import UNKNOWN, endpoint_key
 from app.rules.traffic.policy import ActivePolicy
-from app.rules.traffic.sketch import RollingSketch
 from app.rules.traffic.windows import Windows
 from app.rules.watermark import Watermarked
 from schemas.request_event import RequestEvent
@@ -79,12 +79,21 @@ class EndpointState(Watermarked):
     breaker: Breaker = Breaker()
     burn_firing: dict[str, bool] = {}
     burn_changes: dict[str, int] = {}
-    last_position: Position | None = None
-    last_outputs: TrafficOutputs | None = None
+    last_event_id: str | None = None
 
     @classmethod
     def new(cls, endpoint_key: str, slo_window_days: int) -> EndpointState:
         return cls(endpoint_key=endpoint_key, windows=Windows.empty(slo_window_days))
+
+
+class EndpointEntry(BaseModel):
+    """A value of the endpoints table: an endpoint's state, or an outbox entry (the outputs
+    of one source record; see :mod:`app.outbox`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: EndpointState | None = None
+    outputs: TrafficOutputs | None = None
 
 
 class ClientRate(Watermarked):
@@ -172,8 +181,8 @@ def process_request(
     policy = active.policy
     state = endpoint or EndpointState.new(routed.endpoint_key, policy.tuning.slo_window_days)
     if state.has_applied(position):
-        resend = state.last_outputs if state.last_position == position else None
-        return TrafficOutcome(outputs=resend, segment=segment, replayed=True)
+        # Already in the state: its outputs are re-sent from the outbox, never recomputed.
+        return TrafficOutcome(segment=segment, replayed=True)
 
     # Phase 2: pairing. The router paired it; the contract is looked up in the policy in force.
     contract = active.index.by_id.get(routed.contract_id) if routed.contract_id else None
@@ -291,9 +300,7 @@ def process_request(
         invariants=tuple(invariants),
     )
     outputs = TrafficOutputs(decision=decision, transitions=transitions, alerts=alerts)
-    state = state.stamped(position).model_copy(
-        update={"last_position": position, "last_outputs": outputs}
-    )
+    state = state.stamped(position).model_copy(update={"last_event_id": event.event_id})
     return TrafficOutcome(outputs=outputs, endpoint=state, client=rate, segment=segment)
 
 
@@ -346,6 +353,15 @@ def _baseline_rpm(state: EndpointState, now_s: float, min_requests: int) -> floa
     if total < min_requests or minutes < 10:
         return None
     return total / minutes
+
+
+def baseline_of(
+    state: EndpointState, contract: ServiceContract | None, tuning: RiskTuning
+) -> Baseline:
+    """An endpoint's statistics as of its newest event (for the HTTP API)."""
+    now_s = state.watermark_s or 0.0
+    total, errors = state.windows.window(now_s, ERROR_RATE_WINDOW_S)
+    return _baseline(state, now_s, errors / total if total else 0.0, contract, tuning)
 
 
 def _baseline(

@@ -32,6 +32,7 @@ class OfflineTraffic:
     clients: dict[str, ClientRate] = field(default_factory=dict)
     dedup: DedupIndex = field(default_factory=lambda: DedupIndex(86_400.0, 1_000_000))
     outputs: list[TrafficOutputs] = field(default_factory=list)
+    outbox: dict[Position, TrafficOutputs] = field(default_factory=dict)
     duplicates: int = 0
     next_offset: int = 0
 
@@ -56,7 +57,8 @@ class OfflineTraffic:
             self.clients[outcome.client.key] = outcome.client
         if outcome.segment is not None and not self.dedup.contains_segment(position):
             self.dedup.add(outcome.segment)
-        if outcome.outputs is not None and not outcome.replayed:
+        if outcome.outputs is not None:
+            self.outbox[position] = outcome.outputs
             self.outputs.append(outcome.outputs)
         return outcome
 
