@@ -34,6 +34,8 @@ class EnergyBudget(Contract):
 class DecisionKind(StrEnum):
     ADMISSION = "admission"
     SETTLEMENT = "settlement"
+    EXPIRY = "expiry"
+    """A reservation released because its result never came."""
 
 
 class Outcome(StrEnum):
@@ -104,7 +106,7 @@ class EnergyDecision(Contract):
 
     schema_version: Literal[1] = 1
     decision_id: str
-    """``<event_id>|admission`` or ``<event_id>|settlement``."""
+    """``<event_id>|<kind>``: at most one of each kind per run."""
     event_id: EventId
     tenant: EntityId
     kind: DecisionKind

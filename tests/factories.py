@@ -7,6 +7,8 @@ from typing import Any
 
 from schemas.common import EnergySource
 from schemas.control_tick import ControlTick
+from schemas.energy import EnergyBudget
+from schemas.fusion_result import FusionRequest, FusionResult, RunResult
 from schemas.meter_reading import MeterReading, MeterReadingBatch
 from schemas.request_event import RequestEvent
 from schemas.traffic_policy import PlatformTier, ServiceContract, TrafficPolicy
@@ -102,3 +104,48 @@ def traffic_policy(**overrides: Any) -> TrafficPolicy:
     }
     fields.update(overrides)
     return TrafficPolicy(**fields)
+
+
+def fusion_request(n: int = 0, **overrides: Any) -> FusionRequest:
+    """The n-th admission request of tenant-a (refund_processing with rollback_first)."""
+    fields: dict[str, Any] = {
+        "event_id": f"run-{n:06d}",
+        "tenant": "tenant-a",
+        "scenario_type": "refund_processing",
+        "overlay": "rollback_first",
+        "overlay_version": "0.1.1",
+        "estimated_units": 100.0,
+        "timestamp": BASE_TIME + timedelta(seconds=n),
+    }
+    fields.update(overrides)
+    return FusionRequest(**fields)
+
+
+def fusion_result(n: int = 0, **overrides: Any) -> FusionResult:
+    """The result of :func:`fusion_request` ``n``: as estimated, 5 % tokens over baseline."""
+    fields: dict[str, Any] = {
+        "event_id": f"run-{n:06d}",
+        "tenant": "tenant-a",
+        "scenario_type": "refund_processing",
+        "overlay": "rollback_first",
+        "overlay_version": "0.1.1",
+        "estimated_units": 100.0,
+        "actual_units": 100.0,
+        "token_delta_pct": 5.0,
+        "latency_ms": 150.0,
+        "quality_score": 0.8,
+        "result": RunResult.SUCCESS,
+        "timestamp": BASE_TIME + timedelta(seconds=n, milliseconds=500),
+    }
+    fields.update(overrides)
+    return FusionResult(**fields)
+
+
+def energy_budget(limit_units: float = 1000.0, **overrides: Any) -> EnergyBudget:
+    fields: dict[str, Any] = {
+        "tenant": "tenant-a",
+        "limit_units": limit_units,
+        "updated_at": BASE_TIME - timedelta(days=1),
+    }
+    fields.update(overrides)
+    return EnergyBudget(**fields)

@@ -1,0 +1,471 @@
+"""A tenant's budget: admission with reservations, settlement with actual units.
+
+Per request, in the tenant's event order (one partition holds a tenant):
+
+1. the cost is base x multipliers; a run whose inputs ran within the cache TTL is a cache
+   hit (no spend, the cached cost saved);
+2. above the approval threshold (10,000 units) it is rejected unless manually approved
+   (an approval id is single use);
+3. a tripwire downgrade halves the cost;
+4. against the budget, counting what is already spent *and reserved* plus this cost: from
+   85 % approved with an auto-review flag, from 95 % rejected (hard limit); with 99 %
+   already used the tenant is in emergency state and everything is rejected;
+5. an approved run reserves its cost; its result releases the reservation and charges the
+   actual units (x the same multipliers). A burst of requests therefore cannot overspend:
+   each one sees the reservations of those before it (LiteLLM's reported flaw records spend
+   only after the call).
+
+A result that was never admitted is admitted (and recorded) and settled at once: the run
+happened, so its spend counts even if the admission says it should not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from app.fusion_settings import FusionSettings
+from app.rules.audit import period_bounds
+from app.rules.dedup import Position
+from app.rules.fusion import cost as costs
+from app.rules.fusion import flags
+from schemas.budget_audit import CompliancePeriod
+from schemas.energy import (
+    BudgetPeriod,
+    BudgetSnapshot,
+    BudgetState,
+    DecisionKind,
+    EnergyBudget,
+    EnergyDecision,
+    Multiplier,
+    Outcome,
+    Reason,
+    RoutingMode,
+)
+from schemas.fusion_result import FusionRequest, FusionResult
+from schemas.overlay import ObservationKind, OverlayObservation, OverlayRouting
+
+BUDGETS = "budgets"
+REQUESTS = "requests"
+RESULTS = "results"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Reservation(_Frozen):
+    units: float
+    downgraded: bool
+    at_s: float
+
+
+class CacheEntry(_Frozen):
+    cost_units: float
+    at_s: float
+
+
+class TenantState(_Frozen):
+    """One tenant's budget, spend, reservations, insight cache and used approvals.
+
+    ``applied`` holds, per source (budgets, requests, results) and partition, the highest
+    offset applied: a re-delivered record changes nothing.
+    """
+
+    tenant: str
+    budget: EnergyBudget | None = None
+    period_start: date | None = None
+    spent_units: float = 0.0
+    reservations: dict[str, Reservation] = {}
+    cache: dict[str, CacheEntry] = {}
+    used_approvals: dict[str, float] = {}
+    watermark_s: float | None = None
+    applied: dict[str, dict[int, int]] = {}
+
+    def has_applied(self, source: str, position: Position) -> bool:
+        return self.applied.get(source, {}).get(position.partition, -1) >= position.offset
+
+    def stamped(self, source: str, position: Position) -> TenantState:
+        per_source = {**self.applied.get(source, {}), position.partition: position.offset}
+        return self.model_copy(update={"applied": {**self.applied, source: per_source}})
+
+    @property
+    def reserved_units(self) -> float:
+        return sum(r.units for r in self.reservations.values())
+
+
+class TenantOutputs(_Frozen):
+    decisions: tuple[EnergyDecision, ...] = ()
+    observations: tuple[OverlayObservation, ...] = ()
+
+
+@dataclass(slots=True)
+class TenantOutcome:
+    state: TenantState | None = None
+    outputs: TenantOutputs = field(default_factory=TenantOutputs)
+    replayed: bool = False
+    duplicate: bool = False
+
+
+def scope_of(scenario_type: str, overlay: str) -> str:
+    return f"{scenario_type}|{overlay}"
+
+
+def tenant_scope(tenant: str) -> str:
+    return f"tenant:{tenant}"
+
+
+def period_start(day: date, period: BudgetPeriod) -> date:
+    if period is BudgetPeriod.DAY:
+        return day
+    return period_bounds(day, CompliancePeriod(period.value))[0]
+
+
+def snapshot(state: TenantState, config: FusionSettings) -> BudgetSnapshot:
+    reserved = state.reserved_units
+    if state.budget is None:
+        return BudgetSnapshot(
+            limit_units=None, period_start=None, spent_units=state.spent_units,
+            reserved_units=reserved, used_ratio=None, state=BudgetState.NO_BUDGET,
+        )  # fmt: skip
+    ratio = (state.spent_units + reserved) / state.budget.limit_units
+    return BudgetSnapshot(
+        limit_units=state.budget.limit_units,
+        period_start=state.period_start,
+        spent_units=state.spent_units,
+        reserved_units=reserved,
+        used_ratio=round(ratio, 6),
+        state=_state_of(ratio * 100, config),
+    )
+
+
+def _state_of(used_pct: float, config: FusionSettings) -> BudgetState:
+    limits = config.limits
+    if used_pct >= limits.emergency_pct:
+        return BudgetState.EMERGENCY
+    if used_pct >= limits.hard_limit_pct:
+        return BudgetState.HARD_LIMIT
+    if used_pct >= limits.auto_review_pct:
+        return BudgetState.REVIEW
+    return BudgetState.OK
+
+
+def _advance(
+    state: TenantState, at_s: float, event_id: str, config: FusionSettings
+) -> tuple[TenantState, float, list[EnergyDecision]]:
+    """Move the tenant to event time ``at_s``: roll the budget period, release expired
+    reservations, forget expired cache entries and approvals."""
+    now_s = max(state.watermark_s or at_s, at_s)
+    update: dict[str, object] = {"watermark_s": now_s}
+    if state.budget is not None:
+        start = period_start(_day(now_s), state.budget.period)
+        if start != state.period_start:
+            update.update(period_start=start, spent_units=0.0)
+    ttl = config.limits.reservation_ttl_s
+    expired = {k: r for k, r in state.reservations.items() if now_s - r.at_s >= ttl}
+    if expired:
+        update["reservations"] = {k: r for k, r in state.reservations.items() if k not in expired}
+    cache_ttl = config.cache.ttl_s
+    if any(now_s - e.at_s > cache_ttl for e in state.cache.values()):
+        update["cache"] = {k: e for k, e in state.cache.items() if now_s - e.at_s <= cache_ttl}
+    max_age = config.approvals.max_age_s
+    if any(now_s - at > 2 * max_age for at in state.used_approvals.values()):
+        update["used_approvals"] = {
+            k: at for k, at in state.used_approvals.items() if now_s - at <= 2 * max_age
+        }
+    advanced = state.model_copy(update=update)
+    released = [
+        _expiry(advanced, reservation_id, r, now_s, config)
+        for reservation_id, r in sorted(expired.items())
+    ]
+    return advanced, now_s, released
+
+
+def _day(at_s: float) -> date:
+    return datetime.fromtimestamp(at_s, UTC).date()
+
+
+def _expiry(
+    state: TenantState, event_id: str, r: Reservation, now_s: float, config: FusionSettings
+) -> EnergyDecision:
+    return EnergyDecision(
+        decision_id=f"{event_id}|{DecisionKind.EXPIRY.value}",
+        event_id=event_id, tenant=state.tenant, kind=DecisionKind.EXPIRY,
+        outcome=Outcome.EXPIRED, reasons=(Reason.RESERVATION_EXPIRED,),
+        scenario_type="-", overlay="-", overlay_version="-", routing=RoutingMode.OVERLAY,
+        base_units=r.units, multipliers=(), cost_units=r.units, final_units=0.0,
+        released_units=r.units, budget=snapshot(state, config),
+        event_time=datetime.fromtimestamp(now_s, UTC),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    mode: RoutingMode
+    tripwire_active: bool
+
+
+def routing_for(
+    request: FusionRequest, routing: Mapping[str, OverlayRouting], config: FusionSettings
+) -> Routing:
+    """Flags first (is the overlay on for this routing key?), then the overlay's state."""
+    key = request.routing_key or request.event_id
+    scope = routing.get(scope_of(request.scenario_type, request.overlay))
+    tenant = routing.get(tenant_scope(request.tenant))
+    downgrade = bool((scope and scope.downgrade_active) or (tenant and tenant.downgrade_active))
+    if not flags.overlay_enabled(config, request.scenario_type, request.overlay, key):
+        return Routing(RoutingMode.BASELINE_ONLY, downgrade)
+    if scope is not None and scope.mode is RoutingMode.BASELINE_ONLY:
+        return Routing(RoutingMode.BASELINE_ONLY, downgrade)
+    return Routing(RoutingMode.DOWNGRADED if downgrade else RoutingMode.OVERLAY, downgrade)
+
+
+def apply_budget(
+    state: TenantState | None, budget: EnergyBudget, position: Position
+) -> TenantOutcome:
+    """A budget definition (the newest by offset governs; spend so far is kept)."""
+    current = state or TenantState(tenant=budget.tenant)
+    if current.has_applied(BUDGETS, position):
+        return TenantOutcome(replayed=True)
+    changed_period = current.budget is None or current.budget.period is not budget.period
+    update: dict[str, object] = {"budget": budget}
+    if changed_period:
+        update["period_start"] = None
+    return TenantOutcome(state=current.model_copy(update=update).stamped(BUDGETS, position))
+
+
+def admit(
+    state: TenantState | None,
+    request: FusionRequest,
+    position: Position,
+    first_seen_at: Position | None,
+    routing: Mapping[str, OverlayRouting],
+    config: FusionSettings,
+) -> TenantOutcome:
+    """Decide one admission request (``first_seen_at``: where its event id was applied)."""
+    if first_seen_at is not None and first_seen_at != position:
+        return TenantOutcome(duplicate=True)
+    current = state or TenantState(tenant=request.tenant)
+    if current.has_applied(REQUESTS, position):
+        return TenantOutcome(replayed=True)
+    current, now_s, released = _advance(
+        current, request.timestamp.timestamp(), request.event_id, config
+    )
+    current, decision = _decide(current, request, now_s, routing, config)
+    return TenantOutcome(
+        state=current.stamped(REQUESTS, position),
+        outputs=TenantOutputs(decisions=(*released, decision)),
+    )
+
+
+def _decide(
+    state: TenantState,
+    request: FusionRequest,
+    now_s: float,
+    routing: Mapping[str, OverlayRouting],
+    config: FusionSettings,
+) -> tuple[TenantState, EnergyDecision]:
+    """The admission decision and the state with its reservation."""
+    applied = costs.multipliers(request, config.multipliers)
+    cost = costs.apply(request.estimated_units, applied)
+    route = routing_for(request, routing, config)
+
+    def decision(
+        outcome: Outcome, reasons: tuple[Reason, ...], final: float, s: TenantState, **extra: object
+    ) -> EnergyDecision:
+        return _decision(request, request.estimated_units, DecisionKind.ADMISSION, outcome,
+                         reasons, applied, cost,
+                         final, route, s, now_s, config, **extra)  # fmt: skip
+
+    cached = state.cache.get(request.inputs_hash) if request.inputs_hash else None
+    if config.cache.enabled and cached is not None:
+        return state, decision(
+            Outcome.CACHE_HIT, (Reason.CACHE_HIT,), 0.0, state,
+            energy_saved_units=cached.cost_units,
+        )  # fmt: skip
+    reasons: list[Reason] = []
+    approval = request.manual_approval_id
+    if approval is not None:
+        if approval in state.used_approvals:
+            return state, decision(Outcome.REJECTED, (Reason.TOKEN_REPLAYED,), 0.0, state)
+        state = state.model_copy(
+            update={"used_approvals": {**state.used_approvals, approval: now_s}}
+        )
+        reasons.append(Reason.MANUAL_APPROVAL)
+    elif cost > config.limits.approval_threshold_units:
+        return state, decision(
+            Outcome.REJECTED, (Reason.EXCEEDS_APPROVAL_THRESHOLD,), 0.0, state,
+            requires_manual_approval=True,
+        )  # fmt: skip
+    final = cost * config.tripwire.downgrade_cost_factor if route.tripwire_active else cost
+    if route.tripwire_active:
+        reasons.append(Reason.BUDGET_TRIPWIRE_ACTIVE)
+    if route.mode is RoutingMode.BASELINE_ONLY:
+        reasons.append(Reason.BASELINE_ONLY)
+    auto_review = False
+    if state.budget is None:
+        reasons.append(Reason.NO_BUDGET)
+    else:
+        limit = state.budget.limit_units
+        used_pct = (state.spent_units + state.reserved_units) / limit * 100
+        projected_pct = used_pct + final / limit * 100
+        if used_pct >= config.limits.emergency_pct:
+            return state, decision(Outcome.REJECTED, (Reason.EMERGENCY_STATE,), 0.0, state)
+        if projected_pct >= config.limits.hard_limit_pct:
+            return state, decision(Outcome.REJECTED, (Reason.HARD_LIMIT,), 0.0, state)
+        auto_review = projected_pct >= config.limits.auto_review_pct
+        reasons.append(Reason.AUTO_REVIEW if auto_review else Reason.WITHIN_BUDGET)
+    reservation = Reservation(units=final, downgraded=route.tripwire_active, at_s=now_s)
+    state = state.model_copy(
+        update={"reservations": {**state.reservations, request.event_id: reservation}}
+    )
+    outcome = Outcome.DOWNGRADED if route.tripwire_active else Outcome.APPROVED
+    return state, decision(outcome, tuple(reasons), final, state, auto_review=auto_review)
+
+
+def settle(
+    state: TenantState | None,
+    result: FusionResult,
+    position: Position,
+    first_seen_at: Position | None,
+    routing: Mapping[str, OverlayRouting],
+    config: FusionSettings,
+) -> TenantOutcome:
+    """Settle a finished run; admit it first if it never was."""
+    if first_seen_at is not None and first_seen_at != position:
+        return TenantOutcome(duplicate=True)
+    current = state or TenantState(tenant=result.tenant)
+    if current.has_applied(RESULTS, position):
+        return TenantOutcome(replayed=True)
+    current, now_s, decisions = _advance(
+        current, result.timestamp.timestamp(), result.event_id, config
+    )
+    request = result.as_request()
+    reservation = current.reservations.get(result.event_id)
+    reasons: list[Reason] = [Reason.RESERVATION_SETTLED]
+    if reservation is None:
+        current, admission = _decide(current, request, now_s, routing, config)
+        decisions.append(admission)
+        reservation = current.reservations.get(result.event_id)
+        reasons = [Reason.SETTLED_WITHOUT_RESERVATION]
+    applied = costs.multipliers(request, config.multipliers)
+    actual_cost = costs.apply(result.actual_units, applied)
+    downgraded = reservation is not None and reservation.downgraded
+    charged = actual_cost * config.tripwire.downgrade_cost_factor if downgraded else actual_cost
+    reservations = {k: r for k, r in current.reservations.items() if k != result.event_id}
+    cache = dict(current.cache)
+    if config.cache.enabled and result.inputs_hash and result.result.value == "success":
+        cache[result.inputs_hash] = CacheEntry(cost_units=charged, at_s=now_s)
+        if len(cache) > config.cache.max_entries_per_tenant:
+            oldest = min(cache, key=lambda k: (cache[k].at_s, k))
+            del cache[oldest]
+    current = current.model_copy(
+        update={
+            "spent_units": current.spent_units + charged,
+            "reservations": reservations,
+            "cache": cache,
+        }
+    )
+    advised: bool | None = None
+    saved: float | None = None
+    if reservation is not None and reservation.units > 0:
+        early = config.early_termination
+        advised = (
+            result.quality_score >= early.quality_threshold
+            and charged / reservation.units < early.budget_fraction
+        )
+        if advised:
+            reasons.append(Reason.EARLY_TERMINATION_ADVISED)
+            saved = reservation.units - charged
+    # Charged as reserved: downgraded if the reservation was, whatever the routing is now.
+    route = Routing(routing_for(request, routing, config).mode, downgraded)
+    decisions.append(
+        _decision(
+            request,
+            result.actual_units,
+            DecisionKind.SETTLEMENT,
+            Outcome.SETTLED,
+            tuple(reasons),
+            applied,
+            actual_cost,
+            charged,
+            route,
+            current,
+            now_s,
+            config,
+            actual_units=result.actual_units,
+            released_units=reservation.units if reservation is not None else None,
+            early_termination_advised=advised,
+            energy_saved_units=saved,
+        )
+    )
+    return TenantOutcome(
+        state=current.stamped(RESULTS, position),
+        outputs=TenantOutputs(
+            decisions=tuple(decisions), observations=_observations(result, config)
+        ),
+    )
+
+
+def _observations(result: FusionResult, config: FusionSettings) -> tuple[OverlayObservation, ...]:
+    """What the overlay stage sees of a run: one per scope that judges it."""
+    scopes = [scope_of(result.scenario_type, result.overlay)]
+    if config.tripwire.scope == "tenant":
+        scopes.append(tenant_scope(result.tenant))
+    return tuple(
+        OverlayObservation(
+            kind=ObservationKind.RUN,
+            event_id=result.event_id,
+            scope=scope,
+            scenario_type=result.scenario_type,
+            overlay=result.overlay,
+            token_delta_pct=result.token_delta_pct,
+            latency_ms=result.latency_ms,
+            quality_score=result.quality_score,
+            result=result.result,
+            timestamp=result.timestamp,
+        )
+        for scope in scopes
+    )
+
+
+def _decision(
+    request: FusionRequest,
+    base: float,
+    kind: DecisionKind,
+    outcome: Outcome,
+    reasons: tuple[Reason, ...],
+    applied: tuple[Multiplier, ...],
+    cost: float,
+    final: float,
+    route: Routing,
+    state: TenantState,
+    now_s: float,
+    config: FusionSettings,
+    **extra: object,
+) -> EnergyDecision:
+    return EnergyDecision(
+        decision_id=f"{request.event_id}|{kind.value}",
+        event_id=request.event_id,
+        tenant=request.tenant,
+        kind=kind,
+        outcome=outcome,
+        reasons=reasons,
+        scenario_type=request.scenario_type,
+        overlay=request.overlay,
+        overlay_version=request.overlay_version,
+        routing=route.mode,
+        base_units=base,
+        multipliers=applied,
+        cost_units=cost,
+        final_units=final,
+        tripwire_active=route.tripwire_active,
+        budget=snapshot(state, config),
+        event_time=datetime.fromtimestamp(now_s, UTC)
+        if kind is DecisionKind.EXPIRY
+        else request.timestamp,
+        **extra,
+    )

@@ -1,0 +1,88 @@
+"""The AI cost governance agents' loops without Kafka: tables as dicts, for tests and
+benchmarks. Observations reach the overlay stage and routing reaches admission at once
+(live, they travel through topics and arrive a moment later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.fusion_settings import FusionSettings
+from app.rules.dedup import DedupIndex, DedupSegment, Position
+from app.rules.fusion import budget, overlay
+from app.rules.fusion.budget import TenantOutcome, TenantState
+from app.rules.fusion.overlay import ScopeOutputs, ScopeState
+from schemas.energy import EnergyBudget, EnergyDecision
+from schemas.fusion_result import FusionRequest, FusionResult
+from schemas.overlay import OverlayObservation, OverlayRouting
+
+
+@dataclass
+class OfflineFusion:
+    config: FusionSettings = field(default_factory=FusionSettings)
+    tenants: dict[str, TenantState] = field(default_factory=dict)
+    scopes: dict[str, ScopeState] = field(default_factory=dict)
+    routing: dict[str, OverlayRouting] = field(default_factory=dict)
+    decisions: list[EnergyDecision] = field(default_factory=list)
+    scope_outputs: list[ScopeOutputs] = field(default_factory=list)
+    request_ids: DedupIndex = field(default_factory=lambda: DedupIndex(86_400.0, 1_000_000))
+    result_ids: DedupIndex = field(default_factory=lambda: DedupIndex(86_400.0, 1_000_000))
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def _position(self, source: str) -> Position:
+        offset = self.offsets.get(source, 0)
+        self.offsets[source] = offset + 1
+        return Position(partition=0, offset=offset)
+
+    def budget(self, value: EnergyBudget) -> None:
+        outcome = budget.apply_budget(self.tenants.get(value.tenant), value, self._position("b"))
+        self._keep(value.tenant, outcome)
+
+    def request(self, value: FusionRequest) -> list[EnergyDecision]:
+        position = self._position("q")
+        seen = self.request_ids.lookup(value.event_id)
+        outcome = budget.admit(
+            self.tenants.get(value.tenant), value, position,
+            seen.position if seen else None, self.routing, self.config,
+        )  # fmt: skip
+        self._seen(self.request_ids, value.event_id, value.tenant, position, outcome)
+        return self._keep(value.tenant, outcome)
+
+    def result(self, value: FusionResult) -> list[EnergyDecision]:
+        position = self._position("r")
+        seen = self.result_ids.lookup(value.event_id)
+        outcome = budget.settle(
+            self.tenants.get(value.tenant), value, position,
+            seen.position if seen else None, self.routing, self.config,
+        )  # fmt: skip
+        self._seen(self.result_ids, value.event_id, value.tenant, position, outcome)
+        decided = self._keep(value.tenant, outcome)
+        for obs in outcome.outputs.observations:
+            self.observe(obs)
+        return decided
+
+    def observe(self, obs: OverlayObservation) -> ScopeOutputs:
+        outcome = overlay.observe(self.scopes.get(obs.scope), obs, self._position("o"), self.config)
+        if outcome.state is not None:
+            self.scopes[obs.scope] = outcome.state
+        if outcome.outputs.routing is not None:
+            self.routing[obs.scope] = outcome.outputs.routing
+        self.scope_outputs.append(outcome.outputs)
+        return outcome.outputs
+
+    def _seen(
+        self,
+        index: DedupIndex,
+        event_id: str,
+        tenant: str,
+        position: Position,
+        outcome: TenantOutcome,
+    ) -> None:
+        if outcome.state is not None:
+            index.add(DedupSegment(entity_id=tenant, position=position, max_event_time_s=0.0,
+                                   event_ids=(event_id,)))  # fmt: skip
+
+    def _keep(self, tenant: str, outcome: TenantOutcome) -> list[EnergyDecision]:
+        if outcome.state is not None:
+            self.tenants[tenant] = outcome.state
+        self.decisions.extend(outcome.outputs.decisions)
+        return list(outcome.outputs.decisions)
