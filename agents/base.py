@@ -53,9 +53,12 @@ class Pipeline(ABC):
         )
         return self.dedup
 
-    def outbox(self, table: Any, wrap: Any, unwrap: Any, keep_per_partition: int) -> Outbox[Any]:
-        """An outbox in ``table`` (see :mod:`app.outbox`), dropped per revoked partition."""
-        box: Outbox[Any] = Outbox(table, wrap, unwrap, keep_per_partition)
+    def outbox(
+        self, table: Any, wrap: Any, unwrap: Any, keep_per_partition: int, name: str = ""
+    ) -> Outbox[Any]:
+        """An outbox in ``table`` (see :mod:`app.outbox`), dropped per revoked partition;
+        ``name`` tells apart the outboxes of pipelines that share a table."""
+        box: Outbox[Any] = Outbox(table, wrap, unwrap, keep_per_partition, name)
         self._outboxes.append(box)
         return box
 

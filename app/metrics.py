@@ -31,6 +31,29 @@ class BoundedLabels:
         return OTHER
 
 
+class LabelGuard:
+    """Caps distinct label sets per metric and overall (the fusion reference: 1,000 and
+    10,000). A set past either cap is reported as ``_other`` and counted as overflow."""
+
+    def __init__(self, per_metric: int, total: int, overflow: Counter) -> None:
+        self._per_metric = per_metric
+        self._total = total
+        self._overflow = overflow
+        self._seen: dict[str, set[tuple[str, ...]]] = {}
+        self._count = 0
+
+    def __call__(self, metric: str, *values: str) -> tuple[str, ...]:
+        seen = self._seen.setdefault(metric, set())
+        if values in seen:
+            return values
+        if len(seen) < self._per_metric and self._count < self._total:
+            seen.add(values)
+            self._count += 1
+            return values
+        self._overflow.labels(metric=metric).inc()
+        return tuple(OTHER for _ in values)
+
+
 class Metrics:
     """All metrics of one process, registered once on ``registry``."""
 
@@ -39,6 +62,8 @@ class Metrics:
         max_facility_labels: int,
         registry: CollectorRegistry = REGISTRY,
         max_endpoint_labels: int = 1_000,
+        max_label_sets_per_metric: int = 1_000,
+        max_label_sets_total: int = 10_000,
     ) -> None:
         self.facility_label = BoundedLabels(max_facility_labels)
         self.site_label = BoundedLabels(max_facility_labels)
@@ -198,6 +223,68 @@ class Metrics:
             "governor_traffic_policy_rejections_total",
             "Records of traffic-policies that were not applied, by reason.",
             ["reason"],
+            registry=registry,
+        )
+        self.label_overflow = Counter(
+            "governor_metric_label_overflow_total",
+            "Observations reported under _other because their label set was past the cap.",
+            ["metric"],
+            registry=registry,
+        )
+        self.fusion_labels = LabelGuard(
+            max_label_sets_per_metric, max_label_sets_total, self.label_overflow
+        )
+        bounded = ["scenario", "overlay", "result"]
+        self.fusion_decisions = Counter(
+            "governor_fusion_decisions_total",
+            "Energy decisions (admissions, settlements, expiries) by scenario, overlay and"
+            " outcome.",
+            bounded,
+            registry=registry,
+        )
+        self.fusion_energy = Counter(
+            "governor_fusion_energy_units_total",
+            "Energy units charged at settlement (actual units x multipliers).",
+            bounded,
+            registry=registry,
+        )
+        self.fusion_latency = Histogram(
+            "governor_fusion_latency_seconds",
+            "Latency of finished runs.",
+            bounded,
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+            registry=registry,
+        )
+        self.fusion_token_delta = Histogram(
+            "governor_fusion_token_delta_ratio",
+            "Token use of finished runs against the baseline, minus one (0.12 = 12 % more).",
+            bounded,
+            buckets=(-0.25, 0.0, 0.05, 0.12, 0.25, 0.5, 1.0),
+            registry=registry,
+        )
+        self.fusion_quality = Histogram(
+            "governor_fusion_quality_score",
+            "Quality score of finished runs (0..1).",
+            bounded,
+            buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0),
+            registry=registry,
+        )
+        self.fusion_tripwire_events = Counter(
+            "governor_fusion_tripwire_events_total",
+            "Budget tripwire events by scope and kind (activated, reset, recovered).",
+            bounded,
+            registry=registry,
+        )
+        self.fusion_breaker_state = Gauge(
+            "governor_fusion_breaker_state",
+            "Overlay circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["scenario", "overlay"],
+            registry=registry,
+        )
+        self.fusion_gate_state = Gauge(
+            "governor_fusion_gate_state",
+            "Worst fusion budget gate: 0 pass, 1 warn, 2 block.",
+            ["scenario", "overlay"],
             registry=registry,
         )
         self.http_requests = Counter(

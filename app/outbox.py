@@ -32,8 +32,10 @@ DELETES_PER_RECORD = 2
 Outputs = TypeVar("Outputs")
 
 
-def outbox_key(position: Position) -> str:
-    return f"{PREFIX}{position.partition}:{position.offset}"
+def outbox_key(position: Position, name: str = "") -> str:
+    """``@<name>:<partition>:<offset>`` (``@<partition>:<offset>`` without a name)."""
+    named = f"{name}:" if name else ""
+    return f"{PREFIX}{named}{position.partition}:{position.offset}"
 
 
 class Outbox(Generic[Outputs]):
@@ -45,8 +47,10 @@ class Outbox(Generic[Outputs]):
         wrap: Callable[[Outputs], Any],
         unwrap: Callable[[Any], Outputs | None],
         keep_per_partition: int,
+        name: str = "",
     ) -> None:
         self.table = table
+        self.name = name
         self._wrap = wrap
         self._unwrap = unwrap
         self._keep = keep_per_partition
@@ -57,7 +61,7 @@ class Outbox(Generic[Outputs]):
         """Index ``partition``'s recovered entries, once per assignment."""
         if partition in self._index:
             return
-        prefix = f"{PREFIX}{partition}:"
+        prefix = outbox_key(Position(partition=partition, offset=0), self.name)[:-1]
         offsets = sorted(int(k[len(prefix) :]) for k in self.table if k.startswith(prefix))
         self._index[partition] = deque(f"{prefix}{o}" for o in offsets)
         log.info("outbox %s[%d] holds %d entries", self.table.name, partition, len(offsets))
@@ -67,13 +71,13 @@ class Outbox(Generic[Outputs]):
         self._index.pop(partition, None)
 
     def get(self, position: Position) -> Outputs | None:
-        value = self.table.get(outbox_key(position))
+        value = self.table.get(outbox_key(position, self.name))
         return None if value is None else self._unwrap(value)
 
     def record(self, position: Position, outputs: Outputs) -> None:
         """Keep ``outputs`` of the record at ``position``; write it before the state."""
         self.ensure_indexed(position.partition)
-        key = outbox_key(position)
+        key = outbox_key(position, self.name)
         entries = self._index[position.partition]
         if entries and entries[-1] == key:
             return

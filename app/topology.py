@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from agents import audit, carbon, ledger, traffic
+from agents import audit, carbon, fusion, ledger, traffic
 from app.faust_app import Governor, create_app
 from app.metrics import Metrics
 from app.policy_feed import PolicyFeed
@@ -15,6 +15,7 @@ from app.settings import Settings
 from app.topics import Catalogue
 from app.web import audit as audit_views
 from app.web import carbon as carbon_views
+from app.web import fusion as fusion_views
 from app.web import health
 from app.web import ledger as ledger_views
 from app.web import traffic as traffic_views
@@ -29,6 +30,8 @@ class Topology:
     audit: audit.AuditPipeline
     traffic: traffic.TrafficPipeline
     policy_feed: PolicyFeed
+    fusion_context: fusion.FusionContext
+    fusion_overlays: fusion.OverlayPipeline
     ledger: ledger.LedgerAppender
     registry: CollectorRegistry
 
@@ -38,12 +41,17 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     catalogue = catalogue or Catalogue.load()
     registry = CollectorRegistry()
     metrics = Metrics(
-        settings.metrics.max_facility_labels, registry, settings.traffic.max_endpoint_labels
+        settings.metrics.max_facility_labels,
+        registry,
+        settings.traffic.max_endpoint_labels,
+        settings.fusion.max_label_sets_per_metric,
+        settings.fusion.max_label_sets_total,
     )
     gov = create_app(settings, catalogue, metrics)
     carbon_pipeline = carbon.register(gov)
     audit_pipeline = audit.register(gov)
     feed, _, traffic_pipeline = traffic.register(gov)
+    fusion_ctx, fusion_requests, fusion_overlays = fusion.register(gov)
     appender = ledger.register(gov)
     if settings.worker.faust_prometheus_sensor:
         setup_prometheus_sensors(
@@ -53,6 +61,7 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     carbon_views.register(gov, carbon_pipeline)
     audit_views.register(gov, audit_pipeline)
     traffic_views.register(gov, feed, traffic_pipeline)
+    fusion_views.register(gov, fusion_ctx, fusion_requests, fusion_overlays)
     ledger_views.register(gov, appender)
     return Topology(
         gov=gov,
@@ -60,6 +69,8 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
         audit=audit_pipeline,
         traffic=traffic_pipeline,
         policy_feed=feed,
+        fusion_context=fusion_ctx,
+        fusion_overlays=fusion_overlays,
         ledger=appender,
         registry=registry,
     )

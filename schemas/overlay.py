@@ -120,6 +120,8 @@ class OverlayRouting(Contract):
     worker reads it to admit requests."""
 
     schema_version: Literal[1] = 1
+    routing_id: str
+    """``<scope>|<version>``."""
     scope: str
     version: int = Field(ge=1)
     """Increases with every change of this scope's routing."""

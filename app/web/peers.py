@@ -44,3 +44,27 @@ async def ask_peers(gov: Governor, path_qs: str) -> list[bytes | None]:
             return None
 
     return list(await asyncio.gather(*(one(p) for p in peer_urls(gov))))
+
+
+async def forward_to_owner(
+    gov: Governor, table: Any, key: str, request: Any, body: bytes
+) -> tuple[int, bytes, str] | None:
+    """Send this request, body included, to the worker owning ``key`` in ``table``.
+
+    ``None`` when this worker is the owner (or the request already came from a peer).
+    Faust's ``table_route`` forwards without the body, which a POST needs.
+    """
+    if is_peer_request(request):
+        return None
+    owner = str(gov.app.router.key_store(table.name, key)).rstrip("/")
+    if owner == str(gov.app.conf.canonical_url).rstrip("/"):
+        return None
+    headers = {
+        k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
+    }
+    headers[LOCAL_ONLY_HEADER] = "1"
+    async with gov.app.http_client.request(
+        request.method, owner + request.path_qs, data=body, headers=headers,
+        timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S * 3),
+    ) as response:  # fmt: skip
+        return response.status, await response.read(), response.content_type

@@ -405,12 +405,12 @@ def settle(
     return TenantOutcome(
         state=current.stamped(RESULTS, position),
         outputs=TenantOutputs(
-            decisions=tuple(decisions), observations=_observations(result, config)
+            decisions=tuple(decisions), observations=observations_of(result, config)
         ),
     )
 
 
-def _observations(result: FusionResult, config: FusionSettings) -> tuple[OverlayObservation, ...]:
+def observations_of(result: FusionResult, config: FusionSettings) -> tuple[OverlayObservation, ...]:
     """What the overlay stage sees of a run: one per scope that judges it."""
     scopes = [scope_of(result.scenario_type, result.overlay)]
     if config.tripwire.scope == "tenant":

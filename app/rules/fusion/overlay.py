@@ -169,9 +169,11 @@ def _routing(
         reasons.append(f"gate {gate_state.value}")
     if downgrade:
         reasons.append("tripwire downgrade active")
+    version = (previous.version if previous else 0) + 1
     return OverlayRouting(
+        routing_id=f"{state.scope}|{version}",
         scope=state.scope,
-        version=(previous.version if previous else 0) + 1,
+        version=version,
         mode=mode,
         downgrade_active=downgrade,
         breaker_state=state.breaker.state,

@@ -1,0 +1,392 @@
+"""AI energy and cost governance: budgets, admissions and results per tenant, then runs per
+scenario and overlay.
+
+- energy-budgets, fusion-requests, fusion-results (key: tenant) → three agents sharing the
+  ``fusion-tenants`` table: budget definitions, admissions with reservations, settlements.
+  Decisions go to energy-decisions; each result's figures go on to fusion-observations,
+  keyed by scope (``<scenario>|<overlay>``, and ``tenant:<id>`` for a per-tenant tripwire).
+- fusion-observations (key: scope) → tripwire, gates, overlay breaker; their events, and a
+  new overlay-routing version whenever routing changes. Every worker reads overlay-routing
+  (:class:`app.routing_feed.RoutingFeed`) to admit requests.
+
+All decisions are in :mod:`app.rules.fusion`; each pipeline writes its outbox entry before
+its state, as the traffic decider does (:mod:`app.outbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agents.base import Pipeline
+from app.dead_letters import source_coordinates
+from app.faust_app import Governor
+from app.outbox import Outbox
+from app.producer import send_same_key
+from app.routing_feed import RoutingFeed
+from app.rules.checks import future_rejection, key_rejection
+from app.rules.dedup import DedupSegment, Position
+from app.rules.fusion import budget as budgets
+from app.rules.fusion import overlay as overlays
+from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
+from app.rules.fusion.overlay import ScopeOutputs, ScopeState
+from schemas.dead_letter import DeadLetterReason
+from schemas.energy import EnergyBudget, EnergyDecision, Outcome
+from schemas.fusion_result import FusionRequest, FusionResult
+from schemas.overlay import BreakerState, GateState, OverlayObservation
+
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("governor.audit")
+
+BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+GATE_GAUGE = {GateState.PASS: 0, GateState.WARN: 1, GateState.BLOCK: 2}
+
+
+class TenantEntry(BaseModel):
+    """A value of fusion-tenants: a tenant's state, or an outbox entry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: TenantState | None = None
+    outputs: TenantOutputs | None = None
+
+
+class ScopeEntry(BaseModel):
+    """A value of fusion-scopes: a scope's state, or an outbox entry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: ScopeState | None = None
+    outputs: ScopeOutputs | None = None
+
+
+def audit_event(event_type: str, **fields: Any) -> None:
+    """One structured JSON audit line (decisions, breaches); never carries secrets."""
+    audit_log.info(json.dumps({"event_type": event_type, **fields}, sort_keys=True, default=str))
+
+
+class FusionContext:
+    """What the fusion pipelines share: the tenants table, the routing feed, the waiters of
+    synchronous admissions."""
+
+    def __init__(self, gov: Governor) -> None:
+        self.gov = gov
+        self.config = gov.settings.fusion
+        self.routing = RoutingFeed(gov.settings)
+        gov.app.task(self.routing.run)
+        self.tenants: Any = None
+        self.waiters: dict[str, asyncio.Future[EnergyDecision]] = {}
+
+    def tenant_state(self, tenant: str) -> TenantState | None:
+        entry = self.tenants.get(tenant)
+        return entry.state if entry is not None else None
+
+    def resolve(self, decisions: tuple[EnergyDecision, ...]) -> None:
+        """Answer a waiting POST /api/v1/fusion/validate."""
+        for decision in decisions:
+            waiter = self.waiters.pop(decision.event_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(decision)
+
+
+class _TenantPipeline(Pipeline):
+    """Decode, check, decide with the budget rules, write outbox then state, send."""
+
+    model: type[Any]
+    source_kind: str
+
+    def __init__(self, gov: Governor, ctx: FusionContext, name: str, source: str) -> None:
+        super().__init__(gov, name, source)
+        self.ctx = ctx
+        self.config = ctx.config
+        if ctx.tenants is None:
+            ctx.tenants = self.table(
+                "fusion-tenants", TenantEntry, "Budget, spend, reservations per tenant; outboxes"
+            )
+        self.decisions_topic = self.output("energy-decisions")
+        self.observations_topic = self.output("fusion-observations")
+        self.box: Outbox[TenantOutputs] = self.outbox(
+            ctx.tenants,
+            lambda outputs: TenantEntry(outputs=outputs),
+            lambda entry: entry.outputs,
+            gov.settings.traffic.outbox_records_per_partition,
+            name=self.source_kind,
+        )
+
+    async def ready(self) -> None:
+        await self.ctx.routing.caught_up.wait()
+
+    async def handle(self, message: Any) -> None:
+        started = time.perf_counter()
+        coordinates = source_coordinates(message)
+        try:
+            value = self.model.from_json_bytes(message.value)
+        except orjson.JSONDecodeError as exc:
+            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
+            return
+        except ValidationError as exc:
+            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+            return
+        rejection = key_rejection(message.key, value.tenant, "tenant") or self.check(
+            value, coordinates["timestamp_ms"]
+        )
+        if rejection is not None:
+            await self.dead_letter(coordinates, rejection.reason, rejection.message)
+            return
+        position = Position(partition=message.partition, offset=message.offset)
+        self.box.ensure_indexed(position.partition)
+        try:
+            outcome = self.decide(value, position)
+        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
+            log.exception("fusion rules failed on %s[%d]@%d", *_where(message))
+            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            return
+        outputs = outcome.outputs
+        if outcome.replayed:
+            outputs = self.box.get(position) or TenantOutputs()
+        if outcome.state is not None:
+            self.box.record(position, outputs)
+            self.ctx.tenants[value.tenant] = TenantEntry(state=outcome.state)
+        self.after(value, position, outcome)
+        await self._send(value.tenant, outputs)
+        if not outcome.replayed:
+            self._count(outputs)
+        self.ctx.resolve(outputs.decisions)
+        self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
+        self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
+
+    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
+        return None
+
+    def decide(self, value: Any, position: Position) -> TenantOutcome:
+        raise NotImplementedError
+
+    def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
+        """Hook: record the event id for deduplication."""
+
+    async def _send(self, tenant: str, outputs: TenantOutputs) -> None:
+        app = self.gov.app
+        await send_same_key(
+            app, self.decisions_topic.get_topic_name(), tenant.encode(),
+            [d.to_json_bytes() for d in outputs.decisions],
+        )  # fmt: skip
+        for obs in outputs.observations:
+            await send_same_key(
+                app, self.observations_topic.get_topic_name(), obs.scope.encode(),
+                [obs.to_json_bytes()],
+            )  # fmt: skip
+
+    def _count(self, outputs: TenantOutputs) -> None:
+        m = self.metrics
+        for d in outputs.decisions:
+            labels = m.fusion_labels("governor_fusion_decisions_total", d.scenario_type, d.overlay)
+            m.fusion_decisions.labels(*labels, d.outcome.value).inc()
+            if d.final_units and d.kind.value == "settlement":
+                m.fusion_energy.labels(*labels, d.outcome.value).inc(d.final_units)
+            audit_event(
+                "energy_decision", decision_id=d.decision_id, tenant=d.tenant, kind=d.kind,
+                outcome=d.outcome, reasons=list(d.reasons), final_units=d.final_units,
+                multipliers={x.name: x.factor for x in d.multipliers},
+                tripwire_active=d.tripwire_active,
+                manual_approval_required=d.requires_manual_approval,
+            )  # fmt: skip
+            if d.outcome is Outcome.REJECTED:
+                audit_event(
+                    "budget_breach", decision_id=d.decision_id, tenant=d.tenant,
+                    reasons=list(d.reasons), used_ratio=d.budget.used_ratio,
+                    state=d.budget.state,
+                )  # fmt: skip
+
+
+class BudgetsPipeline(_TenantPipeline):
+    model = EnergyBudget
+    source_kind = "b"
+
+    def __init__(self, gov: Governor, ctx: FusionContext) -> None:
+        super().__init__(gov, ctx, "fusion-budgets", "energy-budgets")
+        self.start_agent("fusion-budgets")
+
+    def decide(self, value: Any, position: Position) -> TenantOutcome:
+        return budgets.apply_budget(self.ctx.tenant_state(value.tenant), value, position)
+
+
+class RequestsPipeline(_TenantPipeline):
+    model = FusionRequest
+    source_kind = "q"
+
+    def __init__(self, gov: Governor, ctx: FusionContext) -> None:
+        super().__init__(gov, ctx, "fusion-requests", "fusion-requests")
+        self.ids = self.dedup_store(
+            "fusion-request-dedup", self.config.dedup_window_s,
+            self.config.dedup_max_events_per_partition,
+        )  # fmt: skip
+        self.start_agent("fusion-admissions")
+
+    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
+        return future_rejection(
+            value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
+        )
+
+    def decide(self, value: Any, position: Position) -> TenantOutcome:
+        self.ids.ensure_indexed(position.partition)
+        return budgets.admit(
+            self.ctx.tenant_state(value.tenant), value, position,
+            self.ids.first_position(value.event_id), self.ctx.routing.routing, self.config,
+        )  # fmt: skip
+
+    def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
+        if outcome.duplicate:
+            return
+        self.ids.record(_segment(value.tenant, value.event_id, value.timestamp, position))
+
+
+class ResultsPipeline(_TenantPipeline):
+    model = FusionResult
+    source_kind = "r"
+
+    def __init__(self, gov: Governor, ctx: FusionContext) -> None:
+        super().__init__(gov, ctx, "fusion-results", "fusion-results")
+        self.ids = self.dedup_store(
+            "fusion-result-dedup", self.config.dedup_window_s,
+            self.config.dedup_max_events_per_partition,
+        )  # fmt: skip
+        self.start_agent("fusion-settlements")
+
+    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
+        return future_rejection(
+            value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
+        )
+
+    def decide(self, value: Any, position: Position) -> TenantOutcome:
+        self.ids.ensure_indexed(position.partition)
+        return budgets.settle(
+            self.ctx.tenant_state(value.tenant), value, position,
+            self.ids.first_position(value.event_id), self.ctx.routing.routing, self.config,
+        )  # fmt: skip
+
+    def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
+        if outcome.duplicate:
+            return
+        self.ids.record(_segment(value.tenant, value.event_id, value.timestamp, position))
+        if not outcome.replayed:
+            m = self.metrics
+            labels = m.fusion_labels("governor_fusion_latency_seconds", value.scenario_type,
+                                     value.overlay)  # fmt: skip
+            m.fusion_latency.labels(*labels, value.result.value).observe(value.latency_ms / 1000)
+            m.fusion_token_delta.labels(*labels, value.result.value).observe(
+                value.token_delta_pct / 100
+            )
+            m.fusion_quality.labels(*labels, value.result.value).observe(value.quality_score)
+
+
+class OverlayPipeline(Pipeline):
+    """fusion-observations → tripwire, gates, breaker events and routing, per scope."""
+
+    def __init__(self, gov: Governor) -> None:
+        super().__init__(gov, "fusion-overlays", "fusion-observations")
+        self.config = gov.settings.fusion
+        self.scopes = self.table(
+            "fusion-scopes", ScopeEntry, "Tripwire, gates and breaker per scope; outbox"
+        )
+        self.box: Outbox[ScopeOutputs] = self.outbox(
+            self.scopes,
+            lambda outputs: ScopeEntry(outputs=outputs),
+            lambda entry: entry.outputs,
+            gov.settings.traffic.outbox_records_per_partition,
+        )
+        self.topics = {
+            name: self.output(name)
+            for name in (
+                "tripwire-events", "fusion-gate-events", "overlay-breaker-events",
+                "overlay-routing",
+            )
+        }  # fmt: skip
+        self.start_agent("fusion-overlays")
+
+    def scope_state(self, scope: str) -> ScopeState | None:
+        entry = self.scopes.get(scope)
+        return entry.state if entry is not None else None
+
+    async def handle(self, message: Any) -> None:
+        coordinates = source_coordinates(message)
+        try:
+            obs = OverlayObservation.from_json_bytes(message.value)
+        except orjson.JSONDecodeError as exc:
+            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
+            return
+        except ValidationError as exc:
+            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+            return
+        rejection = key_rejection(message.key, obs.scope, "scope")
+        if rejection is not None:
+            await self.dead_letter(coordinates, rejection.reason, rejection.message)
+            return
+        position = Position(partition=message.partition, offset=message.offset)
+        self.box.ensure_indexed(position.partition)
+        outcome = overlays.observe(self.scope_state(obs.scope), obs, position, self.config)
+        outputs = outcome.outputs
+        if outcome.replayed:
+            outputs = self.box.get(position) or ScopeOutputs()
+        if outcome.state is not None:
+            self.box.record(position, outputs)
+            self.scopes[obs.scope] = ScopeEntry(state=outcome.state)
+        await self._send(obs.scope, outputs)
+        if not outcome.replayed and outcome.state is not None:
+            self._count(obs, outcome.state, outputs)
+        self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
+
+    async def _send(self, scope: str, outputs: ScopeOutputs) -> None:
+        records: list[tuple[str, list[bytes]]] = [
+            ("tripwire-events", [e.to_json_bytes() for e in outputs.tripwire_events]),
+            ("fusion-gate-events", [g.to_json_bytes() for g in outputs.gate_transitions]),
+            ("overlay-breaker-events", [b.to_json_bytes() for b in outputs.breaker_transitions]),
+            ("overlay-routing", [outputs.routing.to_json_bytes()] if outputs.routing else []),
+        ]
+        for name, values in records:
+            await send_same_key(
+                self.gov.app, self.topics[name].get_topic_name(), scope.encode(), values
+            )
+
+    def _count(self, obs: OverlayObservation, state: ScopeState, outputs: ScopeOutputs) -> None:
+        m = self.metrics
+        labels = m.fusion_labels("governor_fusion_breaker_state", obs.scenario_type, obs.overlay)
+        if not overlays.is_tenant_scope(obs.scope):
+            m.fusion_breaker_state.labels(*labels).set(BREAKER_GAUGE[state.breaker.state])
+            gate = state.gates.state() if state.gates is not None else GateState.PASS
+            m.fusion_gate_state.labels(*labels).set(GATE_GAUGE[gate])
+        for event in outputs.tripwire_events:
+            m.fusion_tripwire_events.labels(*labels, event.kind.value).inc()
+            audit_event(
+                "budget_tripwire", scope=event.scope, kind=event.kind,
+                consecutive_breaches=event.consecutive_breaches,
+                token_delta_pct=event.token_delta_pct, threshold=event.breach_threshold_pct,
+            )  # fmt: skip
+        for t in outputs.breaker_transitions:
+            audit_event("overlay_breaker", scope=t.scope, to_state=t.to_state, reason=t.reason)
+
+
+def _segment(tenant: str, event_id: str, timestamp: Any, position: Position) -> DedupSegment:
+    return DedupSegment(
+        entity_id=tenant, position=position, max_event_time_s=timestamp.timestamp(),
+        event_ids=(event_id,),
+    )  # fmt: skip
+
+
+def _where(message: Any) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
+
+
+def register(gov: Governor) -> tuple[FusionContext, RequestsPipeline, OverlayPipeline]:
+    """Wire the AI cost governance pipelines into ``gov``."""
+    ctx = FusionContext(gov)
+    BudgetsPipeline(gov, ctx)
+    requests = RequestsPipeline(gov, ctx)
+    ResultsPipeline(gov, ctx)
+    overlay = OverlayPipeline(gov)
+    return ctx, requests, overlay

@@ -1,0 +1,111 @@
+"""The fusion agents through Faust's agent.test_context(): budgets, admissions and results
+share the tenants table; dead letters; outbox; observations forwarded by scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from app.rules.dedup import Position
+from app.rules.fusion.budget import observations_of
+from app.settings import Settings, load_settings
+from app.topology import Topology, build
+from schemas.dead_letter import DeadLetterReason
+from schemas.energy import EnergyDecision, Outcome
+from tests.factories import energy_budget, fusion_request, fusion_result
+
+
+@pytest.fixture
+def topology(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topology]:
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    yield build(load_settings())
+
+
+class Sent:
+    def __init__(self, topology: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.records: dict[str, list[bytes]] = {}
+        self.dead: list[dict[str, Any]] = []
+
+        async def send(app: Any, topic: str, key: bytes, values: Any) -> None:
+            self.records.setdefault(topic, []).extend(values)
+
+        async def dead_letter(**fields: Any) -> None:
+            self.dead.append(fields)
+
+        async def no_metadata_wait(app: Any, topics: Any) -> None:
+            return None
+
+        monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
+        monkeypatch.setattr("agents.fusion.send_same_key", send)
+        for agent_name in (
+            "fusion-budgets",
+            "fusion-admissions",
+            "fusion-settlements",
+            "fusion-overlays",
+        ):
+            pipeline = topology.gov.app.agents[agent_name].fun.__self__
+            monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
+
+    def decisions(self) -> list[EnergyDecision]:
+        return [EnergyDecision.from_json_bytes(v) for v in self.records.get("energy-decisions", [])]
+
+
+async def test_budget_admission_settlement_through_the_agents(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = Sent(topology, monkeypatch)
+    topology.fusion_context.routing.caught_up.set()
+    app = topology.gov.app
+    key = b"tenant-a"
+    async with app.agents["fusion-budgets"].test_context() as budgets:
+        await budgets.put(energy_budget(1000.0).to_json_bytes(), key=key)
+    async with app.agents["fusion-admissions"].test_context() as requests:
+        await requests.put(fusion_request(0).to_json_bytes(), key=key)
+        await requests.put(fusion_request(0).to_json_bytes(), key=key)  # published twice
+        await requests.put(fusion_request(1, estimated_units=2000.0).to_json_bytes(), key=key)
+        await requests.put(b"{oops", key=key)
+        await requests.put(fusion_request(2).to_json_bytes(), key=b"tenant-b")
+    async with app.agents["fusion-settlements"].test_context() as results:
+        await results.put(fusion_result(0, actual_units=80.0).to_json_bytes(), key=key)
+        await results.put(orjson.dumps({"event_id": "x"}), key=key)
+    decided = [(d.decision_id, d.outcome) for d in sent.decisions()]
+    assert decided == [
+        ("run-000000|admission", Outcome.APPROVED),
+        ("run-000001|admission", Outcome.REJECTED),
+        ("run-000000|settlement", Outcome.SETTLED),
+    ]
+    assert [d["reason"] for d in sent.dead] == [
+        DeadLetterReason.UNDECODABLE,
+        DeadLetterReason.KEY_MISMATCH,
+        DeadLetterReason.INVALID_SCHEMA,
+    ]
+    state = topology.fusion_context.tenant_state("tenant-a")
+    assert state is not None and state.spent_units == 80.0 and not state.reservations
+    observations = [orjson.loads(v) for v in sent.records["fusion-observations"]]
+    assert [o["scope"] for o in observations] == ["refund_processing|rollback_first"]
+    requests_pipeline = app.agents["fusion-admissions"].fun.__self__
+    assert requests_pipeline.box.get(Position(partition=0, offset=0)) is not None
+
+
+async def test_overlay_agent_emits_tripwire_and_routing(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = Sent(topology, monkeypatch)
+    agent = topology.gov.app.agents["fusion-overlays"]
+    config = Settings().fusion
+    scope = b"refund_processing|rollback_first"
+    async with agent.test_context() as ctx:
+        for n in range(3):
+            [obs] = observations_of(fusion_result(n, token_delta_pct=30.0), config)
+            await ctx.put(obs.to_json_bytes(), key=scope)
+        await ctx.put(obs.to_json_bytes(), key=b"elsewhere")
+    events = [orjson.loads(v) for v in sent.records["tripwire-events"]]
+    assert [(e["kind"], e["consecutive_breaches"]) for e in events] == [("activated", 3)]
+    routing = [orjson.loads(v) for v in sent.records["overlay-routing"]]
+    assert [(r["version"], r["mode"]) for r in routing] == [(1, "downgraded")]
+    assert [d["reason"] for d in sent.dead] == [DeadLetterReason.KEY_MISMATCH]
+    state = topology.fusion_overlays.scope_state(scope.decode())
+    assert state is not None and state.tripwire.downgrade_active
