@@ -80,6 +80,11 @@ class DedupStore:
             k for k in self._unpersisted_evictions if not k.startswith(prefix)
         )
 
+    def last_offset(self, partition: int) -> int | None:
+        """The newest source offset with a recovered or recorded segment."""
+        self.ensure_indexed(partition)
+        return self.index.last_offset(partition)
+
     def first_position(self, event_id: str) -> Position | None:
         """Where ``event_id`` was first applied, while it is inside the window."""
         segment = self.index.lookup(event_id)

@@ -83,7 +83,6 @@ class OverlayBreakerSettings(_Section):
 
     failure_threshold: int = Field(default=5, ge=1)
     recovery_timeout_s: float = Field(default=300.0, gt=0)
-    half_open_probes: int = Field(default=3, ge=1)
     max_wait_half_open_s: float = Field(default=300.0, gt=0)
 
 

@@ -113,6 +113,12 @@ class Metrics:
             ["pipeline"],
             registry=registry,
         )
+        self.order_resyncs = Counter(
+            "governor_source_resyncs_total",
+            "Times a pipeline found source offsets passed over unprocessed and read them back.",
+            ["pipeline"],
+            registry=registry,
+        )
         self.outbox_misses = Counter(
             "governor_outbox_misses_total",
             "Re-delivered records whose outputs were no longer in the outbox (not re-sent).",

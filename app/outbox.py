@@ -66,6 +66,12 @@ class Outbox(Generic[Outputs]):
         self._index[partition] = deque(f"{prefix}{o}" for o in offsets)
         log.info("outbox %s[%d] holds %d entries", self.table.name, partition, len(offsets))
 
+    def last_offset(self, partition: int) -> int | None:
+        """The newest source offset with an entry (a record known to be processed)."""
+        self.ensure_indexed(partition)
+        entries = self._index[partition]
+        return int(entries[-1].rsplit(":", 1)[1]) if entries else None
+
     def drop_partition(self, partition: int) -> None:
         """Forget a revoked partition's index (rebuilt if it comes back)."""
         self._index.pop(partition, None)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from schemas.common import EnergySource
 from schemas.control_tick import ControlTick
+from schemas.fusion_result import FusionRequest, FusionResult
 from schemas.meter_reading import MeterReading, MeterReadingBatch
 from schemas.request_event import RequestEvent
 from schemas.traffic_policy import BreakerPolicy, PlatformTier, ServiceContract, TrafficPolicy
@@ -163,3 +164,54 @@ def sample_request_records(
     for n in range(count):
         r = sample_request(n, start, run)
         yield r.platform.encode(), r.to_json_bytes(), 1
+
+
+_SCENARIOS = ("refund_processing", "security_incident_containment", "regulatory_audit_prep")
+_OVERLAYS = ("rollback_first", "state_model_first")
+
+
+def sample_fusion_run(
+    n: int, start: datetime, run: str = "s", tenants: int = 3, regressions: bool = True
+) -> tuple[FusionRequest, FusionResult]:
+    """The n-th AI run (one every 2 s): its admission request and its result. With
+    ``regressions``, refund_processing/rollback_first spends 20-30 % more tokens for a
+    while (a tripwire downgrade) and security_incident_containment/state_model_first times
+    out in a burst (its breaker opens)."""
+    scenario = _SCENARIOS[n % len(_SCENARIOS)]
+    overlay = _OVERLAYS[(n // len(_SCENARIOS)) % len(_OVERLAYS)]
+    at = start + timedelta(seconds=2 * n)
+    regressing = (
+        regressions
+        and scenario == _SCENARIOS[0]
+        and overlay == _OVERLAYS[0]
+        and (60 <= n % 600 < 240)
+    )
+    failing = (
+        regressions
+        and scenario == _SCENARIOS[1]
+        and overlay == _OVERLAYS[1]
+        and (300 <= n % 600 < 420)
+    )
+    common = {
+        "event_id": f"{run}-run-{n:07d}",
+        "tenant": f"tenant-{n % tenants}",
+        "scenario_type": scenario,
+        "overlay": overlay,
+        "overlay_version": "0.1.1",
+        "complexity_level": ("low", "medium", "high")[n * 7 % 3],
+        "trust_score": 0.5 if n % 5 == 0 else 0.9,
+        "entropy_score": 0.8 if n % 7 == 0 else 0.3,
+        "emergency_mode": n % 50 == 0,
+        "estimated_units": float(40 + (n * 37) % 120),
+    }
+    request = FusionRequest(**common, timestamp=at)
+    result = FusionResult(
+        **common,
+        actual_units=float(30 + (n * 53) % 130),
+        token_delta_pct=20.0 + n % 10 if regressing else float(n % 9) - 2.0,
+        latency_ms=float(300 + (n * 7919) % 1500),
+        quality_score=round(0.7 + (n % 30) / 100, 2),
+        result="timeout" if failing else ("failure" if n % 97 == 0 else "success"),
+        timestamp=at + timedelta(seconds=1),
+    )
+    return request, result

@@ -7,6 +7,7 @@ Records are yielded batch by batch, so a large topic is never held in memory at 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -88,5 +89,45 @@ async def partition_end(options: dict[str, Any], topic: str, partition: int) -> 
     try:
         tp = TopicPartition(topic, partition)
         return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A record read outside Faust, shaped like the Faust messages agents handle
+    (``timestamp`` in seconds)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: float | None
+
+
+async def read_range(
+    options: dict[str, Any], topic: str, partition: int, start: int, stop: int
+) -> list[SourceRecord]:
+    """The records of one partition with ``start <= offset < stop``, in order."""
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        position = max(first, start)
+        consumer.seek(tp, position)
+        found: list[SourceRecord] = []
+        while position < stop:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for m in batch.get(tp, []):
+                if m.offset < stop:
+                    stamp = m.timestamp / 1000.0 if m.timestamp is not None else None
+                    found.append(
+                        SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, stamp)
+                    )
+            position = await consumer.position(tp)
+        return found
     finally:
         await consumer.stop()

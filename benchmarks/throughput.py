@@ -1,14 +1,16 @@
 """Throughput, latency and memory of a pipeline on a real broker, against a raw baseline.
 
-Run: .venv/bin/python benchmarks/throughput.py [--pipeline carbon|audit|traffic]
+Run: .venv/bin/python benchmarks/throughput.py [--pipeline carbon|audit|traffic|fusion]
      [--readings 200000] [--batch-size 500]
 
 1. Pre-loads N events into the pipeline's input topic (carbon: meter readings, single or in
    per-facility batches; audit: control ticks, one per record; traffic: request events
-   under the sample policy).
+   under the sample policy; fusion: AI run results, never admitted before, so each is
+   admitted and settled: two energy decisions per run).
 2. Baseline: raw aiokafka consume + orjson decode of that same topic, in this process.
 3. Pipeline: starts a worker (a separate process) and times from its readiness until the
-   N-th output record is readable (carbon-emissions; budget-audit; traffic-decisions).
+   last output record is readable (carbon-emissions; budget-audit; traffic-decisions;
+   energy-decisions).
    Peak RSS is sampled.
 4. Latency: produces paced traffic at a fraction of the measured throughput and reports
    produce → output-readable latency percentiles.
@@ -41,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from app.localkafka import LocalBroker, free_port  # noqa: E402
 from app.sample import (  # noqa: E402
+    sample_fusion_run,
     sample_policy,
     sample_records,
     sample_request_records,
@@ -61,6 +64,7 @@ class Workload:
     source: str
     output: str
     unit: str
+    outputs_per_event: int = 1
 
     def records(
         self, count: int, start: datetime, keys: int, batch_size: int, run: str = "s"
@@ -69,6 +73,9 @@ class Workload:
             return list(sample_tick_records(count, start, keys, run))
         if self.name == "traffic":
             return list(sample_request_records(count, start, run))
+        if self.name == "fusion":
+            runs = (sample_fusion_run(n, start, run, tenants=keys)[1] for n in range(count))
+            return [(r.tenant.encode(), r.to_json_bytes(), 1) for r in runs]
         return list(sample_records(count, start, keys, batch_size, run))
 
     def worker_env(self) -> dict[str, str]:
@@ -82,6 +89,8 @@ WORKLOADS = {
     "carbon": Workload("carbon", "meter-readings", "carbon-emissions", "readings"),
     "audit": Workload("audit", "control-ticks", "budget-audit", "ticks"),
     "traffic": Workload("traffic", "request-events", "traffic-decisions", "requests"),
+    # A result never admitted is admitted and settled: two decisions each.
+    "fusion": Workload("fusion", "fusion-results", "energy-decisions", "runs", 2),
 }
 
 
@@ -263,7 +272,7 @@ async def paced_latency(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, enable_idempotence=True)
     await producer.start()
     sent_at: dict[str, float] = {}
-    target = reader.count + count
+    target = reader.count + count * workload.outputs_per_event
     reader.ids = True
     reading = asyncio.ensure_future(reader.read_until(target, timeout_s=seconds + 120))
     interval = seconds / max(len(records), 1)
@@ -321,7 +330,9 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         await reader.start()
         wait_ready(port, proc)
         began = time.perf_counter()
-        await reader.read_until(args.readings, timeout_s=args.timeout, on_poll=sample_rss)
+        await reader.read_until(
+            args.readings * workload.outputs_per_event, timeout_s=args.timeout, on_poll=sample_rss
+        )
         pipeline_s = reader.last_at - began
         sample_rss()
         rate = args.readings / pipeline_s

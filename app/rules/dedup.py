@@ -86,6 +86,11 @@ class DedupIndex:
             self._by_event.setdefault(event_id, segment)
         return self._evict(part)
 
+    def last_offset(self, partition: int) -> int | None:
+        """The newest source offset with a segment in ``partition``."""
+        part = self._partitions.get(partition)
+        return part.segments[-1].position.offset if part and part.segments else None
+
     def drop_partition(self, partition: int) -> None:
         """Forget a partition's segments (it was revoked from this worker)."""
         part = self._partitions.pop(partition, None)

@@ -335,3 +335,12 @@ def test_same_inputs_give_byte_identical_decisions() -> None:
         return [d.to_json_bytes() for d in fusion.decisions]
 
     assert run() == run()
+
+
+def test_an_admission_arriving_after_its_result_changes_nothing() -> None:
+    fusion = governor()
+    fusion.budget(energy_budget(1000.0))
+    fusion.result(fusion_result(0))
+    assert fusion.request(fusion_request(0)) == []
+    assert fusion.tenants["tenant-a"].reserved_units == 0.0
+    assert fusion.tenants["tenant-a"].spent_units == 100.0

@@ -82,6 +82,8 @@ class TenantState(_Frozen):
     reservations: dict[str, Reservation] = {}
     cache: dict[str, CacheEntry] = {}
     used_approvals: dict[str, float] = {}
+    settled: dict[str, float] = {}
+    """Runs settled within the reservation TTL: a late admission of one changes nothing."""
     watermark_s: float | None = None
     applied: dict[str, dict[int, int]] = {}
 
@@ -176,6 +178,8 @@ def _advance(
         update["used_approvals"] = {
             k: at for k, at in state.used_approvals.items() if now_s - at <= 2 * max_age
         }
+    if any(now_s - at >= ttl for at in state.settled.values()):
+        update["settled"] = {k: at for k, at in state.settled.items() if now_s - at < ttl}
     advanced = state.model_copy(update=update)
     released = [
         _expiry(advanced, reservation_id, r, now_s, config)
@@ -254,6 +258,12 @@ def admit(
     current, now_s, released = _advance(
         current, request.timestamp.timestamp(), request.event_id, config
     )
+    if request.event_id in current.settled or request.event_id in current.reservations:
+        # Its result came first (settled, admission recorded then) or it is already admitted.
+        return TenantOutcome(
+            state=current.stamped(REQUESTS, position),
+            outputs=TenantOutputs(decisions=tuple(released)),
+        )
     current, decision = _decide(current, request, now_s, routing, config)
     return TenantOutcome(
         state=current.stamped(REQUESTS, position),
@@ -366,6 +376,7 @@ def settle(
         update={
             "spent_units": current.spent_units + charged,
             "reservations": reservations,
+            "settled": {**current.settled, result.event_id: now_s},
             "cache": cache,
         }
     )

@@ -1,0 +1,211 @@
+"""AI cost governance on a real broker: synchronous admission over HTTP with reservations
+and HMAC approvals, the tripwire and its reset, dead letters, the ledger; two workers and
+a SIGKILL with nothing lost and nothing charged twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from app.fusion_settings import FusionSettings
+from app.rules.fusion import cost, tokens
+from app.sample import sample_fusion_run
+from schemas.dead_letter import DeadLetter, DeadLetterReason
+from schemas.energy import EnergyDecision
+from schemas.ledger import LedgerRecord
+from tests.integration.harness import (
+    TOKEN,
+    Cluster,
+    WorkerProcess,
+    http_get,
+    http_request,
+    kill_mid_stream,
+    metric_value,
+    produce,
+    read_all,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+SECRET = "approval-secret-for-tests"
+ENV = {"GOVERNOR_FUSION__APPROVALS__HMAC_SECRET": SECRET}
+
+
+def post(worker: WorkerProcess, path: str, body: Any, **headers: str) -> tuple[int, Any]:
+    """A POST with the bearer token and extra headers."""
+    import urllib.error
+    import urllib.request
+
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    request = urllib.request.Request(worker.url + path, data=data, method="POST")
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    request.add_header("Content-Type", "application/json")
+    for name, value in headers.items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def routing_mode(worker: WorkerProcess, scope: str) -> str | None:
+    status, body = http_get(worker.url + "/api/v1/fusion/budget/status")
+    entry = body["budget_tripwire"].get(scope) if status == 200 else None
+    return entry["mode"] if entry else None
+
+
+def test_admission_approvals_tripwire_and_dead_letters(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    worker = workers(**ENV)
+    worker.wait_ready()
+    status, _ = post(worker, "/api/v1/fusion/budgets", {"tenant": "acme", "limit_units": 1000})
+    assert status == 202
+    assert post(worker, "/api/v1/fusion/budgets", {"tenant": "acme", "limit_units": -5})[0] == 422
+    assert post(worker, "/api/v1/fusion/budgets", b"{nope")[0] == 400
+    request = {
+        "tenant": "acme", "scenario_type": "refund_processing", "overlay": "rollback_first",
+        "overlay_version": "0.1.1", "estimated_units": 100, "complexity_level": "high",
+    }  # fmt: skip
+    wait_for(lambda: http_get(worker.url + "/api/v1/fusion/budget/status?tenant=acme")[0] == 200)
+
+    # Synchronous admission reserves in the stream's table: seven of 150 fit under 95 %.
+    answers = [post(worker, "/api/v1/fusion/validate", request) for _ in range(7)]
+    assert [s for s, _ in answers] == [200] * 6 + [403]
+    assert answers[0][1]["final_units"] == 150.0
+    assert answers[0][1]["multipliers"] == [{"name": "complexity", "factor": 1.5}]
+    assert answers[5][1]["auto_review"] is True and answers[6][1]["reasons"] == ["hard_limit"]
+    _, status_body = http_get(worker.url + "/api/v1/fusion/budget/status?tenant=acme")
+    assert status_body["budget"]["reserved_units"] == 900.0
+
+    # Above the approval threshold: 403 without a token, 200 with one, 401 when replayed.
+    big = {**request, "tenant": "bigco", "estimated_units": 20_000, "complexity_level": "low"}
+    status, body = post(worker, "/api/v1/fusion/validate", big)
+    assert status == 403 and body["requires_manual_approval"] is True
+    token = tokens.make_token(SECRET.encode(), big, int(time.time()))
+    status, body = post(worker, "/api/v1/fusion/validate", big, **{"X-Approval-Token": token})
+    assert status == 200 and "manual_approval" in body["reasons"]
+    status, body = post(worker, "/api/v1/fusion/validate", big, **{"X-Approval-Token": token})
+    assert status == 401 and "already used" in body["error"]
+    stale = tokens.make_token(SECRET.encode(), big, int(time.time()) - 301)
+    status, body = post(worker, "/api/v1/fusion/validate", big, **{"X-Approval-Token": stale})
+    assert status == 401 and "expired" in body["error"]
+    assert (
+        http_request("POST", worker.url + "/api/v1/fusion/validate", orjson.dumps(request))[0]
+        == 401
+    )
+    assert post(worker, "/api/v1/fusion/validate", {**request, "estimated_units": -1})[0] == 422
+
+    # Three regressions in a row on the stream: the tripwire downgrades, routing says so,
+    # and the next admission is at half cost; an authenticated reset ends it.
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    runs = [sample_fusion_run(n, now, "tw", regressions=False) for n in range(0, 30, 6)]
+    results = [r.model_copy(update={"token_delta_pct": 30.0}) for _, r in runs[:3]]
+    bad = [(b"acme", b"\xff"), (b"acme", orjson.dumps({"tenant": "acme"}))]
+    records = [(r.tenant.encode(), r.to_json_bytes()) for r in results] + bad
+    asyncio.run(produce(cluster, prefix + "fusion-results", records))
+    scope = "refund_processing|rollback_first"
+    wait_for(lambda: routing_mode(worker, scope) == "downgraded")
+    status, body = post(worker, "/api/v1/fusion/validate", {**request, "tenant": "other"})
+    assert status == 200 and body["outcome"] == "downgraded" and body["final_units"] == 75.0
+    reset = {"scope": scope}
+    assert post(worker, "/api/v1/fusion/tripwire/reset", reset)[0] == 401  # no HMAC token
+    token = tokens.make_token(SECRET.encode(), reset, int(time.time()))
+    assert (
+        post(worker, "/api/v1/fusion/tripwire/reset", reset, **{"X-Approval-Token": token})[0]
+        == 202
+    )
+    wait_for(lambda: routing_mode(worker, scope) == "overlay")
+
+    events = asyncio.run(read_all(cluster, prefix + "tripwire-events", 2, 30))
+    assert [orjson.loads(m.value)["kind"] for m in events] == ["activated", "reset"]
+    letters = asyncio.run(read_all(cluster, prefix + "dead-letters", 2, 30))
+    assert sorted(DeadLetter.from_json_bytes(m.value).reason for m in letters) == [
+        DeadLetterReason.INVALID_SCHEMA, DeadLetterReason.UNDECODABLE,
+    ]  # fmt: skip
+    decisions = asyncio.run(read_all(cluster, prefix + "energy-decisions", 10**9, 3))
+    ids = {EnergyDecision.from_json_bytes(m.value).decision_id for m in decisions}
+
+    def ledgered() -> bool:
+        records = asyncio.run(read_all(cluster, prefix + "ledger", 10**9, 3))
+        return ids <= {LedgerRecord.from_json_bytes(m.value).decision_id for m in records}
+
+    wait_for(ledgered, 60, 1)
+    series = (
+        "governor_fusion_tripwire_events_total"
+        '{overlay="rollback_first",result="activated",scenario="refund_processing"}'
+    )
+    assert metric_value(worker, series) == 1
+
+
+def expected_spend(results: list[Any]) -> dict[str, float]:
+    """Per tenant: actual units x multipliers of every unique result (no downgrades here)."""
+    config = FusionSettings().multipliers
+    spend: dict[str, float] = defaultdict(float)
+    for r in {r.event_id: r for r in results}.values():
+        spend[r.tenant] += cost.apply(r.actual_units, cost.multipliers(r.as_request(), config))
+    return spend
+
+
+def _close(got: float | None, want: float) -> bool:
+    """Equal up to float summation order (the live order of requests and results differs)."""
+    return got is not None and abs(got - want) <= 1e-9 * max(1.0, want)
+
+
+def test_two_workers_sigkill_charge_every_run_once(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    runs = [
+        sample_fusion_run(n, start, "crash", tenants=12, regressions=False) for n in range(3000)
+    ]
+    requests = [(q.tenant.encode(), q.to_json_bytes()) for q, _ in runs]
+    results = [r for _, r in runs]
+    retried = results[::50]
+    asyncio.run(produce(cluster, prefix + "fusion-requests", requests))
+    result_records = [(r.tenant.encode(), r.to_json_bytes()) for r in results + retried]
+    asyncio.run(produce(cluster, prefix + "fusion-results", result_records))
+    first = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="fusion-a", **ENV)
+    second = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="fusion-b", **ENV)
+    first.wait_ready()
+    second.wait_ready()
+
+    def settled(worker: WorkerProcess) -> int:
+        return int(
+            metric_value(
+                worker, 'governor_records_total{outcome="accepted",pipeline="fusion-results"}'
+            )
+        )
+
+    progress = kill_mid_stream(first, settled, len(results) // 2, past=0.2)
+    wanted = {f"{r.event_id}|settlement" for r in results}
+
+    def all_settled() -> list[Any] | None:
+        got = asyncio.run(read_all(cluster, prefix + "energy-decisions", 10**9, 3))
+        ids = {EnergyDecision.from_json_bytes(m.value).decision_id for m in got}
+        return got if wanted <= ids else None
+
+    got = wait_for(all_settled, 240, 1)
+    ids = {EnergyDecision.from_json_bytes(m.value).decision_id for m in got}
+    kinds = Counter(i.rsplit("|", 1)[1] for i in ids)
+    assert kinds["settlement"] == len(results) and kinds["admission"] == len(results)
+
+    want = expected_spend(results)
+    for worker in (first, second):
+        for tenant, spend in sorted(want.items()):
+
+            def spent(w: WorkerProcess = worker, t: str = tenant) -> float | None:
+                status, body = http_get(f"{w.url}/api/v1/fusion/budget/status?tenant={t}")
+                return body["budget"]["spent_units"] if status == 200 else None
+
+            wait_for(lambda s=spent, e=spend: s() is not None and abs(s() - e) < 1e-6, 30)  # type: ignore[misc, operator]
+    print(f"killed after {progress} settled; {len(got) - 2 * len(results)} decisions re-sent")
