@@ -101,12 +101,25 @@ def ensure_jars(version: str, cache_dir: Path) -> Path:
     return libs
 
 
+LISTEN_PORTS = range(20_000, 32_000)
+"""Below Linux's ephemeral range (32768-60999): a port the kernel hands out for port 0
+can be taken by an outgoing connection (a Kafka client's, say) before the server that
+asked for it binds it; the CI saw exactly that ("Address already in use")."""
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port outside the ephemeral range that nobody listens on right now."""
+    import random
+
+    for _ in range(200):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port in 20000-31999")
 
 
 def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
