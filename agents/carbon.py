@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
+from app.feeds import GridIntensityFeed, InstrumentsFeed
 from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
 from app.producer import send_same_key
 from app.rules.carbon import (
@@ -31,6 +32,7 @@ from app.rules.carbon import (
     process_readings,
 )
 from app.rules.dedup import Position
+from app.rules.grid import EmissionContext
 from app.rules.retention import DayIndex
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
@@ -61,7 +63,17 @@ class CarbonPipeline(Pipeline):
             self.config.dedup_window_s,
             self.config.dedup_max_events_per_partition,
         )
+        self.grid = GridIntensityFeed(gov.settings)
+        self.instruments = InstrumentsFeed(gov.settings)
+        gov.app.task(self.grid.run)
+        gov.app.task(self.instruments.run)
+        self.context = EmissionContext(self.grid.history, self.instruments.instruments)
         self.start_agent("carbon-emissions")
+
+    async def ready(self) -> None:
+        """Grid intensities and instruments known at start apply from the first reading."""
+        await self.grid.caught_up.wait()
+        await self.instruments.caught_up.wait()
 
     async def handle(self, message: Any) -> None:
         """Process one source record; never raises for bad input."""
@@ -113,7 +125,9 @@ class CarbonPipeline(Pipeline):
             existing = self.totals.get(day_key(facility_id, utc_day))
             if existing is not None:
                 current[utc_day] = existing
-        return process_readings(readings, position, current, self.readings_dedup.index, self.config)
+        return process_readings(
+            readings, position, current, self.readings_dedup.index, self.config, self.context
+        )
 
     def _persist(self, outcome: CarbonOutcome, facility_id: str) -> None:
         """Write the decided state; each write is idempotent under re-delivery."""
@@ -142,7 +156,7 @@ class CarbonPipeline(Pipeline):
         if outcome.replayed_event_ids:
             readings.labels(outcome="replayed").inc(len(outcome.replayed_event_ids))
         self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()
-        sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         for emission in applied:
             label = (
                 self.metrics.facility_label(emission.facility_id),
@@ -150,9 +164,11 @@ class CarbonPipeline(Pipeline):
             )
             sums[label][0] += emission.consumption_kwh
             sums[label][1] += emission.emissions_kg_co2e
-        for (facility, source), (kwh, kg) in sums.items():
+            sums[label][2] += emission.market_based_kg_co2e
+        for (facility, source), (kwh, kg, market_kg) in sums.items():
             self.metrics.energy.labels(facility=facility, source=source).inc(kwh * JOULES_PER_KWH)
             self.metrics.emissions.labels(facility=facility, source=source).inc(kg * GRAMS_PER_KG)
+            self.metrics.market_emissions.labels(facility=facility).inc(market_kg * GRAMS_PER_KG)
         self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.readings_dedup))
 
     # Local queries for the HTTP views (the view routes to the owning worker first).

@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.fusion_settings import FusionSettings
 from schemas.budget_audit import CompliancePeriod
 from schemas.common import EnergySource
@@ -144,6 +145,9 @@ class CarbonSettings(_Section):
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     recent_readings_per_facility: int = Field(default=50, ge=1, le=10_000)
     totals_retention_days: int = Field(default=400, ge=1)
+    residual_mix_kg_co2e_per_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """Market-based factor of grid electricity no instrument covers; unset = the location
+    factor (the GHG Protocol's fallback when no residual mix is published)."""
 
     @model_validator(mode="after")
     def _selected_set_exists(self) -> CarbonSettings:
@@ -338,6 +342,9 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     traffic: TrafficSettings = TrafficSettings()
     fusion: FusionSettings = FusionSettings()
+    carbon_budgets: CarbonBudgetSettings = CarbonBudgetSettings()
+    load: LoadSettings = LoadSettings()
+    optimization: OptimizationSettings = OptimizationSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from agents import audit, carbon, fusion, ledger, traffic
+from agents import audit, carbon, facility, fusion, ledger, traffic
 from app.faust_app import Governor, create_app
 from app.metrics import Metrics
 from app.policy_feed import PolicyFeed
@@ -15,6 +15,7 @@ from app.settings import Settings
 from app.topics import Catalogue
 from app.web import audit as audit_views
 from app.web import carbon as carbon_views
+from app.web import facility as facility_views
 from app.web import fusion as fusion_views
 from app.web import health
 from app.web import ledger as ledger_views
@@ -32,6 +33,7 @@ class Topology:
     policy_feed: PolicyFeed
     fusion_context: fusion.FusionContext
     fusion_overlays: fusion.OverlayPipeline
+    facilities: facility.FacilityContext
     ledger: ledger.LedgerAppender
     registry: CollectorRegistry
 
@@ -52,6 +54,7 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     audit_pipeline = audit.register(gov)
     feed, _, traffic_pipeline = traffic.register(gov)
     fusion_ctx, fusion_requests, fusion_overlays = fusion.register(gov)
+    facilities = facility.register(gov)
     appender = ledger.register(gov)
     if settings.worker.faust_prometheus_sensor:
         setup_prometheus_sensors(
@@ -62,6 +65,7 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     audit_views.register(gov, audit_pipeline)
     traffic_views.register(gov, feed, traffic_pipeline)
     fusion_views.register(gov, fusion_ctx, fusion_requests, fusion_overlays)
+    facility_views.register(gov, facilities)
     ledger_views.register(gov, appender)
     return Topology(
         gov=gov,
@@ -71,6 +75,7 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
         policy_feed=feed,
         fusion_context=fusion_ctx,
         fusion_overlays=fusion_overlays,
+        facilities=facilities,
         ledger=appender,
         registry=registry,
     )

@@ -16,8 +16,22 @@ class AccountingMethod(StrEnum):
     MARKET_BASED = "market_based"
 
 
+class IntensitySource(StrEnum):
+    """Where the location-based factor of an emission came from."""
+
+    STATIC_FACTOR = "static_factor"
+    """The active factor set (``carbon.factor_sets``)."""
+    GRID_INTENSITY = "grid_intensity"
+    """The grid-intensity record in force in the reading's grid zone at its event time."""
+
+
 class CarbonEmission(Contract):
     """Emissions of one reading: ``emissions_kg_co2e = consumption_kwh * factor``.
+
+    Both GHG Protocol Scope 2 figures, each labelled: ``emissions_kg_co2e`` is location-based
+    (``accounting_method``), from the static factor or the grid intensity in force
+    (``intensity_source``); ``market_based_kg_co2e`` applies the facility's contractual
+    instruments (see ``carbon-budgets``) to grid electricity.
 
     ``event_id`` is the reading's own event id, so consumers can deduplicate re-deliveries.
     The record names the factor set, its version and the factor used, so a figure can be
@@ -38,3 +52,8 @@ class CarbonEmission(Contract):
     factor_set: str
     factor_set_version: str
     accounting_method: AccountingMethod
+    grid_zone: EntityId | None = None
+    intensity_source: IntensitySource = IntensitySource.STATIC_FACTOR
+    intensity_valid_from: UtcDatetime | None = None
+    market_based_kg_co2e: float
+    market_factor_kg_co2e_per_kwh: float

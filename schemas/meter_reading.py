@@ -31,6 +31,8 @@ class MeterReading(Contract):
     current_a: FiniteFloat
     power_factor: FiniteFloat
     timestamp: UtcDatetime
+    grid_zone: EntityId | None = None
+    """The grid zone whose carbon intensity applies to grid electricity (grid-intensity)."""
 
 
 class MeterReadingBatch(Contract):

@@ -25,10 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupIndex, DedupSegment, Position
+from app.rules.grid import EmissionContext
 from app.rules.units import MG_PER_KG, MWH_PER_KWH
 from app.rules.watermark import Watermarked
 from app.settings import CarbonSettings
-from schemas.carbon_emission import AccountingMethod, CarbonEmission
+from schemas.carbon_budget import ContractualInstrument
+from schemas.carbon_emission import AccountingMethod, CarbonEmission, IntensitySource
 from schemas.common import EnergySource
 from schemas.dead_letter import DeadLetterReason
 from schemas.meter_reading import MeterReading, MeterReadingBatch
@@ -41,15 +43,10 @@ class SourceTotals(BaseModel):
 
     energy_mwh: int = 0
     emissions_mg_co2e: int = 0
+    """Location-based."""
     readings: int = 0
-
-    def plus(self, energy_mwh: int, emissions_mg: int) -> SourceTotals:
-        """These totals with one more reading added."""
-        return SourceTotals(
-            energy_mwh=self.energy_mwh + energy_mwh,
-            emissions_mg_co2e=self.emissions_mg_co2e + emissions_mg,
-            readings=self.readings + 1,
-        )
+    market_emissions_mg_co2e: int = 0
+    """Market-based (the facility's contractual instruments applied)."""
 
     @property
     def energy_kwh(self) -> float:
@@ -58,6 +55,10 @@ class SourceTotals(BaseModel):
     @property
     def emissions_kg_co2e(self) -> float:
         return self.emissions_mg_co2e / MG_PER_KG
+
+    @property
+    def market_emissions_kg_co2e(self) -> float:
+        return self.market_emissions_mg_co2e / MG_PER_KG
 
 
 class DayTotals(Watermarked):
@@ -178,6 +179,11 @@ class Emission:
     factor_set: str
     factor_set_version: str
     accounting_method: AccountingMethod
+    grid_zone: str | None
+    intensity_source: IntensitySource
+    intensity_valid_from: datetime | None
+    market_based_kg_co2e: float
+    market_factor_kg_co2e_per_kwh: float
 
     def to_json_bytes(self) -> bytes:
         """The carbon-emissions record value, byte-identical to ``CarbonEmission``'s."""
@@ -190,11 +196,34 @@ class Emission:
         )
 
 
-def emission_of(reading: MeterReading, config: CarbonSettings) -> Emission:
-    """Location-based emissions of one reading with the active factor set."""
+def emission_of(
+    reading: MeterReading, config: CarbonSettings, context: EmissionContext | None = None
+) -> Emission:
+    """Both Scope 2 figures of one reading.
+
+    Location-based: grid electricity at the grid intensity in force in the reading's
+    ``grid_zone`` at its event time when one is known, else the active static factor set.
+    Market-based: grid electricity covered by the facility's contractual instruments at
+    their factors, the rest at the residual mix factor (the location factor when none is
+    configured); other sources are generated on site and count the same in both.
+    """
     factor_set = config.active_factor_set
     factor = factor_set.factors_kg_co2e_per_kwh[reading.energy_source]
+    intensity_source = IntensitySource.STATIC_FACTOR
+    valid_from: datetime | None = None
+    market_factor = factor
+    if reading.energy_source is EnergySource.GRID:
+        if context is not None and context.grid is not None and reading.grid_zone is not None:
+            found = context.grid.at(reading.grid_zone, reading.timestamp)
+            if found is not None:
+                factor = found[0] / 1000.0
+                valid_from = found[1]
+                intensity_source = IntensitySource.GRID_INTENSITY
+        instruments = context.instruments.get(reading.facility_id, ()) if context else ()
+        residual = config.residual_mix_kg_co2e_per_kwh
+        market_factor = _market_factor(instruments, factor if residual is None else residual)
     emissions_mg = round(reading.consumption_kwh * factor * MG_PER_KG)
+    market_mg = round(reading.consumption_kwh * market_factor * MG_PER_KG)
     return Emission(
         schema_version=1,
         event_id=reading.event_id,
@@ -210,24 +239,39 @@ def emission_of(reading: MeterReading, config: CarbonSettings) -> Emission:
         factor_set=config.factor_set,
         factor_set_version=factor_set.version,
         accounting_method=AccountingMethod.LOCATION_BASED,
+        grid_zone=reading.grid_zone,
+        intensity_source=intensity_source,
+        intensity_valid_from=valid_from,
+        market_based_kg_co2e=market_mg / MG_PER_KG,
+        market_factor_kg_co2e_per_kwh=market_factor,
     )
+
+
+def _market_factor(instruments: Sequence[ContractualInstrument], residual: float) -> float:
+    """The blended market-based factor: each instrument's share at its factor, the uncovered
+    share at the residual mix."""
+    covered = sum(i.share for i in instruments)
+    blended = sum(i.share * i.factor_kg_co2e_per_kwh for i in instruments)
+    return blended + max(0.0, 1.0 - covered) * residual
 
 
 def add_to_totals(totals: DayTotals, emissions: Sequence[Emission]) -> DayTotals:
     """``totals`` with ``emissions`` added to their sources (one copy, however many)."""
     sums: dict[EnergySource, list[int]] = {}
     for emission in emissions:
-        acc = sums.setdefault(emission.energy_source, [0, 0, 0])
+        acc = sums.setdefault(emission.energy_source, [0, 0, 0, 0])
         acc[0] += round(emission.consumption_kwh * MWH_PER_KWH)
         acc[1] += round(emission.emissions_kg_co2e * MG_PER_KG)
         acc[2] += 1
+        acc[3] += round(emission.market_based_kg_co2e * MG_PER_KG)
     by_source = dict(totals.by_source)
-    for source, (energy_mwh, emissions_mg, readings) in sums.items():
+    for source, (energy_mwh, emissions_mg, readings, market_mg) in sums.items():
         before = by_source.get(source, SourceTotals())
         by_source[source] = SourceTotals(
             energy_mwh=before.energy_mwh + energy_mwh,
             emissions_mg_co2e=before.emissions_mg_co2e + emissions_mg,
             readings=before.readings + readings,
+            market_emissions_mg_co2e=before.market_emissions_mg_co2e + market_mg,
         )
     return totals.model_copy(update={"by_source": by_source})
 
@@ -238,6 +282,7 @@ def process_readings(
     days: Mapping[date, DayTotals],
     dedup: DedupIndex,
     config: CarbonSettings,
+    context: EmissionContext | None = None,
 ) -> CarbonOutcome:
     """Decide one source record's readings against the current state.
 
@@ -256,7 +301,7 @@ def process_readings(
             outcome.duplicate_event_ids.append(event_id)
             continue
         seen_here.add(event_id)
-        emission = emission_of(reading, config)
+        emission = emission_of(reading, config, context)
         outcome.emissions.append(emission)
         current = days.get(emission.utc_day)
         if current is not None and current.has_applied(position):

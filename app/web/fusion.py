@@ -19,13 +19,12 @@ from typing import Any
 
 import orjson
 from faust.web import View
-from pydantic import ValidationError
 
 from agents.fusion import FusionContext, OverlayPipeline, RequestsPipeline
 from app.faust_app import Governor
 from app.rules.fusion import budget as budgets
 from app.rules.fusion import tokens
-from app.web.http import authorised, problem, read_body, reply, too_large
+from app.web.http import BadInput, authorised, parse, problem, read_body, reply, too_large
 from app.web.peers import forward_to_owner
 from schemas.energy import EnergyBudget, Outcome
 from schemas.fusion_result import FusionRequest
@@ -33,31 +32,6 @@ from schemas.overlay import ObservationKind, OverlayObservation
 
 DECISION_WAIT_S = 10.0
 APPROVAL_HEADER = "X-Approval-Token"
-
-
-class BadInput(ValueError):
-    """A request body a person has to fix: 400 (not JSON) or 422 (not the contract)."""
-
-    def __init__(self, status: int, message: str, details: list[dict[str, str]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.details = details or []
-
-
-def parse(model: type[Any], body: bytes, defaults: dict[str, Any]) -> Any:
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadInput(400, f"body is not JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BadInput(400, "body must be a JSON object")
-    try:
-        return model.model_validate({**defaults, **raw})
-    except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
-        ]
-        raise BadInput(422, f"body does not match {model.__name__}", details) from None
 
 
 class UsedTokens:

@@ -6,7 +6,7 @@ import hmac
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from app.faust_app import Governor
 
@@ -66,3 +66,28 @@ def authorised(gov: Governor, request: Any) -> tuple[bool, str]:
     if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
         return False, "invalid bearer token"
     return True, ""
+
+
+class BadInput(ValueError):
+    """A request body a person has to fix: 400 (not JSON) or 422 (not the contract)."""
+
+    def __init__(self, status: int, message: str, details: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.details = details or []
+
+
+def parse(model: type[Any], body: bytes, defaults: dict[str, Any]) -> Any:
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(400, f"body is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BadInput(400, "body must be a JSON object")
+    try:
+        return model.model_validate({**defaults, **raw})
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        raise BadInput(422, f"body does not match {model.__name__}", details) from None

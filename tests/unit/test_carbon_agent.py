@@ -44,6 +44,8 @@ class Recorder:
 
         monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
         monkeypatch.setattr(pipeline, "_send_emissions", send_emissions)
+        pipeline.grid.caught_up.set()  # no broker: the feeds hold nothing
+        pipeline.instruments.caught_up.set()
         monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
 
 

@@ -1,0 +1,353 @@
+"""Carbon budget rules: a facility's emissions counted against its budget for the period,
+the budget state (ok, warning, critical, exceeded) and one alert per state change.
+
+Pure: ``(state, event, config) -> (new state, outputs)`` on event time only. Usage is kept
+in integers (milligrams CO2e, milliwatt-hours) for both Scope 2 methods, so totals do not
+depend on the order they were added in. Each state value carries the highest source offset
+applied per source and partition (one changelog write holds both), so a re-delivered record
+changes nothing and its alerts are re-sent from the outbox instead.
+
+Periods: calendar day, month, quarter or year in ``carbon_budgets.timezone``. A facility
+without a budget is counted by calendar month, so a budget that arrives mid-month starts
+with the month's usage so far. A reading from before the current period is counted in
+``late_readings`` and not added (its period is closed); one from a later period rolls over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+
+from app.energy_settings import CarbonBudgetSettings
+from app.rules.dedup import Position
+from app.rules.units import MG_PER_KG, MWH_PER_KWH
+from schemas.carbon_budget import (
+    AlertReason,
+    BudgetState,
+    CarbonBudget,
+    CarbonBudgetAlert,
+    CarbonPeriod,
+)
+from schemas.carbon_emission import AccountingMethod, CarbonEmission
+from schemas.common import EnergySource
+
+BUDGETS = "b"
+EMISSIONS = "e"
+SEVERITY = {
+    BudgetState.OK: 0,
+    BudgetState.WARNING: 1,
+    BudgetState.CRITICAL: 2,
+    BudgetState.EXCEEDED: 3,
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Usage(_Frozen):
+    """Energy and both emission figures, in integer milli-units."""
+
+    energy_mwh: int = 0
+    location_mg: int = 0
+    market_mg: int = 0
+    readings: int = 0
+
+    def plus(self, emission: CarbonEmission) -> Usage:
+        return Usage(
+            energy_mwh=self.energy_mwh + round(emission.consumption_kwh * MWH_PER_KWH),
+            location_mg=self.location_mg + round(emission.emissions_kg_co2e * MG_PER_KG),
+            market_mg=self.market_mg + round(emission.market_based_kg_co2e * MG_PER_KG),
+            readings=self.readings + 1,
+        )
+
+    def mg(self, method: AccountingMethod) -> int:
+        return self.market_mg if method is AccountingMethod.MARKET_BASED else self.location_mg
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_mwh / MWH_PER_KWH
+
+
+class FacilityCarbon(_Frozen):
+    """One facility's budget and its usage in the current period."""
+
+    facility_id: str
+    budget: CarbonBudget | None = None
+    period: CarbonPeriod = CarbonPeriod.MONTH
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    total: Usage = Usage()
+    by_source: dict[EnergySource, Usage] = {}
+    by_hour: dict[int, Usage] = {}
+    """Per local hour of day, for load-shifting recommendations."""
+    first_event: datetime | None = None
+    last_event: datetime | None = None
+    state: BudgetState = BudgetState.OK
+    alerts_sent: int = 0
+    late_readings: int = 0
+    applied: dict[str, dict[int, int]] = {}
+
+    def has_applied(self, source: str, position: Position) -> bool:
+        return self.applied.get(source, {}).get(position.partition, -1) >= position.offset
+
+    def stamped(self, source: str, position: Position) -> FacilityCarbon:
+        per_source = {**self.applied.get(source, {}), position.partition: position.offset}
+        return self.model_copy(update={"applied": {**self.applied, source: per_source}})
+
+    @property
+    def method(self) -> AccountingMethod:
+        return self.budget.accounting_method if self.budget else AccountingMethod.LOCATION_BASED
+
+    @property
+    def used_kg(self) -> float:
+        return self.total.mg(self.method) / MG_PER_KG
+
+
+class BudgetOutputs(_Frozen):
+    alerts: tuple[CarbonBudgetAlert, ...] = ()
+
+
+@dataclass(slots=True)
+class BudgetOutcome:
+    state: FacilityCarbon | None = None
+    outputs: BudgetOutputs = field(default_factory=BudgetOutputs)
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """GET /carbon/status: where a facility stands against its budget."""
+
+    facility_id: str
+    period: CarbonPeriod
+    period_start: datetime | None
+    period_end: datetime | None
+    accounting_method: AccountingMethod
+    limit_kg_co2e: float
+    used_kg_co2e: float
+    remaining_kg_co2e: float
+    usage_ratio: float
+    state: BudgetState
+    projected_kg_co2e: float | None
+    projected_usage_ratio: float | None
+    location_based_kg_co2e: float
+    market_based_kg_co2e: float
+    energy_kwh: float
+    late_readings: int
+
+
+def period_bounds(when: datetime, period: CarbonPeriod, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The calendar period holding ``when``, as timezone-aware instants in ``tz``."""
+    local = when.astimezone(tz)
+    if period is CarbonPeriod.DAY:
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        end_naive = start.replace(tzinfo=None) + timedelta(days=1)
+        return start, end_naive.replace(tzinfo=tz)
+    month = local.month
+    if period is CarbonPeriod.QUARTER:
+        month = 3 * ((local.month - 1) // 3) + 1
+    elif period is CarbonPeriod.YEAR:
+        month = 1
+    start = local.replace(month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+    months = {CarbonPeriod.MONTH: 1, CarbonPeriod.QUARTER: 3, CarbonPeriod.YEAR: 12}[period]
+    year, index = divmod(start.month - 1 + months, 12)
+    end = start.replace(year=start.year + year, month=index + 1)
+    return start, end
+
+
+def thresholds(budget: CarbonBudget, config: CarbonBudgetSettings) -> tuple[float, float]:
+    """Warning and critical thresholds (percent): the budget's own, else the configured."""
+    warning = budget.warning_threshold_pct or config.warning_threshold_pct
+    critical = budget.critical_threshold_pct or config.critical_threshold_pct
+    return warning, critical
+
+
+def classify(used_mg: int, budget: CarbonBudget, config: CarbonBudgetSettings) -> BudgetState:
+    """ok below warning, warning from it, critical from critical, exceeded above the limit."""
+    ratio = used_mg / MG_PER_KG / budget.limit_kg_co2e
+    warning, critical = thresholds(budget, config)
+    if ratio > 1.0:
+        return BudgetState.EXCEEDED
+    if ratio * 100 >= critical:
+        return BudgetState.CRITICAL
+    if ratio * 100 >= warning:
+        return BudgetState.WARNING
+    return BudgetState.OK
+
+
+def _alert(
+    state: FacilityCarbon,
+    new_state: BudgetState,
+    reason: AlertReason,
+    emission: CarbonEmission | None,
+) -> CarbonBudgetAlert:
+    assert state.budget is not None and state.period_start is not None
+    sequence = state.alerts_sent + 1
+    start = state.period_start
+    return CarbonBudgetAlert(
+        alert_id=f"{state.facility_id}:{start.strftime('%Y%m%dT%H%M%S%z')}:{sequence}",
+        facility_id=state.facility_id,
+        period=state.period,
+        period_start=start,
+        previous_state=state.state,
+        state=new_state,
+        reason=reason,
+        accounting_method=state.method,
+        used_kg_co2e=state.used_kg,
+        limit_kg_co2e=state.budget.limit_kg_co2e,
+        usage_ratio=round(state.used_kg / state.budget.limit_kg_co2e, 9),
+        reading_event_id=emission.event_id if emission else None,
+        reading_timestamp=emission.timestamp if emission else None,
+    )
+
+
+def _transition(
+    state: FacilityCarbon,
+    reason: AlertReason,
+    emission: CarbonEmission | None,
+    config: CarbonBudgetSettings,
+) -> tuple[FacilityCarbon, tuple[CarbonBudgetAlert, ...]]:
+    """Re-classify ``state``; an alert when the state changed."""
+    if state.budget is None or state.period_start is None:
+        return state, ()
+    new_state = classify(state.total.mg(state.method), state.budget, config)
+    if new_state is state.state:
+        return state, ()
+    alert = _alert(state, new_state, reason, emission)
+    return state.model_copy(update={"state": new_state, "alerts_sent": state.alerts_sent + 1}), (
+        alert,
+    )
+
+
+def _new_period(
+    state: FacilityCarbon, when: datetime, config: CarbonBudgetSettings
+) -> FacilityCarbon:
+    start, end = period_bounds(when, state.period, ZoneInfo(config.timezone))
+    return state.model_copy(
+        update={
+            "period_start": start,
+            "period_end": end,
+            "total": Usage(),
+            "by_source": {},
+            "by_hour": {},
+            "first_event": None,
+            "last_event": None,
+            "state": BudgetState.OK,
+            "alerts_sent": 0,
+        }
+    )
+
+
+def apply_budget(
+    state: FacilityCarbon | None,
+    budget: CarbonBudget,
+    position: Position,
+    config: CarbonBudgetSettings,
+) -> BudgetOutcome:
+    """A new budget definition: the newest by offset governs.
+
+    Same period kind: the usage so far stays and is re-classified (an alert if the new limit
+    or thresholds put it in another state). Another period kind: counting restarts with the
+    next reading's period, since the usage of the new period's earlier part is not known.
+    """
+    current = state or FacilityCarbon(facility_id=budget.facility_id)
+    if current.has_applied(BUDGETS, position):
+        return BudgetOutcome(replayed=True)
+    updated = current.model_copy(update={"budget": budget})
+    if budget.period is not current.period:
+        updated = updated.model_copy(
+            update={"period": budget.period, "period_start": None, "period_end": None,
+                    "state": BudgetState.OK}
+        )  # fmt: skip
+        alerts: tuple[CarbonBudgetAlert, ...] = ()
+    else:
+        updated, alerts = _transition(updated, AlertReason.BUDGET_CHANGED, None, config)
+    return BudgetOutcome(
+        state=updated.stamped(BUDGETS, position), outputs=BudgetOutputs(alerts=alerts)
+    )
+
+
+def apply_emission(
+    state: FacilityCarbon | None,
+    emission: CarbonEmission,
+    position: Position,
+    config: CarbonBudgetSettings,
+) -> BudgetOutcome:
+    """Count one emission record into its facility's period; alert on a state change."""
+    current = state or FacilityCarbon(facility_id=emission.facility_id)
+    if current.has_applied(EMISSIONS, position):
+        return BudgetOutcome(replayed=True)
+    alerts: list[CarbonBudgetAlert] = []
+    when = emission.timestamp
+    if current.period_start is None or current.period_end is None:
+        current = _new_period(current, when, config)
+    elif when < current.period_start:
+        late = current.model_copy(update={"late_readings": current.late_readings + 1})
+        return BudgetOutcome(state=late.stamped(EMISSIONS, position))
+    elif when >= current.period_end:
+        previous = current.state
+        current = _new_period(current, when, config)
+        if previous is not BudgetState.OK and current.budget is not None:
+            reset = _alert(current.model_copy(update={"state": previous}), BudgetState.OK,
+                           AlertReason.ROLLOVER, emission)  # fmt: skip
+            alerts.append(reset)
+            current = current.model_copy(update={"alerts_sent": 1})
+    hour = when.astimezone(ZoneInfo(config.timezone)).hour
+    source = emission.energy_source
+    current = current.model_copy(
+        update={
+            "total": current.total.plus(emission),
+            "by_source": {**current.by_source,
+                          source: current.by_source.get(source, Usage()).plus(emission)},
+            "by_hour": {**current.by_hour, hour: current.by_hour.get(hour, Usage()).plus(emission)},
+            "first_event": min(current.first_event or when, when),
+            "last_event": max(current.last_event or when, when),
+        }
+    )  # fmt: skip
+    current, crossed = _transition(current, AlertReason.CROSSED, emission, config)
+    alerts.extend(crossed)
+    return BudgetOutcome(
+        state=current.stamped(EMISSIONS, position), outputs=BudgetOutputs(alerts=tuple(alerts))
+    )
+
+
+def status_of(state: FacilityCarbon) -> BudgetStatus | None:
+    """The facility's budget status; ``None`` without a budget.
+
+    The projection extrapolates the period's usage at its event-time rate so far (from the
+    period start to the newest reading) to the period's end.
+    """
+    budget = state.budget
+    if budget is None:
+        return None
+    used = state.used_kg
+    projected: float | None = None
+    if state.period_start and state.period_end and state.last_event:
+        elapsed = (state.last_event - state.period_start).total_seconds()
+        length = (state.period_end - state.period_start).total_seconds()
+        if elapsed > 0:
+            projected = round(used * length / elapsed, 6)
+    return BudgetStatus(
+        facility_id=state.facility_id,
+        period=state.period,
+        period_start=state.period_start,
+        period_end=state.period_end,
+        accounting_method=state.method,
+        limit_kg_co2e=budget.limit_kg_co2e,
+        used_kg_co2e=used,
+        remaining_kg_co2e=round(budget.limit_kg_co2e - used, 6),
+        usage_ratio=round(used / budget.limit_kg_co2e, 9),
+        state=state.state,
+        projected_kg_co2e=projected,
+        projected_usage_ratio=(
+            round(projected / budget.limit_kg_co2e, 9) if projected is not None else None
+        ),
+        location_based_kg_co2e=state.total.location_mg / MG_PER_KG,
+        market_based_kg_co2e=state.total.market_mg / MG_PER_KG,
+        energy_kwh=state.total.energy_kwh,
+        late_readings=state.late_readings,
+    )

@@ -1,0 +1,320 @@
+"""HTTP views of carbon budgets, load balancing and optimization (the energy optimization
+reference's endpoints under /api/v1).
+
+Reads are answered by the worker that owns the facility's partition (others forward).
+Writes publish to the input topics; balancing commands are then decided in stream order
+by the owner, which answers with their result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from faust.web import View
+
+from agents.facility import FacilityContext
+from app.faust_app import Governor
+from app.rules import carbon_budget as budgets
+from app.rules import load as loads
+from app.rules import optimization
+from app.rules.units import MG_PER_KG
+from app.web.http import BadInput, authorised, parse, problem, read_body, reply, too_large
+from app.web.peers import forward_to_owner
+from schemas.carbon_budget import CarbonBudget
+from schemas.common import EntityId
+from schemas.load import (
+    BalancingCommand,
+    CommandKind,
+    CommandResult,
+    DecisionStatus,
+    LoadMetric,
+    ManualDecision,
+    decision_facility,
+)
+
+COMMAND_WAIT_S = 10.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _valid_id(value: str) -> bool:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(EntityId).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def register(gov: Governor, ctx: FacilityContext) -> None:
+    app = gov.app
+    load_config = gov.settings.load
+
+    async def owner_reply(view: Any, request: Any, table: Any, facility: str, body: bytes) -> Any:
+        forwarded = await forward_to_owner(gov, table, facility, request, body)
+        if forwarded is None:
+            return None
+        status, payload, _ = forwarded
+        return view.bytes(payload, content_type="application/json", status=status)
+
+    async def publish(view: Any, request: Any, route: str, model: type[Any],
+                      defaults: dict[str, Any], topic: str) -> Any:  # fmt: skip
+        ok, why = authorised(gov, request)
+        if not ok:
+            return problem(view, request, gov, route, 401, why)
+        body = await read_body(request, gov)
+        if body is None:
+            return problem(view, request, gov, route, 413, too_large(gov))
+        try:
+            value = parse(model, body, defaults)
+        except BadInput as exc:
+            return problem(view, request, gov, route, exc.status, str(exc), details=exc.details)
+        metadata = await (
+            await gov.topic(topic).send(key=value.facility_id.encode(), value=value.to_json_bytes())
+        )
+        accepted = {"facility_id": value.facility_id, "topic": topic,
+                    "partition": metadata.partition, "offset": metadata.offset}  # fmt: skip
+        return reply(view, request, gov, route, accepted, status=202)
+
+    async def command(view: Any, request: Any, route: str, facility: str, kind: CommandKind,
+                      body: bytes, **fields: Any) -> Any:  # fmt: skip
+        """Run a balancing command on the facility's owner and return its result."""
+        forwarded = await owner_reply(view, request, ctx.load, facility, body)
+        if forwarded is not None:
+            return forwarded
+        cmd = BalancingCommand(
+            command_id=f"api-{uuid.uuid4().hex}", facility_id=facility, kind=kind,
+            timestamp=datetime.now(UTC), **fields,
+        )  # fmt: skip
+        waiter: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        ctx.waiters[cmd.command_id] = waiter
+        await gov.topic("balancing-commands").send(key=facility.encode(), value=cmd.to_json_bytes())
+        try:
+            result = await asyncio.wait_for(waiter, COMMAND_WAIT_S)
+        except TimeoutError:
+            ctx.waiters.pop(cmd.command_id, None)
+            pending = {"status": "pending", "command_id": cmd.command_id,
+                       "message": "published; see load-decisions for its effect"}  # fmt: skip
+            return reply(view, request, gov, route, pending, status=202)
+        return result
+
+    @app.page("/api/v1/carbon/budget")
+    class PostBudget(View):
+        ROUTE = "/api/v1/carbon/budget"
+
+        async def post(self, request: Any) -> Any:
+            return await publish(self, request, self.ROUTE, CarbonBudget,
+                                 {"updated_at": _now()}, "carbon-budgets")  # fmt: skip
+
+    @app.page("/api/v1/carbon/budget/{facility_id}")
+    class GetBudget(View):
+        ROUTE = "/api/v1/carbon/budget/{facility_id}"
+
+        async def get(self, request: Any, facility_id: str) -> Any:
+            forwarded = await owner_reply(self, request, ctx.carbon, facility_id, b"")
+            if forwarded is not None:
+                return forwarded
+            state = ctx.carbon_state(facility_id)
+            if state is None or state.budget is None:
+                return problem(self, request, gov, self.ROUTE, 404,
+                               f"no carbon budget for facility {facility_id!r}")  # fmt: skip
+            return reply(self, request, gov, self.ROUTE, state.budget)
+
+    @app.page("/api/v1/carbon/status/{facility_id}")
+    class Status(View):
+        ROUTE = "/api/v1/carbon/status/{facility_id}"
+
+        async def get(self, request: Any, facility_id: str) -> Any:
+            forwarded = await owner_reply(self, request, ctx.carbon, facility_id, b"")
+            if forwarded is not None:
+                return forwarded
+            state = ctx.carbon_state(facility_id)
+            status = budgets.status_of(state) if state is not None else None
+            if status is None:
+                return problem(self, request, gov, self.ROUTE, 404,
+                               f"no carbon budget for facility {facility_id!r}")  # fmt: skip
+            return reply(self, request, gov, self.ROUTE, asdict(status))
+
+    @app.page("/api/v1/load/metrics")
+    class PostMetric(View):
+        ROUTE = "/api/v1/load/metrics"
+
+        async def post(self, request: Any) -> Any:
+            defaults = {"event_id": f"api-{uuid.uuid4().hex}", "timestamp": _now()}
+            return await publish(self, request, self.ROUTE, LoadMetric, defaults, "load-metrics")
+
+    @app.page("/api/v1/load/evaluate/{facility_id}")
+    class Evaluate(View):
+        ROUTE = "/api/v1/load/evaluate/{facility_id}"
+
+        async def get(self, request: Any, facility_id: str) -> Any:
+            forwarded = await owner_reply(self, request, ctx.load, facility_id, b"")
+            if forwarded is not None:
+                return forwarded
+            state = ctx.load_state(facility_id)
+            if state is None:
+                return problem(self, request, gov, self.ROUTE, 404,
+                               f"no load metrics for facility {facility_id!r}")  # fmt: skip
+            return reply(self, request, gov, self.ROUTE, asdict(loads.evaluate(state, load_config)))
+
+    @app.page("/api/v1/load/zones/{facility_id}")
+    class Zones(View):
+        ROUTE = "/api/v1/load/zones/{facility_id}"
+
+        async def get(self, request: Any, facility_id: str) -> Any:
+            forwarded = await owner_reply(self, request, ctx.load, facility_id, b"")
+            if forwarded is not None:
+                return forwarded
+            state = ctx.load_state(facility_id)
+            if state is None:
+                return problem(self, request, gov, self.ROUTE, 404,
+                               f"no load metrics for facility {facility_id!r}")  # fmt: skip
+            zones = [asdict(z) for z in loads.evaluate(state, load_config).zones]
+            return reply(self, request, gov, self.ROUTE, zones)
+
+    @app.page("/api/v1/balancing/decisions")
+    class CreateDecision(View):
+        ROUTE = "/api/v1/balancing/decisions"
+
+        async def post(self, request: Any) -> Any:
+            ok, why = authorised(gov, request)
+            if not ok:
+                return problem(self, request, gov, self.ROUTE, 401, why)
+            body = await read_body(request, gov)
+            if body is None:
+                return problem(self, request, gov, self.ROUTE, 413, too_large(gov))
+            try:
+                manual = parse(ManualDecision, body, {})
+            except BadInput as exc:
+                return problem(self, request, gov, self.ROUTE, exc.status, str(exc),
+                               details=exc.details)  # fmt: skip
+            result = await command(self, request, self.ROUTE, manual.facility_id,
+                                   CommandKind.CREATE, body, decision=manual)  # fmt: skip
+            if not isinstance(result, CommandResult):
+                return result
+            return reply(self, request, gov, self.ROUTE, result,
+                         status=201 if result.accepted else 409)  # fmt: skip
+
+    @app.page("/api/v1/balancing/decisions/{facility_id}")
+    class Pending(View):
+        ROUTE = "/api/v1/balancing/decisions/{facility_id}"
+
+        async def get(self, request: Any, facility_id: str) -> Any:
+            forwarded = await owner_reply(self, request, ctx.load, facility_id, b"")
+            if forwarded is not None:
+                return forwarded
+            state = ctx.load_state(facility_id)
+            pending = state.pending() if state is not None else []
+            return reply(self, request, gov, self.ROUTE, list(pending))
+
+    @app.page("/api/v1/balancing/decisions/{decision_id}/execute")
+    class Execute(View):
+        ROUTE = "/api/v1/balancing/decisions/{decision_id}/execute"
+
+        async def post(self, request: Any, decision_id: str) -> Any:
+            ok, why = authorised(gov, request)
+            if not ok:
+                return problem(self, request, gov, self.ROUTE, 401, why)
+            facility = decision_facility(decision_id)
+            if facility is None or not _valid_id(facility):
+                return problem(self, request, gov, self.ROUTE, 400,
+                               f"malformed decision id {decision_id!r}"
+                               " (expected <facility_id>.d<number>)")  # fmt: skip
+            result = await command(self, request, self.ROUTE, facility, CommandKind.EXECUTE,
+                                   b"", decision_id=decision_id)  # fmt: skip
+            if not isinstance(result, CommandResult):
+                return result
+            return reply(self, request, gov, self.ROUTE, result,
+                         status=200 if result.accepted else 404)  # fmt: skip
+
+    @app.page("/api/v1/balancing/auto/{facility_id}")
+    class Auto(View):
+        ROUTE = "/api/v1/balancing/auto/{facility_id}"
+
+        async def post(self, request: Any, facility_id: str) -> Any:
+            ok, why = authorised(gov, request)
+            if not ok:
+                return problem(self, request, gov, self.ROUTE, 401, why)
+            if not _valid_id(facility_id):
+                return problem(self, request, gov, self.ROUTE, 400,
+                               f"malformed facility id {facility_id!r}")  # fmt: skip
+            result = await command(self, request, self.ROUTE, facility_id, CommandKind.AUTO, b"")
+            if not isinstance(result, CommandResult):
+                return result
+            return reply(self, request, gov, self.ROUTE, result)
+
+    def recommendations(facility_id: str) -> list[optimization.Recommendation]:
+        return optimization.recommend(
+            ctx.carbon_state(facility_id), ctx.load_state(facility_id), load_config,
+            gov.settings.optimization,
+        )  # fmt: skip
+
+    @app.page("/api/v1/optimization/recommend/{facility_id}")
+    class Recommend(View):
+        ROUTE = "/api/v1/optimization/recommend/{facility_id}"
+
+        async def get(self, request: Any, facility_id: str) -> Any:
+            forwarded = await owner_reply(self, request, ctx.carbon, facility_id, b"")
+            if forwarded is not None:
+                return forwarded
+            if ctx.carbon_state(facility_id) is None and ctx.load_state(facility_id) is None:
+                return problem(self, request, gov, self.ROUTE, 404,
+                               f"no data for facility {facility_id!r}")  # fmt: skip
+            found = [asdict(r) for r in recommendations(facility_id)]
+            return reply(self, request, gov, self.ROUTE, found)
+
+    @app.page("/api/v1/optimization/report/{facility_id}")
+    class Report(View):
+        ROUTE = "/api/v1/optimization/report/{facility_id}"
+
+        async def get(self, request: Any, facility_id: str) -> Any:
+            forwarded = await owner_reply(self, request, ctx.carbon, facility_id, b"")
+            if forwarded is not None:
+                return forwarded
+            carbon = ctx.carbon_state(facility_id)
+            load = ctx.load_state(facility_id)
+            if carbon is None and load is None:
+                return problem(self, request, gov, self.ROUTE, 404,
+                               f"no data for facility {facility_id!r}")  # fmt: skip
+            status = budgets.status_of(carbon) if carbon is not None else None
+            by_source = {
+                source.value: {
+                    "energy_kwh": usage.energy_kwh,
+                    "location_based_kg_co2e": usage.location_mg / MG_PER_KG,
+                    "market_based_kg_co2e": usage.market_mg / MG_PER_KG,
+                    "readings": usage.readings,
+                }
+                for source, usage in sorted((carbon.by_source if carbon else {}).items())
+            }
+            decisions = sorted(
+                (load.decisions.values() if load else []), key=lambda d: d.decided_at
+            )
+            report = {
+                "facility_id": facility_id,
+                "period": carbon.period if carbon else None,
+                "period_start": carbon.period_start if carbon else None,
+                "period_end": carbon.period_end if carbon else None,
+                "consumption_kwh": carbon.total.energy_kwh if carbon else 0.0,
+                "emissions_by_source": by_source,
+                "budget": asdict(status) if status else None,
+                "load": asdict(loads.evaluate(load, load_config)) if load else None,
+                "decisions_taken": [
+                    d.model_dump(mode="json")
+                    for d in decisions
+                    if d.status is DecisionStatus.EXECUTED
+                ],
+                "decisions_pending": [
+                    d.model_dump(mode="json")
+                    for d in decisions
+                    if d.status is DecisionStatus.PENDING
+                ],
+                "recommendations": [asdict(r) for r in recommendations(facility_id)],
+            }
+            return reply(self, request, gov, self.ROUTE, report)
