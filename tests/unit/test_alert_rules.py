@@ -34,3 +34,14 @@ def test_every_rules_file_is_valid_and_tested() -> None:
             [promtool(), "check", "rules", str(rules)], capture_output=True, text=True
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_loads_every_rules_file_and_no_test_file() -> None:
+    config = (RULES.parent / "prometheus.yml").read_text()
+    loaded = {
+        line.strip().removeprefix("- /etc/prometheus/rules/")
+        for line in config.splitlines()
+        if line.strip().startswith("- /etc/prometheus/rules/")
+    }
+    files = {p.name for p in RULES.glob("*.yml") if not p.name.endswith(".test.yml")}
+    assert loaded == files
