@@ -1,6 +1,6 @@
 """Throughput, latency and memory of a pipeline on a real broker, against a raw baseline.
 
-Run: .venv/bin/python benchmarks/throughput.py [--pipeline carbon|audit|traffic|fusion]
+Run: .venv/bin/python benchmarks/throughput.py [--pipeline carbon|audit|traffic|fusion|budgets|load]
      [--readings 200000] [--batch-size 500]
 
 1. Pre-loads N events into the pipeline's input topic (carbon: meter readings, single or in
@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +54,7 @@ from app.sample import (  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 from app.topic_reader import partitions_of  # noqa: E402
 from app.topics import Catalogue, apply_catalogue  # noqa: E402
+from schemas.load import LoadMetric  # noqa: E402
 
 WORK = REPO / "var" / "bench"
 
@@ -65,6 +68,8 @@ class Workload:
     output: str
     unit: str
     outputs_per_event: int = 1
+    done_series: str | None = None
+    """When set, the end is this worker counter reaching N (a pipeline with few outputs)."""
 
     def records(
         self, count: int, start: datetime, keys: int, batch_size: int, run: str = "s"
@@ -73,6 +78,8 @@ class Workload:
             return list(sample_tick_records(count, start, keys, run))
         if self.name == "traffic":
             return list(sample_request_records(count, start, run))
+        if self.name == "load":
+            return list(_load_records(count, start, keys, run))
         if self.name == "fusion":
             runs = (sample_fusion_run(n, start, run, tenants=keys)[1] for n in range(count))
             return [(r.tenant.encode(), r.to_json_bytes(), 1) for r in runs]
@@ -91,7 +98,33 @@ WORKLOADS = {
     "traffic": Workload("traffic", "request-events", "traffic-decisions", "requests"),
     # A result never admitted is admitted and settled: two decisions each.
     "fusion": Workload("fusion", "fusion-results", "energy-decisions", "runs", 2),
-}
+    # Carbon budgets count carbon-emissions: readings in, the budget agent's count out.
+    "budgets": Workload(
+        "budgets", "meter-readings", "carbon-budget-alerts", "readings",
+        done_series='governor_records_total{outcome="accepted",pipeline="carbon-usage"}',
+    ),
+    "load": Workload(
+        "load", "load-metrics", "load-decisions", "metrics",
+        done_series='governor_records_total{outcome="accepted",pipeline="load-metrics"}',
+    ),
+}  # fmt: skip
+
+
+def _load_records(
+    count: int, start: datetime, facilities: int, run: str
+) -> Iterator[tuple[bytes, bytes, int]]:
+    """Zone loads of ``facilities`` facilities, four zones each, a diurnal-ish swing that
+    crosses the thresholds now and then (so decisions are taken, damped by hysteresis)."""
+    for n in range(count):
+        facility = f"facility-{n % facilities:03d}"
+        zone = f"zone-{(n // facilities) % 4}"
+        swing = 45 * math.sin(n / 97.0 + (n % 4))
+        metric = LoadMetric(
+            event_id=f"{run}-load-{n}", facility_id=facility, zone_id=zone,
+            current_load_kw=round(max(0.0, 70 + swing), 2), capacity_kw=100.0,
+            timestamp=start + timedelta(seconds=n),
+        )  # fmt: skip
+        yield facility.encode(), metric.to_json_bytes(), 1
 
 
 async def create_topics(bootstrap: str, prefix: str) -> None:
@@ -299,6 +332,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def count_until(port: int, series: str, count: int, timeout_s: float, on_poll: Any) -> float:
+    """Poll the worker's /metrics until ``series`` reaches ``count``; when it did."""
+    import urllib.request
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        on_poll()
+        text = await asyncio.to_thread(scrape)
+        value = next((float(line.split()[-1]) for line in text.splitlines()
+                      if line.startswith(series + " ")), 0.0)  # fmt: skip
+        if value >= count:
+            return time.perf_counter()
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{series} did not reach {count} in {timeout_s} s")
+
+
 async def run(args: argparse.Namespace, bootstrap: str) -> None:
     workload = WORKLOADS[args.pipeline]
     unit = workload.unit
@@ -330,10 +383,16 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         await reader.start()
         wait_ready(port, proc)
         began = time.perf_counter()
-        await reader.read_until(
-            args.readings * workload.outputs_per_event, timeout_s=args.timeout, on_poll=sample_rss
-        )
-        pipeline_s = reader.last_at - began
+        if workload.done_series is not None:
+            pipeline_s = await count_until(port, workload.done_series, args.readings,
+                                           args.timeout, sample_rss) - began  # fmt: skip
+            args.latency_seconds = 0  # no output record per event to time
+        else:
+            await reader.read_until(
+                args.readings * workload.outputs_per_event, timeout_s=args.timeout,
+                on_poll=sample_rss,
+            )  # fmt: skip
+            pipeline_s = reader.last_at - began
         sample_rss()
         rate = args.readings / pipeline_s
         latencies: list[float] = []
@@ -356,7 +415,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         proc.wait(timeout=30)
 
     raw_rate = args.readings / raw_s
-    single = args.batch_size <= 1 or workload.name != "carbon"
+    single = args.batch_size <= 1 or workload.name not in ("carbon", "budgets")
     mode = "one per record" if single else f"batches of {args.batch_size}"
     now = datetime.now(UTC)
     ledger = {"thread": "ledger on a worker thread", "process": "ledger in its own process",

@@ -127,3 +127,26 @@ def test_traffic_policy_defaults_yaml_and_validation(
     monkeypatch.setenv("GOVERNOR_TRAFFIC__POLICY_PUBLIC_KEYS", '["not base64!"]')
     with pytest.raises(SettingsError, match="policy public keys"):
         load_settings(path)
+
+
+def test_carbon_budget_and_load_defaults_overrides_and_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOVERNOR_CONFIG", raising=False)
+    settings = load_settings(Path("config/governor.yaml"))
+    budgets, load = settings.carbon_budgets, settings.load
+    assert (budgets.warning_threshold_pct, budgets.critical_threshold_pct) == (80.0, 95.0)
+    assert (load.target_utilization_min, load.target_utilization_max) == (60.0, 80.0)
+    assert (load.scale_up_threshold, load.scale_down_threshold) == (85.0, 50.0)
+    monkeypatch.setenv("GOVERNOR_LOAD__SCALE_UP_THRESHOLD", "90")
+    monkeypatch.setenv("GOVERNOR_CARBON_BUDGETS__TIMEZONE", "Europe/Berlin")
+    overridden = load_settings(Path("config/governor.yaml"))
+    assert overridden.load.scale_up_threshold == 90.0
+    assert overridden.carbon_budgets.timezone == "Europe/Berlin"
+    monkeypatch.setenv("GOVERNOR_LOAD__SCALE_UP_THRESHOLD", "70")
+    with pytest.raises(SettingsError, match="load thresholds must rise"):
+        load_settings(Path("config/governor.yaml"))
+    monkeypatch.delenv("GOVERNOR_LOAD__SCALE_UP_THRESHOLD")
+    monkeypatch.setenv("GOVERNOR_CARBON_BUDGETS__TIMEZONE", "Mars/Olympus")
+    with pytest.raises(SettingsError, match="unknown timezone"):
+        load_settings(Path("config/governor.yaml"))
