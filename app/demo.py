@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app import demo_facility
 from app.audit_log import as_table
 from app.connection import aiokafka_options
 from app.dlq import read_letters
@@ -53,15 +54,26 @@ DEFAULT_CAPACITY_KW = "250"
 """site-000's projection crosses its ceiling (a compliance alert); the others stay under."""
 
 
-def _http(method: str, url: str, body: bytes | None = None, token: str | None = None) -> Any:
+def _http(
+    method: str, url: str, body: bytes | None = None, token: str | None = None, raw: bool = False
+) -> Any:
     request = urllib.request.Request(url, data=body, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return orjson.loads(response.read())
+        with urllib.request.urlopen(request, timeout=20) as response:
+            data = response.read()
     except urllib.error.HTTPError as exc:
-        return orjson.loads(exc.read())
+        data = exc.read()
+    return data.decode() if raw else orjson.loads(data)
+
+
+def _wait(predicate: Any, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the demo waited too long for the worker; see its log")
+        time.sleep(0.5)
 
 
 def _wait_ready(base: str, worker: subprocess.Popen[bytes], log: Path) -> None:
@@ -312,6 +324,8 @@ def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 300
             )
         _wait_ready(base, worker, log)
         _install_policy(base, token, policy_seed)
+        demo_facility.set_budgets(_http, base, token, settings, readings, FACILITIES,
+                                  datetime.now(UTC), _wait)  # fmt: skip
         ticks = SITES * TICKS_PER_SITE
         print(f"Publishing {readings} sample readings, 2 bad records, {ticks} control ticks"
               f" and {requests} API request events ...")  # fmt: skip
@@ -333,6 +347,7 @@ def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 300
             time.sleep(0.5)
         print(f"  every decision appended to the ledger in {time.monotonic() - started:.1f} s")
         _show(settings, base, token)
+        demo_facility.show(_http, base, token, readings, FACILITIES, _wait)
         print(f"\nMetrics: {base}/metrics   Health: {base}/health   API: {base}/api/v1/...")
         print(
             f"API token for POST endpoints: in {token_file} (send 'Authorization: Bearer <token>')"

@@ -14,6 +14,7 @@ from app.energy_settings import LoadSettings, OptimizationSettings
 from app.rules.carbon_budget import FacilityCarbon, Usage
 from app.rules.load import FacilityLoad
 from app.rules.units import MG_PER_KG
+from schemas.common import EnergySource
 
 
 class RecommendationKind(StrEnum):
@@ -73,9 +74,16 @@ def shift_in_time(carbon: FacilityCarbon, config: OptimizationSettings) -> Recom
 def change_source_mix(
     carbon: FacilityCarbon, config: OptimizationSettings
 ) -> Recommendation | None:
-    """Replace part of the highest-factor source with the lowest-factor one already used."""
+    """Replace part of the highest-factor source with the lowest-factor one already used.
+
+    Batteries store energy rather than generate it, so they are never the replacement.
+    """
     used = sorted(
-        ((_intensity(u), s.value, u) for s, u in carbon.by_source.items() if u.energy_mwh > 0),
+        (
+            (_intensity(u), s.value, u)
+            for s, u in carbon.by_source.items()
+            if u.energy_mwh > 0 and s is not EnergySource.BATTERY
+        ),
         key=lambda t: (t[0], t[1]),
     )
     if len(used) < 2 or used[-1][0] <= used[0][0]:

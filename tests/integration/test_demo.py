@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,7 @@ def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_p
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=180,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
@@ -63,6 +64,13 @@ def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_p
     assert {("CONTROL", "ALLOW"), ("CONTROL", "DROP"), ("OBSERVE_ONLY", "ALLOW")} <= kinds
     assert "circuit breaker transition(s)" in out and "requests, circuit" in out
     assert "every decision appended to the ledger" in out
+    assert "Carbon budgets set for 8 facilities" in out
+    states = re.findall(r"^  facility-\d{3}: .* kg CO2e \(.*\) (\w+) ", out, re.MULTILINE)
+    assert sorted(states) == sorted(["ok", "ok", "warning", "warning", "critical", "exceeded",
+                                     "exceeded", "ok"]), states  # fmt: skip
+    assert "shift 22.0 kW zone-0 → zone-1" in out
+    assert "executed\n" in out and "was already executed at" in out
+    assert "Shift flexible load" in out or "Replace" in out
     chains = [line for line in out.splitlines() if line.startswith("  chain ")]
     assert len(chains) == 6 and all(line.endswith(": ok") for line in chains), chains
     assert "POST /api/v1/readings → {'event_ids': ['http-000000000']" in out

@@ -394,6 +394,7 @@ def test_recommendations_come_from_the_facility_data_with_savings() -> None:
         s.emit(emission(hour, 100.0, ctx, grid_zone="Z", timestamp=day + timedelta(hours=hour)))
     s.emit(emission(100, 50.0, ctx, energy_source=EnergySource.COAL))
     s.emit(emission(101, 50.0, ctx, energy_source=EnergySource.SOLAR))
+    s.emit(emission(102, 50.0, ctx, energy_source=EnergySource.BATTERY))  # stores, never replaces
     load = Loads()
     load.metric(metric("a", 90))
     found = optimization.recommend(s.state, load.state, LOAD, OptimizationSettings())
