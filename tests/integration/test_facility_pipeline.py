@@ -179,6 +179,11 @@ def test_budgets_alerts_load_balancing_and_the_http_api(
     wait_for(ledgered, 60, 1)
 
 
+def pending_of(worker: WorkerProcess, facility: str) -> list[Any]:
+    got, body = http_get(f"{worker.url}/api/v1/balancing/decisions/{facility}")
+    return body if got == 200 else []
+
+
 def expected_usage(readings: list[Any], limit: float) -> tuple[dict[str, float], set[str]]:
     """Per facility, location-based kg and the alert ids, from the rules offline."""
     config, carbon = CarbonBudgetSettings(), CarbonSettings()
@@ -236,6 +241,24 @@ def test_two_workers_sigkill_every_facility_exact_from_either_worker(
                 return body["used_kg_co2e"] if got == 200 else None
 
             wait_for(lambda u=used, f=facility: u() == pytest.approx(want[f], abs=1e-9), 120)
+    # Every endpoint answers for any facility from either worker (the owner is asked).
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    for facility in facilities:
+        for zone, load in (("z1", 60.0), ("z0", 95.0)):
+            metric = {"facility_id": facility, "zone_id": zone, "current_load_kw": load,
+                      "capacity_kw": 100.0, "timestamp": now}  # fmt: skip
+            assert post(first, "/api/v1/load/metrics", metric)[0] == 202
+    for facility in facilities:
+        for worker in (first, second):
+            for path in ("load/evaluate", "load/zones", "carbon/budget", "carbon/status",
+                         "optimization/recommend", "optimization/report"):  # fmt: skip
+                url = f"{worker.url}/api/v1/{path}/{facility}"
+                wait_for(lambda u=url: http_get(u)[0] == 200, 30)
+        (decision,) = wait_for(lambda f=facility: pending_of(second, f), 30)
+        execute = f"/api/v1/balancing/decisions/{decision['decision_id']}/execute"
+        once, again = post(first, execute, b""), post(second, execute, b"")
+        assert once[1]["executed"] is True and again[1]["already_executed"] is True
+
     alerts = asyncio.run(read_all(cluster, prefix + "carbon-budget-alerts", 10**9, 5))
     got_ids = [CarbonBudgetAlert.from_json_bytes(m.value).alert_id for m in alerts]
     assert set(got_ids) == alert_ids
