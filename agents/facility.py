@@ -209,7 +209,7 @@ class CarbonUsagePipeline(_CarbonPipeline):
         self.ids.ensure_indexed(position.partition)
         first = self.ids.first_position(value.event_id)
         if first is not None and first != position:
-            self.metrics.readings.labels(outcome="duplicate_emission").inc()
+            self.metrics.records.labels(pipeline=self.name, outcome="duplicate").inc()
             return
         state = self.ctx.carbon_state(value.facility_id)
         outcome = budgets.apply_emission(state, value, position, self.config)

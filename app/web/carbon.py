@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.carbon import CarbonPipeline
 from app.faust_app import Governor
-from app.rules.carbon import DayTotals, check_record
+from app.rules.carbon import DayTotals, check_record, emission_of
 from app.web.http import authorised, problem, read_body, reply, too_large
 from app.web.peers import ask_peers, is_peer_request
 from schemas.carbon_emission import CarbonEmission
@@ -28,6 +28,7 @@ class SourceSummary(BaseModel):
     energy_source: EnergySource
     energy_kwh: float
     emissions_kg_co2e: float
+    market_based_kg_co2e: float
     readings: int
 
 
@@ -35,18 +36,23 @@ class DaySummary(BaseModel):
     utc_day: date
     energy_kwh: float
     emissions_kg_co2e: float
+    market_based_kg_co2e: float
     readings: int
     sources: list[SourceSummary]
 
 
 class FacilityEmissions(BaseModel):
-    """GET /carbon/emissions/{facility_id}: per-day, per-source totals and their sum."""
+    """GET /carbon/emissions/{facility_id}: per-day, per-source totals and their sum.
+
+    ``emissions_kg_co2e`` is location-based (``accounting_method``); ``market_based_kg_co2e``
+    applies the facility's contractual instruments."""
 
     facility_id: str
     factor_set: str
     accounting_method: str
     energy_kwh: float
     emissions_kg_co2e: float
+    market_based_kg_co2e: float
     readings: int
     days: list[DaySummary]
 
@@ -59,6 +65,8 @@ class Accepted(BaseModel):
     topic: str
     partition: int
     offset: int
+    emissions: list[CarbonEmission] | None = None
+    """POST /carbon/process only: the emissions computed for the reading(s)."""
 
 
 def summarise(facility_id: str, factor_set: str, days: list[DayTotals]) -> FacilityEmissions:
@@ -70,17 +78,20 @@ def summarise(facility_id: str, factor_set: str, days: list[DayTotals]) -> Facil
                 energy_source=source,
                 energy_kwh=t.energy_kwh,
                 emissions_kg_co2e=t.emissions_kg_co2e,
+                market_based_kg_co2e=t.market_emissions_kg_co2e,
                 readings=t.readings,
             )
             for source, t in sorted(day.by_source.items())
         ]
         mwh = sum(t.energy_mwh for t in day.by_source.values())
         mg = sum(t.emissions_mg_co2e for t in day.by_source.values())
+        market_mg = sum(t.market_emissions_mg_co2e for t in day.by_source.values())
         summaries.append(
             DaySummary(
                 utc_day=day.utc_day,
                 energy_kwh=mwh / 1e6,
                 emissions_kg_co2e=mg / 1e6,
+                market_based_kg_co2e=market_mg / 1e6,
                 readings=sum(t.readings for t in day.by_source.values()),
                 sources=sources,
             )
@@ -92,6 +103,7 @@ def summarise(facility_id: str, factor_set: str, days: list[DayTotals]) -> Facil
         accounting_method="location_based",
         energy_kwh=sum(t.energy_mwh for t in all_sources) / 1e6,
         emissions_kg_co2e=sum(t.emissions_mg_co2e for t in all_sources) / 1e6,
+        market_based_kg_co2e=sum(t.market_emissions_mg_co2e for t in all_sources) / 1e6,
         readings=sum(t.readings for t in all_sources),
         days=summaries,
     )
@@ -115,58 +127,72 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
     app = gov.app
     source_topic = carbon.source
 
+    async def ingest(view: Any, request: Any, route: str, with_emissions: bool) -> Any:
+        """Validate a reading or batch, publish it to meter-readings; 202 with where it went
+        (and, for /carbon/process, the emissions the carbon agent computes for it with the
+        factors, grid intensities and instruments in force now)."""
+        ok, why = authorised(gov, request)
+        if not ok:
+            return problem(view, request, gov, route, 401, why)
+        body = await read_body(request, gov)
+        if body is None:
+            return problem(view, request, gov, route, 413, too_large(gov))
+        try:
+            payload = with_event_ids(orjson.loads(body))
+            record = parse_meter_record(orjson.dumps(payload))
+        except orjson.JSONDecodeError as exc:
+            return problem(view, request, gov, route, 400, f"body is not JSON: {exc}")
+        except ValidationError as exc:
+            details = [
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors()
+            ]
+            return problem(
+                view, request, gov, route, 422, "reading does not match the schema",
+                details=details,
+            )  # fmt: skip
+        except ValueError as exc:
+            return problem(view, request, gov, route, 422, str(exc))
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        key = record.facility_id.encode()
+        rejection = check_record(key, record, now_ms, gov.settings.carbon)
+        if rejection is not None:
+            return problem(
+                view, request, gov, route, 422, rejection.message, reason=rejection.reason.value,
+            )  # fmt: skip
+        pending = await source_topic.send(
+            key=key, value=record.to_json_bytes(), timestamp=now_ms / 1000
+        )
+        metadata = await pending
+        readings = record.readings if isinstance(record, MeterReadingBatch) else [record]
+        emissions = (
+            [emission_of(r, gov.settings.carbon, carbon.context).to_contract() for r in readings]
+            if with_emissions
+            else None
+        )
+        accepted = Accepted(
+            event_ids=[r.event_id for r in readings],
+            facility_id=record.facility_id,
+            topic=metadata.topic,
+            partition=metadata.partition,
+            offset=metadata.offset,
+            emissions=emissions,
+        )
+        return reply(view, request, gov, route, accepted, status=202)
+
     @app.page("/api/v1/readings")
     class Ingest(View):
         ROUTE = "/api/v1/readings"
 
         async def post(self, request: Any) -> Any:
-            ok, why = authorised(gov, request)
-            if not ok:
-                return problem(self, request, gov, self.ROUTE, 401, why)
-            body = await read_body(request, gov)
-            if body is None:
-                return problem(self, request, gov, self.ROUTE, 413, too_large(gov))
-            try:
-                payload = with_event_ids(orjson.loads(body))
-                record = parse_meter_record(orjson.dumps(payload))
-            except orjson.JSONDecodeError as exc:
-                return problem(self, request, gov, self.ROUTE, 400, f"body is not JSON: {exc}")
-            except ValidationError as exc:
-                details = [
-                    {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                    for e in exc.errors()
-                ]
-                return problem(
-                    self, request, gov, self.ROUTE, 422, "reading does not match the schema",
-                    details=details,
-                )  # fmt: skip
-            except ValueError as exc:
-                return problem(self, request, gov, self.ROUTE, 422, str(exc))
-            now_ms = int(datetime.now(UTC).timestamp() * 1000)
-            key = record.facility_id.encode()
-            rejection = check_record(key, record, now_ms, gov.settings.carbon)
-            if rejection is not None:
-                return problem(
-                    self, request, gov, self.ROUTE, 422, rejection.message,
-                    reason=rejection.reason.value,
-                )  # fmt: skip
-            pending = await source_topic.send(
-                key=key, value=record.to_json_bytes(), timestamp=now_ms / 1000
-            )
-            metadata = await pending
-            ids = (
-                [r.event_id for r in record.readings]
-                if isinstance(record, MeterReadingBatch)
-                else [record.event_id]
-            )
-            accepted = Accepted(
-                event_ids=ids,
-                facility_id=record.facility_id,
-                topic=metadata.topic,
-                partition=metadata.partition,
-                offset=metadata.offset,
-            )
-            return reply(self, request, gov, self.ROUTE, accepted, status=202)
+            return await ingest(self, request, self.ROUTE, with_emissions=False)
+
+    @app.page("/api/v1/carbon/process")
+    class Process(View):
+        ROUTE = "/api/v1/carbon/process"
+
+        async def post(self, request: Any) -> Any:
+            return await ingest(self, request, self.ROUTE, with_emissions=True)
 
     @app.page("/api/v1/readings/facility/{facility_id}")
     class FacilityReadings(View):

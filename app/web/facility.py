@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faust.web import View
+from pydantic import TypeAdapter, ValidationError
 
 from agents.facility import FacilityContext
 from app.faust_app import Governor
@@ -43,11 +44,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _valid_id(value: str) -> bool:
-    from pydantic import TypeAdapter, ValidationError
+_ENTITY_ID: TypeAdapter[str] = TypeAdapter(EntityId)
 
+
+def _valid_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed facility id (it becomes a Kafka key)."""
     try:
-        TypeAdapter(EntityId).validate_python(value)
+        _ENTITY_ID.validate_python(value)
     except ValidationError:
         return False
     return True

@@ -172,6 +172,18 @@ def test_budgets_alerts_load_balancing_and_the_http_api(
     ]
     wanted = {a.alert_id for a in alerts} | {d.record_id for d in decisions}
 
+    # POST /carbon/process publishes like /readings and says what the agent will compute.
+    processed = reading(99, facility_id="plant-2", event_id="processed-1", consumption_kwh=10.0,
+                        grid_zone="Z1", timestamp=start + timedelta(hours=1))  # fmt: skip
+    got, body = post(worker, "/api/v1/carbon/process", processed.to_json_bytes())
+    assert got == 202 and body["event_ids"] == ["processed-1"]
+    (computed,) = body["emissions"]
+    assert computed["intensity_source"] == "grid_intensity"
+    assert computed["emissions_kg_co2e"] == pytest.approx(3.0)
+    assert computed["market_based_kg_co2e"] == 0.0
+    _, totals = http_get(worker.url + "/api/v1/carbon/emissions/plant-2")
+    assert totals["market_based_kg_co2e"] == 0.0 and totals["emissions_kg_co2e"] >= 120.0
+
     def ledgered() -> bool:
         got = asyncio.run(read_all(cluster, prefix + "ledger", 10**9, 3))
         return wanted <= {LedgerRecord.from_json_bytes(m.value).decision_id for m in got}
