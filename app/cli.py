@@ -93,6 +93,26 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    """Write (or with --check, verify) the AsyncAPI document of every topic."""
+    from importlib.metadata import version
+
+    from app.asyncapi import render
+
+    text = render(Catalogue.load(), version("governor"))
+    out = Path(args.out)
+    if args.check:
+        current = out.read_text(encoding="utf-8") if out.exists() else ""
+        if current != text:
+            print(f"{out} is out of date: run `governor asyncapi`", file=sys.stderr)
+            return 1
+        print(f"{out} is current")
+        return 0
+    out.write_text(text, encoding="utf-8")
+    print(out)
+    return 0
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     """List dead letters, or re-publish selected ones to their source topic."""
     from app.dlq import read_letters, republish
@@ -467,6 +487,10 @@ def parser() -> argparse.ArgumentParser:
     schemas.add_argument("action", choices=["export"])
     schemas.add_argument("--out", default="schemas/json", help="output directory")
     schemas.set_defaults(func=cmd_schemas)
+    asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI document of the topics")
+    asyncapi.add_argument("--out", default="asyncapi.yaml")
+    asyncapi.add_argument("--check", action="store_true", help="only verify it is current")
+    asyncapi.set_defaults(func=cmd_asyncapi)
     dlq = sub.add_parser("dlq", help="list or re-publish dead letters")
     dlq.add_argument("action", choices=["list", "republish"])
     dlq.add_argument("--reason", help="only dead letters with this reason")

@@ -72,7 +72,7 @@ class CarbonBudget(Contract):
         return self
 
 
-class BudgetState(StrEnum):
+class CarbonBudgetState(StrEnum):
     OK = "ok"
     WARNING = "warning"
     CRITICAL = "critical"
@@ -100,8 +100,8 @@ class CarbonBudgetAlert(Contract):
     facility_id: EntityId
     period: CarbonPeriod
     period_start: datetime
-    previous_state: BudgetState
-    state: BudgetState
+    previous_state: CarbonBudgetState
+    state: CarbonBudgetState
     reason: AlertReason
     accounting_method: AccountingMethod
     used_kg_co2e: float

@@ -26,9 +26,9 @@ from app.rules.dedup import Position
 from app.rules.units import MG_PER_KG, MWH_PER_KWH
 from schemas.carbon_budget import (
     AlertReason,
-    BudgetState,
     CarbonBudget,
     CarbonBudgetAlert,
+    CarbonBudgetState,
     CarbonPeriod,
 )
 from schemas.carbon_emission import AccountingMethod, CarbonEmission
@@ -37,10 +37,10 @@ from schemas.common import EnergySource
 BUDGETS = "b"
 EMISSIONS = "e"
 SEVERITY = {
-    BudgetState.OK: 0,
-    BudgetState.WARNING: 1,
-    BudgetState.CRITICAL: 2,
-    BudgetState.EXCEEDED: 3,
+    CarbonBudgetState.OK: 0,
+    CarbonBudgetState.WARNING: 1,
+    CarbonBudgetState.CRITICAL: 2,
+    CarbonBudgetState.EXCEEDED: 3,
 }
 
 
@@ -86,7 +86,7 @@ class FacilityCarbon(_Frozen):
     """Per local hour of day, for load-shifting recommendations."""
     first_event: datetime | None = None
     last_event: datetime | None = None
-    state: BudgetState = BudgetState.OK
+    state: CarbonBudgetState = CarbonBudgetState.OK
     alerts_sent: int = 0
     late_readings: int = 0
     applied: dict[str, dict[int, int]] = {}
@@ -131,7 +131,7 @@ class BudgetStatus:
     used_kg_co2e: float
     remaining_kg_co2e: float
     usage_ratio: float
-    state: BudgetState
+    state: CarbonBudgetState
     projected_kg_co2e: float | None
     projected_usage_ratio: float | None
     location_based_kg_co2e: float
@@ -166,22 +166,22 @@ def thresholds(budget: CarbonBudget, config: CarbonBudgetSettings) -> tuple[floa
     return warning, critical
 
 
-def classify(used_mg: int, budget: CarbonBudget, config: CarbonBudgetSettings) -> BudgetState:
+def classify(used_mg: int, budget: CarbonBudget, config: CarbonBudgetSettings) -> CarbonBudgetState:
     """ok below warning, warning from it, critical from critical, exceeded above the limit."""
     ratio = used_mg / MG_PER_KG / budget.limit_kg_co2e
     warning, critical = thresholds(budget, config)
     if ratio > 1.0:
-        return BudgetState.EXCEEDED
+        return CarbonBudgetState.EXCEEDED
     if ratio * 100 >= critical:
-        return BudgetState.CRITICAL
+        return CarbonBudgetState.CRITICAL
     if ratio * 100 >= warning:
-        return BudgetState.WARNING
-    return BudgetState.OK
+        return CarbonBudgetState.WARNING
+    return CarbonBudgetState.OK
 
 
 def _alert(
     state: FacilityCarbon,
-    new_state: BudgetState,
+    new_state: CarbonBudgetState,
     reason: AlertReason,
     emission: CarbonEmission | None,
 ) -> CarbonBudgetAlert:
@@ -236,7 +236,7 @@ def _new_period(
             "by_hour": {},
             "first_event": None,
             "last_event": None,
-            "state": BudgetState.OK,
+            "state": CarbonBudgetState.OK,
             "alerts_sent": 0,
         }
     )
@@ -261,7 +261,7 @@ def apply_budget(
     if budget.period is not current.period:
         updated = updated.model_copy(
             update={"period": budget.period, "period_start": None, "period_end": None,
-                    "state": BudgetState.OK}
+                    "state": CarbonBudgetState.OK}
         )  # fmt: skip
         alerts: tuple[CarbonBudgetAlert, ...] = ()
     else:
@@ -291,8 +291,8 @@ def apply_emission(
     elif when >= current.period_end:
         previous = current.state
         current = _new_period(current, when, config)
-        if previous is not BudgetState.OK and current.budget is not None:
-            reset = _alert(current.model_copy(update={"state": previous}), BudgetState.OK,
+        if previous is not CarbonBudgetState.OK and current.budget is not None:
+            reset = _alert(current.model_copy(update={"state": previous}), CarbonBudgetState.OK,
                            AlertReason.ROLLOVER, emission)  # fmt: skip
             alerts.append(reset)
             current = current.model_copy(update={"alerts_sent": 1})

@@ -21,8 +21,8 @@ from app.rules.load import FacilityLoad, ZoneState
 from app.settings import CarbonSettings
 from schemas.carbon_budget import (
     AlertReason,
-    BudgetState,
     CarbonBudget,
+    CarbonBudgetState,
     CarbonPeriod,
     ContractualInstrument,
     GridIntensity,
@@ -132,9 +132,9 @@ def test_each_threshold_crossing_alerts_exactly_once_with_the_reading() -> None:
         s.emit(emission(n, 10.0))
     states = [(a.previous_state, a.state) for a in s.alerts]
     assert states == [
-        (BudgetState.OK, BudgetState.WARNING),  # 20 x 4.2 = 84 kg >= 80
-        (BudgetState.WARNING, BudgetState.CRITICAL),  # 23 x 4.2 = 96.6 >= 95
-        (BudgetState.CRITICAL, BudgetState.EXCEEDED),  # 24 x 4.2 = 100.8 > 100
+        (CarbonBudgetState.OK, CarbonBudgetState.WARNING),  # 20 x 4.2 = 84 kg >= 80
+        (CarbonBudgetState.WARNING, CarbonBudgetState.CRITICAL),  # 23 x 4.2 = 96.6 >= 95
+        (CarbonBudgetState.CRITICAL, CarbonBudgetState.EXCEEDED),  # 24 x 4.2 = 100.8 > 100
     ]
     assert [a.reading_event_id for a in s.alerts] == ["evt-000019", "evt-000022", "evt-000023"]
     assert all(a.reason is AlertReason.CROSSED for a in s.alerts)
@@ -146,7 +146,7 @@ def test_a_jump_over_several_thresholds_is_one_alert() -> None:
     s.budget(budget(10.0))
     s.emit(emission(0, 100.0))
     assert [(a.previous_state, a.state) for a in s.alerts] == [
-        (BudgetState.OK, BudgetState.EXCEEDED)
+        (CarbonBudgetState.OK, CarbonBudgetState.EXCEEDED)
     ]
 
 
@@ -166,7 +166,9 @@ def test_period_rollover_resets_usage_and_state_and_says_so() -> None:
     next_day = BASE_TIME + timedelta(days=1)
     s.emit(emission(1, 1.0, timestamp=next_day))
     assert [a.reason for a in s.alerts] == [AlertReason.CROSSED, AlertReason.ROLLOVER]
-    assert s.alerts[-1].state is BudgetState.OK and s.alerts[-1].reading_event_id == "evt-000001"
+    assert (
+        s.alerts[-1].state is CarbonBudgetState.OK and s.alerts[-1].reading_event_id == "evt-000001"
+    )
     assert s.state is not None and s.state.used_kg == pytest.approx(0.42)
     assert s.state.period_start == datetime(2024, 1, 16, tzinfo=UTC)
     s.emit(emission(2, 1000.0))  # the earlier day is closed: counted as late only
@@ -198,7 +200,10 @@ def test_market_and_location_based_totals_each_count_against_their_budget() -> N
         location.emit(emission(n, 10.0, ctx))
         market.emit(emission(n, 10.0, ctx))
     assert location.state is not None and market.state is not None
-    assert location.state.state is BudgetState.EXCEEDED and market.state.state is BudgetState.OK
+    assert (
+        location.state.state is CarbonBudgetState.EXCEEDED
+        and market.state.state is CarbonBudgetState.OK
+    )
     status = budgets.status_of(market.state)
     assert status is not None
     assert status.location_based_kg_co2e == pytest.approx(126.0)
@@ -224,7 +229,7 @@ def test_a_lower_limit_reclassifies_the_usage_at_once() -> None:
     s.emit(emission(0, 100.0))  # 42 kg
     s.budget(budget(50.0))
     assert [(a.state, a.reason) for a in s.alerts] == [
-        (BudgetState.WARNING, AlertReason.BUDGET_CHANGED)
+        (CarbonBudgetState.WARNING, AlertReason.BUDGET_CHANGED)
     ]
 
 
