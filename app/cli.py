@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -370,6 +372,56 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 1 if parsed.bad else 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write a seeded workload for an input topic as JSONL (stdout or --out)."""
+    from datetime import UTC, datetime
+
+    from app.generate import GENERATORS, Workload, generate
+
+    if args.topic not in GENERATORS:
+        raise UsageError(f"no generator for {args.topic!r} (have: {', '.join(GENERATORS)})")
+    try:
+        start = datetime.fromisoformat(args.start) if args.start else None
+    except ValueError as exc:
+        raise UsageError(f"--start: {exc}") from None
+    if start is not None and start.tzinfo is None:
+        raise UsageError("--start needs a timezone, e.g. 2024-01-15T00:00:00Z")
+    workload = Workload(seed=args.seed, hours=args.hours, facilities=args.facilities)
+    if start is not None:
+        workload = dataclasses.replace(workload, start=start.astimezone(UTC))
+    out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    count = 0
+    try:
+        for line in generate(args.topic, workload):
+            out.write(line + b"\n")
+            count += 1
+    except BrokenPipeError:  # e.g. piped into `head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if args.out:
+            out.close()
+    print(f"{count} {args.topic} record(s), seed {args.seed}", file=sys.stderr)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Print a topic's records live (or from its beginning), filtered by key."""
+    from app.tail import tail
+
+    settings = _settings(args)
+    try:
+        spec = Catalogue.load()[args.topic]
+    except KeyError:
+        raise UsageError(f"unknown topic {args.topic!r} (see topics.yaml)") from None
+    _require_cluster(settings)
+    topic = settings.kafka.topic_prefix + spec.name
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(tail(aiokafka_options(settings.kafka), topic, args.key,
+                         args.from_beginning, args.max, args.compact))  # fmt: skip
+    return 0
+
+
 def cmd_kafka(args: argparse.Namespace) -> int:
     """Run a local single-node broker in the foreground until interrupted."""
     from app.localkafka import LocalBroker
@@ -491,6 +543,21 @@ def parser() -> argparse.ArgumentParser:
     asyncapi.add_argument("--out", default="asyncapi.yaml")
     asyncapi.add_argument("--check", action="store_true", help="only verify it is current")
     asyncapi.set_defaults(func=cmd_asyncapi)
+    gen = sub.add_parser("generate", help="write a seeded, reproducible workload as JSONL")
+    gen.add_argument("topic", help="an input topic, e.g. meter-readings")
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--start", help="ISO 8601 with zone (default 2024-01-15T00:00:00Z)")
+    gen.add_argument("--hours", type=float, default=24.0)
+    gen.add_argument("--facilities", type=int, default=4)
+    gen.add_argument("--out", help="file (default: stdout)")
+    gen.set_defaults(func=cmd_generate)
+    tail_cmd = sub.add_parser("tail", help="print a topic's records live, filtered by key")
+    tail_cmd.add_argument("topic")
+    tail_cmd.add_argument("--key", help="only records with this key (e.g. a facility id)")
+    tail_cmd.add_argument("--from-beginning", action="store_true")
+    tail_cmd.add_argument("--max", type=int, help="stop after this many records")
+    tail_cmd.add_argument("--compact", action="store_true", help="one line per record")
+    tail_cmd.set_defaults(func=cmd_tail)
     dlq = sub.add_parser("dlq", help="list or re-publish dead letters")
     dlq.add_argument("action", choices=["list", "republish"])
     dlq.add_argument("--reason", help="only dead letters with this reason")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
+import itertools
 import os
 import statistics
 import subprocess
@@ -43,6 +43,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from app.generate import Workload as GeneratedWorkload  # noqa: E402
 from app.localkafka import LocalBroker, free_port  # noqa: E402
 from app.sample import (  # noqa: E402
     sample_fusion_run,
@@ -54,7 +55,6 @@ from app.sample import (  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 from app.topic_reader import partitions_of  # noqa: E402
 from app.topics import Catalogue, apply_catalogue  # noqa: E402
-from schemas.load import LoadMetric  # noqa: E402
 
 WORK = REPO / "var" / "bench"
 
@@ -113,18 +113,12 @@ WORKLOADS = {
 def _load_records(
     count: int, start: datetime, facilities: int, run: str
 ) -> Iterator[tuple[bytes, bytes, int]]:
-    """Zone loads of ``facilities`` facilities, four zones each, a diurnal-ish swing that
-    crosses the thresholds now and then (so decisions are taken, damped by hysteresis)."""
-    for n in range(count):
-        facility = f"facility-{n % facilities:03d}"
-        zone = f"zone-{(n // facilities) % 4}"
-        swing = 45 * math.sin(n / 97.0 + (n % 4))
-        metric = LoadMetric(
-            event_id=f"{run}-load-{n}", facility_id=facility, zone_id=zone,
-            current_load_kw=round(max(0.0, 70 + swing), 2), capacity_kw=100.0,
-            timestamp=start + timedelta(seconds=n),
-        )  # fmt: skip
-        yield facility.encode(), metric.to_json_bytes(), 1
+    """Zone loads from `governor generate`: four zones per facility on the diurnal curve,
+    one running hot in the afternoon, so decisions are taken (damped by hysteresis)."""
+    workload = GeneratedWorkload(seed=sum(map(ord, run)), start=start, facilities=facilities,
+                                 hours=count * 300 / (facilities * 4 * 3600) + 1)  # fmt: skip
+    for metric in itertools.islice(workload.load_metrics(), count):
+        yield metric.facility_id.encode(), metric.to_json_bytes(), 1
 
 
 async def create_topics(bootstrap: str, prefix: str) -> None:

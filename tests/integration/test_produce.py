@@ -11,7 +11,7 @@ import pytest
 
 from schemas.meter_reading import MeterReading
 from tests.factories import reading
-from tests.integration.harness import REPO, Cluster, governor_env, read_all
+from tests.integration.harness import REPO, Cluster, governor_env, produce, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +38,22 @@ def test_valid_lines_are_sent_and_bad_ones_reported(
         (r.facility_id.encode(), r.to_json_bytes()) for r in readings
     )
     assert all(MeterReading.from_json_bytes(m.value) for m in sent)
+
+
+def test_tail_prints_a_topics_records_filtered_by_key(
+    cluster: Cluster, prefix: str, tmp_path: Path
+) -> None:
+    readings = [reading(n, facility_id=f"facility-{n % 3:03d}") for n in range(9)]
+    records = [(r.facility_id.encode(), r.to_json_bytes()) for r in readings]
+    asyncio.run(produce(cluster, prefix + "meter-readings", records))
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "tail", "meter-readings", "--key", "facility-001",
+         "--from-beginning", "--max", "3"],
+        cwd=REPO, env=governor_env(cluster, prefix), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    headers = [line for line in done.stdout.splitlines() if "key=" in line]
+    assert len(headers) == 3 and all(h.endswith("key=facility-001") for h in headers), headers
+    assert '"event_id": "evt-000001"' in done.stdout and "evt-000000" not in done.stdout
+    assert '"consumption_kwh": 150.5' in done.stdout
