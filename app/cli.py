@@ -115,6 +115,25 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    """Write (or with --check, verify) the Grafana dashboards of deploy/grafana/dashboards."""
+    from app.dashboards import OUT, files
+
+    stale = []
+    for name, text in files().items():
+        path = OUT / name
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(path)
+    if stale:
+        print(f"out of date: {', '.join(stale)}; run `governor dashboards`", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     """List dead letters, or re-publish selected ones to their source topic."""
     from app.dlq import read_letters, republish
@@ -558,6 +577,9 @@ def parser() -> argparse.ArgumentParser:
     tail_cmd.add_argument("--max", type=int, help="stop after this many records")
     tail_cmd.add_argument("--compact", action="store_true", help="one line per record")
     tail_cmd.set_defaults(func=cmd_tail)
+    dashboards = sub.add_parser("dashboards", help="write the Grafana dashboards")
+    dashboards.add_argument("--check", action="store_true", help="only verify they are current")
+    dashboards.set_defaults(func=cmd_dashboards)
     dlq = sub.add_parser("dlq", help="list or re-publish dead letters")
     dlq.add_argument("action", choices=["list", "republish"])
     dlq.add_argument("--reason", help="only dead letters with this reason")

@@ -313,9 +313,10 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     def resolved_token(self) -> SecretStr | None:
-        """The token from ``token`` or, failing that, the first line of ``token_file``."""
+        """The token from ``token`` or, failing that, the first line of ``token_file``; an
+        empty one (e.g. an unset variable in docker-compose.yml) is no token."""
         if self.token is not None:
-            return self.token
+            return self.token if self.token.get_secret_value() else None
         if self.token_file is not None and self.token_file.exists():
             text = self.token_file.read_text(encoding="utf-8").strip()
             return SecretStr(text) if text else None

@@ -150,3 +150,8 @@ def test_carbon_budget_and_load_defaults_overrides_and_validation(
     monkeypatch.setenv("GOVERNOR_CARBON_BUDGETS__TIMEZONE", "Mars/Olympus")
     with pytest.raises(SettingsError, match="unknown timezone"):
         load_settings(Path("config/governor.yaml"))
+
+
+def test_an_empty_api_token_is_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVERNOR_API__TOKEN", "")  # an unset ${VAR:-} in docker-compose.yml
+    assert load_settings(Path("config/governor.yaml")).api.resolved_token() is None
