@@ -11,9 +11,6 @@ import time
 from datetime import date
 from typing import Any
 
-import orjson
-from pydantic import ValidationError
-
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
@@ -65,13 +62,8 @@ class AuditPipeline(Pipeline):
         """Process one control tick; never raises for bad input."""
         started = time.perf_counter()
         coordinates = source_coordinates(message)
-        try:
-            tick = ControlTick.from_json_bytes(message.value)
-        except orjson.JSONDecodeError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
-            return
-        except ValidationError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+        tick = await self.decode(message, ControlTick.from_json_bytes)
+        if tick is None:
             return
         rejection = check_tick(message.key, tick, coordinates["timestamp_ms"], self.config)
         if rejection is not None:

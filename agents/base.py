@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from typing import Any, cast
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+
+import orjson
 
 from app.connection import aiokafka_options
-from app.dead_letters import DeadLetterSink
+from app.dead_letters import DeadLetterSink, source_coordinates
 from app.dedup_store import DedupStore
 from app.failstop import fail_stop
 from app.faust_app import Governor
@@ -25,6 +27,7 @@ from app.topic_reader import read_range
 from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Pipeline(ABC):
@@ -157,6 +160,18 @@ class Pipeline(ABC):
                     self.dedup.drop_partition(tp.partition)
                 for outbox in self._outboxes:
                     outbox.drop_partition(tp.partition)
+
+    async def decode(self, message: Any, parse: Callable[[bytes], T]) -> T | None:
+        """The record's value parsed by ``parse``; ``None`` when it is not JSON or not the
+        contract, after dead-lettering it with its original bytes and the reason."""
+        try:
+            return parse(message.value)
+        except orjson.JSONDecodeError as exc:
+            reason, error = DeadLetterReason.UNDECODABLE, str(exc)
+        except ValueError as exc:  # pydantic's ValidationError included
+            reason, error = DeadLetterReason.INVALID_SCHEMA, str(exc)
+        await self.dead_letter(source_coordinates(message), reason, error)
+        return None
 
     async def dead_letter(
         self, coordinates: dict[str, Any], reason: DeadLetterReason, error: str

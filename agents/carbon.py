@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import orjson
-from pydantic import ValidationError
-
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
@@ -80,13 +77,8 @@ class CarbonPipeline(Pipeline):
         started = time.perf_counter()
         coordinates = source_coordinates(message)
         timestamp_ms = coordinates["timestamp_ms"]
-        try:
-            record = parse_meter_record(message.value)
-        except orjson.JSONDecodeError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
-            return
-        except (ValidationError, ValueError) as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+        record = await self.decode(message, parse_meter_record)
+        if record is None:
             return
         rejection = check_record(message.key, record, timestamp_ms, self.config)
         if rejection is not None:

@@ -19,8 +19,7 @@ import logging
 import time
 from typing import Any
 
-import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
@@ -101,13 +100,8 @@ class _FacilityPipeline(Pipeline):
     async def handle(self, message: Any) -> None:
         started = time.perf_counter()
         coordinates = source_coordinates(message)
-        try:
-            value = self.model.from_json_bytes(message.value)
-        except orjson.JSONDecodeError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
-            return
-        except ValidationError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+        value = await self.decode(message, self.model.from_json_bytes)
+        if value is None:
             return
         rejection: Rejection | None = key_rejection(
             message.key, self.facility_of(value), "facility_id"

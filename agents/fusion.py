@@ -21,8 +21,7 @@ import logging
 import time
 from typing import Any
 
-import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
@@ -125,13 +124,8 @@ class _TenantPipeline(Pipeline):
     async def handle(self, message: Any) -> None:
         started = time.perf_counter()
         coordinates = source_coordinates(message)
-        try:
-            value = self.model.from_json_bytes(message.value)
-        except orjson.JSONDecodeError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
-            return
-        except ValidationError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+        value = await self.decode(message, self.model.from_json_bytes)
+        if value is None:
             return
         rejection = key_rejection(message.key, value.tenant, "tenant") or self.check(
             value, coordinates["timestamp_ms"]
@@ -315,13 +309,8 @@ class OverlayPipeline(Pipeline):
 
     async def handle(self, message: Any) -> None:
         coordinates = source_coordinates(message)
-        try:
-            obs = OverlayObservation.from_json_bytes(message.value)
-        except orjson.JSONDecodeError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
-            return
-        except ValidationError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+        obs = await self.decode(message, OverlayObservation.from_json_bytes)
+        if obs is None:
             return
         rejection = key_rejection(message.key, obs.scope, "scope")
         if rejection is not None:

@@ -12,9 +12,6 @@ import logging
 import time
 from typing import Any
 
-import orjson
-from pydantic import ValidationError
-
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
@@ -58,13 +55,8 @@ class TrafficRouter(Pipeline):
 
     async def handle(self, message: Any) -> None:
         coordinates = source_coordinates(message)
-        try:
-            event = RequestEvent.from_json_bytes(message.value)
-        except orjson.JSONDecodeError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
-            return
-        except ValidationError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+        event = await self.decode(message, RequestEvent.from_json_bytes)
+        if event is None:
             return
         rejection = future_rejection(
             event.event_id,
@@ -121,13 +113,8 @@ class TrafficPipeline(Pipeline):
     async def handle(self, message: Any) -> None:
         started = time.perf_counter()
         coordinates = source_coordinates(message)
-        try:
-            routed = RoutedRequest.from_json_bytes(message.value)
-        except orjson.JSONDecodeError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.UNDECODABLE, str(exc))
-            return
-        except ValidationError as exc:
-            await self.dead_letter(coordinates, DeadLetterReason.INVALID_SCHEMA, str(exc))
+        routed = await self.decode(message, RoutedRequest.from_json_bytes)
+        if routed is None:
             return
         rejection = key_rejection(message.key, routed.endpoint_key, "endpoint_key")
         if rejection is not None:

@@ -445,6 +445,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if out.rejected else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a self-contained HTML report of a facility, site or tenant over a period."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.report import Subject, build, render
+
+    settings = _settings(args)
+    _require_cluster(settings)
+    try:
+        end = datetime.fromisoformat(args.to) if args.to else datetime.now(UTC)
+        start = datetime.fromisoformat(args.since) if args.since else end - timedelta(days=30)
+    except ValueError as exc:
+        raise UsageError(f"--from/--to: {exc}") from None
+    if start.tzinfo is None or end.tzinfo is None:
+        raise UsageError("--from and --to need a timezone, e.g. 2024-01-15T00:00:00Z")
+    budgets = settings.carbon_budgets
+    report = asyncio.run(build(
+        aiokafka_options(settings.kafka), settings.kafka.topic_prefix, Subject(args.subject),
+        args.id, start, end, (budgets.warning_threshold_pct, budgets.critical_threshold_pct),
+    ))  # fmt: skip
+    out = Path(args.out or f"report-{args.subject}-{args.id}.html")
+    out.write_text(render(report), encoding="utf-8")
+    print(f"{out}: {len(report.charts)} plots, {len(report.tables)} tables")
+    return 0
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Print a topic's records live (or from its beginning), filtered by key."""
     from app.tail import tail
@@ -598,6 +624,13 @@ def parser() -> argparse.ArgumentParser:
         "--out", default="var/replay", help="directory for <topic>.jsonl, ledger.jsonl"
     )
     rep.set_defaults(func=cmd_replay)
+    rpt = sub.add_parser("report", help="a self-contained HTML report with plots")
+    rpt.add_argument("subject", choices=["facility", "site", "tenant"])
+    rpt.add_argument("id", help="the facility, site or tenant id")
+    rpt.add_argument("--from", dest="since", help="ISO 8601 with zone (default: 30 days ago)")
+    rpt.add_argument("--to", help="ISO 8601 with zone (default: now)")
+    rpt.add_argument("--out", help="HTML file (default: report-<subject>-<id>.html)")
+    rpt.set_defaults(func=cmd_report)
     tail_cmd = sub.add_parser("tail", help="print a topic's records live, filtered by key")
     tail_cmd.add_argument("topic")
     tail_cmd.add_argument("--key", help="only records with this key (e.g. a facility id)")

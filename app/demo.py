@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app import demo_facility
+from app import demo_facility, demo_fusion
 from app.audit_log import as_table
 from app.connection import aiokafka_options
 from app.dlq import read_letters
@@ -159,6 +159,13 @@ def _install_policy(base: str, token: str, seed: bytes) -> None:
           f" (POST /api/v1/traffic/policy, offset {accepted['offset']})")  # fmt: skip
     while _http("GET", f"{base}/api/v1/traffic/policy")["version"] != accepted["version"]:
         time.sleep(0.2)
+
+
+def _metric(base: str, series: str) -> float:
+    """One series of the worker's /metrics, 0 when absent."""
+    text = _http("GET", f"{base}/metrics", raw=True)
+    return next((float(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith(series + " ")), 0.0)  # fmt: skip
 
 
 def _decided(base: str) -> int:
@@ -340,6 +347,11 @@ def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 300
         while _decided(base) < requests:
             time.sleep(0.5)
         print(f"  all {requests} request events decided in {time.monotonic() - started:.1f} s")
+        runs = asyncio.run(demo_fusion.publish(settings, datetime.now(UTC)))
+        series = 'governor_records_total{outcome="accepted",pipeline="fusion-results"}'
+        _wait(lambda: _metric(base, series) >= runs)
+        print(f"  all {runs} generated AI runs admitted and settled in"
+              f" {time.monotonic() - started:.1f} s")  # fmt: skip
         ledger_base = base
         if settings.ledger.mode == "process":
             ledger_base = f"http://{settings.worker.web_host}:{settings.ledger.metrics_port}"
@@ -347,7 +359,8 @@ def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 300
             time.sleep(0.5)
         print(f"  every decision appended to the ledger in {time.monotonic() - started:.1f} s")
         _show(settings, base, token)
-        demo_facility.show(_http, base, token, readings, FACILITIES, _wait)
+        demo_facility.show(_http, base, token, readings, FACILITIES, _wait, _metric)
+        demo_fusion.show(settings, _http, base)
         print(f"\nMetrics: {base}/metrics   Health: {base}/health   API: {base}/api/v1/...")
         print(
             f"API token for POST endpoints: in {token_file} (send 'Authorization: Bearer <token>')"

@@ -44,17 +44,12 @@ def set_budgets(http: HttpCall, base: str, token: str, settings: Settings, readi
     print(f"Carbon budgets set for {len(expected)} facilities (POST /api/v1/carbon/budget)")
 
 
-def _usage_counted(http: HttpCall, base: str) -> float:
-    text = http("GET", f"{base}/metrics", raw=True)
-    series = 'governor_records_total{outcome="accepted",pipeline="carbon-usage"} '
-    return next((float(line.split()[-1]) for line in text.splitlines()
-                 if line.startswith(series)), 0.0)  # fmt: skip
-
-
 def show(http: HttpCall, base: str, token: str, readings: int, facilities: int,
-         wait: Callable[[Callable[[], bool]], None]) -> None:  # fmt: skip
+         wait: Callable[[Callable[[], bool]], None],
+         metric: Callable[[str, str], float]) -> None:  # fmt: skip
     """Budget status per facility, then load balancing and recommendations for one."""
-    wait(lambda: _usage_counted(http, base) >= readings)
+    series = 'governor_records_total{outcome="accepted",pipeline="carbon-usage"}'
+    wait(lambda: metric(base, series) >= readings)
     print("\nCarbon budgets this month (GET /api/v1/carbon/status/{facility_id}):")
     for n in range(facilities):
         s = http("GET", f"{base}/api/v1/carbon/status/facility-{n:03d}")
@@ -63,9 +58,9 @@ def show(http: HttpCall, base: str, token: str, readings: int, facilities: int,
               f" projected {s['projected_kg_co2e'] or 0:12.1f} kg by month end")  # fmt: skip
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     for zone, load in (("zone-1", 55.0), ("zone-0", 92.0)):
-        metric = {"facility_id": "facility-000", "zone_id": zone, "current_load_kw": load,
-                  "capacity_kw": 100.0, "timestamp": now}  # fmt: skip
-        http("POST", f"{base}/api/v1/load/metrics", orjson.dumps(metric), token)
+        body = {"facility_id": "facility-000", "zone_id": zone, "current_load_kw": load,
+                "capacity_kw": 100.0, "timestamp": now}  # fmt: skip
+        http("POST", f"{base}/api/v1/load/metrics", orjson.dumps(body), token)
     found: list[Any] = []
 
     def pending() -> bool:

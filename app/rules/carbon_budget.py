@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from app.energy_settings import CarbonBudgetSettings
 from app.rules.dedup import Position
 from app.rules.units import MG_PER_KG, MWH_PER_KWH
+from app.rules.watermark import SourcesWatermarked
 from schemas.carbon_budget import (
     AlertReason,
     CarbonBudget,
@@ -72,7 +73,7 @@ class Usage(_Frozen):
         return self.energy_mwh / MWH_PER_KWH
 
 
-class FacilityCarbon(_Frozen):
+class FacilityCarbon(SourcesWatermarked):
     """One facility's budget and its usage in the current period."""
 
     facility_id: str
@@ -89,14 +90,6 @@ class FacilityCarbon(_Frozen):
     state: CarbonBudgetState = CarbonBudgetState.OK
     alerts_sent: int = 0
     late_readings: int = 0
-    applied: dict[str, dict[int, int]] = {}
-
-    def has_applied(self, source: str, position: Position) -> bool:
-        return self.applied.get(source, {}).get(position.partition, -1) >= position.offset
-
-    def stamped(self, source: str, position: Position) -> FacilityCarbon:
-        per_source = {**self.applied.get(source, {}), position.partition: position.offset}
-        return self.model_copy(update={"applied": {**self.applied, source: per_source}})
 
     @property
     def method(self) -> AccountingMethod:

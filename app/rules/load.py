@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app.energy_settings import LoadSettings
 from app.rules.dedup import Position
+from app.rules.watermark import SourcesWatermarked
 from schemas.load import (
     BalancingAction,
     BalancingCommand,
@@ -74,21 +75,13 @@ class ZoneLoad(_Frozen):
         return round(100.0 * self.load_kw / self.capacity_kw, 6)
 
 
-class FacilityLoad(_Frozen):
+class FacilityLoad(SourcesWatermarked):
     facility_id: str
     zones: dict[str, ZoneLoad] = {}
     decisions: dict[str, LoadDecision] = {}
     """Pending decisions and the newest executed ones."""
     sequence: int = 0
     newest: datetime | None = None
-    applied: dict[str, dict[int, int]] = {}
-
-    def has_applied(self, source: str, position: Position) -> bool:
-        return self.applied.get(source, {}).get(position.partition, -1) >= position.offset
-
-    def stamped(self, source: str, position: Position) -> FacilityLoad:
-        per_source = {**self.applied.get(source, {}), position.partition: position.offset}
-        return self.model_copy(update={"applied": {**self.applied, source: per_source}})
 
     def pending(self) -> list[LoadDecision]:
         return [d for d in self.decisions.values() if d.status is DecisionStatus.PENDING]

@@ -29,3 +29,21 @@ class Watermarked(BaseModel):
         """This value marked as holding its partition's records up to ``position``."""
         offsets = {**self.applied_offsets, position.partition: position.offset}
         return self.model_copy(update={"applied_offsets": offsets})
+
+
+class SourcesWatermarked(BaseModel):
+    """Base of state values that several source topics update (each co-partitioned, e.g. a
+    budget topic and an event topic): one watermark per source and partition."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    applied: dict[str, dict[int, int]] = Field(default_factory=dict)
+
+    def has_applied(self, source: str, position: Position) -> bool:
+        """Whether ``source``'s record at ``position`` was already applied to this value."""
+        return self.applied.get(source, {}).get(position.partition, -1) >= position.offset
+
+    def stamped(self, source: str, position: Position) -> Self:
+        """This value marked as holding ``source``'s partition up to ``position``."""
+        per_source = {**self.applied.get(source, {}), position.partition: position.offset}
+        return self.model_copy(update={"applied": {**self.applied, source: per_source}})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -116,35 +117,6 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
             return await publish(self, request, self.ROUTE, CarbonBudget,
                                  {"updated_at": _now()}, "carbon-budgets")  # fmt: skip
 
-    @app.page("/api/v1/carbon/budget/{facility_id}")
-    class GetBudget(View):
-        ROUTE = "/api/v1/carbon/budget/{facility_id}"
-
-        async def get(self, request: Any, facility_id: str) -> Any:
-            forwarded = await owner_reply(self, request, ctx.carbon, facility_id, b"")
-            if forwarded is not None:
-                return forwarded
-            state = ctx.carbon_state(facility_id)
-            if state is None or state.budget is None:
-                return problem(self, request, gov, self.ROUTE, 404,
-                               f"no carbon budget for facility {facility_id!r}")  # fmt: skip
-            return reply(self, request, gov, self.ROUTE, state.budget)
-
-    @app.page("/api/v1/carbon/status/{facility_id}")
-    class Status(View):
-        ROUTE = "/api/v1/carbon/status/{facility_id}"
-
-        async def get(self, request: Any, facility_id: str) -> Any:
-            forwarded = await owner_reply(self, request, ctx.carbon, facility_id, b"")
-            if forwarded is not None:
-                return forwarded
-            state = ctx.carbon_state(facility_id)
-            status = budgets.status_of(state) if state is not None else None
-            if status is None:
-                return problem(self, request, gov, self.ROUTE, 404,
-                               f"no carbon budget for facility {facility_id!r}")  # fmt: skip
-            return reply(self, request, gov, self.ROUTE, asdict(status))
-
     @app.page("/api/v1/load/metrics")
     class PostMetric(View):
         ROUTE = "/api/v1/load/metrics"
@@ -152,35 +124,6 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
         async def post(self, request: Any) -> Any:
             defaults = {"event_id": f"api-{uuid.uuid4().hex}", "timestamp": _now()}
             return await publish(self, request, self.ROUTE, LoadMetric, defaults, "load-metrics")
-
-    @app.page("/api/v1/load/evaluate/{facility_id}")
-    class Evaluate(View):
-        ROUTE = "/api/v1/load/evaluate/{facility_id}"
-
-        async def get(self, request: Any, facility_id: str) -> Any:
-            forwarded = await owner_reply(self, request, ctx.load, facility_id, b"")
-            if forwarded is not None:
-                return forwarded
-            state = ctx.load_state(facility_id)
-            if state is None:
-                return problem(self, request, gov, self.ROUTE, 404,
-                               f"no load metrics for facility {facility_id!r}")  # fmt: skip
-            return reply(self, request, gov, self.ROUTE, asdict(loads.evaluate(state, load_config)))
-
-    @app.page("/api/v1/load/zones/{facility_id}")
-    class Zones(View):
-        ROUTE = "/api/v1/load/zones/{facility_id}"
-
-        async def get(self, request: Any, facility_id: str) -> Any:
-            forwarded = await owner_reply(self, request, ctx.load, facility_id, b"")
-            if forwarded is not None:
-                return forwarded
-            state = ctx.load_state(facility_id)
-            if state is None:
-                return problem(self, request, gov, self.ROUTE, 404,
-                               f"no load metrics for facility {facility_id!r}")  # fmt: skip
-            zones = [asdict(z) for z in loads.evaluate(state, load_config).zones]
-            return reply(self, request, gov, self.ROUTE, zones)
 
     @app.page("/api/v1/balancing/decisions")
     class CreateDecision(View):
@@ -204,18 +147,6 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
                 return result
             return reply(self, request, gov, self.ROUTE, result,
                          status=201 if result.accepted else 409)  # fmt: skip
-
-    @app.page("/api/v1/balancing/decisions/{facility_id}")
-    class Pending(View):
-        ROUTE = "/api/v1/balancing/decisions/{facility_id}"
-
-        async def get(self, request: Any, facility_id: str) -> Any:
-            forwarded = await owner_reply(self, request, ctx.load, facility_id, b"")
-            if forwarded is not None:
-                return forwarded
-            state = ctx.load_state(facility_id)
-            pending = state.pending() if state is not None else []
-            return reply(self, request, gov, self.ROUTE, list(pending))
 
     @app.page("/api/v1/balancing/decisions/{decision_id}/execute")
     class Execute(View):
@@ -259,65 +190,95 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
             gov.settings.optimization,
         )  # fmt: skip
 
-    @app.page("/api/v1/optimization/recommend/{facility_id}")
-    class Recommend(View):
-        ROUTE = "/api/v1/optimization/recommend/{facility_id}"
+    def budget_of(facility_id: str) -> Any:
+        state = ctx.carbon_state(facility_id)
+        return state.budget if state is not None else None
 
-        async def get(self, request: Any, facility_id: str) -> Any:
-            forwarded = await owner_reply(self, request, ctx.carbon, facility_id, b"")
-            if forwarded is not None:
-                return forwarded
-            if ctx.carbon_state(facility_id) is None and ctx.load_state(facility_id) is None:
-                return problem(self, request, gov, self.ROUTE, 404,
-                               f"no data for facility {facility_id!r}")  # fmt: skip
-            found = [asdict(r) for r in recommendations(facility_id)]
-            return reply(self, request, gov, self.ROUTE, found)
+    def status_of(facility_id: str) -> Any:
+        state = ctx.carbon_state(facility_id)
+        status = budgets.status_of(state) if state is not None else None
+        return asdict(status) if status is not None else None
 
-    @app.page("/api/v1/optimization/report/{facility_id}")
-    class Report(View):
-        ROUTE = "/api/v1/optimization/report/{facility_id}"
+    def evaluation_of(facility_id: str) -> Any:
+        state = ctx.load_state(facility_id)
+        return asdict(loads.evaluate(state, load_config)) if state is not None else None
 
-        async def get(self, request: Any, facility_id: str) -> Any:
-            forwarded = await owner_reply(self, request, ctx.carbon, facility_id, b"")
-            if forwarded is not None:
-                return forwarded
-            carbon = ctx.carbon_state(facility_id)
-            load = ctx.load_state(facility_id)
-            if carbon is None and load is None:
-                return problem(self, request, gov, self.ROUTE, 404,
-                               f"no data for facility {facility_id!r}")  # fmt: skip
-            status = budgets.status_of(carbon) if carbon is not None else None
-            by_source = {
-                source.value: {
-                    "energy_kwh": usage.energy_kwh,
-                    "location_based_kg_co2e": usage.location_mg / MG_PER_KG,
-                    "market_based_kg_co2e": usage.market_mg / MG_PER_KG,
-                    "readings": usage.readings,
-                }
-                for source, usage in sorted((carbon.by_source if carbon else {}).items())
+    def zones_of(facility_id: str) -> Any:
+        evaluation = evaluation_of(facility_id)
+        return evaluation["zones"] if evaluation is not None else None
+
+    def pending_of(facility_id: str) -> Any:
+        state = ctx.load_state(facility_id)
+        return list(state.pending()) if state is not None else []
+
+    def recommended(facility_id: str) -> Any:
+        if ctx.carbon_state(facility_id) is None and ctx.load_state(facility_id) is None:
+            return None
+        return [asdict(r) for r in recommendations(facility_id)]
+
+    def report_of(facility_id: str) -> Any:
+        """The period's consumption, emissions by source in both methods, budget status,
+        load evaluation, decisions taken and pending, recommendations."""
+        carbon, load = ctx.carbon_state(facility_id), ctx.load_state(facility_id)
+        if carbon is None and load is None:
+            return None
+        by_source = {
+            source.value: {
+                "energy_kwh": usage.energy_kwh,
+                "location_based_kg_co2e": usage.location_mg / MG_PER_KG,
+                "market_based_kg_co2e": usage.market_mg / MG_PER_KG,
+                "readings": usage.readings,
             }
-            decisions = sorted(
-                (load.decisions.values() if load else []), key=lambda d: d.decided_at
-            )
-            report = {
-                "facility_id": facility_id,
-                "period": carbon.period if carbon else None,
-                "period_start": carbon.period_start if carbon else None,
-                "period_end": carbon.period_end if carbon else None,
-                "consumption_kwh": carbon.total.energy_kwh if carbon else 0.0,
-                "emissions_by_source": by_source,
-                "budget": asdict(status) if status else None,
-                "load": asdict(loads.evaluate(load, load_config)) if load else None,
-                "decisions_taken": [
-                    d.model_dump(mode="json")
-                    for d in decisions
-                    if d.status is DecisionStatus.EXECUTED
-                ],
-                "decisions_pending": [
-                    d.model_dump(mode="json")
-                    for d in decisions
-                    if d.status is DecisionStatus.PENDING
-                ],
-                "recommendations": [asdict(r) for r in recommendations(facility_id)],
-            }
-            return reply(self, request, gov, self.ROUTE, report)
+            for source, usage in sorted((carbon.by_source if carbon else {}).items())
+        }
+        status = budgets.status_of(carbon) if carbon is not None else None
+        decisions = sorted(load.decisions.values() if load else [], key=lambda d: d.decided_at)
+        return {
+            "facility_id": facility_id,
+            "period": carbon.period if carbon else None,
+            "period_start": carbon.period_start if carbon else None,
+            "period_end": carbon.period_end if carbon else None,
+            "consumption_kwh": carbon.total.energy_kwh if carbon else 0.0,
+            "emissions_by_source": by_source,
+            "budget": asdict(status) if status else None,
+            "load": asdict(loads.evaluate(load, load_config)) if load else None,
+            "decisions_taken": [d.model_dump(mode="json") for d in decisions
+                                if d.status is DecisionStatus.EXECUTED],
+            "decisions_pending": [d.model_dump(mode="json") for d in decisions
+                                  if d.status is DecisionStatus.PENDING],
+            "recommendations": [asdict(r) for r in recommendations(facility_id)],
+        }  # fmt: skip
+
+    no_budget, no_load, no_data = (
+        "no carbon budget for facility {!r}", "no load metrics for facility {!r}",
+        "no data for facility {!r}",
+    )  # fmt: skip
+    for route, table, answer, missing in (
+        ("/api/v1/carbon/budget/{facility_id}", ctx.carbon, budget_of, no_budget),
+        ("/api/v1/carbon/status/{facility_id}", ctx.carbon, status_of, no_budget),
+        ("/api/v1/load/evaluate/{facility_id}", ctx.load, evaluation_of, no_load),
+        ("/api/v1/load/zones/{facility_id}", ctx.load, zones_of, no_load),
+        ("/api/v1/balancing/decisions/{facility_id}", ctx.load, pending_of, no_load),
+        ("/api/v1/optimization/recommend/{facility_id}", ctx.carbon, recommended, no_data),
+        ("/api/v1/optimization/report/{facility_id}", ctx.carbon, report_of, no_data),
+    ):
+        read_view(gov, route, table, answer, missing)
+
+
+def read_view(
+    gov: Governor, route: str, table: Any, answer: Callable[[str], Any], missing: str
+) -> None:
+    """A GET of one facility's state, answered by the worker owning its partition (others
+    forward): ``answer`` gives the body, or ``None`` for a 404 with ``missing``."""
+
+    @gov.app.page(route)
+    class FacilityRead(View):
+        async def get(self, request: Any, facility_id: str) -> Any:
+            forwarded = await forward_to_owner(gov, table, facility_id, request, b"")
+            if forwarded is not None:
+                status, payload, _ = forwarded
+                return self.bytes(payload, content_type="application/json", status=status)
+            body = answer(facility_id)
+            if body is None:
+                return problem(self, request, gov, route, 404, missing.format(facility_id))
+            return reply(self, request, gov, route, body)

@@ -71,6 +71,11 @@ def test_demo_runs_once_against_the_cluster(cluster: Cluster, prefix: str, tmp_p
     assert "shift 22.0 kW zone-0 → zone-1" in out
     assert "executed\n" in out and "was already executed at" in out
     assert "Shift flexible load" in out or "Replace" in out
+    assert "generated AI runs admitted and settled" in out
+    outcomes = dict(re.findall(r"^  (admission|settlement) +(\w+) +\d+$", out, re.MULTILINE))
+    assert outcomes.get("settlement") == "settled", out[-3000:]
+    assert "refund_processing|rollback_first: routing downgraded" in out
+    assert "units spent" in out
     chains = [line for line in out.splitlines() if line.startswith("  chain ")]
     assert len(chains) == 6 and all(line.endswith(": ok") for line in chains), chains
     assert "POST /api/v1/readings → {'event_ids': ['http-000000000']" in out

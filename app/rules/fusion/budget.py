@@ -32,6 +32,7 @@ from app.rules.audit import period_bounds
 from app.rules.dedup import Position
 from app.rules.fusion import cost as costs
 from app.rules.fusion import flags
+from app.rules.watermark import SourcesWatermarked
 from schemas.budget_audit import CompliancePeriod
 from schemas.energy import (
     BudgetPeriod,
@@ -68,7 +69,7 @@ class CacheEntry(_Frozen):
     at_s: float
 
 
-class TenantState(_Frozen):
+class TenantState(SourcesWatermarked):
     """One tenant's budget, spend, reservations, insight cache and used approvals.
 
     ``applied`` holds, per source (budgets, requests, results) and partition, the highest
@@ -85,14 +86,6 @@ class TenantState(_Frozen):
     settled: dict[str, float] = {}
     """Runs settled within the reservation TTL: a late admission of one changes nothing."""
     watermark_s: float | None = None
-    applied: dict[str, dict[int, int]] = {}
-
-    def has_applied(self, source: str, position: Position) -> bool:
-        return self.applied.get(source, {}).get(position.partition, -1) >= position.offset
-
-    def stamped(self, source: str, position: Position) -> TenantState:
-        per_source = {**self.applied.get(source, {}), position.partition: position.offset}
-        return self.model_copy(update={"applied": {**self.applied, source: per_source}})
 
     @property
     def reserved_units(self) -> float:
