@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from html import escape
 
 WIDTH, HEIGHT = 720, 280
-LEFT, RIGHT, TOP, BOTTOM = 70, 20, 30, 40
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 48, 40
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
@@ -69,7 +69,7 @@ def line_chart(
             f'stroke-width="2"><title>{escape(name)}</title></path>'
         )
         parts.append(
-            f'<text x="{LEFT + 8 + 150 * i}" y="{TOP - 8}" fill="{colour}" '
+            f'<text x="{LEFT + 8 + 150 * i}" y="{TOP - 14}" fill="{colour}" '
             f'font-size="12">{escape(name)}</text>'
         )
     if threshold is not None:
