@@ -20,7 +20,7 @@ from app.dead_letters import DeadLetterSink, source_coordinates
 from app.dedup_store import DedupStore
 from app.failstop import fail_stop
 from app.faust_app import Governor
-from app.outbox import Outbox
+from app.outbox import Entry, Outbox
 from app.producer import await_metadata
 from app.rules.dedup import DedupSegment
 from app.topic_reader import read_range
@@ -66,11 +66,15 @@ class Pipeline(ABC):
         return self.dedup
 
     def outbox(
-        self, table: Any, wrap: Any, unwrap: Any, keep_per_partition: int, name: str = ""
+        self, table: Any, entry: type[Entry[Any, Any]], keep_per_partition: int, name: str = ""
     ) -> Outbox[Any]:
-        """An outbox in ``table`` (see :mod:`app.outbox`), dropped per revoked partition;
-        ``name`` tells apart the outboxes of pipelines that share a table."""
-        box: Outbox[Any] = Outbox(table, wrap, unwrap, keep_per_partition, name)
+        """An outbox in ``table``, whose values are ``entry`` (see :mod:`app.outbox`),
+        dropped per revoked partition; ``name`` tells apart the outboxes of pipelines that
+        share a table."""
+        box: Outbox[Any] = Outbox(
+            table, lambda outputs: entry(outputs=outputs), lambda value: value.outputs,
+            keep_per_partition, name,
+        )  # fmt: skip
         self._outboxes.append(box)
         return box
 

@@ -19,12 +19,10 @@ import logging
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
-from app.outbox import Outbox
+from app.outbox import Entry, Outbox
 from app.producer import send_same_key
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
@@ -39,23 +37,10 @@ from schemas.load import BalancingCommand, CommandResult, LoadMetric
 
 log = logging.getLogger(__name__)
 
-
-class CarbonEntry(BaseModel):
-    """A value of carbon-facilities: a facility's state, or an outbox entry."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    state: FacilityCarbon | None = None
-    outputs: BudgetOutputs | None = None
-
-
-class LoadEntry(BaseModel):
-    """A value of load-facilities: a facility's state, or an outbox entry."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    state: FacilityLoad | None = None
-    outputs: LoadOutputs | None = None
+CarbonEntry = Entry[FacilityCarbon, BudgetOutputs]
+"""A value of carbon-facilities: a facility's state, or an outbox entry."""
+LoadEntry = Entry[FacilityLoad, LoadOutputs]
+"""A value of load-facilities: a facility's state, or an outbox entry."""
 
 
 class FacilityContext:
@@ -134,8 +119,7 @@ class _CarbonPipeline(_FacilityPipeline):
             )
         self.alerts_topic = self.output("carbon-budget-alerts")
         self.box: Outbox[BudgetOutputs] = self.outbox(
-            ctx.carbon, lambda o: CarbonEntry(outputs=o), lambda e: e.outputs,
-            self.config.outbox_records_per_partition, name=self.kind,
+            ctx.carbon, CarbonEntry, self.config.outbox_records_per_partition, name=self.kind,
         )  # fmt: skip
 
     async def finish(
@@ -227,8 +211,7 @@ class _LoadPipeline(_FacilityPipeline):
             )
         self.decisions_topic = self.output("load-decisions")
         self.box: Outbox[LoadOutputs] = self.outbox(
-            ctx.load, lambda o: LoadEntry(outputs=o), lambda e: e.outputs,
-            self.config.outbox_records_per_partition, name=self.kind,
+            ctx.load, LoadEntry, self.config.outbox_records_per_partition, name=self.kind,
         )  # fmt: skip
 
     async def finish(

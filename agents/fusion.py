@@ -21,12 +21,10 @@ import logging
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
-from app.outbox import Outbox
+from app.outbox import Entry, Outbox
 from app.producer import send_same_key
 from app.routing_feed import RoutingFeed
 from app.rules.checks import future_rejection, key_rejection
@@ -43,26 +41,12 @@ from schemas.overlay import BreakerState, GateState, OverlayObservation
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("governor.audit")
 
+TenantEntry = Entry[TenantState, TenantOutputs]
+"""A value of fusion-tenants: a tenant's state, or an outbox entry."""
+ScopeEntry = Entry[ScopeState, ScopeOutputs]
+"""A value of fusion-scopes: a scope's state, or an outbox entry."""
 BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 GATE_GAUGE = {GateState.PASS: 0, GateState.WARN: 1, GateState.BLOCK: 2}
-
-
-class TenantEntry(BaseModel):
-    """A value of fusion-tenants: a tenant's state, or an outbox entry."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    state: TenantState | None = None
-    outputs: TenantOutputs | None = None
-
-
-class ScopeEntry(BaseModel):
-    """A value of fusion-scopes: a scope's state, or an outbox entry."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    state: ScopeState | None = None
-    outputs: ScopeOutputs | None = None
 
 
 def audit_event(event_type: str, **fields: Any) -> None:
@@ -112,8 +96,7 @@ class _TenantPipeline(Pipeline):
         self.observations_topic = self.output("fusion-observations")
         self.box: Outbox[TenantOutputs] = self.outbox(
             ctx.tenants,
-            lambda outputs: TenantEntry(outputs=outputs),
-            lambda entry: entry.outputs,
+            TenantEntry,
             gov.settings.traffic.outbox_records_per_partition,
             name=self.source_kind,
         )
@@ -290,8 +273,7 @@ class OverlayPipeline(Pipeline):
         )
         self.box: Outbox[ScopeOutputs] = self.outbox(
             self.scopes,
-            lambda outputs: ScopeEntry(outputs=outputs),
-            lambda entry: entry.outputs,
+            ScopeEntry,
             gov.settings.traffic.outbox_records_per_partition,
         )
         self.topics = {

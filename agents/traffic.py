@@ -95,8 +95,7 @@ class TrafficPipeline(Pipeline):
         )
         self.decisions_outbox: Outbox[TrafficOutputs] = self.outbox(
             self.endpoints,
-            lambda outputs: EndpointEntry(outputs=outputs),
-            lambda entry: entry.outputs,
+            EndpointEntry,
             self.config.outbox_records_per_partition,
         )
         self.clients = self.table(

@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel, ConfigDict
+
 from app.rules.dedup import Position
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,17 @@ PREFIX = "@"
 DELETES_PER_RECORD = 2
 
 Outputs = TypeVar("Outputs")
+State = TypeVar("State")
+
+
+class Entry(BaseModel, Generic[State, Outputs]):
+    """A value of a table with an outbox: a key's state, or the outputs of one source record
+    (under an outbox key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: State | None = None
+    outputs: Outputs | None = None
 
 
 def outbox_key(position: Position, name: str = "") -> str:

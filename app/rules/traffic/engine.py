@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from app.outbox import Entry
 from app.rules.dedup import DedupSegment, Position
 from app.rules.sketch import RollingSketch
 from app.rules.traffic import breaker as breakers
@@ -86,14 +87,9 @@ class EndpointState(Watermarked):
         return cls(endpoint_key=endpoint_key, windows=Windows.empty(slo_window_days))
 
 
-class EndpointEntry(BaseModel):
-    """A value of the endpoints table: an endpoint's state, or an outbox entry (the outputs
-    of one source record; see :mod:`app.outbox`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    state: EndpointState | None = None
-    outputs: TrafficOutputs | None = None
+EndpointEntry = Entry[EndpointState, TrafficOutputs]
+"""A value of the endpoints table: an endpoint's state, or an outbox entry (the outputs
+of one source record; see :mod:`app.outbox`)."""
 
 
 class ClientRate(Watermarked):
