@@ -24,8 +24,8 @@ from app.rules import carbon_budget as budgets
 from app.rules import load as loads
 from app.rules import optimization
 from app.rules.units import MG_PER_KG
-from app.web.http import BadInput, authorised, parse, problem, read_body, reply, too_large
-from app.web.peers import forward_to_owner
+from app.web.http import authorised, problem, publish, read_contract, reply
+from app.web.peers import reply_from_owner
 from schemas.carbon_budget import CarbonBudget
 from schemas.common import EntityId
 from schemas.load import (
@@ -61,36 +61,10 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
     app = gov.app
     load_config = gov.settings.load
 
-    async def owner_reply(view: Any, request: Any, table: Any, facility: str, body: bytes) -> Any:
-        forwarded = await forward_to_owner(gov, table, facility, request, body)
-        if forwarded is None:
-            return None
-        status, payload, _ = forwarded
-        return view.bytes(payload, content_type="application/json", status=status)
-
-    async def publish(view: Any, request: Any, route: str, model: type[Any],
-                      defaults: dict[str, Any], topic: str) -> Any:  # fmt: skip
-        ok, why = authorised(gov, request)
-        if not ok:
-            return problem(view, request, gov, route, 401, why)
-        body = await read_body(request, gov)
-        if body is None:
-            return problem(view, request, gov, route, 413, too_large(gov))
-        try:
-            value = parse(model, body, defaults)
-        except BadInput as exc:
-            return problem(view, request, gov, route, exc.status, str(exc), details=exc.details)
-        metadata = await (
-            await gov.topic(topic).send(key=value.facility_id.encode(), value=value.to_json_bytes())
-        )
-        accepted = {"facility_id": value.facility_id, "topic": topic,
-                    "partition": metadata.partition, "offset": metadata.offset}  # fmt: skip
-        return reply(view, request, gov, route, accepted, status=202)
-
     async def command(view: Any, request: Any, route: str, facility: str, kind: CommandKind,
                       body: bytes, **fields: Any) -> Any:  # fmt: skip
         """Run a balancing command on the facility's owner and return its result."""
-        forwarded = await owner_reply(view, request, ctx.load, facility, body)
+        forwarded = await reply_from_owner(view, gov, ctx.load, facility, request, body)
         if forwarded is not None:
             return forwarded
         cmd = BalancingCommand(
@@ -114,8 +88,9 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
         ROUTE = "/api/v1/carbon/budget"
 
         async def post(self, request: Any) -> Any:
-            return await publish(self, request, self.ROUTE, CarbonBudget,
-                                 {"updated_at": _now()}, "carbon-budgets")  # fmt: skip
+            defaults = {"updated_at": _now()}
+            return await publish(self, request, gov, self.ROUTE, CarbonBudget, defaults,
+                                 "carbon-budgets", "facility_id")  # fmt: skip
 
     @app.page("/api/v1/load/metrics")
     class PostMetric(View):
@@ -123,24 +98,18 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
 
         async def post(self, request: Any) -> Any:
             defaults = {"event_id": f"api-{uuid.uuid4().hex}", "timestamp": _now()}
-            return await publish(self, request, self.ROUTE, LoadMetric, defaults, "load-metrics")
+            return await publish(self, request, gov, self.ROUTE, LoadMetric, defaults,
+                                 "load-metrics", "facility_id")  # fmt: skip
 
     @app.page("/api/v1/balancing/decisions")
     class CreateDecision(View):
         ROUTE = "/api/v1/balancing/decisions"
 
         async def post(self, request: Any) -> Any:
-            ok, why = authorised(gov, request)
-            if not ok:
-                return problem(self, request, gov, self.ROUTE, 401, why)
-            body = await read_body(request, gov)
-            if body is None:
-                return problem(self, request, gov, self.ROUTE, 413, too_large(gov))
-            try:
-                manual = parse(ManualDecision, body, {})
-            except BadInput as exc:
-                return problem(self, request, gov, self.ROUTE, exc.status, str(exc),
-                               details=exc.details)  # fmt: skip
+            parsed = await read_contract(self, request, gov, self.ROUTE, ManualDecision, {})
+            if not isinstance(parsed, tuple):
+                return parsed
+            manual, body = parsed
             result = await command(self, request, self.ROUTE, manual.facility_id,
                                    CommandKind.CREATE, body, decision=manual)  # fmt: skip
             if not isinstance(result, CommandResult):
@@ -274,10 +243,9 @@ def read_view(
     @gov.app.page(route)
     class FacilityRead(View):
         async def get(self, request: Any, facility_id: str) -> Any:
-            forwarded = await forward_to_owner(gov, table, facility_id, request, b"")
+            forwarded = await reply_from_owner(self, gov, table, facility_id, request)
             if forwarded is not None:
-                status, payload, _ = forwarded
-                return self.bytes(payload, content_type="application/json", status=status)
+                return forwarded
             body = answer(facility_id)
             if body is None:
                 return problem(self, request, gov, route, 404, missing.format(facility_id))

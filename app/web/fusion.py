@@ -24,8 +24,8 @@ from agents.fusion import FusionContext, OverlayPipeline, RequestsPipeline
 from app.faust_app import Governor
 from app.rules.fusion import budget as budgets
 from app.rules.fusion import tokens
-from app.web.http import BadInput, authorised, parse, problem, read_body, reply, too_large
-from app.web.peers import forward_to_owner
+from app.web.http import authorised, problem, publish, read_body, read_contract, reply, too_large
+from app.web.peers import reply_from_owner
 from schemas.energy import EnergyBudget, Outcome
 from schemas.fusion_result import FusionRequest
 from schemas.overlay import ObservationKind, OverlayObservation
@@ -76,32 +76,24 @@ def register(
         ROUTE = "/api/v1/fusion/validate"
 
         async def post(self, request: Any) -> Any:
-            ok, why = authorised(gov, request)
-            if not ok:
-                return problem(self, request, gov, self.ROUTE, 401, why)
-            body = await read_body(request, gov)
-            if body is None:
-                return problem(self, request, gov, self.ROUTE, 413, too_large(gov))
             defaults = {
                 "event_id": f"api-{uuid.uuid4().hex}",
                 "timestamp": datetime.now(UTC).isoformat(),
             }
-            try:
-                fusion_request = parse(FusionRequest, body, defaults)
-            except BadInput as exc:
-                return problem(self, request, gov, self.ROUTE, exc.status, str(exc),
-                               details=exc.details)  # fmt: skip
+            parsed = await read_contract(self, request, gov, self.ROUTE, FusionRequest, defaults)
+            if not isinstance(parsed, tuple):
+                return parsed
+            fusion_request, body = parsed
             if fusion_request.manual_approval_id is not None:
                 return problem(self, request, gov, self.ROUTE, 422,
                                "manual_approval_id is set by Governor, not by callers;"
                                f" send an {APPROVAL_HEADER} instead")  # fmt: skip
             # The owner parses the caller's bytes itself: an approval token signs them.
-            forwarded = await forward_to_owner(
-                gov, ctx.tenants, fusion_request.tenant, request, body
+            forwarded = await reply_from_owner(
+                self, gov, ctx.tenants, fusion_request.tenant, request, body
             )
             if forwarded is not None:
-                status, payload, _ = forwarded
-                return self.bytes(payload, content_type="application/json", status=status)
+                return forwarded
             if APPROVAL_HEADER in request.headers:
                 signed = orjson.loads(body)
                 failed = approval_check(request, signed)
@@ -135,24 +127,9 @@ def register(
         ROUTE = "/api/v1/fusion/budgets"
 
         async def post(self, request: Any) -> Any:
-            ok, why = authorised(gov, request)
-            if not ok:
-                return problem(self, request, gov, self.ROUTE, 401, why)
-            body = await read_body(request, gov)
-            if body is None:
-                return problem(self, request, gov, self.ROUTE, 413, too_large(gov))
             defaults = {"updated_at": datetime.now(UTC).isoformat()}
-            try:
-                budget = parse(EnergyBudget, body, defaults)
-            except BadInput as exc:
-                return problem(self, request, gov, self.ROUTE, exc.status, str(exc),
-                               details=exc.details)  # fmt: skip
-            pending = await gov.topic("energy-budgets").send(
-                key=budget.tenant.encode(), value=budget.to_json_bytes()
-            )
-            metadata = await pending
-            accepted = {"tenant": budget.tenant, "offset": metadata.offset}
-            return reply(self, request, gov, self.ROUTE, accepted, status=202)
+            return await publish(self, request, gov, self.ROUTE, EnergyBudget, defaults,
+                                 "energy-budgets", "tenant")  # fmt: skip
 
     @app.page("/api/v1/fusion/budget/status")
     class Status(View):
@@ -165,10 +142,9 @@ def register(
             }
             body: dict[str, Any] = {"budget_tripwire": routing}
             if tenant is not None:
-                forwarded = await forward_to_owner(gov, ctx.tenants, tenant, request, b"")
+                forwarded = await reply_from_owner(self, gov, ctx.tenants, tenant, request)
                 if forwarded is not None:
-                    status, payload, _ = forwarded
-                    return self.bytes(payload, content_type="application/json", status=status)
+                    return forwarded
                 state = ctx.tenant_state(tenant)
                 if state is None:
                     return problem(self, request, gov, self.ROUTE, 404,

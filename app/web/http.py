@@ -91,3 +91,38 @@ def parse(model: type[Any], body: bytes, defaults: dict[str, Any]) -> Any:
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
         ]
         raise BadInput(422, f"body does not match {model.__name__}", details) from None
+
+
+async def read_contract(
+    view: Any, request: Any, gov: Governor, route: str, model: type[Any],
+    defaults: dict[str, Any],
+) -> tuple[Any, bytes] | Any:  # fmt: skip
+    """An authorised request's body parsed as ``model``, with the raw bytes; or the 401,
+    413, 400 or 422 response to return instead."""
+    ok, why = authorised(gov, request)
+    if not ok:
+        return problem(view, request, gov, route, 401, why)
+    body = await read_body(request, gov)
+    if body is None:
+        return problem(view, request, gov, route, 413, too_large(gov))
+    try:
+        return parse(model, body, defaults), body
+    except BadInput as exc:
+        return problem(view, request, gov, route, exc.status, str(exc), details=exc.details)
+
+
+async def publish(
+    view: Any, request: Any, gov: Governor, route: str, model: type[Any],
+    defaults: dict[str, Any], topic: str, key_field: str,
+) -> Any:  # fmt: skip
+    """Validate an authorised body as ``model`` and publish it to ``topic`` keyed by its
+    ``key_field``: 202 with where it landed, or the 4xx and nothing published."""
+    parsed = await read_contract(view, request, gov, route, model, defaults)
+    if not isinstance(parsed, tuple):
+        return parsed
+    value, _ = parsed
+    key = getattr(value, key_field)
+    metadata = await (await gov.topic(topic).send(key=key.encode(), value=value.to_json_bytes()))
+    accepted = {key_field: key, "topic": topic, "partition": metadata.partition,
+                "offset": metadata.offset}  # fmt: skip
+    return reply(view, request, gov, route, accepted, status=202)

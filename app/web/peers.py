@@ -68,3 +68,15 @@ async def forward_to_owner(
         timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S * 3),
     ) as response:  # fmt: skip
         return response.status, await response.read(), response.content_type
+
+
+async def reply_from_owner(
+    view: Any, gov: Governor, table: Any, key: str, request: Any, body: bytes = b""
+) -> Any | None:
+    """The owner's response to this request when another worker owns ``key`` (see
+    :func:`forward_to_owner`); ``None`` when this worker should answer itself."""
+    forwarded = await forward_to_owner(gov, table, key, request, body)
+    if forwarded is None:
+        return None
+    status, payload, _ = forwarded
+    return view.bytes(payload, content_type="application/json", status=status)
