@@ -513,6 +513,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Everything at once: broker, topics, worker, sample traffic, results, then serve."""
     from app.demo import run_demo
 
+    # The demo reads topics to print results; aiokafka's per-subscription INFO lines would
+    # interleave with them.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     return run_demo(
         _settings(args), readings=args.readings, serve=not args.once, requests=args.requests
     )

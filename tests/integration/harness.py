@@ -242,7 +242,7 @@ def http_get(url: str, timeout: float = 10.0) -> tuple[int, Any]:
 
 def http_request(
     method: str, url: str, body: bytes | None = None, token: str | None = None,
-    timeout: float = 10.0,
+    timeout: float = 10.0, headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:  # fmt: skip
     """A blocking HTTP call; returns (status, parsed JSON or text). Status 0 = no connection."""
     import urllib.error
@@ -251,6 +251,8 @@ def http_request(
     request = urllib.request.Request(url, data=body, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     if body is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -265,6 +267,14 @@ def http_request(
         return status, orjson.loads(raw)
     except orjson.JSONDecodeError:
         return status, raw.decode(errors="replace")
+
+
+def post_json(
+    worker: WorkerProcess, path: str, body: Any, token: str | None = TOKEN, **headers: str
+) -> tuple[int, Any]:
+    """A POST of ``body`` (JSON-encoded unless bytes) with the bearer token and headers."""
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return http_request("POST", worker.url + path, data, token=token, timeout=20, headers=headers)
 
 
 async def produce(

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 
 from app.energy_settings import CarbonBudgetSettings
@@ -25,25 +24,21 @@ from schemas.ledger import LedgerRecord
 from schemas.load import LoadDecision
 from tests.factories import reading
 from tests.integration.harness import (
-    TOKEN,
     Cluster,
     WorkerProcess,
     end_offsets,
     http_get,
-    http_request,
     kill_mid_stream,
     metric_value,
     produce,
     read_all,
     wait_for,
 )
+from tests.integration.harness import (
+    post_json as post,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def post(worker: WorkerProcess, path: str, body: Any, token: str | None = TOKEN) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else orjson.dumps(body)
-    return http_request("POST", worker.url + path, data, token=token, timeout=20)
 
 
 def test_budgets_alerts_load_balancing_and_the_http_api(

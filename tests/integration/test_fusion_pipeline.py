@@ -21,7 +21,6 @@ from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.energy import EnergyDecision
 from schemas.ledger import LedgerRecord
 from tests.integration.harness import (
-    TOKEN,
     Cluster,
     WorkerProcess,
     http_get,
@@ -32,29 +31,14 @@ from tests.integration.harness import (
     read_all,
     wait_for,
 )
+from tests.integration.harness import (
+    post_json as post,
+)
 
 pytestmark = pytest.mark.integration
 
 SECRET = "approval-secret-for-tests"
 ENV = {"GOVERNOR_FUSION__APPROVALS__HMAC_SECRET": SECRET}
-
-
-def post(worker: WorkerProcess, path: str, body: Any, **headers: str) -> tuple[int, Any]:
-    """A POST with the bearer token and extra headers."""
-    import urllib.error
-    import urllib.request
-
-    data = body if isinstance(body, bytes) else orjson.dumps(body)
-    request = urllib.request.Request(worker.url + path, data=data, method="POST")
-    request.add_header("Authorization", f"Bearer {TOKEN}")
-    request.add_header("Content-Type", "application/json")
-    for name, value in headers.items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
 
 
 def routing_mode(worker: WorkerProcess, scope: str) -> str | None:
