@@ -8,12 +8,17 @@ source record. The decisions stay in ``app/rules``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 import orjson
+from faust.streams import _current_event
 
 from app.connection import aiokafka_options
 from app.dead_letters import DeadLetterSink, source_coordinates
@@ -23,11 +28,29 @@ from app.faust_app import Governor
 from app.outbox import Entry, Outbox
 from app.producer import await_metadata
 from app.rules.dedup import DedupSegment
-from app.topic_reader import read_range
+from app.topic_reader import partition_ends, read_range
 from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class _ReadBackEvent:
+    """Stands in for Faust's current stream event while a record read back outside the
+    stream is handled: tables write a key's changelog to that event's partition."""
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+@contextmanager
+def _handled_as_current(record: Any) -> Iterator[None]:
+    event = _ReadBackEvent(record)
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class Pipeline(ABC):
@@ -50,6 +73,10 @@ class Pipeline(ABC):
         # have holes by design and are applied idempotently instead.
         self._guard_order = "compact" not in gov.catalogue[source].cleanup_policy.value
         self._expected: dict[int, int] = {}
+        self._handling = asyncio.Lock()
+        self._taking = False
+        self._last_event_at = time.monotonic()
+        self._waiting: dict[int, int] = {}
 
     def table(self, name: str, model: type[Any], help: str) -> Any:
         """A table co-partitioned with this pipeline's source topic."""
@@ -88,6 +115,8 @@ class Pipeline(ABC):
         """Register the agent; call once the tables and outputs exist."""
         self.gov.app.agent(self.source, name=agent_name)(self._consume)
         self.gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
+        if self._guard_order:
+            self.gov.app.task(self._catch_up_when_idle)
 
     async def ready(self) -> None:  # noqa: B027 (a hook most pipelines leave empty)
         """Wait for whatever the first record needs besides tables and outputs."""
@@ -107,13 +136,17 @@ class Pipeline(ABC):
             + [o.get_topic_name() for o in self._outputs],
         )
         await self.ready()
+        log.info("%s pipeline takes records from %s", self.name, self.source.get_topic_name())
+        self._taking = True
         async for event in stream.events():
-            try:
-                if self._guard_order:
-                    await self._fill_gap(event.message)
-                await self.handle(event.message)
-            except Exception as exc:
-                fail_stop(self.name, exc)
+            async with self._handling:
+                try:
+                    if self._guard_order:
+                        await self._fill_gap(event.message)
+                    await self.handle(event.message)
+                except Exception as exc:
+                    fail_stop(self.name, exc)
+                self._last_event_at = time.monotonic()
 
     def _last_processed(self, partition: int) -> int | None:
         """The newest source offset this pipeline's durable state shows as processed."""
@@ -154,12 +187,89 @@ class Pipeline(ABC):
                 await self.handle(record)
         self._expected[partition] = max(offset + 1, self._expected.get(partition, 0))
 
+    def _next_unprocessed(self, partition: int) -> int | None:
+        """The first offset of ``partition`` neither delivered nor shown processed by the
+        durable state; ``None`` when neither knows the partition."""
+        expected = self._expected.get(partition)
+        if expected is not None:
+            return expected
+        last = self._last_processed(partition)
+        return last + 1 if last is not None else None
+
+    async def _catch_up_when_idle(self) -> None:
+        """Every ``worker.idle_catch_up_s``, while no record has arrived for that long,
+        handle the records of assigned partitions that Faust passed over (a partition
+        counts as passed over when two checks in a row find the same first unprocessed
+        offset with records after it).
+
+        :meth:`_fill_gap` repairs a passed-over range when the partition's next record
+        arrives; a partition that gets no more records would keep it unprocessed. Seen in
+        tests/integration/test_fail_stop.py: the records already in the topic never
+        reached a replacement worker's agent.
+        """
+        interval = self.gov.settings.worker.idle_catch_up_s
+        while True:
+            await asyncio.sleep(interval)
+            idle = time.monotonic() - self._last_event_at >= interval
+            if not (self._taking and idle) or self.gov.app.rebalancing:
+                continue
+            try:
+                await self._catch_up()
+            except Exception as exc:  # the broker unreachable: try again next time
+                log.warning("%s: idle catch-up check failed: %r", self.name, exc)
+
+    def _owns(self, partition: int) -> bool:
+        topic = self.source.get_topic_name()
+        return not self.gov.app.rebalancing and any(
+            tp.topic == topic and tp.partition == partition
+            for tp in self.gov.app.consumer.assignment()
+        )
+
+    async def _catch_up(self) -> None:
+        """Handle, in order, the records of each assigned partition that made no progress
+        since the previous check although records wait past its first unprocessed offset;
+        stop at a rebalance (the new owner's check takes over)."""
+        topic = self.source.get_topic_name()
+        options = aiokafka_options(self.gov.settings.kafka)
+        known: dict[int, int] = {}
+        for tp in self.gov.app.consumer.assignment():
+            if tp.topic == topic and (first := self._next_unprocessed(tp.partition)) is not None:
+                known[tp.partition] = first
+        if not known:
+            self._waiting.clear()
+            return
+        ends = await partition_ends(options, topic, sorted(known))
+        behind = {p: first for p, first in known.items() if ends[p] > first}
+        stalled = {p: first for p, first in behind.items() if self._waiting.get(p) == first}
+        self._waiting = behind
+        for partition, first in sorted(stalled.items()):
+            async with self._handling:
+                if self._next_unprocessed(partition) != first or not self._owns(partition):
+                    continue
+                end = ends[partition]
+                log.warning(
+                    "%s: %s[%d] offsets %d..%d were never delivered: reading them",
+                    self.name, topic, partition, first, end - 1,
+                )  # fmt: skip
+                self.metrics.order_resyncs.labels(pipeline=self.name).inc()
+                for record in await read_range(options, topic, partition, first, end):
+                    if not self._owns(partition):
+                        return
+                    try:
+                        with _handled_as_current(record):
+                            await self.handle(record)
+                    except Exception as exc:
+                        fail_stop(self.name, exc)
+                    self._expected[partition] = record.offset + 1
+                self._expected[partition] = max(end, self._expected.get(partition, end))
+
     async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
         """A revoked partition's segments (and outbox) may change elsewhere: rebuild if it
         comes back."""
         for tp in revoked:
             if tp.topic == self.source.get_topic_name():
                 self._expected.pop(tp.partition, None)
+                self._waiting.pop(tp.partition, None)
                 if self.dedup is not None:
                     self.dedup.drop_partition(tp.partition)
                 for outbox in self._outboxes:

@@ -65,6 +65,7 @@ class CompactedFeed(ABC):
                 if not self.caught_up.is_set():
                     positions = [await consumer.position(tp) for tp in tps]
                     if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                        log.info("%s feed caught up at offsets %s", self.topic, positions)
                         self.caught_up.set()
         finally:
             await consumer.stop()

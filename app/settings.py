@@ -130,6 +130,9 @@ class WorkerSettings(_Section):
     worker then takes its partitions back at once instead of waiting for the session of its
     previous incarnation to time out; a stopped one keeps them until that timeout."""
     table_standby_replicas: int = Field(default=0, ge=0)
+    idle_catch_up_s: float = Field(default=10.0, gt=0)
+    """How long a pipeline's source may be quiet before it checks for records Faust passed
+    over without delivering (see ``agents/base.py``)."""
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     faust_prometheus_sensor: bool = True

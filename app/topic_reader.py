@@ -93,6 +93,19 @@ async def partition_end(options: dict[str, Any], topic: str, partition: int) -> 
         await consumer.stop()
 
 
+async def partition_ends(
+    options: dict[str, Any], topic: str, partitions: list[int]
+) -> dict[int, int]:
+    """The offset the next record of each of ``partitions`` will get."""
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return {tp.partition: int(end) for tp, end in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """A record read outside Faust, shaped like the Faust messages agents handle

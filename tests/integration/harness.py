@@ -197,6 +197,17 @@ class WorkerProcess:
         return "\n".join(line for line in text[-lines:] if not line.startswith(("|", "〃")))
 
 
+def fault_injection(tmp_path: Path, code: str) -> tuple[dict[str, str], Path]:
+    """Worker environment that makes its interpreter run ``code`` at start (as
+    ``sitecustomize``), and the trigger file the code reads as
+    ``GOVERNOR_TEST_FAULT_TRIGGER`` (absent until the test creates it)."""
+    fault_dir = tmp_path / "fault"
+    fault_dir.mkdir()
+    (fault_dir / "sitecustomize.py").write_text(code)
+    trigger = tmp_path / "trigger"
+    return {"PYTHONPATH": str(fault_dir), "GOVERNOR_TEST_FAULT_TRIGGER": str(trigger)}, trigger
+
+
 def kill_mid_stream(
     worker: WorkerProcess,
     progress: Callable[[WorkerProcess], int],
@@ -305,6 +316,17 @@ async def end_offsets(cluster: Cluster, topic: str) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
+
+
+async def committed_offsets(cluster: Cluster, group: str, topic: str) -> dict[int, int]:
+    """The offsets ``group`` has committed on ``topic``'s partitions (for failure reports)."""
+    admin = AIOKafkaAdminClient(**cluster.client_options())
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
 async def read_all(cluster: Cluster, topic: str, expect: int, timeout_s: float = 60.0) -> list[Any]:

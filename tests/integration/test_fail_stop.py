@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Cluster, WorkerProcess, produce, wait_for
+from tests.integration.harness import (
+    Cluster,
+    WorkerProcess,
+    committed_offsets,
+    end_offsets,
+    fault_injection,
+    produce,
+    wait_for,
+)
 from tests.integration.test_carbon_pipeline import (
     as_records,
     expected_totals,
@@ -40,12 +48,8 @@ carbon.CarbonPipeline._persist = _persist
 def test_persist_failure_stops_the_worker_and_the_restart_loses_nothing(
     cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    fault_dir = tmp_path / "fault"
-    fault_dir.mkdir()
-    (fault_dir / "sitecustomize.py").write_text(FAULT)
-    trigger = tmp_path / "trigger"
-    member = {"GOVERNOR_WORKER__GROUP_INSTANCE_ID": "fail-stop-worker"}  # restart takes over
-    faulty = workers(PYTHONPATH=str(fault_dir), GOVERNOR_TEST_FAULT_TRIGGER=str(trigger), **member)
+    fault, trigger = fault_injection(tmp_path, FAULT)
+    faulty = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="fail-stop-worker", **fault)
     faulty.wait_ready()
     first = sample_readings(24, facilities=4)
     asyncio.run(produce(cluster, faulty.prefix + "meter-readings", as_records(first)))
@@ -59,8 +63,16 @@ def test_persist_failure_stops_the_worker_and_the_restart_loses_nothing(
     assert faulty.process.returncode == 70
     assert "injected persist failure" in faulty.log_file.read_text()
 
-    # The exited worker never left the group: this one is assigned its partitions once that
-    # member's session times out (Faust's default, 60 s).
+    # The exited worker never left the group: a replacement with another identity is
+    # assigned its partitions once that member's session times out (Faust's default, 60 s).
+    # Faust was seen not to deliver the waiting readings to it (2 of 3 full runs on Kafka
+    # 4.1.1); the idle catch-up in agents/base.py then handles them.
     healthy = workers()
     healthy.wait_ready(timeout_s=150)
-    wait_for_totals(healthy, expected_totals(first + later), timeout_s=90)
+    try:
+        wait_for_totals(healthy, expected_totals(first + later), timeout_s=90)
+    except AssertionError as exc:
+        source = healthy.prefix + "meter-readings"
+        committed = asyncio.run(committed_offsets(cluster, healthy.app_id, source))
+        ends = asyncio.run(end_offsets(cluster, source))
+        raise AssertionError(f"{exc}; committed {committed}, end offsets {ends}") from exc
