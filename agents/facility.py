@@ -14,7 +14,6 @@ agent writes its outbox entry before its state (:mod:`app.outbox`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -30,6 +29,7 @@ from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
 from app.rules.checks import Rejection, key_rejection
 from app.rules.dedup import DedupSegment, Position
 from app.rules.load import FacilityLoad, LoadOutputs
+from app.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
@@ -50,7 +50,7 @@ class FacilityContext:
         self.gov = gov
         self.carbon: Any = None
         self.load: Any = None
-        self.waiters: dict[str, asyncio.Future[CommandResult]] = {}
+        self.waiters: Waiters[CommandResult] = Waiters()
 
     def carbon_state(self, facility_id: str) -> FacilityCarbon | None:
         entry = self.carbon.get(facility_id) if self.carbon is not None else None
@@ -62,11 +62,8 @@ class FacilityContext:
 
     def resolve(self, result: CommandResult | None) -> None:
         """Answer a waiting balancing request."""
-        if result is None:
-            return
-        waiter = self.waiters.pop(result.command_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(result)
+        if result is not None:
+            self.waiters.resolve(result.command_id, result)
 
 
 class _FacilityPipeline(Pipeline):

@@ -15,7 +15,6 @@ its state, as the traffic decider does (:mod:`app.outbox`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -33,6 +32,7 @@ from app.rules.fusion import budget as budgets
 from app.rules.fusion import overlay as overlays
 from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
 from app.rules.fusion.overlay import ScopeOutputs, ScopeState
+from app.waiters import Waiters
 from schemas.dead_letter import DeadLetterReason
 from schemas.energy import EnergyBudget, EnergyDecision, Outcome
 from schemas.fusion_result import FusionRequest, FusionResult
@@ -64,7 +64,7 @@ class FusionContext:
         self.routing = RoutingFeed(gov.settings)
         gov.app.task(self.routing.run)
         self.tenants: Any = None
-        self.waiters: dict[str, asyncio.Future[EnergyDecision]] = {}
+        self.waiters: Waiters[EnergyDecision] = Waiters()
 
     def tenant_state(self, tenant: str) -> TenantState | None:
         entry = self.tenants.get(tenant)
@@ -73,9 +73,7 @@ class FusionContext:
     def resolve(self, decisions: tuple[EnergyDecision, ...]) -> None:
         """Answer a waiting POST /api/v1/fusion/validate."""
         for decision in decisions:
-            waiter = self.waiters.pop(decision.event_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(decision)
+            self.waiters.resolve(decision.event_id, decision)
 
 
 class _TenantPipeline(Pipeline):
@@ -193,73 +191,88 @@ class BudgetsPipeline(_TenantPipeline):
         return budgets.apply_budget(self.ctx.tenant_state(value.tenant), value, position)
 
 
-class RequestsPipeline(_TenantPipeline):
+class _TenantEventPipeline(_TenantPipeline):
+    """Requests and results: events with an id and an event time, deduplicated by id, then
+    decided by one budget rule."""
+
+    dedup_table: str
+    agent_name: str
+
+    def __init__(self, gov: Governor, ctx: FusionContext, name: str, source: str) -> None:
+        super().__init__(gov, ctx, name, source)
+        self.ids = self.dedup_store(
+            self.dedup_table, self.config.dedup_window_s,
+            self.config.dedup_max_events_per_partition,
+        )  # fmt: skip
+        self.start_agent(self.agent_name)
+
+    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
+        return future_rejection(
+            value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
+        )
+
+    def decide(self, value: Any, position: Position) -> TenantOutcome:
+        self.ids.ensure_indexed(position.partition)
+        return self.apply(
+            self.ctx.tenant_state(value.tenant), value, position,
+            self.ids.first_position(value.event_id),
+        )  # fmt: skip
+
+    def apply(
+        self, state: TenantState | None, value: Any, position: Position, first: Position | None
+    ) -> TenantOutcome:
+        """The budget rule for this event (``first``: where its id was applied before)."""
+        raise NotImplementedError
+
+    def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
+        if outcome.duplicate:
+            return
+        self.ids.record(_segment(value.tenant, value.event_id, value.timestamp, position))
+
+
+class RequestsPipeline(_TenantEventPipeline):
     model = FusionRequest
     source_kind = "q"
+    dedup_table = "fusion-request-dedup"
+    agent_name = "fusion-admissions"
 
     def __init__(self, gov: Governor, ctx: FusionContext) -> None:
         super().__init__(gov, ctx, "fusion-requests", "fusion-requests")
-        self.ids = self.dedup_store(
-            "fusion-request-dedup", self.config.dedup_window_s,
-            self.config.dedup_max_events_per_partition,
-        )  # fmt: skip
-        self.start_agent("fusion-admissions")
 
-    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
-        return future_rejection(
-            value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
-        )
-
-    def decide(self, value: Any, position: Position) -> TenantOutcome:
-        self.ids.ensure_indexed(position.partition)
-        return budgets.admit(
-            self.ctx.tenant_state(value.tenant), value, position,
-            self.ids.first_position(value.event_id), self.ctx.routing.routing, self.config,
-        )  # fmt: skip
-
-    def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
-        if outcome.duplicate:
-            return
-        self.ids.record(_segment(value.tenant, value.event_id, value.timestamp, position))
+    def apply(
+        self, state: TenantState | None, value: Any, position: Position, first: Position | None
+    ) -> TenantOutcome:
+        routing = self.ctx.routing.routing
+        return budgets.admit(state, value, position, first, routing, self.config)
 
 
-class ResultsPipeline(_TenantPipeline):
+class ResultsPipeline(_TenantEventPipeline):
     model = FusionResult
     source_kind = "r"
+    dedup_table = "fusion-result-dedup"
+    agent_name = "fusion-settlements"
 
     def __init__(self, gov: Governor, ctx: FusionContext) -> None:
         super().__init__(gov, ctx, "fusion-results", "fusion-results")
-        self.ids = self.dedup_store(
-            "fusion-result-dedup", self.config.dedup_window_s,
-            self.config.dedup_max_events_per_partition,
-        )  # fmt: skip
-        self.start_agent("fusion-settlements")
 
-    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
-        return future_rejection(
-            value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
-        )
-
-    def decide(self, value: Any, position: Position) -> TenantOutcome:
-        self.ids.ensure_indexed(position.partition)
-        return budgets.settle(
-            self.ctx.tenant_state(value.tenant), value, position,
-            self.ids.first_position(value.event_id), self.ctx.routing.routing, self.config,
-        )  # fmt: skip
+    def apply(
+        self, state: TenantState | None, value: Any, position: Position, first: Position | None
+    ) -> TenantOutcome:
+        routing = self.ctx.routing.routing
+        return budgets.settle(state, value, position, first, routing, self.config)
 
     def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
-        if outcome.duplicate:
+        super().after(value, position, outcome)
+        if outcome.duplicate or outcome.replayed:
             return
-        self.ids.record(_segment(value.tenant, value.event_id, value.timestamp, position))
-        if not outcome.replayed:
-            m = self.metrics
-            labels = m.fusion_labels("governor_fusion_latency_seconds", value.scenario_type,
-                                     value.overlay)  # fmt: skip
-            m.fusion_latency.labels(*labels, value.result.value).observe(value.latency_ms / 1000)
-            m.fusion_token_delta.labels(*labels, value.result.value).observe(
-                value.token_delta_pct / 100
-            )
-            m.fusion_quality.labels(*labels, value.result.value).observe(value.quality_score)
+        m = self.metrics
+        labels = m.fusion_labels("governor_fusion_latency_seconds", value.scenario_type,
+                                 value.overlay)  # fmt: skip
+        m.fusion_latency.labels(*labels, value.result.value).observe(value.latency_ms / 1000)
+        m.fusion_token_delta.labels(*labels, value.result.value).observe(
+            value.token_delta_pct / 100
+        )
+        m.fusion_quality.labels(*labels, value.result.value).observe(value.quality_score)
 
 
 class OverlayPipeline(Pipeline):

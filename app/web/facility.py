@@ -8,7 +8,6 @@ by the owner, which answers with their result.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -71,13 +70,13 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
             command_id=f"api-{uuid.uuid4().hex}", facility_id=facility, kind=kind,
             timestamp=datetime.now(UTC), **fields,
         )  # fmt: skip
-        waiter: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        ctx.waiters[cmd.command_id] = waiter
-        await gov.topic("balancing-commands").send(key=facility.encode(), value=cmd.to_json_bytes())
-        try:
-            result = await asyncio.wait_for(waiter, COMMAND_WAIT_S)
-        except TimeoutError:
-            ctx.waiters.pop(cmd.command_id, None)
+        topic = gov.topic("balancing-commands")
+        result = await ctx.waiters.publish_and_wait(
+            cmd.command_id,
+            lambda: topic.send(key=facility.encode(), value=cmd.to_json_bytes()),
+            COMMAND_WAIT_S,
+        )
+        if result is None:
             pending = {"status": "pending", "command_id": cmd.command_id,
                        "message": "published; see load-decisions for its effect"}  # fmt: skip
             return reply(view, request, gov, route, pending, status=202)

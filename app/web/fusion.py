@@ -11,7 +11,6 @@ once, and compared in constant time; the secret is never logged.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
@@ -103,16 +102,15 @@ def register(
                 fusion_request = fusion_request.model_copy(
                     update={"manual_approval_id": tokens.token_id(token)[:64]}
                 )
-            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            ctx.waiters[fusion_request.event_id] = waiter
             topic = requests.source
-            await topic.send(
-                key=fusion_request.tenant.encode(), value=fusion_request.to_json_bytes()
+            decision = await ctx.waiters.publish_and_wait(
+                fusion_request.event_id,
+                lambda: topic.send(
+                    key=fusion_request.tenant.encode(), value=fusion_request.to_json_bytes()
+                ),
+                DECISION_WAIT_S,
             )
-            try:
-                decision = await asyncio.wait_for(waiter, DECISION_WAIT_S)
-            except TimeoutError:
-                ctx.waiters.pop(fusion_request.event_id, None)
+            if decision is None:
                 pending = {
                     "status": "pending",
                     "event_id": fusion_request.event_id,
