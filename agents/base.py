@@ -15,10 +15,12 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import orjson
 from faust.streams import _current_event
+from faust.types import TP
 
 from app.connection import aiokafka_options
 from app.dead_letters import DeadLetterSink, source_coordinates
@@ -181,11 +183,23 @@ class Pipeline(ABC):
                 " reading %d records back", self.name, message.topic, partition, offset,
                 expected, offset - expected,
             )  # fmt: skip
-            self.metrics.order_resyncs.labels(pipeline=self.name).inc()
-            options = aiokafka_options(self.gov.settings.kafka)
-            for record in await read_range(options, message.topic, partition, expected, offset):
-                await self.handle(record)
+            await self._read_back(partition, expected, offset)
         self._expected[partition] = max(offset + 1, self._expected.get(partition, 0))
+
+    async def _read_back(
+        self, partition: int, start: int, stop: int, owned: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Read the source records ``start <= offset < stop`` of ``partition`` directly and
+        handle them in order, while ``owned()``; counted in governor_source_resyncs_total."""
+        self.metrics.order_resyncs.labels(pipeline=self.name).inc()
+        options = aiokafka_options(self.gov.settings.kafka)
+        topic = self.source.get_topic_name()
+        for record in await read_range(options, topic, partition, start, stop):
+            if not owned():
+                return
+            with _handled_as_current(record):
+                await self.handle(record)
+            self._expected[partition] = record.offset + 1
 
     def _next_unprocessed(self, partition: int) -> int | None:
         """The first offset of ``partition`` neither delivered nor shown processed by the
@@ -219,11 +233,9 @@ class Pipeline(ABC):
                 log.warning("%s: idle catch-up check failed: %r", self.name, exc)
 
     def _owns(self, partition: int) -> bool:
-        topic = self.source.get_topic_name()
-        return not self.gov.app.rebalancing and any(
-            tp.topic == topic and tp.partition == partition
-            for tp in self.gov.app.consumer.assignment()
-        )
+        """Still this worker's partition, and no rebalance under way."""
+        tp = TP(self.source.get_topic_name(), partition)
+        return not self.gov.app.rebalancing and tp in self.gov.app.consumer.assignment()
 
     async def _catch_up(self) -> None:
         """Handle, in order, the records of each assigned partition that made no progress
@@ -251,16 +263,12 @@ class Pipeline(ABC):
                     "%s: %s[%d] offsets %d..%d were never delivered: reading them",
                     self.name, topic, partition, first, end - 1,
                 )  # fmt: skip
-                self.metrics.order_resyncs.labels(pipeline=self.name).inc()
-                for record in await read_range(options, topic, partition, first, end):
-                    if not self._owns(partition):
-                        return
-                    try:
-                        with _handled_as_current(record):
-                            await self.handle(record)
-                    except Exception as exc:
-                        fail_stop(self.name, exc)
-                    self._expected[partition] = record.offset + 1
+                try:
+                    await self._read_back(partition, first, end, partial(self._owns, partition))
+                except Exception as exc:
+                    fail_stop(self.name, exc)
+                if not self._owns(partition):
+                    return
                 self._expected[partition] = max(end, self._expected.get(partition, end))
 
     async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:

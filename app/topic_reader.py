@@ -84,13 +84,7 @@ async def read_partition(
 
 async def partition_end(options: dict[str, Any], topic: str, partition: int) -> int:
     """The offset the next record of a partition will get."""
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        return int((await consumer.end_offsets([tp]))[tp])
-    finally:
-        await consumer.stop()
+    return (await partition_ends(options, topic, [partition]))[partition]
 
 
 async def partition_ends(

@@ -27,9 +27,10 @@ class Waiters(Generic[T]):
         self._pending[record_id] = answer
         try:
             await publish()
-            return await asyncio.wait_for(answer, timeout_s)
-        except TimeoutError:
-            return None
+            try:
+                return await asyncio.wait_for(answer, timeout_s)
+            except TimeoutError:
+                return None
         finally:
             self._pending.pop(record_id, None)
 
