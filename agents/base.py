@@ -55,6 +55,27 @@ def _handled_as_current(record: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def first_unhandled(
+    delivered: int | None, last_processed: int | None, resume: int | None
+) -> int | None:
+    """The first offset of a partition that a worker still has to handle.
+
+    ``delivered``: the offset after the last record this worker handled since it was
+    assigned the partition (then it is the answer). Otherwise the earlier of ``resume``,
+    where the group resumed the partition (outputs below it were flushed before it was
+    committed), and the offset after ``last_processed``, the newest record the recovered
+    state shows as processed: records from ``resume`` on may have lost their outputs even
+    if their state survived, and handling them again re-sends those outputs; records after
+    ``last_processed`` were never processed, even when Faust committed past them.
+    """
+    if delivered is not None:
+        return delivered
+    after_state = None if last_processed is None else last_processed + 1
+    if resume is None or after_state is None:
+        return after_state if resume is None else resume
+    return min(resume, after_state)
+
+
 class Pipeline(ABC):
     """One source topic → rules → tables and output topics, in one Faust agent."""
 
@@ -118,6 +139,7 @@ class Pipeline(ABC):
         self.gov.app.agent(self.source, name=agent_name)(self._consume)
         self.gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
         if self._guard_order:
+            self.gov.resume_points().watch(self.source.get_topic_name())
             self.gov.app.task(self._catch_up_when_idle)
 
     async def ready(self) -> None:  # noqa: B027 (a hook most pipelines leave empty)
@@ -167,16 +189,14 @@ class Pipeline(ABC):
         its end as of the kill, thousands of offsets after the last record the state
         holds: the records between were never given to the agent, yet their offsets had
         been committed. Seeking Faust's consumer back did not reliably re-deliver them
-        (paused partitions), so the records are read here directly, from the first offset
-        the pipeline's durable state (outbox, dedup segments) does not show as processed,
-        and handled in order before ``message``. Re-handling is idempotent, so reading
-        back too far costs only time.
+        (paused partitions), so the records are read here directly, from
+        :meth:`_next_unprocessed`, and handled in order before ``message``. Re-handling is
+        idempotent, so reading back too far costs only time.
         """
         partition, offset = message.partition, message.offset
-        expected = self._expected.get(partition)
+        expected = self._next_unprocessed(partition)
         if expected is None:
-            last = self._last_processed(partition)
-            expected = last + 1 if last is not None else offset
+            expected = offset
         if offset > expected:
             log.warning(
                 "%s: %s[%d] delivered offset %d, but %d is the next unprocessed one:"
@@ -202,13 +222,12 @@ class Pipeline(ABC):
             self._expected[partition] = record.offset + 1
 
     def _next_unprocessed(self, partition: int) -> int | None:
-        """The first offset of ``partition`` neither delivered nor shown processed by the
-        durable state; ``None`` when neither knows the partition."""
-        expected = self._expected.get(partition)
-        if expected is not None:
-            return expected
-        last = self._last_processed(partition)
-        return last + 1 if last is not None else None
+        """The first offset of ``partition`` this worker still has to handle (see
+        :func:`first_unhandled`); ``None`` when nothing is known of the partition."""
+        resume = self.gov.resume_points().get(self.source.get_topic_name(), partition)
+        return first_unhandled(
+            self._expected.get(partition), self._last_processed(partition), resume
+        )
 
     async def _catch_up_when_idle(self) -> None:
         """Every ``worker.idle_catch_up_s``, while no record has arrived for that long,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from app.codecs import ModelCodec, Utf8KeyCodec
-from app.connection import faust_broker
+from app.connection import aiokafka_options, faust_broker
 from app.metrics import Metrics
+from app.resume_points import ResumePoints
 from app.settings import Settings
 from app.topics import Catalogue
 
@@ -25,6 +26,7 @@ class Governor:
     app: faust.App
     metrics: Metrics
     _topics: dict[str, Any] = field(default_factory=dict)
+    _resume_points: ResumePoints | None = None
 
     def topic(self, name: str) -> Any:
         """The Faust topic for a catalogue name; values and keys stay raw bytes.
@@ -43,6 +45,18 @@ class Governor:
                 internal=False,
             )
         return self._topics[name]
+
+    def resume_points(self) -> ResumePoints:
+        """Where the group resumed each assigned partition (see :mod:`app.resume_points`);
+        one broker read per assignment, shared by every pipeline."""
+        if self._resume_points is None:
+            points = ResumePoints.for_group(
+                lambda: aiokafka_options(self.settings.kafka), self.app.conf.id
+            )
+            self.app.on_partitions_assigned.connect(cast(Any, points.on_partitions_assigned))
+            self.app.on_partitions_revoked.connect(cast(Any, points.on_partitions_revoked))
+            self._resume_points = points
+        return self._resume_points
 
     def table(self, name: str, model: type[Any], help: str, source: str) -> Any:
         """A memory table with changelog, UTF-8 keys and one pydantic value model.

@@ -1,7 +1,9 @@
-"""Reading a whole topic as it is now: every partition from its start to its current end.
+"""Reading topics outside Faust: a whole topic as it is now (every partition from its start
+to its current end), ranges of one partition, and partitions' end and resume offsets.
 
-For command-line tools (dead letters, the audit log): no consumer group, nothing committed.
-Records are yielded batch by batch, so a large topic is never held in memory at once.
+For command-line tools (dead letters, the audit log) and for the agents' repair of records
+Faust passed over: no consumer group joined, nothing committed. A whole topic is yielded
+batch by batch, so a large one is never held in memory at once.
 """
 
 from __future__ import annotations
@@ -98,6 +100,34 @@ async def partition_ends(
         return {tp.partition: int(end) for tp, end in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()
+
+
+async def resume_offsets(
+    options: dict[str, Any], group: str, partitions: list[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """Where ``group`` resumes each of ``partitions`` (topic, partition): its committed
+    offset, or the partition's first offset when it has none (``auto_offset_reset`` is
+    ``earliest``)."""
+    if not partitions:
+        return {}
+    tps = [TopicPartition(topic, p) for topic, p in partitions]
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+    found = {(tp.topic, tp.partition): m.offset for tp, m in committed.items() if m.offset >= 0}
+    missing = [tp for tp in tps if (tp.topic, tp.partition) not in found]
+    if missing:
+        consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            starts = await consumer.beginning_offsets(missing)
+        finally:
+            await consumer.stop()
+        found.update({(tp.topic, tp.partition): int(first) for tp, first in starts.items()})
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,26 @@
-"""Records Faust acknowledges without delivering them are still processed, once each."""
+"""Records Faust acknowledges without delivering them are still processed, once each, and
+their outputs sent even when a killed worker had processed them but lost the outputs."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from schemas.carbon_emission import CarbonEmission
 from tests.integration.harness import (
     Cluster,
     WorkerProcess,
+    applied_readings,
+    committed_offsets,
     fault_injection,
     metric_value,
     produce,
+    read_all,
+    wait_for,
 )
 from tests.integration.test_carbon_pipeline import (
     as_records,
@@ -46,6 +53,47 @@ streams.Stream.events = events
 
 RESYNCS = 'governor_source_resyncs_total{pipeline="carbon"}'
 
+# As FAULT, and while a second trigger file (<trigger>.lose) exists, the emissions are
+# dropped instead of sent and no offsets are committed: what a SIGKILL leaves when the
+# producer's buffer held the outputs of records whose state had already reached the
+# changelog.
+FAULT_LOSING_OUTPUTS = (
+    FAULT
+    + """
+import asyncio
+import aiokafka
+import faust.transport.consumer as consumer
+
+_lose = _trigger + ".lose"
+_send, _send_batch = aiokafka.AIOKafkaProducer.send, aiokafka.AIOKafkaProducer.send_batch
+_commit = consumer.Consumer._commit_offsets
+
+def _dropped():
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+async def send(self, topic, *args, **kwargs):
+    if topic.endswith("carbon-emissions") and os.path.exists(_lose):
+        return _dropped()
+    return await _send(self, topic, *args, **kwargs)
+
+async def send_batch(self, batch, topic, *args, **kwargs):
+    if topic.endswith("carbon-emissions") and os.path.exists(_lose):
+        return _dropped()
+    return await _send_batch(self, batch, topic, *args, **kwargs)
+
+async def _commit_offsets(self, offsets, *args, **kwargs):
+    if os.path.exists(_lose):
+        return False
+    return await _commit(self, offsets, *args, **kwargs)
+
+aiokafka.AIOKafkaProducer.send = send
+aiokafka.AIOKafkaProducer.send_batch = send_batch
+consumer.Consumer._commit_offsets = _commit_offsets
+"""
+)
+
 
 def test_an_idle_pipeline_processes_records_faust_never_delivered(
     cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess], tmp_path: Path
@@ -65,3 +113,47 @@ def test_an_idle_pipeline_processes_records_faust_never_delivered(
     # One catch-up per partition that held passed-over records (the four facilities' keys
     # may share partitions).
     assert 1 <= metric_value(worker, RESYNCS) <= 4
+
+
+def test_outputs_lost_with_a_killed_worker_are_sent_when_faust_passes_over_their_records(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    fault, trigger = fault_injection(tmp_path, FAULT_LOSING_OUTPUTS)
+    lose = Path(f"{trigger}.lose")
+    worker = workers(GOVERNOR_WORKER__IDLE_CATCH_UP_S="2", **fault)
+    worker.wait_ready()
+    source = worker.prefix + "meter-readings"
+    first = sample_readings(24, facilities=4)
+    asyncio.run(produce(cluster, source, as_records(first)))
+    wait_for_totals(worker, expected_totals(first))
+
+    def committed() -> int:
+        return sum(asyncio.run(committed_offsets(cluster, worker.app_id, source)).values())
+
+    wait_for(lambda: committed() == len(first), 30)
+
+    # Processed (state and dedup segments reach the changelog), outputs lost, not committed.
+    lose.touch()
+    later = sample_readings(8, facilities=4, start=24)
+    asyncio.run(produce(cluster, source, as_records(later)))
+    wait_for(lambda: applied_readings(worker) == len(first + later), 30)
+    time.sleep(2)  # Faust's producer buffer sends the changelog writes within milliseconds
+    worker.kill()
+    assert committed() == len(first)
+
+    # The restarted worker's Faust passes over the 8 records (acknowledges and commits them
+    # without delivering them): their emissions come only from the idle catch-up, which
+    # starts at the group's resume point, not after the newest record the state holds.
+    lose.unlink()
+    trigger.touch()
+    worker.start()
+    worker.wait_ready()
+    wanted = {r.event_id for r in first + later}
+
+    def emitted() -> set[str]:
+        records = asyncio.run(read_all(cluster, worker.prefix + "carbon-emissions", 10**9, 3))
+        return {CarbonEmission.from_json_bytes(m.value).event_id for m in records}
+
+    wait_for(lambda: emitted() == wanted, 60, 1)
+    wait_for_totals(worker, expected_totals(first + later))  # counted once, not twice
+    assert metric_value(worker, RESYNCS) >= 1
