@@ -55,21 +55,17 @@ def _handled_as_current(record: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def first_unhandled(
-    delivered: int | None, last_processed: int | None, resume: int | None
-) -> int | None:
-    """The first offset of a partition that a worker still has to handle.
+def first_unhandled(last_processed: int | None, resume: int | None) -> int | None:
+    """The first offset of a partition that a worker has to handle before Faust has given
+    it any record of that partition; ``None`` when nothing is known.
 
-    ``delivered``: the offset after the last record this worker handled since it was
-    assigned the partition (then it is the answer). Otherwise the earlier of ``resume``,
-    where the group resumed the partition (outputs below it were flushed before it was
-    committed), and the offset after ``last_processed``, the newest record the recovered
-    state shows as processed: records from ``resume`` on may have lost their outputs even
-    if their state survived, and handling them again re-sends those outputs; records after
-    ``last_processed`` were never processed, even when Faust committed past them.
+    The earlier of ``resume``, where the group resumed the partition (outputs below it were
+    flushed before it was committed), and the offset after ``last_processed``, the newest
+    record the recovered state shows as processed: records from ``resume`` on may have
+    lost their outputs even if their state survived, and handling them again re-sends
+    those outputs; records after ``last_processed`` were never processed, even when Faust
+    committed past them.
     """
-    if delivered is not None:
-        return delivered
     after_state = None if last_processed is None else last_processed + 1
     if resume is None or after_state is None:
         return after_state if resume is None else resume
@@ -222,12 +218,14 @@ class Pipeline(ABC):
             self._expected[partition] = record.offset + 1
 
     def _next_unprocessed(self, partition: int) -> int | None:
-        """The first offset of ``partition`` this worker still has to handle (see
-        :func:`first_unhandled`); ``None`` when nothing is known of the partition."""
+        """The first offset of ``partition`` this worker still has to handle: after the
+        last record it handled, or before any, :func:`first_unhandled`; ``None`` when
+        nothing is known of the partition."""
+        delivered = self._expected.get(partition)
+        if delivered is not None:
+            return delivered
         resume = self.gov.resume_points().get(self.source.get_topic_name(), partition)
-        return first_unhandled(
-            self._expected.get(partition), self._last_processed(partition), resume
-        )
+        return first_unhandled(self._last_processed(partition), resume)
 
     async def _catch_up_when_idle(self) -> None:
         """Every ``worker.idle_catch_up_s``, while no record has arrived for that long,

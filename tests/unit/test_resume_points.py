@@ -16,25 +16,21 @@ class TP(NamedTuple):
     partition: int
 
 
-def test_delivered_records_decide_once_there_are_any() -> None:
-    assert first_unhandled(delivered=120, last_processed=500, resume=80) == 120
-
-
 def test_lost_outputs_after_the_resume_point_are_handled_again() -> None:
     # State shows 0..233 processed, the group resumes at 200: 200..233 may have lost
     # their outputs with the killed worker's producer buffer.
-    assert first_unhandled(delivered=None, last_processed=233, resume=200) == 200
+    assert first_unhandled(last_processed=233, resume=200) == 200
 
 
 def test_records_committed_but_never_processed_are_handled() -> None:
     # Faust committed past records it never delivered: state ends at 233, group at 2567.
-    assert first_unhandled(delivered=None, last_processed=233, resume=2567) == 234
+    assert first_unhandled(last_processed=233, resume=2567) == 234
 
 
 def test_one_source_alone_or_none() -> None:
-    assert first_unhandled(delivered=None, last_processed=None, resume=40) == 40
-    assert first_unhandled(delivered=None, last_processed=9, resume=None) == 10
-    assert first_unhandled(delivered=None, last_processed=None, resume=None) is None
+    assert first_unhandled(last_processed=None, resume=40) == 40
+    assert first_unhandled(last_processed=9, resume=None) == 10
+    assert first_unhandled(last_processed=None, resume=None) is None
 
 
 def test_points_of_watched_topics_are_read_once_per_assignment() -> None:
