@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -57,10 +58,16 @@ class ResumePoints:
         self._points = {}
         if not wanted:
             return
+        started = time.perf_counter()
         try:
             self._points = await asyncio.wait_for(self._fetch(wanted), self._timeout_s)
         except Exception as exc:  # the repair falls back to what the state shows processed
             log.warning("resume offsets of the new assignment unknown: %r", exc)
+            return
+        log.info(
+            "resume offsets of %d assigned partitions read in %.0f ms",
+            len(wanted), (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
 
     async def on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
         """A revoked partition resumes elsewhere; its point is read again if it comes back."""
