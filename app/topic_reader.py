@@ -97,6 +97,10 @@ async def partition_ends(
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in partitions]
+        # Assigned first, the topics' metadata comes in one request; otherwise aiokafka asks
+        # for offsets, finds each topic unknown, and waits out a metadata refresh per topic
+        # (60 partitions of 10 topics took 1.0 s that way, 20 ms assigned).
+        consumer.assign(tps)
         return {tp.partition: int(end) for tp, end in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()
@@ -123,6 +127,7 @@ async def resume_offsets(
         consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
+            consumer.assign(missing)  # one metadata request for all topics (see partition_ends)
             starts = await consumer.beginning_offsets(missing)
         finally:
             await consumer.stop()
