@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from schemas.carbon_budget import CarbonBudget, CarbonPeriod
 from schemas.carbon_emission import CarbonEmission
 from tests.integration.harness import (
     Cluster,
@@ -17,6 +20,7 @@ from tests.integration.harness import (
     applied_readings,
     committed_offsets,
     fault_injection,
+    http_get,
     metric_value,
     produce,
     read_all,
@@ -32,19 +36,20 @@ from tests.integration.test_carbon_pipeline import (
 pytestmark = pytest.mark.integration
 
 # Loaded by the worker's interpreter at start (PYTHONPATH): while the trigger file exists,
-# every meter reading Faust fetches is acknowledged (and so committed) without reaching the
-# agent, as faust-streaming 0.15's stream does to an event it skips (flow suspended, or
-# fetched in an older consumer generation).
+# every record of GOVERNOR_TEST_FAULT_TOPIC (meter-readings) Faust fetches is acknowledged
+# (and so committed) without reaching the agent, as faust-streaming 0.15's stream does to
+# an event it skips (flow suspended, or fetched in an older consumer generation).
 FAULT = """
 import os
 import faust.streams as streams
 
 _events = streams.Stream.events
 _trigger = os.environ["GOVERNOR_TEST_FAULT_TRIGGER"]
+_topic = os.environ.get("GOVERNOR_TEST_FAULT_TOPIC", "meter-readings")
 
 async def events(self):
     async for event in _events(self):
-        if event.message.topic.endswith("meter-readings") and os.path.exists(_trigger):
+        if event.message.topic.endswith(_topic) and os.path.exists(_trigger):
             continue  # Faust acknowledges it when the next event is asked for
         yield event
 
@@ -157,3 +162,31 @@ def test_outputs_lost_with_a_killed_worker_are_sent_when_faust_passes_over_their
     wait_for(lambda: emitted() == wanted, 60, 1)
     wait_for_totals(worker, expected_totals(first + later))  # counted once, not twice
     assert metric_value(worker, RESYNCS) >= 1
+
+
+def test_a_budget_on_a_compacted_topic_that_faust_never_delivered_is_applied(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """carbon-budgets is compacted, so its offsets may have holes; a record Faust passed over
+    is still read back and applied."""
+    fault, trigger = fault_injection(tmp_path, FAULT)
+    worker = workers(
+        GOVERNOR_WORKER__IDLE_CATCH_UP_S="2", GOVERNOR_TEST_FAULT_TOPIC="carbon-budgets", **fault
+    )
+    worker.wait_ready()
+    source = worker.prefix + "carbon-budgets"
+    trigger.touch()
+    budget = CarbonBudget(
+        facility_id="plant-9", period=CarbonPeriod.MONTH, limit_kg_co2e=50,
+        updated_at=datetime(2026, 11, 1, tzinfo=UTC),
+    )  # fmt: skip
+    asyncio.run(produce(cluster, source, [(b"plant-9", budget.to_json_bytes())]))
+    # Faust acknowledged and committed it without delivering it.
+    wait_for(lambda: sum(asyncio.run(committed_offsets(cluster, worker.app_id, source)).values()))
+
+    def applied() -> Any:
+        got, body = http_get(worker.url + "/api/v1/carbon/budget/plant-9")
+        return body if got == 200 else None
+
+    assert wait_for(applied, 30)["limit_kg_co2e"] == 50
+    assert metric_value(worker, 'governor_source_resyncs_total{pipeline="carbon-budgets"}') == 1

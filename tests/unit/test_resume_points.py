@@ -1,13 +1,14 @@
 """Where a worker starts handling a partition: the resume points read at assignment
 (app/resume_points.py) and the choice between them and the recovered state
-(agents.base.first_unhandled)."""
+(agents.base.first_unhandled), and when a delivered record shows records passed over
+(agents.base.passed_over)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import NamedTuple
 
-from agents.base import first_unhandled
+from agents.base import first_unhandled, passed_over
 from app.resume_points import ResumePoints
 
 
@@ -31,6 +32,20 @@ def test_one_source_alone_or_none() -> None:
     assert first_unhandled(last_processed=None, resume=40) == 40
     assert first_unhandled(last_processed=9, resume=None) == 10
     assert first_unhandled(last_processed=None, resume=None) is None
+
+
+def test_a_jump_past_the_next_unprocessed_offset_is_read_back() -> None:
+    assert passed_over(2567, 234, first_of_partition=True, compacted=False)
+    assert passed_over(90, 80, first_of_partition=False, compacted=False)
+    assert not passed_over(234, 234, first_of_partition=True, compacted=False)
+    assert not passed_over(200, 234, first_of_partition=True, compacted=False)  # re-delivery
+    assert not passed_over(5, None, first_of_partition=True, compacted=False)  # nothing known
+
+
+def test_a_compacted_source_is_checked_at_the_first_record_of_an_assignment_only() -> None:
+    # Compaction leaves holes: later jumps are records it removed, not records passed over.
+    assert passed_over(57, 0, first_of_partition=True, compacted=True)
+    assert not passed_over(90, 80, first_of_partition=False, compacted=True)
 
 
 def test_points_of_watched_topics_are_read_once_per_assignment() -> None:
