@@ -206,9 +206,8 @@ class Pipeline(ABC):
         first = partition not in self._expected
         if expected is not None and passed_over(offset, expected, first, self._compacted):
             log.warning(
-                "%s: %s[%d] delivered offset %d, but %d is the next unprocessed one:"
-                " reading offsets %d..%d back", self.name, message.topic, partition, offset,
-                expected, expected, offset - 1,
+                "%s: %s[%d] delivered offset %d before offsets %d..%d: reading them back",
+                self.name, message.topic, partition, offset, expected, offset - 1,
             )  # fmt: skip
             await self._read_back(partition, expected, offset)
         self._expected[partition] = max(offset + 1, self._expected.get(partition, 0))

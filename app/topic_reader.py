@@ -93,17 +93,8 @@ async def partition_ends(
     options: dict[str, Any], topic: str, partitions: list[int]
 ) -> dict[int, int]:
     """The offset the next record of each of ``partitions`` will get."""
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in partitions]
-        # Assigned first, the topics' metadata comes in one request; otherwise aiokafka asks
-        # for offsets, finds each topic unknown, and waits out a metadata refresh per topic
-        # (60 partitions of 10 topics took 1.0 s that way, 20 ms assigned).
-        consumer.assign(tps)
-        return {tp.partition: int(end) for tp, end in (await consumer.end_offsets(tps)).items()}
-    finally:
-        await consumer.stop()
+    tps = [TopicPartition(topic, p) for p in partitions]
+    return {tp.partition: end for tp, end in (await _offsets(options, tps, first=False)).items()}
 
 
 async def resume_offsets(
@@ -124,15 +115,29 @@ async def resume_offsets(
     found = {(tp.topic, tp.partition): m.offset for tp, m in committed.items() if m.offset >= 0}
     missing = [tp for tp in tps if (tp.topic, tp.partition) not in found]
     if missing:
-        consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        try:
-            consumer.assign(missing)  # one metadata request for all topics (see partition_ends)
-            starts = await consumer.beginning_offsets(missing)
-        finally:
-            await consumer.stop()
-        found.update({(tp.topic, tp.partition): int(first) for tp, first in starts.items()})
+        starts = await _offsets(options, missing, first=True)
+        found.update({(tp.topic, tp.partition): first for tp, first in starts.items()})
     return found
+
+
+async def _offsets(
+    options: dict[str, Any], tps: list[TopicPartition], first: bool
+) -> dict[TopicPartition, int]:
+    """The first offset (``first``) or the next offset of each of ``tps``.
+
+    The partitions are assigned before asking, so the metadata of all their topics comes in
+    one request; otherwise aiokafka finds one topic unknown at a time and waits out a
+    metadata refresh for each (a worker's resume offsets, 60 partitions of 10 topics, took
+    1.0 s that way and 20 ms assigned).
+    """
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        found = await (consumer.beginning_offsets(tps) if first else consumer.end_offsets(tps))
+        return {tp: int(offset) for tp, offset in found.items()}
+    finally:
+        await consumer.stop()
 
 
 @dataclass(frozen=True, slots=True)
