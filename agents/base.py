@@ -15,6 +15,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -23,13 +24,15 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from app.connection import aiokafka_options
+from app.core.origin import REPARTITION_SUFFIX, origin_of
 from app.dead_letters import DeadLetterSink, source_coordinates
 from app.dedup_store import DedupStore
 from app.failstop import fail_stop
 from app.faust_app import Governor
 from app.outbox import Entry, Outbox
 from app.producer import await_metadata
-from app.rules.dedup import DedupSegment
+from app.rules.dedup import DedupSegment, Position
+from app.runtime.placement import Placement
 from app.topic_reader import partition_ends, read_range
 from schemas.dead_letter import DeadLetterReason
 
@@ -87,8 +90,37 @@ def first_unhandled(last_processed: int | None, resume: int | None) -> int | Non
     return min(resume, after_state)
 
 
+REPARTITIONED = 1 << 20
+"""Added to the partition numbers of a repartition topic's records in their positions, so
+that in watermarks, outboxes and dedup segments they never collide with the source's own
+(no Kafka topic has a million partitions)."""
+
+
+@dataclass(eq=False)
+class Lane:
+    """A topic a pipeline takes records from: its source, or the source's repartition topic
+    (records Governor forwarded to their key's partition, :mod:`app.runtime.placement`)."""
+
+    topic: Any
+    base: int
+    """0 for the source; :data:`REPARTITIONED` for the repartition topic."""
+    compacted: bool
+    expected: dict[int, int] = field(default_factory=dict)
+    """Partition → the next offset to handle, once a record of it was handled."""
+    waiting: dict[int, int] = field(default_factory=dict)
+    """Partition → the first unprocessed offset at the last idle check."""
+
+    @property
+    def name(self) -> str:
+        return str(self.topic.get_topic_name())
+
+
 class Pipeline(ABC):
     """One source topic → rules → tables and output topics, in one Faust agent."""
+
+    keyed_state = True
+    """Whether records must be handled in their key's partition (:mod:`app.runtime.placement`);
+    a stage that keeps no per-key state (the traffic router) takes them where they are."""
 
     def __init__(self, gov: Governor, name: str, source: str) -> None:
         self.gov = gov
@@ -104,12 +136,19 @@ class Pipeline(ABC):
         self.dedup: DedupStore | None = None
         self._outboxes: list[Outbox[Any]] = []
         # Records removed by compaction leave holes in the offsets (see passed_over).
-        self._compacted = "compact" in gov.catalogue[source].cleanup_policy.value
-        self._expected: dict[int, int] = {}
+        compacted = "compact" in gov.catalogue[source].cleanup_policy.value
+        self.lanes = [Lane(self.source, 0, compacted)]
         self._handling = asyncio.Lock()
         self._taking = False
         self._last_event_at = time.monotonic()
-        self._waiting: dict[int, int] = {}
+        self.placement: Placement | None = None
+        repartition = source + REPARTITION_SUFFIX
+        if self.keyed_state and repartition in gov.catalogue:
+            forwards = Lane(gov.topic(repartition), REPARTITIONED, compacted=False)
+            self.lanes.append(forwards)
+            self.placement = Placement(
+                gov.app, forwards.name, gov.metrics.repartitioned.labels(topic=source)
+            )
 
     def table(self, name: str, model: type[Any], help: str) -> Any:
         """A table co-partitioned with this pipeline's source topic."""
@@ -145,11 +184,30 @@ class Pipeline(ABC):
         return topic
 
     def start_agent(self, agent_name: str) -> None:
-        """Register the agent; call once the tables and outputs exist."""
-        self.gov.app.agent(self.source, name=agent_name)(self._consume)
+        """Register the agent (one per lane); call once the tables and outputs exist."""
+        self.gov.app.agent(self.source, name=agent_name)(self._consume_source)
+        if len(self.lanes) > 1:
+            forwarded = self.lanes[1].topic
+            self.gov.app.agent(forwarded, name=f"{agent_name}-repartitioned")(
+                self._consume_forwarded
+            )
+        for lane in self.lanes:
+            self.gov.resume_points().watch(lane.name)
         self.gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
-        self.gov.resume_points().watch(self.source.get_topic_name())
         self.gov.app.task(self._catch_up_when_idle)
+
+    def position_of(self, message: Any) -> Position:
+        """Where ``message`` sits, as state, outboxes and dedup segments record it: a
+        forwarded record's partition is offset by :data:`REPARTITIONED` and carries the
+        source coordinates its producer wrote it at."""
+        if not message.topic.endswith(REPARTITION_SUFFIX):
+            return Position(partition=message.partition, offset=message.offset)
+        origin = origin_of(message.topic, getattr(message, "headers", None))
+        return Position(
+            partition=message.partition + REPARTITIONED,
+            offset=message.offset,
+            forwarded_from=(origin.partition, origin.offset) if origin else None,
+        )
 
     async def ready(self) -> None:  # noqa: B027 (a hook most pipelines leave empty)
         """Wait for whatever the first record needs besides tables and outputs."""
@@ -158,37 +216,51 @@ class Pipeline(ABC):
     async def handle(self, message: Any) -> None:
         """Process one source record; dead-letter bad input, never raise for it."""
 
-    async def _consume(self, stream: Any) -> None:
+    async def _consume_source(self, stream: Any) -> None:
+        await self._consume(self.lanes[0], stream)
+
+    async def _consume_forwarded(self, stream: Any) -> None:
+        await self._consume(self.lanes[1], stream)
+
+    async def _consume(self, lane: Lane, stream: Any) -> None:
         """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
         (a producer that cannot send, a bug in persisting) ends the process at once, before
         Faust can acknowledge the record (see :func:`app.failstop.fail_stop`).
         """
         await await_metadata(
             self.gov.app,
-            [t.changelog_topic.get_topic_name() for t in self._tables]
+            [lane.name for lane in self.lanes]
+            + [t.changelog_topic.get_topic_name() for t in self._tables]
             + [o.get_topic_name() for o in self._outputs],
         )
         await self.ready()
-        log.info("%s pipeline takes records from %s", self.name, self.source.get_topic_name())
+        log.info("%s pipeline takes records from %s", self.name, lane.name)
         self._taking = True
         async for event in stream.events():
             async with self._handling:
                 try:
-                    await self._fill_gap(event.message)
-                    await self.handle(event.message)
+                    await self._fill_gap(lane, event.message)
+                    await self._take(lane, event.message)
                 except Exception as exc:
                     fail_stop(self.name, exc)
                 self._last_event_at = time.monotonic()
 
-    def _last_processed(self, partition: int) -> int | None:
-        """The newest source offset this pipeline's durable state shows as processed."""
-        known = [o.last_offset(partition) for o in self._outboxes]
+    async def _take(self, lane: Lane, message: Any) -> None:
+        """Handle a record here, or forward a source record to its key's partition."""
+        placement = self.placement if lane.base == 0 else None
+        if placement is not None and await placement.forward_if_misplaced(message):
+            return
+        await self.handle(message)
+
+    def _last_processed(self, lane: Lane, partition: int) -> int | None:
+        """The newest offset of the lane's partition that durable state shows as processed."""
+        known = [o.last_offset(partition + lane.base) for o in self._outboxes]
         if self.dedup is not None:
-            known.append(self.dedup.last_offset(partition))
+            known.append(self.dedup.last_offset(partition + lane.base))
         offsets = [k for k in known if k is not None]
         return max(offsets) if offsets else None
 
-    async def _fill_gap(self, message: Any) -> None:
+    async def _fill_gap(self, lane: Lane, message: Any) -> None:
         """Handle any source records passed over before ``message``, so that no offset is
         skipped.
 
@@ -202,43 +274,47 @@ class Pipeline(ABC):
         idempotent, so reading back too far costs only time.
         """
         partition, offset = message.partition, message.offset
-        expected = self._next_unprocessed(partition)
-        first = partition not in self._expected
-        if expected is not None and passed_over(offset, expected, first, self._compacted):
+        expected = self._next_unprocessed(lane, partition)
+        first = partition not in lane.expected
+        if expected is not None and passed_over(offset, expected, first, lane.compacted):
             log.warning(
                 "%s: %s[%d] delivered offset %d before offsets %d..%d: reading them back",
                 self.name, message.topic, partition, offset, expected, offset - 1,
             )  # fmt: skip
-            await self._read_back(partition, expected, offset)
-        self._expected[partition] = max(offset + 1, self._expected.get(partition, 0))
+            await self._read_back(lane, partition, expected, offset)
+        lane.expected[partition] = max(offset + 1, lane.expected.get(partition, 0))
 
     async def _read_back(
-        self, partition: int, start: int, stop: int, owned: Callable[[], bool] = lambda: True
+        self,
+        lane: Lane,
+        partition: int,
+        start: int,
+        stop: int,
+        owned: Callable[[], bool] = lambda: True,
     ) -> None:
         """Read the source records ``start <= offset < stop`` of ``partition`` directly and
         handle them in order, while ``owned()``; counted in governor_source_resyncs_total
         when there were any (a compacted range may hold none)."""
         options = aiokafka_options(self.gov.settings.kafka)
-        topic = self.source.get_topic_name()
-        records = await read_range(options, topic, partition, start, stop)
+        records = await read_range(options, lane.name, partition, start, stop)
         if records:
             self.metrics.order_resyncs.labels(pipeline=self.name).inc()
         for record in records:
             if not owned():
                 return
             with _handled_as_current(record):
-                await self.handle(record)
-            self._expected[partition] = record.offset + 1
+                await self._take(lane, record)
+            lane.expected[partition] = record.offset + 1
 
-    def _next_unprocessed(self, partition: int) -> int | None:
+    def _next_unprocessed(self, lane: Lane, partition: int) -> int | None:
         """The first offset of ``partition`` this worker still has to handle: after the
         last record it handled, or before any, :func:`first_unhandled`; ``None`` when
         nothing is known of the partition."""
-        delivered = self._expected.get(partition)
+        delivered = lane.expected.get(partition)
         if delivered is not None:
             return delivered
-        resume = self.gov.resume_points().get(self.source.get_topic_name(), partition)
-        return first_unhandled(self._last_processed(partition), resume)
+        resume = self.gov.resume_points().get(lane.name, partition)
+        return first_unhandled(self._last_processed(lane, partition), resume)
 
     async def _catch_up_when_idle(self) -> None:
         """Every ``worker.idle_catch_up_s``, while no record has arrived for that long,
@@ -257,61 +333,71 @@ class Pipeline(ABC):
             idle = time.monotonic() - self._last_event_at >= interval
             if not (self._taking and idle) or self.gov.app.rebalancing:
                 continue
-            try:
-                await self._catch_up()
-            except Exception as exc:  # the broker unreachable: try again next time
-                log.warning("%s: idle catch-up check failed: %r", self.name, exc)
+            for lane in self.lanes:
+                try:
+                    await self._catch_up(lane)
+                except Exception as exc:  # the broker unreachable: try again next time
+                    log.warning("%s: idle catch-up check failed: %r", self.name, exc)
 
-    def _owns(self, partition: int) -> bool:
+    def _owns(self, lane: Lane, partition: int) -> bool:
         """Still this worker's partition, and no rebalance under way."""
-        tp = TP(self.source.get_topic_name(), partition)
+        tp = TP(lane.name, partition)
         return not self.gov.app.rebalancing and tp in self.gov.app.consumer.assignment()
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self, lane: Lane) -> None:
         """Handle, in order, the records of each assigned partition that made no progress
         since the previous check although records wait past its first unprocessed offset;
         stop at a rebalance (the new owner's check takes over)."""
-        topic = self.source.get_topic_name()
+        topic = lane.name
         options = aiokafka_options(self.gov.settings.kafka)
         known: dict[int, int] = {}
         for tp in self.gov.app.consumer.assignment():
-            if tp.topic == topic and (first := self._next_unprocessed(tp.partition)) is not None:
+            if (
+                tp.topic == topic
+                and (first := self._next_unprocessed(lane, tp.partition)) is not None
+            ):
                 known[tp.partition] = first
         if not known:
-            self._waiting.clear()
+            lane.waiting.clear()
             return
         ends = await partition_ends(options, topic, sorted(known))
         behind = {p: first for p, first in known.items() if ends[p] > first}
-        stalled = {p: first for p, first in behind.items() if self._waiting.get(p) == first}
-        self._waiting = behind
+        stalled = {p: first for p, first in behind.items() if lane.waiting.get(p) == first}
+        lane.waiting = behind
         for partition, first in sorted(stalled.items()):
             async with self._handling:
-                if self._next_unprocessed(partition) != first or not self._owns(partition):
+                if self._next_unprocessed(lane, partition) != first or not self._owns(
+                    lane, partition
+                ):
                     continue
                 end = ends[partition]
                 log.warning(
                     "%s: %s[%d] offsets %d..%d were never delivered: reading them",
                     self.name, topic, partition, first, end - 1,
                 )  # fmt: skip
+                owned = partial(self._owns, lane, partition)
                 try:
-                    await self._read_back(partition, first, end, partial(self._owns, partition))
+                    await self._read_back(lane, partition, first, end, owned)
                 except Exception as exc:
                     fail_stop(self.name, exc)
-                if not self._owns(partition):
+                if not owned():
                     return
-                self._expected[partition] = max(end, self._expected.get(partition, end))
+                lane.expected[partition] = max(end, lane.expected.get(partition, end))
 
     async def _on_partitions_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
         """A revoked partition's segments (and outbox) may change elsewhere: rebuild if it
         comes back."""
+        if self.placement is not None:
+            self.placement.forget()
+        lanes = {lane.name: lane for lane in self.lanes}
         for tp in revoked:
-            if tp.topic == self.source.get_topic_name():
-                self._expected.pop(tp.partition, None)
-                self._waiting.pop(tp.partition, None)
+            if (lane := lanes.get(tp.topic)) is not None:
+                lane.expected.pop(tp.partition, None)
+                lane.waiting.pop(tp.partition, None)
                 if self.dedup is not None:
-                    self.dedup.drop_partition(tp.partition)
+                    self.dedup.drop_partition(tp.partition + lane.base)
                 for outbox in self._outboxes:
-                    outbox.drop_partition(tp.partition)
+                    outbox.drop_partition(tp.partition + lane.base)
 
     async def decode(self, message: Any, parse: Callable[[bytes], T]) -> T | None:
         """The record's value parsed by ``parse``; ``None`` when it is not JSON or not the

@@ -85,7 +85,7 @@ class CarbonPipeline(Pipeline):
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
         readings = record.readings if isinstance(record, MeterReadingBatch) else [record]
-        position = Position(partition=message.partition, offset=message.offset)
+        position = self.position_of(message)
         try:
             outcome = self._decide(readings, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept

@@ -91,7 +91,7 @@ class _FacilityPipeline(Pipeline):
         if rejection is not None:
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
-        position = Position(partition=message.partition, offset=message.offset)
+        position = self.position_of(message)
         try:
             await self.process(value, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept

@@ -114,7 +114,7 @@ class _TenantPipeline(Pipeline):
         if rejection is not None:
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
-        position = Position(partition=message.partition, offset=message.offset)
+        position = self.position_of(message)
         self.box.ensure_indexed(position.partition)
         try:
             outcome = self.decide(value, position)
@@ -311,7 +311,7 @@ class OverlayPipeline(Pipeline):
         if rejection is not None:
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
-        position = Position(partition=message.partition, offset=message.offset)
+        position = self.position_of(message)
         self.box.ensure_indexed(position.partition)
         outcome = overlays.observe(self.scope_state(obs.scope), obs, position, self.config)
         outputs = outcome.outputs

@@ -43,6 +43,8 @@ CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState
 class TrafficRouter(Pipeline):
     """request-events → traffic-routed, keyed by endpoint."""
 
+    keyed_state = False  # any key is accepted: state is kept per endpoint, after routing
+
     def __init__(self, gov: Governor, feed: PolicyFeed) -> None:
         super().__init__(gov, "traffic-router", "request-events")
         self.feed = feed
@@ -67,7 +69,7 @@ class TrafficRouter(Pipeline):
         if rejection is not None:
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
-        position = Position(partition=message.partition, offset=message.offset)
+        position = self.position_of(message)
         routed = route(event, position, self.feed.active)
         await send_same_key(
             self.gov.app,
@@ -119,7 +121,7 @@ class TrafficPipeline(Pipeline):
         if rejection is not None:
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
-        position = Position(partition=message.partition, offset=message.offset)
+        position = self.position_of(message)
         try:
             outcome = self._decide(routed, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from app.core.origin import origin_of
 from app.metrics import Metrics
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 
@@ -13,11 +14,13 @@ MAX_ERROR_CHARS = 4000
 
 def source_coordinates(message: Any) -> dict[str, Any]:
     """A consumed Faust message's coordinates and original bytes, as
-    :meth:`DeadLetterSink.send` takes them."""
+    :meth:`DeadLetterSink.send` takes them; for a record forwarded to its key's partition,
+    the source coordinates where its producer wrote it (:mod:`app.runtime.placement`)."""
+    origin = origin_of(message.topic, getattr(message, "headers", None))
     return {
-        "source_topic": message.topic,
-        "partition": message.partition,
-        "offset": message.offset,
+        "source_topic": origin.topic if origin else message.topic,
+        "partition": origin.partition if origin else message.partition,
+        "offset": origin.offset if origin else message.offset,
         "timestamp_ms": int(message.timestamp * 1000) if message.timestamp else None,
         "key": message.key,
         "value": message.value,

@@ -113,6 +113,13 @@ class Metrics:
             ["pipeline"],
             registry=registry,
         )
+        self.repartitioned = Counter(
+            "governor_repartitioned_records_total",
+            "Records that arrived on a partition other than their key's (a producer with"
+            " another partitioner) and were forwarded to the key's partition, by topic.",
+            ["topic"],
+            registry=registry,
+        )
         self.order_resyncs = Counter(
             "governor_source_resyncs_total",
             "Times a pipeline found source offsets passed over unprocessed and read them back.",

@@ -15,7 +15,7 @@ from typing import Any
 
 
 async def await_metadata(app: Any, topics: Iterable[str]) -> None:
-    """Wait until the producer's metadata knows ``topics``.
+    """Wait until the producer's metadata knows ``topics``, and keep them in it.
 
     On a new app Faust creates the changelog topics at start, then checks each table's
     changelog partition count against this cached metadata at the first write; if the new
@@ -23,6 +23,9 @@ async def await_metadata(app: Any, topics: Iterable[str]) -> None:
     """
     producer = app.producer._ensure_producer()
     for topic in topics:
+        # partitions_for alone does not keep a topic in later metadata refreshes when it was
+        # known from an all-topics fetch; add_topic makes the client track it for good.
+        await producer.client.add_topic(topic)
         await producer.partitions_for(topic)
 
 

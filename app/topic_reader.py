@@ -9,7 +9,7 @@ batch by batch, so a large one is never held in memory at once.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -151,6 +151,7 @@ class SourceRecord:
     key: bytes | None
     value: bytes
     timestamp: float | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 async def read_range(
@@ -172,7 +173,15 @@ async def read_range(
                 if m.offset < stop:
                     stamp = m.timestamp / 1000.0 if m.timestamp is not None else None
                     found.append(
-                        SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, stamp)
+                        SourceRecord(
+                            m.topic,
+                            m.partition,
+                            m.offset,
+                            m.key,
+                            m.value,
+                            stamp,
+                            list(m.headers or ()),
+                        )
                     )
             position = await consumer.position(tp)
         return found

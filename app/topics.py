@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.origin import REPARTITION_SUFFIX
 from schemas.common import Contract
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "topics.yaml"
@@ -84,6 +85,9 @@ class Catalogue:
                 return spec
         raise KeyError(f"topic {name!r} is not in the catalogue")
 
+    def __contains__(self, name: object) -> bool:
+        return any(spec.name == name for spec in self.topics)
+
     @classmethod
     def load(cls, path: Path = DEFAULT_CATALOGUE) -> Catalogue:
         """Read topics.yaml, applying its defaults to each topic."""
@@ -93,6 +97,14 @@ class Catalogue:
         names = [s.name for s in specs]
         if len(names) != len(set(names)):
             raise ValueError(f"{path}: duplicate topic names")
+        by_name = {s.name: s for s in specs}
+        for spec in specs:
+            source = by_name.get(spec.name.removesuffix(REPARTITION_SUFFIX))
+            if source not in (spec, None) and source.partitions != spec.partitions:
+                raise ValueError(
+                    f"{path}: {spec.name} needs the {source.partitions} partitions of"
+                    f" {source.name} (a forwarded record keeps its partition number)"
+                )
         return cls(specs)
 
 

@@ -22,6 +22,11 @@ class Position(BaseModel):
 
     partition: int
     offset: int
+    forwarded_from: tuple[int, int] | None = None
+    """For a record Governor forwarded to its key's partition (``app.runtime.placement``):
+    the (partition, offset) its producer wrote it at in the source topic. Forwards from one
+    source partition reach a key's state in source-offset order, so state that remembers the
+    highest one it applied recognises a forward repeated after a crash."""
 
 
 class DedupSegment(BaseModel):

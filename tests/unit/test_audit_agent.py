@@ -20,7 +20,7 @@ from tests.factories import tick
 
 
 @pytest.fixture
-def topology(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topology]:
+def topology(monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None) -> Iterator[Topology]:
     monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("GOVERNOR_AUDIT__SITES", '{"site-001": {"capacity_kw": 1.0}}')
     yield build(load_settings())

@@ -23,7 +23,7 @@ from tests.factories import BASE_TIME, batch, reading
 
 
 @pytest.fixture
-def topology(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topology]:
+def topology(monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None) -> Iterator[Topology]:
     monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     yield build(load_settings())
 

@@ -411,3 +411,17 @@ def test_recommendations_come_from_the_facility_data_with_savings() -> None:
     peak = kinds[optimization.RecommendationKind.REDUCE_PEAK_UTILIZATION]
     assert peak.estimated_savings_kwh == pytest.approx(10 * 24 * 0.05)
     assert found == sorted(found, key=lambda r: -r.estimated_savings_kg_co2e)
+
+
+def test_the_same_metric_again_changes_nothing() -> None:
+    """A forwarded copy repeated after a restart reaches the rules at a new position."""
+    s = Loads(LOAD.model_copy(update={"cooldown_s": 0.0}))
+    s.metric(metric("a", 65))
+    s.metric(metric("b", 110, 200))
+    s.metric(metric("a", 95, minutes=1))
+    assert len(s.decisions) == 1
+    before = s.state
+    s.metric(metric("a", 95, minutes=1))
+    assert s.decisions[1:] == []
+    assert s.state is not None and before is not None
+    assert s.state.zones == before.zones and s.state.decisions == before.decisions

@@ -26,7 +26,7 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 
 
 @pytest.fixture
-def topology(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topology]:
+def topology(monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None) -> Iterator[Topology]:
     monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("GOVERNOR_TRAFFIC__POLICY", traffic_policy().model_dump_json())
     public = KEY.public_key().public_bytes_raw()

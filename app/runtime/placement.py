@@ -1,0 +1,91 @@
+"""Every keyed record handled in the partition its key belongs to, whatever partitioner its
+producer used.
+
+Faust, aiokafka and the Java client place a key by murmur2; librdkafka clients
+(confluent-kafka, kcat, the Go and .NET clients, node-rdkafka) place it by CRC32 unless
+configured with ``partitioner=murmur2_random``. Governor keeps an entity's state in the
+partition murmur2 names: its tables, the worker the HTTP API asks, and the entity's records
+on the other topics all follow it. A record found on another partition would start a second
+copy of its entity's state on whichever worker owns that partition.
+
+So a pipeline first checks each source record's partition (one cached hash per key; records
+in the right place pay nothing else). A misplaced record is forwarded, before it touches any
+state, to its key's partition of the source's repartition topic (``<source>-repartition``,
+written only by Governor, co-partitioned with the source), with its bytes, key, timestamp
+and headers, plus a header naming the source coordinates (:mod:`app.core.origin`). The
+pipeline takes the repartition topic as a second lane, as Kafka Streams does after a key
+change.
+
+The forward goes through Faust's producer, which Faust flushes before it commits the source
+offset, so a SIGKILL loses no forward. It may repeat one: the source record is handled again
+after a restart and forwarded again. Forwards from one source partition reach a key's
+partition in source-offset order, and state remembers the highest source offset it applied
+through a forward (:mod:`app.rules.watermark`), so the repeat changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from app.core.origin import FORWARDED_FROM, Origin, header_items
+
+CACHE_LIMIT = 100_000
+"""Keys whose partition is remembered; past this the cache starts over (a hostile producer
+with random keys cannot make it grow without bound)."""
+
+
+class Record(Protocol):
+    """What placement reads of a consumed record (a Faust message or a read-back record)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None
+    headers: Any
+
+
+class Placement:
+    """Checks the records of one source topic and forwards misplaced ones to ``topic``, its
+    repartition topic (same partition count)."""
+
+    def __init__(self, app: Any, topic: str, counter: Any) -> None:
+        self._app = app
+        self._topic = topic
+        self._counter = counter
+        self._homes: dict[bytes, int] = {}
+
+    async def home(self, key: bytes) -> int:
+        """The partition Faust's partitioner gives ``key`` (murmur2, as the Java client)."""
+        home = self._homes.get(key)
+        if home is None:
+            # key_partition reads cached metadata without waiting; partitions_for waits.
+            await self._app.producer._ensure_producer().partitions_for(self._topic)
+            if len(self._homes) >= CACHE_LIMIT:
+                self._homes.clear()
+            home = self._homes[key] = self._app.producer.key_partition(self._topic, key).partition
+        return int(home)
+
+    def forget(self) -> None:
+        """Drop cached partitions (called on a rebalance: the partition count may change)."""
+        self._homes.clear()
+
+    async def forward_if_misplaced(self, record: Record) -> bool:
+        """Forward ``record`` to its key's partition if it is elsewhere; ``True`` if it was.
+
+        A record without a key stays where it is: the pipeline's key check dead-letters it.
+        """
+        if record.key is None:
+            return False
+        home = await self.home(record.key)
+        if home == record.partition:
+            return False
+        origin = Origin(record.topic, record.partition, record.offset)
+        headers = [(k, v) for k, v in header_items(record.headers) if k != FORWARDED_FROM]
+        headers.append((FORWARDED_FROM, origin.encode()))
+        await self._app.producer.send(
+            self._topic, record.key, record.value, home, record.timestamp, headers
+        )
+        self._counter.inc()
+        return True
