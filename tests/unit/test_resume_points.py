@@ -1,15 +1,15 @@
 """Where a worker starts handling a partition: the resume points read at assignment
 (app/resume_points.py) and the choice between them and the recovered state
-(agents.base.first_unhandled), and when a delivered record shows records passed over
-(agents.base.passed_over)."""
+(app.runtime.lanes.first_unhandled), and when a delivered record shows records passed over
+(app.runtime.lanes.passed_over)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import NamedTuple
 
-from agents.base import first_unhandled, passed_over
 from app.resume_points import ResumePoints
+from app.runtime.lanes import first_unhandled, passed_over
 
 
 class TP(NamedTuple):
