@@ -36,7 +36,7 @@ from app.runtime.lanes import (
     lane_of,
     passed_over,
 )
-from app.runtime.placement import Placement
+from app.runtime.placement import Placement, TooLargeToForward
 from app.topic_reader import partition_ends, read_range
 from schemas.dead_letter import DeadLetterReason
 
@@ -58,8 +58,9 @@ class Pipeline(ABC):
         self.source_name = source
         self.source = gov.topic(source)
         self.dead_letters = DeadLetterSink(
-            gov.topic("dead-letters"), name, gov.metrics, gov.settings.kafka.topic_prefix
-        )
+            gov.topic("dead-letters"), name, gov.metrics, gov.settings.kafka.topic_prefix,
+            gov.settings.worker.dead_letter_max_bytes,
+        )  # fmt: skip
         self._tables: list[Any] = []
         self._outputs: list[Any] = []
         self.dedup: DedupStore | None = None
@@ -168,7 +169,12 @@ class Pipeline(ABC):
     async def _take(self, lane: Lane, message: Any) -> None:
         """Handle a record here, or forward a source record to its key's partition."""
         placement = self.placement if lane.base == 0 else None
-        if placement is not None and await placement.forward_if_misplaced(message):
+        try:
+            if placement is not None and await placement.forward_if_misplaced(message):
+                return
+        except TooLargeToForward as exc:
+            reason = DeadLetterReason.RECORD_TOO_LARGE
+            await self.dead_letter(source_coordinates(message), reason, f"cannot forward: {exc}")
             return
         await self.handle(message)
 

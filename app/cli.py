@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from app.connection import aiokafka_options
 from app.settings import Settings, SettingsError, load_settings
-from app.topics import Catalogue, TopicStatus, apply_catalogue
+from app.topics import Catalogue, TopicRole, TopicStatus, apply_catalogue
 
 log = logging.getLogger("governor")
 
@@ -136,7 +137,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     """List dead letters, or re-publish selected ones to their source topic."""
-    from app.dlq import read_letters, republish
+    from app.dlq import CannotRepublish, read_letters, republish
     from schemas.dead_letter import DeadLetterReason
 
     settings = _settings(args)
@@ -148,9 +149,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if args.action == "list":
         for item in letters[-args.limit :]:
             d = item.letter
+            cut = f"  (cut: {d.value_size} bytes, sha256 {d.value_sha256})" if d.truncated else ""
             print(
                 f"{item.ref:>10}  {d.dead_lettered_at:%Y-%m-%dT%H:%M:%SZ}  {d.reason.value:26}"
-                f"  {d.source_topic}[{d.source_partition}]@{d.source_offset}  {d.error[:120]}"
+                f"  {d.source_topic}[{d.source_partition}]@{d.source_offset}  {d.error[:120]}{cut}"
             )
         print(f"{len(letters)} dead letter(s)" + (f" with reason {reason.value}" if reason else ""))
         return 0
@@ -165,7 +167,16 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         for item in chosen:
             print(f"would re-publish {item.ref} to {item.letter.source_topic}")
         return 0
-    count = asyncio.run(republish(options, chosen))
+    inputs = [
+        settings.kafka.topic_prefix + spec.name
+        for spec in Catalogue.load().topics
+        if spec.role is TopicRole.INPUT
+    ]
+    try:
+        count = asyncio.run(republish(options, chosen, inputs))
+    except CannotRepublish as exc:
+        print(f"governor: {exc}; nothing re-published", file=sys.stderr)
+        return 1
     print(f"re-published {count} dead letter(s)")
     return 0
 
@@ -358,7 +369,6 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 def cmd_produce(args: argparse.Namespace) -> int:
     """Validate every line of a JSONL or CSV file (or stdin), then publish the good ones."""
     from app.produce import detect_format, parse, read_input, send, summary
-    from app.topics import TopicRole
 
     settings = _settings(args)
     catalogue = Catalogue.load()
@@ -489,7 +499,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
-    """Run a local single-node broker in the foreground until interrupted."""
+    """Run a local single-node broker in the foreground until interrupted (Ctrl-C, SIGTERM,
+    SIGHUP); the broker also ends if this process is killed (see app/localkafka.py)."""
     from app.localkafka import LocalBroker
 
     settings = _settings(args)
@@ -497,6 +508,12 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     broker = LocalBroker(
         args.version or settings.kafka.local_version, settings.kafka.local_cache_dir, work
     )
+
+    def end(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # leaves the `with`, which stops the broker
+
+    signal.signal(signal.SIGTERM, end)
+    signal.signal(signal.SIGHUP, end)
     with broker:
         (work / "bootstrap").write_text(broker.bootstrap_servers, encoding="utf-8")
         print(f"Kafka {broker.version} at {broker.bootstrap_servers} (log: {broker.log_file})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,11 +31,14 @@ def source_coordinates(message: Any) -> dict[str, Any]:
 class DeadLetterSink:
     """Builds :class:`DeadLetter` records and sends them; counts each by topic and reason."""
 
-    def __init__(self, topic: Any, pipeline: str, metrics: Metrics, prefix: str) -> None:
+    def __init__(
+        self, topic: Any, pipeline: str, metrics: Metrics, prefix: str, max_bytes: int
+    ) -> None:
         self._topic = topic
         self._pipeline = pipeline
         self._metrics = metrics
         self._prefix = prefix
+        self._max_bytes = max_bytes
 
     async def send(
         self,
@@ -44,23 +48,63 @@ class DeadLetterSink:
         offset: int,
         timestamp_ms: int | None,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         reason: DeadLetterReason,
         error: str,
     ) -> None:
-        """Dead-letter one source record with its original bytes and coordinates."""
-        letter = DeadLetter(
+        """Dead-letter one source record with its original bytes (up to the letter's
+        limit, see :func:`letter_of`) and coordinates."""
+        letter = letter_of(
             pipeline=self._pipeline,
             source_topic=source_topic,
-            source_partition=partition,
-            source_offset=offset,
-            source_timestamp_ms=timestamp_ms,
-            key_b64=DeadLetter.encode_bytes(key),
-            value_b64=DeadLetter.encode_bytes(value) or "",
+            partition=partition,
+            offset=offset,
+            timestamp_ms=timestamp_ms,
+            key=key,
+            value=value,
             reason=reason,
-            error=error[:MAX_ERROR_CHARS],
-            dead_lettered_at=datetime.now(UTC),
+            error=error,
+            max_bytes=self._max_bytes,
         )
         await self._topic.send(key=source_topic.encode(), value=letter.to_json_bytes())
         logical = source_topic.removeprefix(self._prefix)
         self._metrics.dead_letters.labels(topic=logical, reason=reason.value).inc()
+
+
+def letter_of(
+    *,
+    pipeline: str,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int | None,
+    key: bytes | None,
+    value: bytes | None,
+    reason: DeadLetterReason,
+    error: str,
+    max_bytes: int,
+) -> DeadLetter:
+    """A dead letter whose size is bounded whatever the record's: a key or value longer
+    than ``max_bytes`` is cut to that, and the letter says so.
+
+    A record the broker accepted can be too large to dead-letter whole (base64 adds a
+    third, and the letter adds coordinates and the error); a letter that cannot be sent
+    would stop the worker on that record after every restart.
+    """
+    value_bytes = value or b""
+    truncated = len(value_bytes) > max_bytes or (key is not None and len(key) > max_bytes)
+    return DeadLetter(
+        pipeline=pipeline,
+        source_topic=source_topic,
+        source_partition=partition,
+        source_offset=offset,
+        source_timestamp_ms=timestamp_ms if timestamp_ms is None or timestamp_ms >= 0 else None,
+        key_b64=DeadLetter.encode_bytes(None if key is None else key[:max_bytes]),
+        value_b64=DeadLetter.encode_bytes(value_bytes[:max_bytes]) or "",
+        value_size=None if value is None else len(value),
+        value_sha256=None if value is None else hashlib.sha256(value).hexdigest(),
+        truncated=truncated,
+        reason=reason,
+        error=error[:MAX_ERROR_CHARS],
+        dead_lettered_at=datetime.now(UTC),
+    )

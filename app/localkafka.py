@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,6 +30,16 @@ log = logging.getLogger(__name__)
 
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 LOG4J2_VERSION = "2.24.3"
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """In the broker's process before exec: have Linux send it SIGTERM when the process that
+    started it ends, however it ends (a SIGKILL included), so no broker outlives its owner."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class BrokerError(RuntimeError):
@@ -267,6 +279,7 @@ class LocalBroker:
             [java, f"-Xmx{self.heap}", "-XX:+UseG1GC", f"-Dkafka.logs.dir={self.log_file.parent}",
              log_flag, "-cp", classpath, "kafka.Kafka", str(props)],
             stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_end_with_parent,
         )  # fmt: skip
         stdout.close()
         try:

@@ -7,6 +7,7 @@ are the reference designs' values. Every threshold a rule uses lives here.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from schemas.common import EnergySource
 from schemas.traffic_policy import TrafficPolicy
 
 DEFAULT_CONFIG_PATH = Path("config/governor.yaml")
+log = logging.getLogger(__name__)
 DAYS_PER_YEAR = 365
 """The reference's year for projections and ceilings (not 365.25)."""
 
@@ -133,6 +135,11 @@ class WorkerSettings(_Section):
     idle_catch_up_s: float = Field(default=10.0, gt=0)
     """How long a pipeline's source may be quiet before it checks for records Faust passed
     over without delivering (see ``agents/base.py``)."""
+    dead_letter_max_bytes: int = Field(default=262_144, ge=1_024, le=700_000)
+    """The most bytes of a record's key and of its value a dead letter carries (base64 in
+    JSON, so a letter stays under the producer's 1,000,000-byte request limit). A longer
+    key or value is cut there; the letter keeps its size and SHA-256, and
+    ``governor dlq republish`` re-reads the whole record from its source."""
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     faust_prometheus_sensor: bool = True
@@ -406,7 +413,7 @@ def load_settings(path: Path | None = None) -> Settings:
             raise SettingsError(f"config file {path} does not exist")
         data = _merge_factor_sets(_read_yaml(path))
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         problems = "\n".join(
             f"  {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
@@ -414,3 +421,11 @@ def load_settings(path: Path | None = None) -> Settings:
         )
         source = str(path) if path else "defaults"
         raise SettingsError(f"invalid configuration ({source} + environment):\n{problems}") from exc
+    if path is None:
+        log.warning(
+            "settings: no %s in %s and no GOVERNOR_CONFIG or --config: built-in defaults"
+            " and the environment apply", DEFAULT_CONFIG_PATH, Path.cwd(),
+        )  # fmt: skip
+    else:
+        log.info("settings: %s and the environment", path.resolve())
+    return settings

@@ -23,6 +23,7 @@ class DeadLetterReason(StrEnum):
     POWER_FACTOR_OUT_OF_RANGE = "power_factor_out_of_range"
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     PROCESSING_ERROR = "processing_error"
+    RECORD_TOO_LARGE = "record_too_large"
     POLICY_REJECTED = "policy_rejected"
 
 
@@ -41,6 +42,13 @@ class DeadLetter(Contract):
     source_timestamp_ms: int | None
     key_b64: str | None
     value_b64: str
+    value_size: int | None = Field(default=None, ge=0)
+    """The source value's length in bytes (``None``: a tombstone, or an older letter)."""
+    value_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """SHA-256 of the whole source value, hex."""
+    truncated: bool = False
+    """The key or value is cut to what fits in a letter; the record stays in its source
+    topic for that topic's retention (``governor dlq republish`` reads it from there)."""
     reason: DeadLetterReason
     error: str = Field(max_length=4000)
     dead_lettered_at: UtcDatetime
@@ -55,5 +63,6 @@ class DeadLetter(Contract):
         return None if self.key_b64 is None else base64.b64decode(self.key_b64)
 
     def original_value(self) -> bytes:
-        """The source record's value bytes exactly as they arrived."""
+        """The source record's value bytes exactly as they arrived (a prefix of them when
+        :attr:`truncated`)."""
         return base64.b64decode(self.value_b64)

@@ -27,11 +27,18 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from aiokafka.errors import MessageSizeTooLargeError
+
 from app.core.origin import FORWARDED_FROM, Origin, header_items
 
 CACHE_LIMIT = 100_000
 """Keys whose partition is remembered; past this the cache starts over (a hostile producer
 with random keys cannot make it grow without bound)."""
+
+
+class TooLargeToForward(Exception):
+    """The producer refuses a record this size (``max_request_size``): the record itself is
+    at fault, so the pipeline dead-letters it rather than stopping on it."""
 
 
 class Record(Protocol):
@@ -84,8 +91,17 @@ class Placement:
         origin = Origin(record.topic, record.partition, record.offset)
         headers = [(k, v) for k, v in header_items(record.headers) if k != FORWARDED_FROM]
         headers.append((FORWARDED_FROM, origin.encode()))
-        await self._app.producer.send(
-            self._topic, record.key, record.value, home, record.timestamp, headers
-        )
+        try:
+            await self._app.producer.send(
+                self._topic, record.key, record.value, home, record.timestamp, headers
+            )
+        except Exception as exc:
+            # Faust wraps aiokafka's MessageSizeTooLargeError, raised before anything is
+            # queued; any other send error is the infrastructure's and stops the worker.
+            if isinstance(exc, MessageSizeTooLargeError) or isinstance(
+                exc.__cause__, MessageSizeTooLargeError
+            ):
+                raise TooLargeToForward(str(exc)) from exc
+            raise
         self._counter.inc()
         return True

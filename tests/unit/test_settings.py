@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,23 @@ def test_carbon_budget_and_load_defaults_overrides_and_validation(
 def test_an_empty_api_token_is_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOVERNOR_API__TOKEN", "")  # an unset ${VAR:-} in docker-compose.yml
     assert load_settings(Path("config/governor.yaml")).api.resolved_token() is None
+
+
+def test_the_settings_file_used_is_logged_and_a_named_missing_one_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.settings")
+    config = tmp_path / "governor.yaml"
+    config.write_text("carbon:\n  max_future_skew_s: 60\n")
+    assert load_settings(config).carbon.max_future_skew_s == 60
+    assert f"settings: {config.resolve()}" in caplog.text
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "missing.yaml")
+    monkeypatch.setenv("GOVERNOR_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings()
+    monkeypatch.delenv("GOVERNOR_CONFIG")
+    monkeypatch.chdir(tmp_path)
+    caplog.clear()
+    load_settings()
+    assert "built-in defaults" in caplog.text
