@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ from app.ledger.merkle import Frontier
 from app.ledger.note import Signer, checkpoint_text
 from app.metrics import Metrics
 from app.rules.ledger import ChainHead, Decision, append_decisions, head_from_records, new_head
+from app.runtime.retry import ride_out
 from app.settings import Settings
 from app.topic_reader import partition_end, read_partition
 from app.topics import Catalogue
@@ -125,7 +127,9 @@ class LedgerAppender:
         (:meth:`run_beside_worker`) in ``ledger.mode: thread``.
         """
         try:
-            await self._start()
+            await ride_out(
+                self._start, "ledger: starting", self.settings.worker.broker_outage_deadline_s
+            )
             while not self._stopping.is_set():
                 await self._step()
         except Exception as exc:
@@ -137,23 +141,27 @@ class LedgerAppender:
         options = aiokafka_options(self.settings.kafka)
         if self.signer is None:
             log.warning("ledger: no signing key (ledger.signing_key[_file]): no checkpoints")
-        self.producer = AIOKafkaProducer(
-            **options, enable_idempotence=True, acks="all", linger_ms=5,
-            max_batch_size=1_048_576, max_request_size=8_388_608,
-        )  # fmt: skip
-        await self.producer.start()
-        self.consumer = AIOKafkaConsumer(
-            **options,
-            group_id=f"{self.settings.worker.app_id}-ledger",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            max_partition_fetch_bytes=1_048_576,
-        )
-        await self.consumer.start()
-        self.consumer.subscribe(
-            [self.prefix + name for name in self.id_fields], listener=_Listener(self)
-        )
+        if self.producer is None:  # tried again while the broker is down: start what is not
+            producer = AIOKafkaProducer(
+                **options, enable_idempotence=True, acks="all", linger_ms=5,
+                max_batch_size=1_048_576, max_request_size=8_388_608,
+            )  # fmt: skip
+            await _started(producer)
+            self.producer = producer
+        if self.consumer is None:
+            consumer = AIOKafkaConsumer(
+                **options,
+                group_id=f"{self.settings.worker.app_id}-ledger",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                partition_assignment_strategy=(RangePartitionAssignor,),
+                max_partition_fetch_bytes=1_048_576,
+            )
+            await _started(consumer)
+            consumer.subscribe(
+                [self.prefix + name for name in self.id_fields], listener=_Listener(self)
+            )
+            self.consumer = consumer
 
     async def _stop(self) -> None:
         if self.consumer is not None:
@@ -170,7 +178,10 @@ class LedgerAppender:
         consumed: dict[TopicPartition, int] = {}
         async with self.lock:
             for partition in sorted(self.to_load):
-                self.writers[partition] = await self.load_chain(partition)
+                self.writers[partition] = await ride_out(
+                    partial(self.load_chain, partition), f"ledger: loading chain {partition}",
+                    self.settings.worker.broker_outage_deadline_s,
+                )  # fmt: skip
             self.to_load.clear()
             by_chain: dict[int, list[tuple[str, Any]]] = {}
             for tp, messages in batch.items():
@@ -358,6 +369,16 @@ class LedgerAppender:
             for partition in {tp.partition for tp in revoked}:
                 self.writers.pop(partition, None)
                 self.to_load.discard(partition)
+
+
+async def _started(client: Any) -> None:
+    """Start an aiokafka client; if it cannot, close what it opened before raising."""
+    try:
+        await client.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

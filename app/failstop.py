@@ -1,4 +1,14 @@
-"""Ending a worker at once when a pipeline cannot process a record it has to process."""
+"""Ending a worker at once when a pipeline cannot process a record it has to process.
+
+Failures come in two kinds, and only the second ends the worker:
+
+- the record's fault (not JSON, not the contract, a key other than its entity, a value the
+  rules reject or fail on, too large to forward): the pipeline dead-letters it and goes on,
+  since a restart would only meet it again and no single record may stop a pipeline;
+- the infrastructure's fault (state that cannot be written, an output or dead letter that
+  cannot be sent): the worker stops here without committing, and a restarted one handles
+  the record again.
+"""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -239,6 +239,7 @@ class LocalBroker:
     heap: str = "512m"
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
+    _command: list[str] = field(default_factory=list)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -274,11 +275,25 @@ class LocalBroker:
         )  # fmt: skip
         if fmt.returncode != 0:
             raise BrokerError(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
+        self._command = [
+            java, f"-Xmx{self.heap}", "-XX:+UseG1GC", f"-Dkafka.logs.dir={self.log_file.parent}",
+            log_flag, "-cp", classpath, "kafka.Kafka", str(props),
+        ]  # fmt: skip
+        return self._launch(timeout_s)
+
+    def restart(self, timeout_s: float = 90.0) -> LocalBroker:
+        """Start the stopped broker again on the same port and data (a broker restart as
+        operators do one); wait until ready."""
+        if not self._command:
+            raise BrokerError("restart() needs a broker that was started before")
+        if self.process is not None:
+            raise BrokerError("the broker is still running: stop() it first")
+        return self._launch(timeout_s)
+
+    def _launch(self, timeout_s: float) -> LocalBroker:
         stdout = (self.work_dir / "logs" / "stdout.log").open("ab")
         self.process = subprocess.Popen(
-            [java, f"-Xmx{self.heap}", "-XX:+UseG1GC", f"-Dkafka.logs.dir={self.log_file.parent}",
-             log_flag, "-cp", classpath, "kafka.Kafka", str(props)],
-            stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True,
+            self._command, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_end_with_parent,
         )  # fmt: skip
         stdout.close()

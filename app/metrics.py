@@ -113,6 +113,16 @@ class Metrics:
             ["pipeline"],
             registry=registry,
         )
+        self.broker_reachable = Gauge(
+            "governor_broker_reachable",
+            "1 while the worker's last metadata request to the cluster was answered, else 0.",
+            registry=registry,
+        )
+        self.broker_unreachable = Counter(
+            "governor_broker_unreachable_checks_total",
+            "Checks of the cluster (worker.broker_check_interval_s apart) that got no answer.",
+            registry=registry,
+        )
         self.repartitioned = Counter(
             "governor_repartitioned_records_total",
             "Records that arrived on a partition other than their key's (a producer with"

@@ -135,6 +135,11 @@ class WorkerSettings(_Section):
     idle_catch_up_s: float = Field(default=10.0, gt=0)
     """How long a pipeline's source may be quiet before it checks for records Faust passed
     over without delivering (see ``agents/base.py``)."""
+    broker_check_interval_s: float = Field(default=2.0, gt=0)
+    broker_check_timeout_s: float = Field(default=5.0, gt=0)
+    broker_outage_deadline_s: float = Field(default=600.0, gt=0)
+    """How long the cluster may be unreachable before the worker ends (exit 70); until then
+    /health says not ready and the clients retry."""
     dead_letter_max_bytes: int = Field(default=262_144, ge=1_024, le=700_000)
     """The most bytes of a record's key and of its value a dead letter carries (base64 in
     JSON, so a letter stays under the producer's 1,000,000-byte request limit). A longer

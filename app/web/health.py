@@ -8,10 +8,11 @@ from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from app.faust_app import Governor
+from app.runtime.broker_watch import BrokerWatch
 from app.web.http import reply
 
 
-def readiness(gov: Governor) -> dict[str, bool]:
+def readiness(gov: Governor, broker: BrokerWatch) -> dict[str, bool]:
     """Each readiness condition separately, so a 503 says which one is missing."""
     app = gov.app
     # Faust's public `consumer` and `tables.recovery` properties create those services when
@@ -24,16 +25,23 @@ def readiness(gov: Governor) -> dict[str, bool]:
         "partitions_assigned": bool(assignment),
         "rebalance_finished": not app.rebalancing,
         "table_recovery_finished": recovered,
+        "broker_reachable": broker.reachable is not False,
     }
 
 
 def register(gov: Governor, registry: CollectorRegistry, serve_metrics: bool) -> None:
     app = gov.app
+    worker = gov.settings.worker
+    broker = BrokerWatch(
+        app, gov.metrics, worker.broker_check_interval_s, worker.broker_check_timeout_s,
+        worker.broker_outage_deadline_s,
+    )  # fmt: skip
+    app.task(broker.run)
 
     @app.page("/health")
     class Health(View):
         async def get(self, request: Any) -> Any:
-            checks = readiness(gov)
+            checks = readiness(gov, broker)
             ready = all(checks.values())
             body = {"status": "ready" if ready else "not_ready", "live": True, "checks": checks}
             return reply(self, request, gov, "/health", body, status=200 if ready else 503)

@@ -1,0 +1,36 @@
+"""Riding out a broker outage at a step that talks to Kafka outside Faust's own retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT = (KafkaError, OSError, asyncio.TimeoutError)
+"""What an unreachable or restarting broker raises: connection refused, unable to
+bootstrap, not the leader, request timed out."""
+
+
+async def ride_out(
+    step: Callable[[], Awaitable[T]], what: str, deadline_s: float, first_wait_s: float = 0.5
+) -> T:
+    """``step()``, tried again with backoff (to 10 s) while it fails as an unreachable broker
+    does; raise its error once the failures have lasted ``deadline_s``."""
+    started = time.monotonic()
+    wait = first_wait_s
+    while True:
+        try:
+            return await step()
+        except TRANSIENT as exc:
+            if time.monotonic() - started > deadline_s:
+                raise
+            log.warning("%s: %r; trying again in %.1f s", what, exc, wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 10.0)
