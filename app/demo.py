@@ -29,7 +29,7 @@ from app.connection import aiokafka_options
 from app.dlq import read_letters
 from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.note import Signer, Verifier
-from app.localkafka import LocalBroker
+from app.localkafka import LocalBroker, end_with_parent
 from app.rules.audit import PeriodReport
 from app.rules.traffic.policy import sign
 from app.sample import (
@@ -260,14 +260,16 @@ def _show(settings: Settings, base: str, token: str) -> None:
 
 
 def _stop_on_signals() -> None:
-    """Ctrl-C and SIGTERM both end the demo through its cleanup (worker, then broker), even
-    when started from a shell that set SIGINT to be ignored."""
+    """Ctrl-C, SIGTERM and SIGHUP end the demo through its cleanup (worker, then broker),
+    even when started from a shell that set SIGINT to be ignored; a SIGKILL ends both too
+    (parent-death signal)."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
 
 
 def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 3000) -> int:
@@ -328,6 +330,7 @@ def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 300
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=end_with_parent,
             )
         _wait_ready(base, worker, log)
         _install_policy(base, token, policy_seed)

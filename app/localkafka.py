@@ -35,9 +35,10 @@ LOG4J2_VERSION = "2.24.3"
 PR_SET_PDEATHSIG = 1
 
 
-def _end_with_parent() -> None:
-    """In the broker's process before exec: have Linux send it SIGTERM when the process that
-    started it ends, however it ends (a SIGKILL included), so no broker outlives its owner."""
+def end_with_parent() -> None:
+    """In a child (the broker, the demo's worker) before exec: have Linux send it SIGTERM
+    when the process that started it ends, however it ends (a SIGKILL included), so that
+    nothing outlives its owner."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -294,7 +295,7 @@ class LocalBroker:
         stdout = (self.work_dir / "logs" / "stdout.log").open("ab")
         self.process = subprocess.Popen(
             self._command, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_end_with_parent,
+            preexec_fn=end_with_parent,
         )  # fmt: skip
         stdout.close()
         try:
