@@ -72,13 +72,6 @@ def templates() -> dict[str, list[tuple[bytes, dict[str, Any]]]]:
     return found
 
 
-def _deep(depth: int) -> Any:
-    value: Any = 0
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
 def mutate(
     rng: random.Random, topic: str, key: bytes, value: dict[str, Any], kafka: bool = True
 ) -> Record:
@@ -120,7 +113,8 @@ def mutate(
     elif kind == "huge_number":
         bad = text[:-1] + b', "zz": ' + b"9" * rng.randrange(30, 5_000) + b"}"
     elif kind == "deep":
-        bad = orjson.dumps({**value, field: _deep(rng.randrange(300, 1_000))})
+        depth = rng.randrange(100, 5_000)
+        bad = text[:-1] + b', "zz": ' + b"[" * depth + b"0" + b"]" * depth + b"}"
     elif kind == "scalar":
         bad = orjson.dumps(rng.choice([[], "text", 1, None, True, [value]]))
     elif kind == "key":
