@@ -142,6 +142,8 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
             record = parse_meter_record(orjson.dumps(payload))
         except orjson.JSONDecodeError as exc:
             return problem(view, request, gov, route, 400, f"body is not JSON: {exc}")
+        except orjson.JSONEncodeError:  # parsed, but nested deeper than a reading can be
+            return problem(view, request, gov, route, 400, "body is nested too deeply")
         except ValidationError as exc:
             details = [
                 {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
