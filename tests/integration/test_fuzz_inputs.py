@@ -124,22 +124,29 @@ def mutate(
     return key, bad, headers
 
 
-def bad_records(count: int) -> Iterator[tuple[str, Record]]:
+def bad_records(count: int) -> Iterator[tuple[str, Record, int | None]]:
+    """Bad records; one in five on a random partition (forwarded first when it is not its
+    key's: the dead letter must still name where it was written)."""
     rng = random.Random(SEED)
     found = templates()
     for _ in range(count):
         topic = rng.choice(TOPICS)
         key, value = rng.choice(found[topic])
-        yield topic, mutate(rng, topic, key, value)
+        partition = rng.randrange(6) if rng.random() < 0.2 else None
+        yield topic, mutate(rng, topic, key, value), partition
 
 
-async def _produce(cluster: Cluster, prefix: str, records: list[tuple[str, Record]]) -> None:
+async def _produce(
+    cluster: Cluster, prefix: str, records: list[tuple[str, Record, int | None]]
+) -> None:
     producer = AIOKafkaProducer(**cluster.client_options(), max_request_size=2_000_000, linger_ms=5)
     await producer.start()
     try:
         futures = [
-            await producer.send(prefix + topic, value, key=key, headers=headers)
-            for topic, (key, value, headers) in records
+            await producer.send(
+                prefix + topic, value, key=key, headers=headers, partition=partition
+            )
+            for topic, (key, value, headers), partition in records
         ]
         await asyncio.gather(*futures)
     finally:
@@ -153,8 +160,8 @@ def test_fuzzed_records_and_requests_are_refused_and_nothing_else_changes(
     worker.wait_ready()
     bad = list(bad_records(BAD_RECORDS))
     readings = sample_readings(300, facilities=6)
-    valid = [("meter-readings", (k, v, [])) for k, v in as_records(readings)]
-    mixed: list[tuple[str, Record]] = []
+    valid = [("meter-readings", (k, v, []), None) for k, v in as_records(readings)]
+    mixed: list[tuple[str, Record, int | None]] = []
     step = max(1, len(bad) // len(valid))
     for n, record in enumerate(bad):
         mixed.append(record)
@@ -163,8 +170,8 @@ def test_fuzzed_records_and_requests_are_refused_and_nothing_else_changes(
     mixed += valid
     # Two values near the broker's 1 MiB limit, one on a keyed topic, one on request-events.
     near_max = b'{"pad": "' + b"y" * 1_040_000 + b'"}'
-    mixed += [("meter-readings", (b"facility-003", near_max, [])),
-              ("request-events", (b"web", near_max, []))]  # fmt: skip
+    mixed += [("meter-readings", (b"facility-003", near_max, []), None),
+              ("request-events", (b"web", near_max, []), None)]  # fmt: skip
     started = time.monotonic()
     asyncio.run(_produce(cluster, prefix, mixed))
 
@@ -194,8 +201,12 @@ def test_fuzzed_records_and_requests_are_refused_and_nothing_else_changes(
     letters = asyncio.run(read_all(cluster, prefix + "dead-letters", 10**9, 5))
     decoded = [DeadLetter.from_json_bytes(m.value) for m in letters]
     by_topic = Counter(d.source_topic.removeprefix(prefix) for d in decoded)
-    want = Counter(topic for topic, _ in bad) + Counter(["meter-readings", "request-events"])
+    want = Counter(topic for topic, _, _ in bad) + Counter(["meter-readings", "request-events"])
     assert by_topic == want
+    # Records written to a chosen partition: their letters name that partition.
+    written = Counter((t, p) for t, _, p in bad if p is not None)
+    named = Counter((d.source_topic.removeprefix(prefix), d.source_partition) for d in decoded)
+    assert all(named[where] >= n for where, n in written.items())
     assert all(d.reason and d.error for d in decoded)
     assert asyncio.run(_ends(cluster, prefix)) == ingest_before, "a refused request published"
     assert worker.process is not None and worker.process.poll() is None and worker.starts == 1
