@@ -26,10 +26,11 @@ from app.faust_app import Governor
 from app.outbox import Entry, Outbox
 from app.producer import send_same_key
 from app.routing_feed import RoutingFeed
-from app.rules.checks import future_rejection, key_rejection
+from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupSegment, Position
 from app.rules.fusion import budget as budgets
 from app.rules.fusion import overlay as overlays
+from app.rules.fusion import tokens
 from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
 from app.rules.fusion.overlay import ScopeOutputs, ScopeState
 from app.waiters import Waiters
@@ -238,6 +239,22 @@ class RequestsPipeline(_TenantEventPipeline):
 
     def __init__(self, gov: Governor, ctx: FusionContext) -> None:
         super().__init__(gov, ctx, "fusion-requests", "fusion-requests")
+        self.approval_secret = gov.settings.fusion.approvals.secret()
+
+    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
+        """Besides the clock: an approval must carry the seal only Governor's approval
+        endpoint can make (a producer on the topic cannot approve its own spend)."""
+        approval = value.manual_approval_id
+        fields = tokens.approval_fields(value) if approval is not None else {}
+        if approval is not None and not tokens.approval_sealed(
+            self.approval_secret, approval, fields
+        ):
+            return Rejection(
+                DeadLetterReason.APPROVAL_NOT_SEALED,
+                f"event {value.event_id}: manual_approval_id is not sealed by Governor's"
+                " approval endpoint (POST /api/v1/fusion/validate with an X-Approval-Token)",
+            )
+        return super().check(value, record_timestamp_ms)
 
     def apply(
         self, state: TenantState | None, value: Any, position: Position, first: Position | None

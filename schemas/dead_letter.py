@@ -24,6 +24,7 @@ class DeadLetterReason(StrEnum):
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     PROCESSING_ERROR = "processing_error"
     RECORD_TOO_LARGE = "record_too_large"
+    APPROVAL_NOT_SEALED = "approval_not_sealed"
     POLICY_REJECTED = "policy_rejected"
 
 

@@ -99,9 +99,13 @@ def register(
                 if failed is not None:
                     return problem(self, request, gov, self.ROUTE, failed[0], failed[1])
                 token = request.headers[APPROVAL_HEADER]
+                secret = config.approvals.secret()
+                assert secret is not None  # approval_check refused the request otherwise
                 fusion_request = fusion_request.model_copy(
-                    update={"manual_approval_id": tokens.token_id(token)[:64]}
-                )
+                    update={"manual_approval_id": tokens.seal_approval(
+                        secret, tokens.token_id(token), tokens.approval_fields(fusion_request)
+                    )}
+                )  # fmt: skip
             topic = requests.source
             decision = await ctx.waiters.publish_and_wait(
                 fusion_request.event_id,

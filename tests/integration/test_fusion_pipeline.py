@@ -193,3 +193,44 @@ def test_two_workers_sigkill_charge_every_run_once(
 
             wait_for(lambda s=spent, e=spend: s() is not None and abs(s() - e) < 1e-6, 30)  # type: ignore[misc, operator]
     print(f"killed after {progress} settled; {len(got) - 2 * len(results)} decisions re-sent")
+
+
+def test_a_producer_cannot_approve_its_own_spend_on_the_topic(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 16: a request above the approval threshold with a manual_approval_id a producer
+    made up (or sealed with another secret) is dead-lettered, not approved; one approved
+    through the endpoint with an HMAC token is."""
+    from app.rules.fusion.tokens import approval_fields, seal_approval
+    from schemas.fusion_result import FusionRequest
+
+    worker = workers(**ENV)
+    worker.wait_ready()
+    assert (
+        post(worker, "/api/v1/fusion/budgets", {"tenant": "self", "limit_units": 10**6})[0] == 202
+    )
+    wait_for(lambda: http_get(worker.url + "/api/v1/fusion/budget/status?tenant=self")[0] == 200)
+    now = datetime.now(UTC).replace(microsecond=0)
+    base = {
+        "tenant": "self", "scenario_type": "refund_processing", "overlay": "rollback_first",
+        "overlay_version": "0.1.1", "estimated_units": 50_000, "complexity_level": "low",
+        "timestamp": now.isoformat(),
+    }  # fmt: skip
+    made_up = FusionRequest(**base, event_id="forged-1", manual_approval_id="anything")
+    other = FusionRequest(**base, event_id="forged-2")
+    other = other.model_copy(update={"manual_approval_id": seal_approval(
+        b"not the secret", "f" * 64, approval_fields(other))})  # fmt: skip
+    records = [(b"self", r.to_json_bytes()) for r in (made_up, other)]
+    asyncio.run(produce(cluster, prefix + "fusion-requests", records))
+    letters = asyncio.run(read_all(cluster, prefix + "dead-letters", 2, 60))
+    found = {DeadLetter.from_json_bytes(m.value) for m in letters}
+    assert {d.reason for d in found} == {DeadLetterReason.APPROVAL_NOT_SEALED}
+    assert len(found) == 2
+
+    approved = {**base, "event_id": "approved-1"}
+    token = tokens.make_token(SECRET.encode(), approved, int(time.time()))
+    status, body = post(worker, "/api/v1/fusion/validate", approved, **{"X-Approval-Token": token})
+    assert status == 200 and "manual_approval" in body["reasons"], body
+    decisions = asyncio.run(read_all(cluster, prefix + "energy-decisions", 1, 30))
+    ids = {EnergyDecision.from_json_bytes(m.value).event_id for m in decisions}
+    assert ids == {"approved-1"}

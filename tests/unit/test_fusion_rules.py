@@ -20,7 +20,7 @@ from app.rules.fusion import breaker as breakers
 from app.rules.fusion import cost, flags, tokens, tripwire
 from app.rules.fusion.offline import OfflineFusion
 from schemas.energy import BudgetState, DecisionKind, Outcome, Reason, RoutingMode
-from schemas.fusion_result import ComplexityLevel, RunResult
+from schemas.fusion_result import ComplexityLevel, FusionRequest, RunResult
 from schemas.overlay import BreakerState, GateName, GateState, TripwireKind
 from tests.factories import BASE_TIME, energy_budget, fusion_request, fusion_result
 
@@ -344,3 +344,26 @@ def test_an_admission_arriving_after_its_result_changes_nothing() -> None:
     assert fusion.request(fusion_request(0)) == []
     assert fusion.tenants["tenant-a"].reserved_units == 0.0
     assert fusion.tenants["tenant-a"].spent_units == 100.0
+
+
+def test_only_governors_seal_approves_a_request_on_the_topic() -> None:
+    """Issue 16: a producer on fusion-requests could approve its own spend by setting
+    manual_approval_id; only a seal over the request's fields, made with the secret, is an
+    approval now."""
+    from app.rules.fusion.tokens import approval_fields, approval_sealed, seal_approval
+
+    secret = b"approval-secret"
+    request = FusionRequest(
+        event_id="big-1", tenant="acme", scenario_type="s", overlay="o", overlay_version="1",
+        estimated_units=50_000, timestamp=BASE_TIME,
+    )  # fmt: skip
+    seal = seal_approval(secret, "a" * 64, approval_fields(request))
+    sealed = request.model_copy(update={"manual_approval_id": seal})
+    assert approval_sealed(secret, seal, approval_fields(sealed))
+    assert not approval_sealed(secret, "anything", approval_fields(sealed))
+    assert not approval_sealed(b"another secret", seal, approval_fields(sealed))
+    assert not approval_sealed(None, seal, approval_fields(sealed))
+    bigger = sealed.model_copy(update={"estimated_units": 90_000})
+    assert not approval_sealed(secret, seal, approval_fields(bigger))
+    renamed = sealed.model_copy(update={"event_id": "big-2"})
+    assert not approval_sealed(secret, seal, approval_fields(renamed))

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 FUTURE_SKEW_S = 30.0
 
@@ -61,3 +62,34 @@ def check_token(
 def token_id(token: str) -> str:
     """A token's identity for the single-use check (its signature)."""
     return token.partition(":")[2]
+
+
+def approval_fields(request: BaseModel) -> dict[str, Any]:
+    """What an approval seal covers: every field of the request but the approval itself."""
+    fields: dict[str, Any] = request.model_dump(mode="json", exclude={"manual_approval_id"})
+    return fields
+
+
+def seal_approval(secret: bytes, token_id: str, fields: dict[str, Any]) -> str:
+    """The ``manual_approval_id`` Governor's approval endpoint puts on a request it has
+    checked a token for: ``<token id, 32 hex>.<HMAC-SHA256 over the request's other fields>``.
+
+    The admission agent accepts an approval on ``fusion-requests`` only with this seal
+    (:func:`approval_sealed`), so a producer that writes to the topic cannot approve its
+    own spend; the id part is what the tenant's state records for single use.
+    """
+    return f"{token_id[:32]}.{_seal(secret, fields)}"
+
+
+def approval_sealed(secret: bytes | None, approval_id: str, fields: dict[str, Any]) -> bool:
+    """Whether ``approval_id`` is :func:`seal_approval` of ``fields`` under ``secret``."""
+    if secret is None:
+        return False
+    _, dot, seal = approval_id.partition(".")
+    if not dot or len(seal) != 64:
+        return False
+    return hmac.compare_digest(seal.encode(), _seal(secret, fields).encode())
+
+
+def _seal(secret: bytes, fields: dict[str, Any]) -> str:
+    return hmac.new(secret, b"approval|" + canonical(fields), hashlib.sha256).hexdigest()
