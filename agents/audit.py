@@ -90,7 +90,7 @@ class AuditPipeline(Pipeline):
             position,
             self.days.get(day_key(tick.site_id, utc_day)),
             self.periods.get(period_key(tick.site_id, self.config.compliance_period, start)),
-            self.ticks_dedup.first_position(tick.event_id),
+            self.ticks_dedup.first_position(tick.site_id, tick.event_id),
             self.config,
         )
 

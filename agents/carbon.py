@@ -178,18 +178,11 @@ class CarbonPipeline(Pipeline):
         return list(recent.items) if recent is not None else []
 
     def find_reading(self, event_id: str) -> CarbonEmission | None:
-        """A recent reading by event id, if this worker holds its facility.
-
-        The dedup index names the facility directly while the event is inside the dedup
-        window; otherwise the bounded recent-readings rings are scanned.
-        """
-        segment = self.readings_dedup.index.lookup(event_id)
-        rings: list[RecentReadings] = []
-        if segment is not None and (ring := self.recent.get(segment.entity_id)) is not None:
-            rings.append(ring)
-        rings.extend(self.recent.values())
-        for ring in rings:
-            found = ring.find(event_id)
+        """A recent reading by event id, if this worker holds its facility: the bounded
+        recent-readings rings are scanned (event ids are a facility's own, so the dedup
+        index cannot name the facility from the id alone)."""
+        for ring in self.recent.values():
+            found: CarbonEmission | None = ring.find(event_id)
             if found is not None:
                 return found
         return None

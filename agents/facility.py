@@ -60,10 +60,10 @@ class FacilityContext:
         entry = self.load.get(facility_id) if self.load is not None else None
         return entry.state if entry is not None else None
 
-    def resolve(self, result: CommandResult | None) -> None:
+    def resolve(self, facility_id: str, result: CommandResult | None) -> None:
         """Answer a waiting balancing request."""
         if result is not None:
-            self.waiters.resolve(result.command_id, result)
+            self.waiters.resolve((facility_id, result.command_id), result)
 
 
 class _FacilityPipeline(Pipeline):
@@ -182,7 +182,7 @@ class CarbonUsagePipeline(_CarbonPipeline):
     async def process(self, value: Any, position: Position) -> None:
         self.box.ensure_indexed(position.partition)
         self.ids.ensure_indexed(position.partition)
-        first = self.ids.first_position(value.event_id)
+        first = self.ids.first_position(value.facility_id, value.event_id)
         if first is not None and first != position:
             self.metrics.records.labels(pipeline=self.name, outcome="duplicate").inc()
             return
@@ -230,7 +230,7 @@ class _LoadPipeline(_FacilityPipeline):
                 self.gov.app, self.decisions_topic.get_topic_name(), facility_id.encode(),
                 [d.to_json_bytes() for d in outputs.decisions],
             )  # fmt: skip
-        self.ctx.resolve(outputs.result)
+        self.ctx.resolve(facility_id, outputs.result)
 
     def _gauge(self, state: FacilityLoad) -> None:
         facility = self.metrics.facility_label(state.facility_id)

@@ -74,7 +74,7 @@ class FusionContext:
     def resolve(self, decisions: tuple[EnergyDecision, ...]) -> None:
         """Answer a waiting POST /api/v1/fusion/validate."""
         for decision in decisions:
-            self.waiters.resolve(decision.event_id, decision)
+            self.waiters.resolve((decision.tenant, decision.event_id), decision)
 
 
 class _TenantPipeline(Pipeline):
@@ -216,7 +216,7 @@ class _TenantEventPipeline(_TenantPipeline):
         self.ids.ensure_indexed(position.partition)
         return self.apply(
             self.ctx.tenant_state(value.tenant), value, position,
-            self.ids.first_position(value.event_id),
+            self.ids.first_position(value.tenant, value.event_id),
         )  # fmt: skip
 
     def apply(

@@ -147,7 +147,7 @@ class TrafficPipeline(Pipeline):
             position,
             self.endpoint_state(routed.endpoint_key),
             self.clients.get(ckey),
-            self.requests_dedup.first_position(routed.event.event_id),
+            self.requests_dedup.first_position(routed.endpoint_key, routed.event.event_id),
             self.feed.active,
         )
 

@@ -85,7 +85,7 @@ class DedupStore:
         self.ensure_indexed(partition)
         return self.index.last_offset(partition)
 
-    def first_position(self, event_id: str) -> Position | None:
-        """Where ``event_id`` was first applied, while it is inside the window."""
-        segment = self.index.lookup(event_id)
+    def first_position(self, entity_id: str, event_id: str) -> Position | None:
+        """Where ``entity_id``'s ``event_id`` was first applied, while inside the window."""
+        segment = self.index.lookup(entity_id, event_id)
         return segment.position if segment is not None else None

@@ -9,16 +9,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+RecordKey = tuple[str, str]
+"""(entity, record id): a tenant and an event id, a facility and a command id."""
 
 
 class Waiters(Generic[T]):
-    """Pending requests by record id, on this worker's event loop."""
+    """Pending requests by (entity, record id), on this worker's event loop: ids are an
+    entity's own, so one caller cannot receive the answer to another entity's record."""
 
     def __init__(self) -> None:
-        self._pending: dict[str, asyncio.Future[T]] = {}
+        self._pending: dict[RecordKey, asyncio.Future[T]] = {}
 
     async def publish_and_wait(
-        self, record_id: str, publish: Callable[[], Awaitable[Any]], timeout_s: float
+        self, record_id: RecordKey, publish: Callable[[], Awaitable[Any]], timeout_s: float
     ) -> T | None:
         """Publish, then wait for the answer to ``record_id``; ``None`` after ``timeout_s``
         (the record is published and will still be processed). The waiter is registered
@@ -34,7 +37,7 @@ class Waiters(Generic[T]):
         finally:
             self._pending.pop(record_id, None)
 
-    def resolve(self, record_id: str, value: T) -> None:
+    def resolve(self, record_id: RecordKey, value: T) -> None:
         """Answer the request waiting for ``record_id``, if one waits on this worker."""
         answer = self._pending.pop(record_id, None)
         if answer is not None and not answer.done():

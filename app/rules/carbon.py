@@ -296,7 +296,7 @@ def process_readings(
     to_apply: dict[date, list[Emission]] = {}
     for reading in readings:
         event_id = reading.event_id
-        first = dedup.lookup(event_id)
+        first = dedup.lookup(facility_id, event_id)
         if event_id in seen_here or (first is not None and first.position != position):
             outcome.duplicate_event_ids.append(event_id)
             continue

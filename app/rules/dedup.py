@@ -59,16 +59,18 @@ class DedupIndex:
     def __init__(self, window_s: float, max_events_per_partition: int) -> None:
         self._window_s = window_s
         self._max_events = max_events_per_partition
-        self._by_event: dict[str, DedupSegment] = {}
+        self._by_event: dict[tuple[str, str], DedupSegment] = {}
+        """(entity, event id) → segment: ids are an entity's own, so one tenant reusing
+        another's event id cannot suppress the other's record."""
         self._by_position: dict[Position, DedupSegment] = {}
         self._partitions: dict[int, _PartitionSegments] = {}
 
     def __len__(self) -> int:
         return len(self._by_event)
 
-    def lookup(self, event_id: str) -> DedupSegment | None:
-        """The segment holding ``event_id``, if it is still inside the window."""
-        return self._by_event.get(event_id)
+    def lookup(self, entity_id: str, event_id: str) -> DedupSegment | None:
+        """The segment holding ``entity_id``'s ``event_id``, while inside the window."""
+        return self._by_event.get((entity_id, event_id))
 
     def contains_segment(self, position: Position) -> bool:
         """Whether the record at ``position`` already has its segment (replay check)."""
@@ -88,7 +90,7 @@ class DedupIndex:
         part.event_count += len(segment.event_ids)
         part.max_event_time_s = max(part.max_event_time_s, segment.max_event_time_s)
         for event_id in segment.event_ids:
-            self._by_event.setdefault(event_id, segment)
+            self._by_event.setdefault((segment.entity_id, event_id), segment)
         return self._evict(part)
 
     def last_offset(self, partition: int) -> int | None:
@@ -119,5 +121,5 @@ class DedupIndex:
     def _forget(self, segment: DedupSegment) -> None:
         self._by_position.pop(segment.position, None)
         for event_id in segment.event_ids:
-            if self._by_event.get(event_id) is segment:
-                del self._by_event[event_id]
+            if self._by_event.get((segment.entity_id, event_id)) is segment:
+                del self._by_event[(segment.entity_id, event_id)]

@@ -72,7 +72,7 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
         )  # fmt: skip
         topic = gov.topic("balancing-commands")
         result = await ctx.waiters.publish_and_wait(
-            cmd.command_id,
+            (facility, cmd.command_id),
             lambda: topic.send(key=facility.encode(), value=cmd.to_json_bytes()),
             COMMAND_WAIT_S,
         )

@@ -108,7 +108,7 @@ def register(
                 )  # fmt: skip
             topic = requests.source
             decision = await ctx.waiters.publish_and_wait(
-                fusion_request.event_id,
+                (fusion_request.tenant, fusion_request.event_id),
                 lambda: topic.send(
                     key=fusion_request.tenant.encode(), value=fusion_request.to_json_bytes()
                 ),

@@ -234,3 +234,26 @@ def test_a_producer_cannot_approve_its_own_spend_on_the_topic(
     decisions = asyncio.run(read_all(cluster, prefix + "energy-decisions", 1, 30))
     ids = {EnergyDecision.from_json_bytes(m.value).event_id for m in decisions}
     assert ids == {"approved-1"}
+
+
+def test_two_tenants_with_the_same_event_id_are_both_decided(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 16: dedup was keyed by event id alone, so a tenant reusing another tenant's
+    event id silently suppressed that tenant's record."""
+    worker = workers(**ENV)
+    worker.wait_ready()
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    tenants = ["tenant-a", "tenant-b", "tenant-c", "tenant-d"]
+    records = [
+        (t.encode(), orjson.dumps({
+            "event_id": "shared-1", "tenant": t, "scenario_type": "refund_processing",
+            "overlay": "rollback_first", "overlay_version": "0.1.1", "estimated_units": 10,
+            "timestamp": now.isoformat(),
+        }))
+        for t in tenants
+    ]  # fmt: skip
+    asyncio.run(produce(cluster, prefix + "fusion-requests", records))
+    got = asyncio.run(read_all(cluster, prefix + "energy-decisions", len(tenants), 60))
+    decided = sorted(EnergyDecision.from_json_bytes(m.value).tenant for m in got)
+    assert decided == tenants

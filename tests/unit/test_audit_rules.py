@@ -57,7 +57,7 @@ class Audit:
         day = self.days.get(day_key(t.site_id, t.timestamp.date()))
         start, _ = period_bounds(t.timestamp.date(), self.config.compliance_period)
         key = f"{t.site_id}|{self.config.compliance_period.value}|{start.isoformat()}"
-        first = self.dedup.lookup(t.event_id)
+        first = self.dedup.lookup(t.site_id, t.event_id)
         outcome = process_tick(
             t,
             position,

@@ -27,7 +27,7 @@ def test_a_jump_past_the_window_forgets_at_once_and_deletes_gradually() -> None:
     assert len(table) == 50 and store.pending_deletes == 0
 
     store.record(segment(50, event_time_s=10_000.0))  # every older segment leaves the window
-    assert store.first_position("e-0-0") is None and len(store) == 1
+    assert store.first_position("site-1", "e-0-0") is None and len(store) == 1
     assert len(table) == 51 - DELETES_PER_RECORD and store.pending_deletes == 50 - 4
 
     offset = 51
@@ -42,8 +42,8 @@ def test_a_rebuilt_index_queues_what_recovery_brought_back_beyond_the_window() -
     table = FakeTable({s.key: s for s in (segment(0, 0.0), segment(1, 500.0))})
     store = DedupStore(table, window_s=100.0, max_events_per_partition=1_000)
     store.ensure_indexed(0)
-    assert store.first_position("e-0-0") is None
-    assert store.first_position("e-0-1") == Position(partition=0, offset=1)
+    assert store.first_position("site-1", "e-0-0") is None
+    assert store.first_position("site-1", "e-0-1") == Position(partition=0, offset=1)
     assert store.pending_deletes == 1
     store.drop_partition(0)
-    assert store.pending_deletes == 0 and store.first_position("e-0-1") is None
+    assert store.pending_deletes == 0 and store.first_position("site-1", "e-0-1") is None

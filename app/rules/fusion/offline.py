@@ -39,7 +39,7 @@ class OfflineFusion:
 
     def request(self, value: FusionRequest) -> list[EnergyDecision]:
         position = self._position("q")
-        seen = self.request_ids.lookup(value.event_id)
+        seen = self.request_ids.lookup(value.tenant, value.event_id)
         outcome = budget.admit(
             self.tenants.get(value.tenant), value, position,
             seen.position if seen else None, self.routing, self.config,
@@ -49,7 +49,7 @@ class OfflineFusion:
 
     def result(self, value: FusionResult) -> list[EnergyDecision]:
         position = self._position("r")
-        seen = self.result_ids.lookup(value.event_id)
+        seen = self.result_ids.lookup(value.tenant, value.event_id)
         outcome = budget.settle(
             self.tenants.get(value.tenant), value, position,
             seen.position if seen else None, self.routing, self.config,

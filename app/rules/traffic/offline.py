@@ -38,7 +38,7 @@ class OfflineTraffic:
 
     def decide(self, routed: RoutedRequest, position: Position) -> TrafficOutcome:
         """One record of traffic-routed at ``position``."""
-        first = self.dedup.lookup(routed.event.event_id)
+        first = self.dedup.lookup(routed.endpoint_key, routed.event.event_id)
         ckey = client_key(routed.endpoint_key, routed.event.client_id)
         outcome = process_request(
             routed,
