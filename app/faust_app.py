@@ -94,6 +94,12 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         autodiscover=False,
         datadir=str(worker.data_dir),
         web_enabled=True,
+        # Faust's own pages (/router, /table, /graph, stats) answer without authentication
+        # and list every table's contents: Governor serves what it means to serve itself.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         web_host=worker.web_host,
         web_bind=worker.web_host,
         web_port=worker.web_port,

@@ -83,6 +83,9 @@ def test_ingest_publishes_and_bad_input_publishes_nothing(
     wait_for(lambda: counted() == 3)
     status, health = http_get(f"{worker.url}/health")
     assert status == 200 and all(health["checks"].values())
+    # Issue 16: Faust's own pages listed every table's contents without authentication.
+    for page in ("/table/", "/router/", "/graph/", "/stats/"):
+        assert http_get(f"{worker.url}{page}")[0] == 404, page
 
 
 def governor_families(exposition: str) -> str:
