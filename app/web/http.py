@@ -63,7 +63,9 @@ def authorised(gov: Governor, request: Any) -> tuple[bool, str]:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
         return False, "missing bearer token: send 'Authorization: Bearer <token>'"
-    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+    # A header that is not UTF-8 reaches us with surrogate escapes: compare its bytes.
+    given_bytes = given.strip().encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given_bytes, token.get_secret_value().encode()):
         return False, "invalid bearer token"
     return True, ""
 

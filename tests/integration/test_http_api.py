@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -83,6 +84,14 @@ def test_ingest_publishes_and_bad_input_publishes_nothing(
     wait_for(lambda: counted() == 3)
     status, health = http_get(f"{worker.url}/health")
     assert status == 200 and all(health["checks"].values())
+    # Issue 16: an Authorization header that is not UTF-8 gave a 500.
+    connection = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=10)
+    connection.putrequest("POST", "/api/v1/readings")
+    connection.putheader("Authorization", b"Bearer \xff\xfe" + TOKEN.encode())
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    assert connection.getresponse().status == 401
+    connection.close()
     # Issue 16: Faust's own pages listed every table's contents without authentication.
     for page in ("/table/", "/router/", "/graph/", "/stats/"):
         assert http_get(f"{worker.url}{page}")[0] == 404, page

@@ -322,6 +322,9 @@ def test_hmac_tokens_expire_are_bound_to_the_request_and_compare_in_constant_tim
         tokens.TokenCheck.MALFORMED
     )
     assert tokens.token_id(token) == token.split(":")[1]
+    # Issue 16: these raised (a 500 over HTTP) instead of being refused.
+    for odd in ("²:" + "a" * 64, "9" * 5_000 + ":" + "a" * 64, "٣:" + "a" * 64):
+        assert check(SECRET, odd, request, 1_100.0, 300) is tokens.TokenCheck.MALFORMED
 
 
 def test_same_inputs_give_byte_identical_decisions() -> None:

@@ -46,7 +46,11 @@ def check_token(
     secret: bytes, token: str, request: dict[str, Any], now_s: float, max_age_s: float
 ) -> TokenCheck:
     issued_text, _, signature = token.partition(":")
-    if not issued_text.isdigit() or len(signature) != 64:
+    # ASCII digits only, and few of them: str.isdigit() accepts "²", which int() refuses,
+    # and int() refuses numbers over 4,300 digits.
+    if not (issued_text.isascii() and issued_text.isdigit() and len(issued_text) <= 12):
+        return TokenCheck.MALFORMED
+    if len(signature) != 64:
         return TokenCheck.MALFORMED
     issued_s = int(issued_text)
     if now_s - issued_s > max_age_s:
