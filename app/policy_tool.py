@@ -41,8 +41,11 @@ def keygen(out: Path) -> str:
     """Write a new private key (base64 seed, mode 0600); return the public key (base64)."""
     seed = os.urandom(32)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(base64.b64encode(seed).decode() + "\n", encoding="utf-8")
-    out.chmod(0o600)
+    # Created 0600 (and truncated) in one call: never readable by others, not even briefly.
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as key_file:
+        key_file.write(base64.b64encode(seed).decode() + "\n")
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
     return base64.b64encode(public.public_bytes_raw()).decode()
 
