@@ -16,6 +16,9 @@ from app.faust_app import Governor
 
 LOCAL_ONLY_HEADER = "X-Governor-Local-Only"
 PEER_TIMEOUT_S = 5.0
+FORWARDED_HEADERS = frozenset({"authorization", "content-type", "accept", "x-approval-token"})
+"""What the owner needs of a forwarded request; cookies, proxies' headers and anything else
+a caller sent stay with the worker it reached."""
 
 
 def is_peer_request(request: Any) -> bool:
@@ -59,9 +62,7 @@ async def forward_to_owner(
     owner = str(gov.app.router.key_store(table.name, key)).rstrip("/")
     if owner == str(gov.app.conf.canonical_url).rstrip("/"):
         return None
-    headers = {
-        k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
-    }
+    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
     headers[LOCAL_ONLY_HEADER] = "1"
     async with gov.app.http_client.request(
         request.method, owner + request.path_qs, data=body, headers=headers,
