@@ -233,6 +233,9 @@ class LedgerSettings(_Section):
     signing_key: SecretStr | None = None
     """Base64 of a 32-byte Ed25519 seed (``governor ledger keygen`` makes one)."""
     signing_key_file: Path | None = None
+    verify_cache_s: float = Field(default=30.0, ge=0)
+    """GET /api/v1/ledger/verify reads both ledger topics whole: it runs one at a time, and
+    its result is served to every caller for this long."""
     checkpoint_every_records: int = Field(default=1000, ge=1)
     checkpoint_every_s: float = Field(default=10.0, gt=0)
     recent_ids_per_chain: int = Field(default=100_000, ge=1)

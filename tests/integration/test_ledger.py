@@ -124,6 +124,10 @@ def test_every_decision_is_chained_once_and_proofs_verify(
 
     status, body = http_get(f"{worker.url}/api/v1/ledger/verify")
     assert status == 200 and body["ok"] and len(body["chains"]) == 6, body
+    # Issue 16: each call read both ledger topics whole; now one runs at a time and its
+    # result serves every caller for ledger.verify_cache_s.
+    again = [http_get(f"{worker.url}/api/v1/ledger/verify")[1] for _ in range(3)]
+    assert all(a["verified_at"] == body["verified_at"] for a in again)
     assert http_get(f"{worker.url}/api/v1/ledger/key")[1] == {"vkey": VKEY}
     status, body = http_get(f"{worker.url}/api/v1/ledger/verify?vkey=nonsense")
     assert status == 400 and "verifier key" in body["error"]
