@@ -26,7 +26,7 @@ from app.producer import send_same_key
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
 from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
-from app.rules.checks import Rejection, key_rejection
+from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupSegment, Position
 from app.rules.load import FacilityLoad, LoadOutputs
 from app.waiters import Waiters
@@ -87,7 +87,7 @@ class _FacilityPipeline(Pipeline):
             return
         rejection: Rejection | None = key_rejection(
             message.key, self.facility_of(value), "facility_id"
-        )
+        ) or self.clock_rejection(value, coordinates["timestamp_ms"])
         if rejection is not None:
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
@@ -104,6 +104,11 @@ class _FacilityPipeline(Pipeline):
 
     async def process(self, value: Any, position: Position) -> None:
         raise NotImplementedError
+
+    def clock_rejection(self, value: Any, record_timestamp_ms: int | None) -> Rejection | None:
+        """Events with an event time are checked against their record's (see
+        :func:`app.rules.checks.future_rejection`); budgets have none."""
+        return None
 
 
 class _CarbonPipeline(_FacilityPipeline):
@@ -243,6 +248,12 @@ class _LoadPipeline(_FacilityPipeline):
 class LoadMetricsPipeline(_LoadPipeline):
     model = LoadMetric
     kind = "m"
+
+    def clock_rejection(self, value: Any, record_timestamp_ms: int | None) -> Rejection | None:
+        """A metric dated far ahead would freeze its zone (older metrics are ignored)."""
+        return future_rejection(
+            value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
+        )
 
     def __init__(self, gov: Governor, ctx: FacilityContext) -> None:
         super().__init__(gov, ctx, "load-metrics", "load-metrics")

@@ -22,7 +22,7 @@ def source_coordinates(message: Any) -> dict[str, Any]:
         "source_topic": origin.topic if origin else message.topic,
         "partition": origin.partition if origin else message.partition,
         "offset": origin.offset if origin else message.offset,
-        "timestamp_ms": int(message.timestamp * 1000) if message.timestamp else None,
+        "timestamp_ms": None if message.timestamp is None else int(message.timestamp * 1000),
         "key": message.key,
         "value": message.value,
     }

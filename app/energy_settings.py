@@ -49,6 +49,8 @@ class LoadSettings(_Section):
     scale_up_threshold: float = Field(default=85.0, gt=0)
     scale_down_threshold: float = Field(default=50.0, ge=0)
     cooldown_s: float = Field(default=300.0, ge=0)
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    """A load metric may be stamped at most this long after its Kafka record."""
     """Event time a zone waits after a decision before the next automatic one."""
     stale_after_s: float = Field(default=900.0, gt=0)
     """A zone whose newest metric is older than this (behind the facility's newest) is left

@@ -38,8 +38,14 @@ def future_rejection(
     The comparison is with the record's timestamp, which is part of the input, so the
     verdict is the same on every replay (no wall clock).
     """
-    if record_timestamp_ms is None:
+    if record_timestamp_ms is None:  # offline (governor replay): no Kafka record to compare
         return None
+    if record_timestamp_ms <= 0:
+        return Rejection(
+            DeadLetterReason.TIMESTAMP_IN_FUTURE,
+            f"event {event_id}: its record's timestamp is {record_timestamp_ms}, so its clock"
+            " cannot be checked",
+        )
     skew_s = timestamp.timestamp() - record_timestamp_ms / 1000.0
     if skew_s <= max_skew_s:
         return None

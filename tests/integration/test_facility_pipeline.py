@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from app.energy_settings import CarbonBudgetSettings
@@ -20,6 +21,7 @@ from app.rules.dedup import Position
 from app.settings import CarbonSettings
 from schemas.carbon_budget import CarbonBudget, CarbonBudgetAlert, CarbonPeriod, GridIntensity
 from schemas.carbon_emission import CarbonEmission
+from schemas.dead_letter import DeadLetter
 from schemas.ledger import LedgerRecord
 from schemas.load import LoadDecision
 from tests.factories import reading
@@ -276,3 +278,35 @@ def test_two_workers_sigkill_every_facility_exact_from_either_worker(
     print(
         f"killed after {progress} emissions counted; {len(got_ids) - len(alert_ids)} alerts re-sent"
     )
+
+
+def test_a_load_metric_from_the_future_or_without_a_clock_cannot_freeze_a_zone(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 16: load metrics had no clock check, so one dated 2099 froze its zone (every
+    later metric is older and ignored); a record timestamp of 0 skipped every check."""
+    worker = workers()
+    worker.wait_ready()
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def metric(n: int, load: float, at: datetime) -> tuple[bytes, bytes]:
+        return b"plant-9", orjson.dumps({
+            "event_id": f"m-{n}", "facility_id": "plant-9", "zone_id": "a",
+            "current_load_kw": load, "capacity_kw": 100.0, "timestamp": at.isoformat(),
+        })  # fmt: skip
+
+    topic = prefix + "load-metrics"
+    asyncio.run(produce(cluster, topic, [metric(1, 10.0, now)]))
+    asyncio.run(produce(cluster, topic, [metric(2, 99.0, datetime(2099, 1, 1, tzinfo=UTC))]))
+    asyncio.run(produce(cluster, topic, [metric(3, 98.0, now)], timestamp_ms=0))
+    asyncio.run(produce(cluster, topic, [metric(4, 40.0, now + timedelta(seconds=1))]))
+
+    def load_of_a() -> float | None:
+        status, zones = http_get(worker.url + "/api/v1/load/zones/plant-9")
+        return zones[0]["load_kw"] if status == 200 and zones else None
+
+    wait_for(lambda: load_of_a() == 40.0, 60)
+    letters = asyncio.run(read_all(cluster, prefix + "dead-letters", 2, 30))
+    assert sorted(DeadLetter.from_json_bytes(m.value).reason.value for m in letters) == [
+        "timestamp_in_future", "timestamp_in_future",
+    ]  # fmt: skip

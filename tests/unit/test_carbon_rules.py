@@ -254,3 +254,15 @@ class TestViews:
         index, expired = index.with_days([day0 + timedelta(days=2)], retention_days=2)
         assert index.days == (day0 + timedelta(days=2),)
         assert expired == [day0]
+
+
+def test_a_record_timestamp_of_zero_or_less_is_refused() -> None:
+    """Issue 16: a record timestamp of 0 skipped the clock check; offline (None) it is
+    still skipped, since replayed files carry no Kafka timestamps."""
+    from app.rules.checks import future_rejection
+
+    stamp = reading(0).timestamp
+    for bad in (0, -1):
+        rejection = future_rejection("e", stamp, bad, 300)
+        assert rejection is not None and "cannot be checked" in rejection.message
+    assert future_rejection("e", stamp, None, 300) is None
