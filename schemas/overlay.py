@@ -35,6 +35,9 @@ class OverlayObservation(Contract):
     latency_ms: float | None = None
     quality_score: float | None = None
     result: RunResult | None = None
+    approval_id: str | None = Field(default=None, max_length=64)
+    """A reset: the id of the approval token it was made with; the scope's state keeps the
+    ids it has used, so one token resets once, whichever worker it reaches."""
     timestamp: UtcDatetime
 
 

@@ -186,6 +186,7 @@ def register(
                 scope=scope,
                 scenario_type=scenario if "|" in scope else "-",
                 overlay=overlay_name or "-",
+                approval_id=tokens.token_id(request.headers[APPROVAL_HEADER])[:64],
                 timestamp=datetime.now(UTC),
             )
             await overlay.source.send(key=scope.encode(), value=command.to_json_bytes())

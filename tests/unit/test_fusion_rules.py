@@ -16,6 +16,7 @@ from app.fusion_settings import (
     OverlayBreakerSettings,
     TripwireSettings,
 )
+from app.rules.dedup import Position
 from app.rules.fusion import breaker as breakers
 from app.rules.fusion import cost, flags, tokens, tripwire
 from app.rules.fusion.offline import OfflineFusion
@@ -370,3 +371,31 @@ def test_only_governors_seal_approves_a_request_on_the_topic() -> None:
     assert not approval_sealed(secret, seal, approval_fields(bigger))
     renamed = sealed.model_copy(update={"event_id": "big-2"})
     assert not approval_sealed(secret, seal, approval_fields(renamed))
+
+
+def test_a_reset_token_resets_once_whichever_worker_it_reaches() -> None:
+    """Issue 16: reset tokens were single use per worker and in memory only; the scope's
+    state now keeps the token ids it was reset with."""
+    from app.rules.fusion import overlay as overlays
+    from schemas.overlay import ObservationKind, OverlayObservation
+
+    config = FusionSettings()
+    state: Any = None
+
+    def reset(n: int, approval_id: str, minutes: int) -> tuple[Any, Any]:
+        obs = OverlayObservation(
+            kind=ObservationKind.TRIPWIRE_RESET, event_id=f"reset-{n}", scope="s|o",
+            scenario_type="s", overlay="o", approval_id=approval_id,
+            timestamp=BASE_TIME + timedelta(minutes=minutes),
+        )  # fmt: skip
+        out = overlays.observe(state, obs, Position(partition=0, offset=n), config)
+        return out.state, out.outputs
+
+    state, first = reset(1, "token-a", 0)
+    assert [e.kind for e in first.tripwire_events] == [TripwireKind.RESET]
+    state, again = reset(2, "token-a", 1)  # the same token, through another worker
+    assert again.tripwire_events == () and state is not None
+    state, other = reset(3, "token-b", 2)
+    assert [e.kind for e in other.tripwire_events] == [TripwireKind.RESET]
+    state, _ = reset(4, "token-c", 30)  # ids older than twice a token's life are dropped
+    assert set(state.used_resets) == {"token-c"}

@@ -47,6 +47,8 @@ class ScopeState(Watermarked):
     gates: GateWindow | None = None
     breaker: OverlayBreaker = OverlayBreaker()
     routing: OverlayRouting | None = None
+    used_resets: dict[str, float] = {}
+    """Approval token id → event time of the reset it made (kept for twice a token's life)."""
 
 
 class ScopeOutputs(BaseModel):
@@ -90,6 +92,14 @@ def observe(
     tripwire, breaker, window = current.tripwire, current.breaker, current.gates
 
     if obs.kind is ObservationKind.TRIPWIRE_RESET:
+        used = {k: t for k, t in current.used_resets.items()
+                if at_s - t <= 2 * config.approvals.max_age_s}  # fmt: skip
+        if obs.approval_id is not None and obs.approval_id in used:
+            # The token was used already (perhaps on another worker): nothing changes.
+            return ScopeOutcome(state=current.stamped(position))
+        if obs.approval_id is not None:
+            used[obs.approval_id] = at_s
+        current = current.model_copy(update={"used_resets": used})
         tripwire, was_active = tripwires.reset(tripwire)
         reason = "reset by an authenticated request" + ("" if was_active else " (was inactive)")
         events.append(_tripwire_event(obs, tripwire, TripwireKind.RESET, None, reason, config))
