@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from app.connection import aiokafka_options
 from app.rules.grid import GridIntensityHistory
+from app.runtime.retry import ride_out
 from app.settings import Settings
 from app.topic_reader import partitions_of
 from schemas.carbon_budget import CarbonBudget, ContractualInstrument, GridIntensity
@@ -32,6 +34,7 @@ class CompactedFeed(ABC):
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = settings.kafka.topic_prefix + topic
         self._options = aiokafka_options(settings.kafka)
+        self._deadline_s = settings.worker.broker_outage_deadline_s
         self.caught_up = asyncio.Event()
 
     @abstractmethod
@@ -44,10 +47,11 @@ class CompactedFeed(ABC):
         except (ValueError, ValidationError) as exc:
             log.warning("%s record ignored: %s", self.topic, exc)
 
-    async def run(self) -> None:
+    async def _open(self) -> tuple[AIOKafkaConsumer, list[TopicPartition], dict[Any, int]]:
+        """A consumer at the beginning of every partition, and the ends to catch up to."""
         consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False, group_id=None)
-        await consumer.start()
         try:
+            await consumer.start()
             tps = [
                 TopicPartition(self.topic, p)
                 for p in await partitions_of(self._options, self.topic)
@@ -55,8 +59,20 @@ class CompactedFeed(ABC):
             consumer.assign(tps)
             starts = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
-            for tp, first in starts.items():
-                consumer.seek(tp, first)
+        except BaseException:
+            await consumer.stop()
+            raise
+        for tp, first in starts.items():
+            consumer.seek(tp, first)
+        return consumer, tps, ends
+
+    async def run(self) -> None:
+        """Read the topic for the life of the worker; a broker outage while starting is
+        ridden out (a feed task that raised would crash the whole app)."""
+        consumer, tps, ends = await ride_out(
+            self._open, f"{self.topic} feed: starting", self._deadline_s
+        )
+        try:
             while True:
                 batch = await consumer.getmany(*tps, timeout_ms=500)
                 for messages in batch.values():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from app.connection import aiokafka_options
 from app.metrics import Metrics
 from app.rules.traffic.policy import ActivePolicy, Judgement, judge_record, trusted_keys
+from app.runtime.retry import ride_out
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class PolicyFeed:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.topic = settings.kafka.topic_prefix + "traffic-policies"
         self._options = aiokafka_options(settings.kafka)
+        self._deadline_s = settings.worker.broker_outage_deadline_s
         self._metrics = metrics
         self.trusted = trusted_keys(settings.traffic.public_keys())
         self.active = ActivePolicy.of(settings.traffic.policy, "settings")
@@ -69,13 +72,11 @@ class PolicyFeed:
 
     async def run(self) -> None:
         """Read the topic for the life of the worker."""
-        consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False, group_id=None)
-        await consumer.start()
+        tp = TopicPartition(self.topic, 0)
+        consumer, start, end_at_start = await ride_out(
+            partial(self._open, tp), f"{self.topic} feed: starting", self._deadline_s
+        )
         try:
-            tp = TopicPartition(self.topic, 0)
-            consumer.assign([tp])
-            start = (await consumer.beginning_offsets([tp]))[tp]
-            end_at_start = (await consumer.end_offsets([tp]))[tp]
             consumer.seek(tp, start)
             self.next_offset = start
             if start >= end_at_start:
@@ -91,6 +92,19 @@ class PolicyFeed:
                     self.caught_up.set()
         finally:
             await consumer.stop()
+
+    async def _open(self, tp: TopicPartition) -> tuple[AIOKafkaConsumer, int, int]:
+        """A consumer assigned ``tp``, with its beginning and end offsets now."""
+        consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False, group_id=None)
+        try:
+            await consumer.start()
+            consumer.assign([tp])
+            start = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer, start, end
 
     async def _notify(self) -> None:
         async with self._advanced:
