@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.origin import REPARTITION_SUFFIX
 from schemas.common import Contract
@@ -30,6 +30,13 @@ class TopicRole(StrEnum):
     INPUT = "input"
     OUTPUT = "output"
     STATE = "state"
+
+
+class TimestampType(StrEnum):
+    """Who sets a record's timestamp: its producer, or the broker when it appends it."""
+
+    CREATE_TIME = "CreateTime"
+    LOG_APPEND_TIME = "LogAppendTime"
 
 
 def import_model(path: str) -> type[Contract]:
@@ -56,13 +63,38 @@ class TopicSpec(BaseModel):
     cleanup_policy: CleanupPolicy
     retention_ms: int = Field(ge=-1)
     description: str = ""
+    timestamp_type: TimestampType | None = None
+    """Defaults to LogAppendTime for inputs (see :meth:`record_clock`), CreateTime otherwise."""
     ledger_id: str | None = None
     """For decision topics: the value field that identifies a decision; each record of the
     topic is appended to the ledger."""
 
+    @model_validator(mode="after")
+    def _inputs_take_the_brokers_clock(self) -> TopicSpec:
+        """An input's record timestamp is the clock every event-time check measures skew
+        against, so a producer must not set it: CreateTime on an input is refused."""
+        if self.role is TopicRole.INPUT and self.timestamp_type is TimestampType.CREATE_TIME:
+            raise ValueError(
+                f"{self.name}: an input topic needs LogAppendTime (a producer's CreateTime"
+                " would let it date records past the clock checks)"
+            )
+        return self
+
+    def record_clock(self) -> TimestampType:
+        """The timestamp type the topic is created with and verified to have."""
+        if self.timestamp_type is not None:
+            return self.timestamp_type
+        if self.role is TopicRole.INPUT:
+            return TimestampType.LOG_APPEND_TIME
+        return TimestampType.CREATE_TIME
+
     def configs(self) -> dict[str, str]:
         """Topic-level Kafka configs the catalogue pins (and verifies)."""
-        return {"cleanup.policy": self.cleanup_policy.value, "retention.ms": str(self.retention_ms)}
+        return {
+            "cleanup.policy": self.cleanup_policy.value,
+            "retention.ms": str(self.retention_ms),
+            "message.timestamp.type": self.record_clock().value,
+        }
 
     def value_models(self) -> list[type[Contract]]:
         """The value model and any alternatives (e.g. a batch envelope)."""
