@@ -5,6 +5,12 @@ each record in offset order with :func:`app.rules.traffic.policy.judge_record`, 
 workers that have read to the same offset hold the same policy. The traffic agents wait for
 :attr:`PolicyFeed.caught_up` (the end of the topic as it was at start) before their first
 record: a restarted worker never decides under an older policy than the one it left.
+
+Policies never go back. ``traffic-policies`` is compacted and keyed by hash, so a tombstone
+under the newest policy's hash and a compaction would leave only older versions to replay.
+So every policy a worker applies is first written to ``traffic-policies-applied`` (Governor's
+alone, keyed by hash, acknowledged before the policy governs), and a starting worker takes
+the newest verified policy there as its floor before it reads ``traffic-policies``.
 """
 
 from __future__ import annotations
@@ -15,11 +21,18 @@ from collections import deque
 from functools import partial
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.connection import aiokafka_options
 from app.metrics import Metrics
-from app.rules.traffic.policy import ActivePolicy, Judgement, judge_record, trusted_keys
+from app.rules.traffic.policy import (
+    ActivePolicy,
+    Judgement,
+    Verdict,
+    judge_record,
+    newest_verified,
+    trusted_keys,
+)
 from app.runtime.retry import ride_out
 from app.settings import Settings
 
@@ -33,6 +46,9 @@ class PolicyFeed:
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.topic = settings.kafka.topic_prefix + "traffic-policies"
+        self.applied_topic = settings.kafka.topic_prefix + "traffic-policies-applied"
+        self._recorded: set[str] = set()
+        self._producer: AIOKafkaProducer | None = None
         self._options = aiokafka_options(settings.kafka)
         self._deadline_s = settings.worker.broker_outage_deadline_s
         self._metrics = metrics
@@ -45,19 +61,32 @@ class PolicyFeed:
         self._publish_active()
 
     def apply(self, offset: int, value: bytes | None) -> Judgement | None:
-        """Judge one record (a tombstone is skipped: a compacted-away key is no policy)."""
+        """Judge one record and put an applied policy in force (a tombstone is skipped: a
+        compacted-away key is no policy). :meth:`run` records it durably first."""
+        candidate, judgement = self.judge(offset, value)
+        if candidate is not None:
+            self.activate(candidate)
+        return judgement
+
+    def judge(
+        self, offset: int, value: bytes | None
+    ) -> tuple[ActivePolicy | None, Judgement | None]:
+        """The policy ``value`` would put in force (None if it would not) and its judgement."""
         self.next_offset = offset + 1
         if value is None:
-            return None
-        self.active, judgement = judge_record(self.active, offset, value, self.trusted)
+            return None, None
+        candidate, judgement = judge_record(self.active, offset, value, self.trusted)
         self.judgements.append(judgement)
         if judgement.rejected:
             self._metrics.traffic_policy_rejections.labels(reason=judgement.verdict.value).inc()
             log.warning("traffic policy record at offset %d refused: %s", offset, judgement.message)
-        elif judgement.verdict.value == "applied":
-            log.info("traffic policy %s (%s) in force", judgement.version, judgement.policy_hash)
-            self._publish_active()
-        return judgement
+        return (candidate if judgement.verdict is Verdict.APPLIED else None), judgement
+
+    def activate(self, policy: ActivePolicy) -> None:
+        """Put ``policy`` in force on this worker."""
+        self.active = policy
+        log.info("traffic policy %s (%s) in force", policy.policy.version, policy.hash)
+        self._publish_active()
 
     def judgement_at(self, offset: int) -> Judgement | None:
         for judgement in self.judgements:
@@ -73,6 +102,9 @@ class PolicyFeed:
     async def run(self) -> None:
         """Read the topic for the life of the worker."""
         tp = TopicPartition(self.topic, 0)
+        floor = await ride_out(self._read_floor, f"{self.applied_topic}: reading", self._deadline_s)
+        if floor is not None and floor.policy.version_tuple() > self.active.policy.version_tuple():
+            self.activate(floor)
         consumer, start, end_at_start = await ride_out(
             partial(self._open, tp), f"{self.topic} feed: starting", self._deadline_s
         )
@@ -84,7 +116,10 @@ class PolicyFeed:
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=500)
                 for message in batch.get(tp, []):
-                    self.apply(message.offset, message.value)
+                    candidate, _ = self.judge(message.offset, message.value)
+                    if candidate is not None:
+                        await self._record(candidate.hash, message.value)
+                        self.activate(candidate)
                 if not batch:
                     self.next_offset = max(self.next_offset, await consumer.position(tp))
                 await self._notify()
@@ -92,6 +127,37 @@ class PolicyFeed:
                     self.caught_up.set()
         finally:
             await consumer.stop()
+            if self._producer is not None:
+                await self._producer.stop()
+
+    async def _read_floor(self) -> ActivePolicy | None:
+        """The newest verified policy any worker applied (None if there is none)."""
+        tp = TopicPartition(self.applied_topic, 0)
+        consumer, start, end = await self._open(tp)
+        values: list[tuple[int, bytes]] = []
+        try:
+            consumer.seek(tp, start)
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                values += [(m.offset, m.value) for m in batch.get(tp, []) if m.value is not None]
+        finally:
+            await consumer.stop()
+        floor, hashes = newest_verified(values, self.trusted)
+        self._recorded.update(hashes)
+        if floor is not None:
+            log.info("traffic policy floor: %s (%s)", floor.policy.version, floor.hash)
+        return floor
+
+    async def _record(self, digest: str, value: bytes) -> None:
+        """Write an applied policy to the Governor-only topic, acknowledged, once per hash."""
+        if digest in self._recorded:
+            return
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(**self._options, acks="all")
+            await ride_out(self._producer.start, "policy recorder: starting", self._deadline_s)
+        send = partial(self._producer.send_and_wait, self.applied_topic, value, digest.encode())
+        await ride_out(send, f"{self.applied_topic}: recording", self._deadline_s)
+        self._recorded.add(digest)
 
     async def _open(self, tp: TopicPartition) -> tuple[AIOKafkaConsumer, int, int]:
         """A consumer assigned ``tp``, with its beginning and end offsets now."""

@@ -13,12 +13,16 @@ from urllib.parse import quote
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.rules.dedup import Position
 from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy, policy_hash, sign
 from app.sample import sample_policy, sample_request
+from app.topics import Catalogue
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.ledger import LedgerRecord
 from schemas.request_event import RequestEvent
@@ -225,3 +229,69 @@ def test_two_workers_sigkill_lose_nothing_and_count_nothing_twice(
         for key, count in sorted(unique.items()):
             wait_for(lambda w=worker, k=key, c=count: requests_seen(w, k) == c, 30)
     print(f"killed after {progress} decided; {len(got) - len(events)} decisions re-sent")
+
+
+async def compact_away(cluster: Cluster, topic: str, key: bytes) -> None:
+    """Tombstone ``key`` on a compacted topic and have the broker's cleaner remove it.
+
+    The topic's segments are made to roll at once and be cleanable right away; a second
+    record rolls the segment holding the tombstone so the cleaner may take it. (AlterConfigs
+    replaces a topic's whole config, so the catalogue's settings go along.)"""
+    admin = AIOKafkaAdminClient(**cluster.client_options())
+    await admin.start()
+    try:
+        fast = {
+            **Catalogue.load()["traffic-policies"].configs(),
+            "segment.ms": "100",
+            "min.cleanable.dirty.ratio": "0.001",
+            "delete.retention.ms": "100",
+            "min.compaction.lag.ms": "0",
+        }
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, fast)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(**cluster.client_options())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, None, key=key)
+        await asyncio.sleep(0.5)
+        await producer.send_and_wait(topic, b"roll", key=b"roll")
+        await asyncio.sleep(0.5)
+        await producer.send_and_wait(topic, b"roll", key=b"roll")
+    finally:
+        await producer.stop()
+
+
+def test_a_tombstone_and_compaction_cannot_bring_back_an_older_policy(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 16 part 6: before traffic-policies-applied, the restarted worker governed with
+    1.1.0 again once 1.2.0 had been tombstoned and compacted away."""
+    topic = prefix + "traffic-policies"
+    older, newer = (sign(sample_policy(v), KEY) for v in ("1.1.0", "1.2.0"))
+    both = [(a.policy_hash.encode(), a.to_json_bytes()) for a in (older, newer)]
+    asyncio.run(produce(cluster, topic, both))
+    first = workers(**TRUST)
+    first.wait_ready()
+    wait_for(lambda: active_version(first) == "1.2.0")
+    first.stop()
+
+    asyncio.run(compact_away(cluster, topic, newer.policy_hash.encode()))
+
+    def newer_gone() -> bool:
+        records = asyncio.run(read_all(cluster, topic, 10**9, 3))
+        return all(m.value is None for m in records if m.key == newer.policy_hash.encode())
+
+    wait_for(newer_gone, 120, 2)  # the broker's cleaner runs every 15 s
+    asyncio.run(produce(cluster, topic, [(older.policy_hash.encode(), older.to_json_bytes())]))
+
+    second = workers(**TRUST)
+    second.wait_ready()
+    url = second.url + "/api/v1/traffic/policy"
+    body = wait_for(
+        lambda: (lambda r: r[1] if r[0] == 200 and r[1]["caught_up"] else None)(http_get(url))
+    )
+    assert body["version"] == "1.2.0", body
+    assert body["policy_hash"] == newer.policy_hash and body["source"].startswith("applied@")
+    judged = [j["verdict"] for j in body["recent_judgements"]]
+    assert judged.count("not_newer") == 2, judged  # 1.1.0 at its offset and once more

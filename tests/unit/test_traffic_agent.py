@@ -15,7 +15,7 @@ from agents.traffic import TrafficPipeline
 from app.policy_feed import PolicyFeed
 from app.rules.dedup import Position
 from app.rules.traffic.engine import TrafficOutcome, route
-from app.rules.traffic.policy import ActivePolicy, sign
+from app.rules.traffic.policy import ActivePolicy, key_id, newest_verified, sign
 from app.settings import load_settings
 from app.topology import Topology, build
 from schemas.dead_letter import DeadLetterReason
@@ -107,3 +107,25 @@ def test_policy_feed_applies_in_offset_order_and_keeps_judgements(topology: Topo
     status = feed.status()
     assert status["version"] == "1.1.0" and len(status["recent_judgements"]) == 3
     assert ActivePolicy.of(traffic_policy(version="1.1.0"), "x").hash == status["policy_hash"]
+
+
+def test_the_policy_floor_is_the_newest_verified_policy_any_worker_applied() -> None:
+    """Issue 16 part 6: what a starting worker takes from traffic-policies-applied."""
+    trusted = {key_id(KEY.public_key()): KEY.public_key()}
+    v1 = sign(traffic_policy(version="1.1.0"), KEY)
+    v2 = sign(traffic_policy(version="1.2.0"), KEY)
+    forged = orjson.loads(v2.to_json_bytes())
+    forged["policy"]["version"] = "9.0.0"
+    stranger = sign(traffic_policy(version="8.0.0"), Ed25519PrivateKey.generate())
+    records = [
+        (0, v1.to_json_bytes()),
+        (1, v2.to_json_bytes()),
+        (2, orjson.dumps(forged)),
+        (3, stranger.to_json_bytes()),
+        (4, b"\xff not json"),
+        (5, v1.to_json_bytes()),  # written again later: order does not matter, version does
+    ]
+    floor, hashes = newest_verified(records, trusted)
+    assert floor is not None and floor.policy.version == "1.2.0" and floor.source == "applied@1"
+    assert hashes == {v1.policy_hash, v2.policy_hash}
+    assert newest_verified([], trusted) == (None, set())

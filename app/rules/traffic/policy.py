@@ -160,3 +160,24 @@ def trusted_keys(raw_keys: list[bytes]) -> dict[str, Ed25519PublicKey]:
     """Public keys by key id."""
     keys = [Ed25519PublicKey.from_public_bytes(raw) for raw in raw_keys]
     return {key_id(k): k for k in keys}
+
+
+def newest_verified(
+    records: list[tuple[int, bytes]], trusted: dict[str, Ed25519PublicKey]
+) -> tuple[ActivePolicy | None, set[str]]:
+    """The newest intact, trusted policy among ``records`` (offset, value) of the applied
+    policies topic, and the hashes of every such policy. Anything that does not verify is
+    ignored: only Governor writes there, so it is damage, not a policy."""
+    best: ActivePolicy | None = None
+    hashes: set[str] = set()
+    for offset, value in records:
+        try:
+            artifact = PolicyArtifact.from_json_bytes(value)
+        except (orjson.JSONDecodeError, ValidationError):
+            continue
+        if verify_artifact(artifact, trusted) is not None:
+            continue
+        hashes.add(artifact.policy_hash)
+        if best is None or artifact.policy.version_tuple() > best.policy.version_tuple():
+            best = ActivePolicy.of(artifact.policy, f"applied@{offset}")
+    return best, hashes
