@@ -11,7 +11,8 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from enum import Enum
+from typing import Any, cast
 
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
@@ -23,6 +24,7 @@ from app.rules.carbon import (
     CarbonOutcome,
     DayTotals,
     Emission,
+    ReadingIndex,
     RecentReadings,
     check_record,
     day_key,
@@ -39,6 +41,16 @@ log = logging.getLogger(__name__)
 
 PIPELINE = "carbon"
 SOURCE = "meter-readings"
+
+
+class IndexState(Enum):
+    """Whether :class:`ReadingIndex` matches the rings this worker holds."""
+
+    CURRENT = "current"
+    STALE = "stale"
+    """The rings changed wholesale (a rebalance completed): rebuild once, then current."""
+    REBALANCING = "rebalancing"
+    """Partitions were assigned and their rings may still be recovering: rebuild per lookup."""
 
 
 class CarbonPipeline(Pipeline):
@@ -65,7 +77,17 @@ class CarbonPipeline(Pipeline):
         gov.app.task(self.grid.run)
         gov.app.task(self.instruments.run)
         self.context = EmissionContext(self.grid.history, self.instruments.instruments)
+        self.reading_index = ReadingIndex()
+        self._index_state = IndexState.STALE
+        gov.app.on_partitions_assigned.connect(cast(Any, self._rings_changing))
+        gov.app.on_rebalance_complete.connect(cast(Any, self._rings_changed))
         self.start_agent("carbon-emissions")
+
+    async def _rings_changing(self, sender: Any, **_: Any) -> None:
+        self._index_state = IndexState.REBALANCING
+
+    async def _rings_changed(self, sender: Any, **_: Any) -> None:
+        self._index_state = IndexState.STALE
 
     async def ready(self) -> None:
         """Grid intensities and instruments known at start apply from the first reading."""
@@ -138,6 +160,7 @@ class CarbonPipeline(Pipeline):
         fresh = recent.with_emissions(outcome.emissions, self.config.recent_readings_per_facility)
         if fresh is not recent:
             self.recent[facility_id] = fresh
+            self.reading_index.replace(recent, fresh)
 
     def _count(self, outcome: CarbonOutcome) -> None:
         applied = outcome.applied
@@ -178,13 +201,18 @@ class CarbonPipeline(Pipeline):
         return list(recent.items) if recent is not None else []
 
     def find_reading(self, event_id: str) -> CarbonEmission | None:
-        """A recent reading by event id, if this worker holds its facility: the bounded
-        recent-readings rings are scanned (event ids are a facility's own, so the dedup
-        index cannot name the facility from the id alone)."""
-        for ring in self.recent.values():
-            found: CarbonEmission | None = ring.find(event_id)
+        """A recent reading by event id, if this worker holds its facility: the index names
+        the rings that hold it, so a miss reads no ring at all."""
+        if self._index_state is not IndexState.CURRENT:
+            self.reading_index.rebuild(self.recent.values())
+            if self._index_state is IndexState.STALE:
+                self._index_state = IndexState.CURRENT
+        for facility_id in self.reading_index.facilities(event_id):
+            ring = self.recent.get(facility_id)
+            found: CarbonEmission | None = ring.find(event_id) if ring is not None else None
             if found is not None:
                 return found
+            self.reading_index.discard(event_id, facility_id)  # its partition moved away
         return None
 
 

@@ -16,7 +16,7 @@ Idempotency has two layers, both decided here:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -340,3 +340,45 @@ class RecentReadings(BaseModel):
 
     def find(self, event_id: str) -> CarbonEmission | None:
         return next((e for e in self.items if e.event_id == event_id), None)
+
+
+class ReadingIndex:
+    """event id → the facilities whose recent-readings ring holds it.
+
+    Kept beside the rings so that a lookup by event id reads the one ring that has it, and a
+    miss reads none: ``GET /api/v1/readings/{id}`` is unauthenticated, and scanning every
+    facility's ring on every worker for each miss let any caller buy work cheaply. Event ids
+    are each facility's own, so one id may name readings of several facilities.
+    """
+
+    def __init__(self) -> None:
+        self._where: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def replace(self, old: RecentReadings | None, new: RecentReadings) -> None:
+        """Follow one ring's change: index what it gained, forget what it dropped."""
+        before = {e.event_id for e in old.items} if old is not None else set()
+        after = {e.event_id for e in new.items}
+        for gone in before - after:
+            self.discard(gone, new.facility_id)
+        for added in after - before:
+            self._where.setdefault(added, set()).add(new.facility_id)
+
+    def rebuild(self, rings: Iterable[RecentReadings]) -> None:
+        """Index ``rings`` from scratch (the rings this worker holds changed wholesale)."""
+        self._where.clear()
+        for ring in rings:
+            self.replace(None, ring)
+
+    def facilities(self, event_id: str) -> list[str]:
+        """The facilities that may hold ``event_id``, in a stable order."""
+        return sorted(self._where.get(event_id, ()))
+
+    def discard(self, event_id: str, facility_id: str) -> None:
+        where = self._where.get(event_id)
+        if where is not None:
+            where.discard(facility_id)
+            if not where:
+                del self._where[event_id]

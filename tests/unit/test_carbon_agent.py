@@ -96,3 +96,32 @@ async def test_bad_records_are_dead_lettered_and_the_agent_continues(
     assert sent.dead[0]["key"] == b"facility-001"
     assert all(isinstance(d["offset"], int) for d in sent.dead)
     assert [e.event_id for e in sent.emissions] == ["evt-000002"]
+
+
+async def test_a_reading_lookup_reads_only_the_ring_that_holds_it(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 part 7: a miss on GET /api/v1/readings/{id} scanned every facility's ring."""
+    pipeline = topology.carbon
+    Recorder(pipeline, monkeypatch)
+    agent = topology.gov.app.agents["carbon-emissions"]
+    async with agent.test_context() as ctx:
+        for n in range(1, 41):
+            facility = f"facility-{n % 8:03d}"
+            value = reading(n, facility_id=facility).to_json_bytes()
+            await ctx.put(value, key=facility.encode())
+    assert pipeline.find_reading("evt-000017") is not None  # builds the index once
+
+    read: list[str] = []
+    real_get = pipeline.recent.get
+
+    def counting_get(key: str, default: Any = None) -> Any:
+        read.append(key)
+        return real_get(key, default)
+
+    monkeypatch.setattr(pipeline.recent, "get", counting_get)
+    monkeypatch.setattr(pipeline.recent, "values", lambda: pytest.fail("scanned every ring"))
+    assert pipeline.find_reading("no-such-event") is None
+    assert read == []
+    found = pipeline.find_reading("evt-000017")
+    assert found is not None and found.facility_id == "facility-001" and read == ["facility-001"]

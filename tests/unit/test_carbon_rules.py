@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from app.rules.carbon import (
     DayTotals,
+    ReadingIndex,
     RecentReadings,
     check_reading,
     check_record,
@@ -246,6 +247,24 @@ class TestViews:
         assert recent.with_emissions(emissions[-2:], limit=3) is recent
         assert recent.find("evt-000003") == emissions[3].to_contract()
         assert recent.find("evt-000000") is None
+
+    def test_the_reading_index_follows_bounded_rings(self) -> None:
+        index = ReadingIndex()
+        a = RecentReadings(facility_id="facility-001")
+        a2 = a.with_emissions([emission_of(reading(i), CONFIG) for i in range(3)], limit=3)
+        index.replace(a, a2)
+        b = RecentReadings(facility_id="facility-002").with_emissions(
+            [emission_of(reading(1, facility_id="facility-002"), CONFIG)], limit=3
+        )
+        index.replace(None, b)
+        assert index.facilities("evt-000001") == ["facility-001", "facility-002"]
+        a3 = a2.with_emissions([emission_of(reading(i), CONFIG) for i in (3, 4)], limit=3)
+        index.replace(a2, a3)  # the ring dropped evt-000000 and evt-000001
+        assert index.facilities("evt-000000") == []
+        assert index.facilities("evt-000001") == ["facility-002"]
+        assert len(index) == 4
+        index.rebuild([a3])
+        assert index.facilities("evt-000001") == [] and len(index) == 3
 
     def test_day_index_expires_days_beyond_retention(self) -> None:
         day0 = BASE_TIME.date()
