@@ -83,10 +83,10 @@ class CarbonPipeline(Pipeline):
         gov.app.on_rebalance_complete.connect(cast(Any, self._rings_changed))
         self.start_agent("carbon-emissions")
 
-    async def _rings_changing(self, sender: Any, **_: Any) -> None:
+    async def _rings_changing(self, sender: Any, *_: Any, **__: Any) -> None:
         self._index_state = IndexState.REBALANCING
 
-    async def _rings_changed(self, sender: Any, **_: Any) -> None:
+    async def _rings_changed(self, sender: Any, *_: Any, **__: Any) -> None:
         self._index_state = IndexState.STALE
 
     async def ready(self) -> None:
