@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
-import signal
 import sys
 import threading
 import time
@@ -29,7 +27,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -37,11 +34,21 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from app.connection import aiokafka_options
 from app.failstop import fail_stop
 from app.faust_app import Governor
+from app.ledger.gaps import GapLetters, dead_letter_gaps
 from app.ledger.merkle import Frontier
 from app.ledger.note import Signer, checkpoint_text
 from app.metrics import Metrics
-from app.rules.ledger import ChainHead, Decision, append_decisions, head_from_records, new_head
-from app.runtime.retry import ride_out
+from app.rules.ledger import (
+    ChainHead,
+    Decision,
+    Gap,
+    append_decisions,
+    head_from_records,
+    new_head,
+    read_decision,
+)
+from app.runtime.processes import on_own_thread, supervise
+from app.runtime.retry import ride_out, started
 from app.settings import Settings
 from app.topic_reader import partition_end, read_partition
 from app.topics import Catalogue
@@ -73,7 +80,11 @@ class LedgerAppender:
         self.config = settings.ledger
         prefix = settings.kafka.topic_prefix
         self.prefix = prefix
-        self.id_fields = {spec.name: spec.ledger_id for spec in catalogue.decision_topics()}
+        self.id_fields = {
+            spec.name: spec.ledger_id
+            for spec in catalogue.decision_topics()
+            if spec.ledger_id is not None
+        }
         self.ledger_topic = prefix + "ledger"
         self.checkpoint_topic = prefix + "ledger-checkpoints"
         seed = self.config.resolved_seed()
@@ -83,6 +94,7 @@ class LedgerAppender:
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.gap_letters: GapLetters | None = None
         self.appended = metrics.ledger_records.labels(outcome="appended")
         self.skipped = metrics.ledger_records.labels(outcome="skipped")
         self._stopping = threading.Event()
@@ -95,28 +107,10 @@ class LedgerAppender:
         return f"{self.config.origin}/{partition}"
 
     async def run_beside_worker(self) -> None:
-        """Run the append loop on its own thread and event loop until the worker stops.
-
-        The pipelines' event loop then never waits behind a batch of appends: the two only
-        share the interpreter, which switches threads every few milliseconds.
-        """
-        loop = asyncio.get_running_loop()
-        ended: asyncio.Future[None] = loop.create_future()
-
-        def finish() -> None:
-            if not ended.done():
-                ended.set_result(None)
-
-        def run() -> None:
-            try:
-                asyncio.run(self.run())
-            finally:
-                with contextlib.suppress(RuntimeError):  # the worker's loop already closed
-                    loop.call_soon_threadsafe(finish)
-
-        threading.Thread(target=run, name="ledger-appender", daemon=True).start()
+        """Run the append loop on its own thread and event loop until the worker stops: the
+        pipelines' event loop then never waits behind a batch of appends."""
         try:
-            await ended
+            await on_own_thread(self.run, "ledger-appender")
         finally:
             self._stopping.set()
 
@@ -146,8 +140,11 @@ class LedgerAppender:
                 **options, enable_idempotence=True, acks="all", linger_ms=5,
                 max_batch_size=1_048_576, max_request_size=8_388_608,
             )  # fmt: skip
-            await _started(producer)
+            await started(producer)
             self.producer = producer
+            self.gap_letters = GapLetters(
+                producer, self.prefix, self.settings.worker.dead_letter_max_bytes, self.metrics
+            )
         if self.consumer is None:
             consumer = AIOKafkaConsumer(
                 **options,
@@ -157,7 +154,7 @@ class LedgerAppender:
                 partition_assignment_strategy=(RangePartitionAssignor,),
                 max_partition_fetch_bytes=1_048_576,
             )
-            await _started(consumer)
+            await started(consumer)
             consumer.subscribe(
                 [self.prefix + name for name in self.id_fields], listener=_Listener(self)
             )
@@ -204,18 +201,12 @@ class LedgerAppender:
             except (CommitFailedError, IllegalStateError) as exc:
                 log.warning("ledger: offsets not committed (%s); re-delivery is skipped", exc)
 
-    def _decision(self, topic: str, message: Any) -> Decision:
-        """A decision record as the ledger takes it. Decision topics are written by Governor
-        from validated contracts; a record that is not one stops the ledger (fail-stop)."""
-        body = orjson.loads(message.value)
-        return Decision(
-            topic=topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key.decode() if message.key is not None else None,
-            decision_id=str(body[self.id_fields[topic]]),
-            body=body,
-        )
+    def _decision(self, topic: str, message: Any) -> Decision | Gap:
+        """A decision record as the ledger takes it, or the gap a foreign record leaves."""
+        return read_decision(
+            topic, message.partition, message.offset, message.key, message.value,
+            self.id_fields[topic],
+        )  # fmt: skip
 
     async def _append(self, writer: ChainWriter, messages: list[tuple[str, Any]]) -> None:
         """Append in chunks of at most ``CHUNK`` records, each ending where a checkpoint is
@@ -228,9 +219,13 @@ class LedgerAppender:
         while done < len(messages):
             room = every - writer.head.since_checkpoint if self.signer else len(messages)
             size = max(1, min(room, CHUNK))
-            chunk = [self._decision(t, m) for t, m in messages[done : done + size]]
+            taken = messages[done : done + size]
+            chunk = [self._decision(t, m) for t, m in taken]
             done += size
             head, out = append_decisions(writer.head, chunk)
+            if out.gaps:
+                assert self.gap_letters is not None
+                await dead_letter_gaps(self.gap_letters, out.gaps, taken)
             records = [(k.encode() if k else None, v) for k, v in out.records]
             pending += await self._enqueue(writer, records)
             writer.head = head
@@ -371,16 +366,6 @@ class LedgerAppender:
                 self.to_load.discard(partition)
 
 
-async def _started(client: Any) -> None:
-    """Start an aiokafka client; if it cannot, close what it opened before raising."""
-    try:
-        await client.start()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await client.stop()
-        raise
-
-
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, appender: LedgerAppender) -> None:
         self.appender = appender
@@ -403,32 +388,11 @@ def register(gov: Governor) -> LedgerAppender:
 
 
 async def supervise_child_process() -> None:
-    """Run ``governor ledger run`` as a child of this worker, for as long as the worker runs.
+    """Run ``governor ledger run`` as a child of this worker, for as long as the worker runs,
+    with the worker's environment and configuration. If it fails while the worker runs,
+    the worker stops too (fail-stop), so that the pair restarts together."""
 
-    The child gets the worker's environment and configuration and dies with the worker,
-    even on SIGKILL (parent-death signal). If it fails (exits non-zero) while the worker
-    runs, the worker stops too (fail-stop), so that the pair restarts together.
-    """
-    command = [sys.executable, "-m", "app.cli", "ledger", "run"]
-    child = await asyncio.create_subprocess_exec(*command, preexec_fn=_die_with_parent)
-    try:
-        code = await child.wait()
-    except asyncio.CancelledError:
-        if child.returncode is None:
-            child.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(child.wait(), 30)
-        raise
-    if code == 0:  # stopped on request (SIGTERM to the process group): so is the worker
-        log.warning("the ledger process stopped")
-        return
-    fail_stop(PIPELINE, RuntimeError(f"the ledger process exited with code {code}"))
+    def failed(code: int) -> None:
+        fail_stop(PIPELINE, RuntimeError(f"the ledger process exited with code {code}"))
 
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when its parent dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    await supervise([sys.executable, "-m", "app.cli", "ledger", "run"], failed)

@@ -29,9 +29,10 @@ from app.connection import aiokafka_options
 from app.dlq import read_letters
 from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.note import Signer, Verifier
-from app.localkafka import LocalBroker, end_with_parent
+from app.localkafka import LocalBroker
 from app.rules.audit import PeriodReport
 from app.rules.traffic.policy import sign
+from app.runtime.processes import end_with_parent
 from app.sample import (
     sample_policy,
     sample_reading,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import logging
 import os
@@ -17,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,21 +24,12 @@ from types import TracebackType
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.runtime.processes import end_with_parent
+
 log = logging.getLogger(__name__)
 
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 LOG4J2_VERSION = "2.24.3"
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def end_with_parent() -> None:
-    """In a child (the broker, the demo's worker) before exec: have Linux send it SIGTERM
-    when the process that started it ends, however it ends (a SIGKILL included), so that
-    nothing outlives its owner."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class BrokerError(RuntimeError):

@@ -21,6 +21,9 @@ from schemas.common import Contract
 class RecordKind(StrEnum):
     GENESIS = "genesis"
     DECISION = "decision"
+    GAP = "gap"
+    """A record on a decision topic that is not a decision (not JSON, or no id): the chain
+    says so at its place (``source``, ``gap_reason``) and the record is dead-lettered."""
 
 
 class SourceRef(Contract):
@@ -47,6 +50,8 @@ class LedgerRecord(Contract):
     source: SourceRef | None = None
     watermarks: dict[str, int] = Field(default_factory=dict)
     """Per decision topic, the highest source offset appended to this chain so far."""
+    gap_reason: str | None = None
+    """Gap records only: why the source record is not a decision."""
     record_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 

@@ -74,6 +74,44 @@ class Decision:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A record of a decision topic that is not a decision: appended as a gap record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    reason: str
+
+
+def read_decision(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, id_field: str
+) -> Decision | Gap:
+    """A decision topic's record as the ledger takes it, or the gap it leaves.
+
+    Governor writes decision topics from validated contracts, but anyone with write access
+    can put anything there; a record that is not a decision must not stop the ledger (every
+    worker that took the partition would crash on it in turn).
+    """
+    try:
+        shown_key = key.decode() if key is not None else None
+    except UnicodeDecodeError:
+        shown_key = None
+    try:
+        body = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError as exc:
+        return Gap(topic, partition, offset, shown_key, f"not JSON: {exc}"[:200])
+    if not isinstance(body, dict):
+        return Gap(topic, partition, offset, shown_key, "not a JSON object")
+    found = body.get(id_field)
+    if not isinstance(found, str | int) or isinstance(found, bool) or found == "":
+        return Gap(topic, partition, offset, shown_key, f"no decision id ({id_field!r})")
+    if shown_key is None and key is not None:
+        return Gap(topic, partition, offset, None, "the key is not UTF-8")
+    return Decision(topic, partition, offset, shown_key, str(found), body)
+
+
 @dataclass(slots=True)
 class RecentIds:
     """The newest decision ids of a chain, bounded, for skipping re-published decisions."""
@@ -131,47 +169,67 @@ class Appended:
 
     records: list[tuple[str | None, bytes]] = field(default_factory=list)
     skipped: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    """The gaps among ``records`` (to dead-letter)."""
 
 
-def append_decisions(head: ChainHead, decisions: Iterable[Decision]) -> tuple[ChainHead, Appended]:
-    """Link each new decision to the chain; return the new head and the records to send.
+def append_decisions(
+    head: ChainHead, decisions: Iterable[Decision | Gap]
+) -> tuple[ChainHead, Appended]:
+    """Link each new decision (or gap) to the chain; return the new head and the records.
 
     ``decisions`` are in source-offset order per topic, as a partition delivers them.
     """
     head = head.copy()
     out = Appended()
     for decision in decisions:
-        if head.holds(decision):
+        if isinstance(decision, Gap):
+            if head.watermarks.get(decision.topic, -1) >= decision.offset:
+                out.skipped += 1
+                continue
+            out.gaps.append(decision)
+        elif head.holds(decision):
             out.skipped += 1
             if head.watermarks.get(decision.topic, -1) < decision.offset:
                 head.watermarks[decision.topic] = decision.offset
             continue
         head.watermarks[decision.topic] = decision.offset
         head.seq += 1
-        head.hash, value = seal(
-            {
-                "schema_version": 1,
-                "chain": head.chain,
-                "seq": head.seq,
-                "prev_hash": head.hash,
-                "kind": "decision",
-                "decision_type": decision.topic,
-                "decision_id": decision.decision_id,
-                "decision_key": decision.key,
-                "decision": decision.body,
-                "source": {
-                    "topic": decision.topic,
-                    "partition": decision.partition,
-                    "offset": decision.offset,
-                },
-                "watermarks": dict(head.watermarks),
-            }
-        )
+        head.hash, value = seal(_linked(head, decision))
         head.frontier = head.frontier.append(leaf_hash(value))
-        head.recent.add(f"{decision.topic}:{decision.decision_id}")
+        if isinstance(decision, Decision):
+            head.recent.add(f"{decision.topic}:{decision.decision_id}")
         head.since_checkpoint += 1
         out.records.append((decision.key, value))
     return head, out
+
+
+def _linked(head: ChainHead, decision: Decision | Gap) -> dict[str, Any]:
+    """The record that links ``decision`` to ``head`` (already advanced to its seq)."""
+    record: dict[str, Any] = {
+        "schema_version": 1,
+        "chain": head.chain,
+        "seq": head.seq,
+        "prev_hash": head.hash,
+        "kind": "decision",
+        "decision_type": decision.topic,
+        "decision_id": None,
+        "decision_key": decision.key,
+        "decision": None,
+        "source": {
+            "topic": decision.topic,
+            "partition": decision.partition,
+            "offset": decision.offset,
+        },
+        "watermarks": dict(head.watermarks),
+    }
+    if isinstance(decision, Gap):
+        record["kind"] = "gap"
+        record["gap_reason"] = decision.reason
+    else:
+        record["decision_id"] = decision.decision_id
+        record["decision"] = decision.body
+    return record
 
 
 def new_head(chain: str, recent_ids_limit: int) -> tuple[ChainHead, bytes]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 
@@ -34,3 +35,14 @@ async def ride_out(
             log.warning("%s: %r; trying again in %.1f s", what, exc, wait)
             await asyncio.sleep(wait)
             wait = min(wait * 2, 10.0)
+
+
+async def started(client: Any) -> None:
+    """Start an aiokafka client; if it cannot, close what it opened before raising (a retry
+    then starts a fresh one instead of leaking the half-started one)."""
+    try:
+        await client.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise

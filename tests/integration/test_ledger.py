@@ -18,6 +18,8 @@ from aiokafka import AIOKafkaProducer
 
 from app.ledger.note import Signer
 from app.localkafka import free_port
+from schemas.dead_letter import DeadLetter
+from schemas.ledger import LedgerRecord, RecordKind
 from tests.factories import batch
 from tests.integration.harness import (
     REPO,
@@ -221,3 +223,40 @@ def test_the_ledger_as_its_own_process(
         appender.terminate()
         assert appender.wait(timeout=30) == 0, (tmp_path / "ledger.log").read_text()[-3000:]
         log.close()
+
+
+def test_a_foreign_record_on_a_decision_topic_leaves_a_gap_not_a_crash_loop(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 16 part 5: a non-JSON record (or one without its id) on a decision topic made
+    the appender raise, so every worker that took the partition crash-looped on it."""
+    worker = workers(**LEDGER_ENV)
+    worker.wait_ready()
+    topic = prefix + "carbon-emissions"
+    foreign = [(b"facility-000", b"\xff\xfe not json"), (b"facility-000", b'{"no": "id"}')]
+    for key, value in foreign:
+        asyncio.run(produce_to(cluster, topic, 0, key, value))
+    records, _, _ = decision_inputs(readings=60, batches=0)
+    asyncio.run(produce(cluster, prefix + "meter-readings", records))
+    wait_for(lambda: appended(worker) >= len(records) + len(foreign), 90)
+
+    def ledger_letters() -> list[DeadLetter] | None:
+        letters = asyncio.run(read_all(cluster, prefix + "dead-letters", 10**9, 3))
+        found = [DeadLetter.from_json_bytes(m.value) for m in letters]
+        mine = sorted((d for d in found if d.pipeline == "ledger"), key=lambda d: d.source_offset)
+        return mine if len(mine) >= 2 else None  # the carbon-usage stage letters its own
+
+    decoded = wait_for(ledger_letters, 30)
+    assert [(d.pipeline, d.source_topic, d.source_partition) for d in decoded] == [
+        ("ledger", topic, 0), ("ledger", topic, 0),
+    ]  # fmt: skip
+    assert [d.reason.value for d in decoded] == ["undecodable", "invalid_schema"]
+    assert [d.original_value() for d in decoded] == [v for _, v in foreign]
+    chained = asyncio.run(read_all(cluster, prefix + "ledger", 10**9, 5))
+    gaps = [LedgerRecord.from_json_bytes(m.value) for m in chained]
+    gaps = [r for r in gaps if r.kind is RecordKind.GAP]
+    assert sorted(g.source.offset for g in gaps if g.source) == [0, 1]
+    verified = ledger_cli(worker, "verify", "--vkey", VKEY)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    status, _ = http_get(worker.url + "/health")
+    assert status == 200

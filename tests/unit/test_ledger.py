@@ -10,7 +10,15 @@ import pytest
 from app.ledger.merkle import Frontier, leaf_hash
 from app.ledger.note import NoteError, Signer, Verifier, checkpoint_text
 from app.ledger.verify import verify_checkpoints, verify_records
-from app.rules.ledger import Decision, append_decisions, head_from_records, new_head
+from app.rules.ledger import (
+    Decision,
+    Gap,
+    append_decisions,
+    head_from_records,
+    new_head,
+    read_decision,
+)
+from schemas.ledger import LedgerRecord, RecordKind
 
 CHAIN = "governor.test/ledger/0"
 SIGNER = Signer.from_seed("governor-test", bytes(range(32)))
@@ -167,3 +175,53 @@ class TestEffectivelyOnce:
         assert VERIFIER.public_key == SIGNER.public_key
         with pytest.raises(NoteError):
             Verifier.parse(SIGNER.verifier_key().replace("+", "+00", 1))
+
+
+class TestForeignRecords:
+    """Issue 16 part 5: a record on a decision topic that is not a decision made the
+    appender raise, and every worker that took the partition crash-looped."""
+
+    @pytest.mark.parametrize(
+        ("value", "reason"),
+        [
+            (b"\xff not json", "not JSON"),
+            (b"[1, 2]", "not a JSON object"),
+            (b'{"other": 1}', "no decision id ('event_id')"),
+            (b'{"event_id": ""}', "no decision id ('event_id')"),
+            (b'{"event_id": true}', "no decision id ('event_id')"),
+            (None, "not a JSON object"),
+        ],
+    )
+    def test_a_record_that_is_not_a_decision_is_a_gap(
+        self, value: bytes | None, reason: str
+    ) -> None:
+        found = read_decision("carbon-emissions", 2, 7, b"facility-1", value, "event_id")
+        assert isinstance(found, Gap) and found.reason.startswith(reason), found
+        assert (found.topic, found.partition, found.offset, found.key) == (
+            "carbon-emissions", 2, 7, "facility-1",
+        )  # fmt: skip
+
+    def test_a_decision_reads_as_one(self) -> None:
+        found = read_decision("carbon-emissions", 0, 3, b"f", b'{"event_id": 12}', "event_id")
+        assert isinstance(found, Decision) and found.decision_id == "12" and found.key == "f"
+        assert isinstance(read_decision("t", 0, 3, b"\xff", b'{"id": "x"}', "id"), Gap)
+
+    def test_the_chain_holds_a_gap_in_its_place_and_still_verifies(self) -> None:
+        head, genesis = new_head(CHAIN, 1000)
+        gap = read_decision("carbon-emissions", 0, 1, b"facility-1", b"junk", "event_id")
+        assert isinstance(gap, Gap)
+        head, out = append_decisions(head, [decision(0), gap, decision(2)])
+        assert out.gaps == [gap] and len(out.records) == 3
+        values = [genesis, *(v for _, v in out.records)]
+        assert check(values, [checkpoint(values, 4)]) is None
+        record = LedgerRecord.from_json_bytes(values[2])
+        assert record.kind is RecordKind.GAP and record.decision is None
+        assert record.source is not None and record.source.offset == 1
+        assert record.gap_reason is not None and record.gap_reason.startswith("not JSON")
+        # Re-delivered after a crash: the watermark says the gap is already in the chain.
+        _, out = append_decisions(head, [gap, decision(2)])
+        assert out.records == [] and out.skipped == 2 and out.gaps == []
+        # A decision record's bytes are as before gaps existed (no gap_reason key).
+        assert "gap_reason" not in orjson.loads(values[1])
+        restored = head_from_records(CHAIN, Frontier(), -1, list(enumerate(values)), 1000)
+        assert restored.hash == head.hash and restored.watermarks == head.watermarks
