@@ -9,9 +9,9 @@ worker alone writes chain p (ledger partition p). The rules are in :mod:`app.rul
 Per batch: decide the records of each chain, send them, wait until the broker has them,
 then write due checkpoints, then commit the consumed offsets. A crash anywhere leaves the
 log a prefix of what was intended; the next owner reads each chain's head back from the
-ledger (its last checkpoint, then the records after it) and skips what the chain holds.
-Each send is checked against the offset the chain expects: another writer (a zombie after
-a rebalance) is detected, and the worker stops rather than fork a chain.
+ledger, checked (:mod:`app.ledger.loading`), and skips what the chain holds. Each send is
+checked against the offset the chain expects: another writer is detected, and the worker
+stops rather than fork a chain.
 """
 
 from __future__ import annotations
@@ -35,22 +35,19 @@ from app.connection import aiokafka_options
 from app.failstop import fail_stop
 from app.faust_app import Governor
 from app.ledger.gaps import GapLetters, dead_letter_gaps
-from app.ledger.merkle import Frontier
-from app.ledger.note import Signer, checkpoint_text
+from app.ledger.loading import ChainLocation, load_head
+from app.ledger.note import Signer, Verifier, checkpoint_text
+from app.ledger.resume import Untrusted
 from app.metrics import Metrics
 from app.rules.ledger import (
     ChainHead,
-    Decision,
-    Gap,
     append_decisions,
-    head_from_records,
     new_head,
     read_decision,
 )
 from app.runtime.processes import on_own_thread, supervise
 from app.runtime.retry import ride_out, started
 from app.settings import Settings
-from app.topic_reader import partition_end, read_partition
 from app.topics import Catalogue
 from schemas.ledger import LedgerCheckpoint
 
@@ -91,6 +88,7 @@ class LedgerAppender:
         self.signer = Signer.from_seed(self.config.key_name, seed) if seed else None
         self.writers: dict[int, ChainWriter] = {}
         self.to_load: set[int] = set()
+        self.halted: set[int] = set()
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -175,10 +173,13 @@ class LedgerAppender:
         consumed: dict[TopicPartition, int] = {}
         async with self.lock:
             for partition in sorted(self.to_load):
-                self.writers[partition] = await ride_out(
-                    partial(self.load_chain, partition), f"ledger: loading chain {partition}",
-                    self.settings.worker.broker_outage_deadline_s,
-                )  # fmt: skip
+                try:
+                    self.writers[partition] = await ride_out(
+                        partial(self.load_chain, partition), f"ledger: loading chain {partition}",
+                        self.settings.worker.broker_outage_deadline_s,
+                    )  # fmt: skip
+                except Untrusted as exc:
+                    self._halt(partition, exc)
             self.to_load.clear()
             by_chain: dict[int, list[tuple[str, Any]]] = {}
             for tp, messages in batch.items():
@@ -201,13 +202,6 @@ class LedgerAppender:
             except (CommitFailedError, IllegalStateError) as exc:
                 log.warning("ledger: offsets not committed (%s); re-delivery is skipped", exc)
 
-    def _decision(self, topic: str, message: Any) -> Decision | Gap:
-        """A decision record as the ledger takes it, or the gap a foreign record leaves."""
-        return read_decision(
-            topic, message.partition, message.offset, message.key, message.value,
-            self.id_fields[topic],
-        )  # fmt: skip
-
     async def _append(self, writer: ChainWriter, messages: list[tuple[str, Any]]) -> None:
         """Append in chunks of at most ``CHUNK`` records, each ending where a checkpoint is
         due (so one lands every ``checkpoint_every_records`` records however large the
@@ -220,7 +214,10 @@ class LedgerAppender:
             room = every - writer.head.since_checkpoint if self.signer else len(messages)
             size = max(1, min(room, CHUNK))
             taken = messages[done : done + size]
-            chunk = [self._decision(t, m) for t, m in taken]
+            ids = self.id_fields
+            chunk = [
+                read_decision(t, m.partition, m.offset, m.key, m.value, ids[t]) for t, m in taken
+            ]
             done += size
             head, out = append_decisions(writer.head, chunk)
             if out.gaps:
@@ -324,34 +321,33 @@ class LedgerAppender:
         self.metrics.ledger_checkpoints.inc()
 
     async def load_chain(self, partition: int) -> ChainWriter:
-        """The head of chain ``partition`` read back from the log (genesis if it is empty)."""
-        options = aiokafka_options(self.settings.kafka)
+        """The head of chain ``partition`` read back, and checked, from the log (genesis if
+        it is empty); raises :class:`Untrusted` if it must not be built on."""
         chain = self.chain_name(partition)
-        frontier, covered_until = Frontier(), -1
-        newest = await partition_end(options, self.checkpoint_topic, partition) - 1
-        checkpoints, _ = await read_partition(
-            options, self.checkpoint_topic, partition, start=max(0, newest)
-        )  # only the newest checkpoint: the log of checkpoints grows without bound
-        for _, value in checkpoints[-1:]:
-            latest = LedgerCheckpoint.from_json_bytes(value)
-            hashes = tuple(base64.b64decode(h) for h in latest.frontier)
-            frontier = Frontier(size=latest.tree_size, hashes=hashes)
-            covered_until = latest.ledger_offset
-        end = await partition_end(options, self.ledger_topic, partition)
-        start = min(covered_until + 1, max(0, end - self.config.recent_ids_per_chain))
-        records, end = await read_partition(options, self.ledger_topic, partition, start=start)
+        where = ChainLocation(
+            aiokafka_options(self.settings.kafka), self.prefix, partition, chain,
+            self.id_fields, self.config.recent_ids_per_chain,
+        )  # fmt: skip
+        verifier = Verifier.parse(self.signer.verifier_key()) if self.signer else None
+        head, end = await load_head(where, verifier)
         now = time.monotonic()
-        if not records:
+        if head is None:
             head, genesis = new_head(chain, self.config.recent_ids_per_chain)
             writer = ChainWriter(partition, head, end, now)
             await self._send(writer, [(None, genesis)])
             log.info("ledger chain %s started with its genesis record", chain)
             return writer
-        head = head_from_records(
-            chain, frontier, covered_until, records, self.config.recent_ids_per_chain
-        )
         log.info("ledger chain %s continues at seq %d (offset %d)", chain, head.seq, end)
         return ChainWriter(partition, head, end, now)
+
+    def _halt(self, partition: int, why: Untrusted) -> None:
+        """Append nothing to a chain whose log cannot be trusted (its decisions stay
+        uncommitted, so none is lost) and say so, until an operator has looked."""
+        assert self.consumer is not None
+        self.halted.add(partition)
+        self.metrics.ledger_chain_halted.labels(chain=self.chain_name(partition)).set(1)
+        log.error("ledger chain %s HALTED: %s", self.chain_name(partition), why)
+        self.consumer.pause(*(tp for tp in self.consumer.assignment() if tp.partition == partition))
 
     async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Chains are loaded by the append loop before its next batch: a rebalance callback
@@ -364,6 +360,9 @@ class LedgerAppender:
             for partition in {tp.partition for tp in revoked}:
                 self.writers.pop(partition, None)
                 self.to_load.discard(partition)
+                if partition in self.halted:  # its next owner checks the log again
+                    self.halted.discard(partition)
+                    self.metrics.ledger_chain_halted.labels(chain=self.chain_name(partition)).set(0)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

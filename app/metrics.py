@@ -174,6 +174,14 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+        self.ledger_chain_halted = Gauge(
+            "governor_ledger_chain_halted",
+            "1 while a ledger chain is halted: what its appender found on the log did not"
+            " check out (a checkpoint that does not verify, a record that does not link or"
+            " does not match its source), so nothing is appended to it.",
+            ["chain"],
+            registry=registry,
+        )
         self.ledger_checkpoints = Counter(
             "governor_ledger_checkpoints_total",
             "Signed tree heads published to ledger-checkpoints.",

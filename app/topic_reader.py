@@ -63,6 +63,19 @@ async def read_partition(
 ) -> tuple[list[tuple[int, bytes]], int]:
     """(offset, value) of one partition from ``start`` (default: its beginning) to its end
     as of the call, and that end offset."""
+    found, end = await read_keyed(options, topic, partition, start)
+    return [(offset, value) for offset, _, value in found], end
+
+
+async def read_keyed(
+    options: dict[str, Any],
+    topic: str,
+    partition: int,
+    start: int | None = None,
+    stop: int | None = None,
+) -> tuple[list[tuple[int, bytes | None, bytes]], int]:
+    """(offset, key, value) of one partition from ``start`` (default: its beginning) up to
+    ``stop`` or its end as of the call, whichever is first; and that end offset."""
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
@@ -71,13 +84,14 @@ async def read_partition(
         end = (await consumer.end_offsets([tp]))[tp]
         first = (await consumer.beginning_offsets([tp]))[tp]
         position = max(first, start if start is not None else first)
+        until = end if stop is None else min(stop, end)
         consumer.seek(tp, position)
-        found: list[tuple[int, bytes]] = []
-        while position < end:
+        found: list[tuple[int, bytes | None, bytes]] = []
+        while position < until:
             batch = await consumer.getmany(tp, timeout_ms=1000)
             for message in batch.get(tp, []):
-                if message.offset < end:
-                    found.append((message.offset, message.value))
+                if message.offset < until:
+                    found.append((message.offset, message.key, message.value))
             position = await consumer.position(tp)
         return found, end
     finally:

@@ -53,44 +53,57 @@ def verify_records(
     seen_ids: set[str] = set()
     previous: LedgerRecord | None = None
     for offset, value in records:
-
-        def fail(reason: str, at: int = offset) -> tuple[list[bytes], Failure]:
-            return leaves, Failure(topic, partition, at, reason)
-
-        try:
-            as_dict = orjson.loads(value)
-            record = LedgerRecord.model_validate(as_dict)
-        except (ValidationError, ValueError) as exc:
-            return fail(f"not a ledger record: {str(exc)[:200]}")
-        if canonical(as_dict) != value:
-            return fail("record bytes are not canonical JSON")
-        del as_dict["record_hash"]
-        expected = hashlib.sha256(RECORD_DOMAIN + canonical(as_dict)).hexdigest()
-        if not hmac.compare_digest(expected, record.record_hash):
-            return fail("record_hash does not match the record's content")
-        if previous is None:
-            if record.kind is not RecordKind.GENESIS or record.seq != 0:
-                return fail("the chain does not start with its genesis record")
-            if record.prev_hash != ZERO_HASH:
-                return fail("the genesis record must link to the zero hash")
-        else:
-            if record.chain != previous.chain:
-                return fail(f"record of chain {record.chain!r} in chain {previous.chain!r}")
-            if record.prev_hash != previous.record_hash:
-                return fail("prev_hash does not link to the previous record (deleted, swapped"
-                            " or inserted record)")  # fmt: skip
-            if record.seq != previous.seq + 1:
-                return fail(f"seq {record.seq} follows seq {previous.seq}")
-            if record.kind is RecordKind.GENESIS:
-                return fail("a second genesis record")
+        record, reason = check_link(previous, value)
+        if record is None or reason is not None:
+            return leaves, Failure(topic, partition, offset, reason or "not a ledger record")
         if record.kind is RecordKind.DECISION:
             decision = f"{record.decision_type}:{record.decision_id}"
             if decision in seen_ids:
-                return fail(f"decision {decision} appears twice")
+                return leaves, Failure(
+                    topic, partition, offset, f"decision {decision} appears twice"
+                )
             seen_ids.add(decision)
         leaves.append(leaf_hash(value))
         previous = record
     return leaves, None
+
+
+def check_link(
+    previous: LedgerRecord | None, value: bytes, anchor: bool = False
+) -> tuple[LedgerRecord | None, str | None]:
+    """One record against the one before it (``None``: it must be the genesis record, unless
+    it is an ``anchor`` vouched for otherwise): the record, and why it does not check out
+    (``None`` if it does)."""
+    try:
+        as_dict = orjson.loads(value)
+        record = LedgerRecord.model_validate(as_dict)
+    except (ValidationError, ValueError) as exc:
+        return None, f"not a ledger record: {str(exc)[:200]}"
+    if canonical(as_dict) != value:
+        return record, "record bytes are not canonical JSON"
+    del as_dict["record_hash"]
+    expected = hashlib.sha256(RECORD_DOMAIN + canonical(as_dict)).hexdigest()
+    if not hmac.compare_digest(expected, record.record_hash):
+        return record, "record_hash does not match the record's content"
+    if previous is None and anchor:
+        return record, None
+    if previous is None:
+        if record.kind is not RecordKind.GENESIS or record.seq != 0:
+            return record, "the chain does not start with its genesis record"
+        if record.prev_hash != ZERO_HASH:
+            return record, "the genesis record must link to the zero hash"
+        return record, None
+    if record.chain != previous.chain:
+        return record, f"record of chain {record.chain!r} in chain {previous.chain!r}"
+    if record.prev_hash != previous.record_hash:
+        return record, (
+            "prev_hash does not link to the previous record (deleted, swapped or inserted record)"
+        )
+    if record.seq != previous.seq + 1:
+        return record, f"seq {record.seq} follows seq {previous.seq}"
+    if record.kind is RecordKind.GENESIS:
+        return record, "a second genesis record"
+    return record, None
 
 
 def verify_checkpoints(

@@ -15,6 +15,7 @@ from tests.integration.harness import (
     Cluster,
     WorkerProcess,
     create_topics,
+    delete_topics,
     provision_cluster,
 )
 
@@ -31,11 +32,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def prefix(cluster: Cluster) -> str:
-    """A fresh topic prefix (and so fresh topics) per test, created from topics.yaml."""
+def prefix(cluster: Cluster) -> Iterator[str]:
+    """A fresh topic prefix (and so fresh topics) per test, created from topics.yaml and
+    deleted after the test."""
     name = f"t{uuid.uuid4().hex[:10]}-"
     asyncio.run(create_topics(cluster, name))
-    return name
+    yield name
+    try:
+        asyncio.run(delete_topics(cluster, name))
+    except Exception as exc:  # a test that stopped the broker may leave it unreachable
+        print(f"topics of {name} not deleted: {exc!r}")
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def provision_cluster(work_dir: Path) -> Cluster:
         container.start()
         return Cluster(container.get_bootstrap_server(), "testcontainers", stop=container.stop)
     settings = load_settings()
-    broker = LocalBroker(version, settings.kafka.local_cache_dir, work_dir)
+    broker = LocalBroker(version, settings.kafka.local_cache_dir, work_dir, heap="1g")
     broker.start()
     return Cluster(broker.bootstrap_servers, f"local Apache Kafka {version}", broker=broker,
                    stop=broker.stop)  # fmt: skip
@@ -84,6 +84,20 @@ async def create_topics(cluster: Cluster, prefix: str) -> None:
     await admin.start()
     try:
         await apply_catalogue(admin, Catalogue.load(), prefix)
+    finally:
+        await admin.close()
+
+
+async def delete_topics(cluster: Cluster, prefix: str) -> None:
+    """Delete a test's topics: those named with its prefix, and its workers' changelogs
+    (``governor-<prefix>...``). One broker serves the whole suite; some 350 partitions per
+    test would otherwise pile up until its heap runs out."""
+    admin = AIOKafkaAdminClient(**cluster.client_options())
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix) or prefix in t]
+        if mine:
+            await admin.delete_topics(mine, timeout_ms=30_000)
     finally:
         await admin.close()
 

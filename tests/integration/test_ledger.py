@@ -16,8 +16,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app.ledger.note import Signer
+from app.ledger.merkle import Frontier
+from app.ledger.note import Signer, checkpoint_text
 from app.localkafka import free_port
+from app.rules.ledger import Decision, append_decisions, head_from_records
+from app.topic_reader import read_partition
 from schemas.dead_letter import DeadLetter
 from schemas.ledger import LedgerRecord, RecordKind
 from tests.factories import batch
@@ -260,3 +263,61 @@ def test_a_foreign_record_on_a_decision_topic_leaves_a_gap_not_a_crash_loop(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     status, _ = http_get(worker.url + "/health")
     assert status == 200
+
+
+def test_a_restarted_appender_builds_on_nothing_it_cannot_check(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 16 part 5: the appender adopted the newest checkpoint without checking its
+    signature, and the last record as it found it; record hashes need no secret, so anyone
+    who could write to the ledger topic could plant a record it then built on and signed."""
+    first = workers(**LEDGER_ENV)
+    first.wait_ready()
+    records, _, _ = decision_inputs(readings=120, batches=0)
+    asyncio.run(produce(cluster, prefix + "meter-readings", records))
+    wait_for(lambda: appended(first) >= len(records), 90)
+    checkpoints_seen = "governor_ledger_checkpoints_total"
+    wait_for(lambda: metric_value(first, checkpoints_seen, first.ledger_url) >= 6, 30)
+    first.stop()
+
+    ends = asyncio.run(end_offsets(cluster, prefix + "ledger"))
+    planted_in, forged_in = sorted(ends, key=lambda p: -ends[p])[:2]  # two busy chains
+    chain, _ = asyncio.run(read_partition(cluster.client_options(), prefix + "ledger", planted_in))
+    head = head_from_records(f"governor.local/ledger/{planted_in}", Frontier(), -1, chain, 1000)
+    fake = Decision("carbon-emissions", planted_in, 10**6, "facility-x", "evt-planted", {"x": 1})
+    _, out = append_decisions(head, [fake])
+    asyncio.run(produce_to(cluster, prefix + "ledger", planted_in, None, out.records[0][1]))
+    other = Signer.from_seed("governor-ledger", bytes(32))  # a key that is not the ledger's
+    cps, _ = asyncio.run(
+        read_partition(cluster.client_options(), prefix + "ledger-checkpoints", forged_in)
+    )
+    forged = orjson.loads(cps[-1][1])
+    text = checkpoint_text(
+        forged["chain"], forged["tree_size"], base64.b64decode(forged["root_hash"])
+    )
+    forged["note"] = other.sign(text)
+    asyncio.run(
+        produce_to(cluster, prefix + "ledger-checkpoints", forged_in, None, orjson.dumps(forged))
+    )
+
+    second = workers(**LEDGER_ENV)
+    second.wait_ready()
+
+    def halted(partition: int) -> float:
+        series = f'governor_ledger_chain_halted{{chain="governor.local/ledger/{partition}"}}'
+        return metric_value(second, series, second.ledger_url)
+
+    wait_for(lambda: halted(planted_in) == 1 and halted(forged_in) == 1, 60)
+    before = asyncio.run(end_offsets(cluster, prefix + "ledger"))
+    more, _, _ = decision_inputs(readings=240, batches=0)
+    more = [(k, v.replace(b"evt-", b"evt-more-")) for k, v in more]
+    asyncio.run(produce(cluster, prefix + "meter-readings", more))
+    healthy = [p for p in before if p not in (planted_in, forged_in)]
+    wait_for(lambda: sum(asyncio.run(end_offsets(cluster, prefix + "ledger")).values())
+             > sum(before.values()) + 50, 60)  # fmt: skip
+    after = asyncio.run(end_offsets(cluster, prefix + "ledger"))
+    assert after[planted_in] == before[planted_in], "appended to a chain with a planted record"
+    assert after[forged_in] == before[forged_in], "appended under a forged checkpoint"
+    assert any(after[p] > before[p] for p in healthy)
+    log = second.log_file.read_text()
+    assert "its source record is gone" in log and "checkpoint rejected" in log

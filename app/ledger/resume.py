@@ -1,0 +1,107 @@
+"""What a starting appender may build on: the checks before it continues a chain.
+
+Record hashes need no secret, so anyone who can write to the ledger topic can append a
+well-formed record; an appender that adopted whatever it found would link to it and then
+sign over it. So a chain is continued only from a checkpoint whose signature verifies and
+whose frontier gives its signed root, through records that link soundly from the last one
+that checkpoint covers, each matching the decision record it names on its source topic.
+Anything else halts the chain (:class:`Untrusted`): no record is appended to it until an
+operator has looked. Pure: the caller reads the topics.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from app.ledger.merkle import Frontier, leaf_hash
+from app.ledger.note import NoteError, Verifier, parse_checkpoint_text
+from app.ledger.verify import check_link
+from app.rules.ledger import Decision, Gap, read_decision
+from schemas.ledger import LedgerCheckpoint, LedgerRecord, RecordKind
+
+
+class Untrusted(Exception):
+    """What a starting appender found and must not build on; the message says why."""
+
+
+def trusted_frontier(value: bytes, verifier: Verifier, chain: str) -> Frontier:
+    """The frontier of a checkpoint record, once its note verifies and its frontier gives the
+    root the note signs."""
+    try:
+        checkpoint = LedgerCheckpoint.from_json_bytes(value)
+        origin, size, root = parse_checkpoint_text(verifier.open(checkpoint.note))
+        hashes = tuple(base64.b64decode(h, validate=True) for h in checkpoint.frontier)
+    except (ValidationError, ValueError, NoteError) as exc:
+        raise Untrusted(f"checkpoint rejected: {str(exc)[:200]}") from None
+    if origin != chain or size != checkpoint.tree_size or checkpoint.ledger_offset != size - 1:
+        raise Untrusted("checkpoint note does not match its record")
+    frontier = Frontier(size=size, hashes=hashes)
+    if len(hashes) != size.bit_count() or not hmac.compare_digest(frontier.root(), root):
+        raise Untrusted("checkpoint frontier does not give its signed root")
+    return frontier
+
+
+def first_needed(frontier: Frontier) -> int:
+    """The first ledger offset :func:`check_tail` needs: where the frontier's last (smallest)
+    perfect subtree starts, so the last covered record can be tied to the signed tree."""
+    return frontier.size - (frontier.size & -frontier.size)
+
+
+def check_tail(
+    chain: str, frontier: Frontier, records: Sequence[tuple[int, bytes]]
+) -> list[LedgerRecord]:
+    """Check the records (offset, value) from :func:`first_needed` to the end of the log;
+    return the ones after the checkpoint, to check against their sources.
+
+    Without a checkpoint (an empty frontier), the chain must start with its genesis record.
+    """
+    size = frontier.size
+    covered = [(o, v) for o, v in records if first_needed(frontier) <= o < size]
+    if len(covered) != size - first_needed(frontier):
+        raise Untrusted(f"chain {chain}: the log lacks records its checkpoint of {size} covers")
+    if covered:
+        subtree = Frontier()
+        for _, value in covered:
+            subtree = subtree.append(leaf_hash(value))
+        if not hmac.compare_digest(subtree.hashes[0], frontier.hashes[-1]):
+            raise Untrusted(f"chain {chain}: the records before offset {size} differ from the"
+                            " signed tree")  # fmt: skip
+    previous: LedgerRecord | None = None
+    after: list[LedgerRecord] = []
+    for offset, value in records:
+        if offset < size - 1:
+            continue
+        record, reason = check_link(previous, value, anchor=offset == size - 1)
+        if record is None or reason is not None:
+            raise Untrusted(f"chain {chain}: ledger offset {offset}: {reason}")
+        if record.chain != chain:
+            raise Untrusted(f"chain {chain}: ledger offset {offset} is of chain {record.chain}")
+        if offset >= size and record.kind is not RecordKind.GENESIS:
+            after.append(record)
+        previous = record
+    return after
+
+
+def source_mismatch(
+    record: LedgerRecord, key: bytes | None, value: bytes | None, id_field: str
+) -> str | None:
+    """Why ``record`` is not what the ledger makes of its source record (None if it is)."""
+    source = record.source
+    if source is None or record.decision_type != source.topic:
+        return "names no source"
+    found = read_decision(source.topic, source.partition, source.offset, key, value, id_field)
+    if record.kind is RecordKind.GAP:
+        return None if isinstance(found, Gap) else "a gap where its source is a decision"
+    if not isinstance(found, Decision):
+        return f"its source is not a decision ({found.reason})"
+    if (found.decision_id, found.key, found.body) != (
+        record.decision_id,
+        record.decision_key,
+        record.decision,
+    ):
+        return "differs from its source decision"
+    return None
