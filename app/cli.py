@@ -302,9 +302,11 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         prove_consistency,
         prove_inclusion,
         read_chains,
+        signed_checkpoints,
         verify_chains,
     )
-    from app.ledger.note import Signer, Verifier
+    from app.ledger.keys import configured_keys
+    from app.ledger.note import NoteError, Signer
 
     if args.action == "run":
         return _ledger_run(args)
@@ -320,19 +322,22 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     settings = _settings(args)
     seed = settings.ledger.resolved_seed()
     signer = Signer.from_seed(settings.ledger.key_name, seed) if seed else None
-    vkey = args.vkey or (signer.verifier_key() if signer else None)
+    own = signer.verifier_key() if signer else None
     if args.action == "key":
-        if vkey is None:
+        if own is None:
             raise UsageError("no ledger signing key configured (ledger.signing_key[_file])")
-        print(vkey)
+        print(own)
         return 0
+    try:
+        keys = configured_keys(args.vkey or [], settings.ledger.verifier_keys, own)
+    except NoteError as exc:
+        raise UsageError(str(exc)) from None
     _require_cluster(settings)
     options = aiokafka_options(settings.kafka)
     chains = asyncio.run(read_chains(options, settings.kafka.topic_prefix))
+    origin = settings.ledger.origin
     if args.action == "verify":
-        if vkey is None:
-            raise UsageError("verify needs the public key: --vkey, or a configured signing key")
-        reports = verify_chains(chains, Verifier.parse(vkey), settings.ledger.origin)
+        reports = verify_chains(chains, keys, origin)
         for report in reports:
             status = "ok" if report.failure is None else f"FAILED {report.failure}"
             print(f"chain {report.partition}: {report.records} records,"
@@ -343,25 +348,25 @@ def cmd_ledger(args: argparse.Namespace) -> int:
             if args.consistency:
                 partition, size1, size2 = args.consistency
                 chain = next(c for c in chains if c.partition == partition)
-                print(json.dumps(prove_consistency(chain, size1, size2), indent=2))
+                proof = prove_consistency(chain, size1, size2, keys, origin)
+                print(json.dumps(proof, indent=2))
             else:
                 if not args.decision_id:
                     raise UsageError("prove needs a decision id, or --consistency P SIZE1 SIZE2")
-                print(json.dumps(prove_inclusion(chains, args.decision_id).to_json(), indent=2))
+                found = prove_inclusion(chains, args.decision_id, keys, origin)
+                print(json.dumps(found.to_json(), indent=2))
         except (LookupError, StopIteration) as exc:
             print(f"governor: {exc}", file=sys.stderr)
             return 1
         return 0
     out_dir = Path(args.out or "var/ledger-checkpoints")
     out_dir.mkdir(parents=True, exist_ok=True)
-    from schemas.ledger import LedgerCheckpoint
-
     for chain in chains:
-        if chain.checkpoints:
-            newest = LedgerCheckpoint.from_json_bytes(chain.checkpoints[-1][1])
+        signed = signed_checkpoints(chain, keys, origin)
+        if signed:
+            newest = max(signed, key=lambda c: c.tree_size)
             (out_dir / f"chain-{chain.partition}.checkpoint").write_text(newest.note)
-    if vkey:
-        (out_dir / "ledger.vkey").write_text(vkey + "\n")
+    (out_dir / "ledger.vkey").write_text("".join(spec + "\n" for spec in keys.specs))
     print(f"wrote the newest checkpoint of each chain to {out_dir}")
     return 0
 
@@ -689,7 +694,11 @@ def parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--metrics-port", type=int, help="run: /metrics port (ledger.metrics_port)")
     ledger.add_argument("decision_id", nargs="?", help="prove: the decision to prove")
-    ledger.add_argument("--vkey", help="verifier key (default: from the configured signing key)")
+    ledger.add_argument(
+        "--vkey", action="append",
+        help="a verifier key, <vkey>[,<from>[,<until>]] with ISO 8601 times; repeat for a key"
+        " set (default: ledger.verifier_keys, else the signing key's own)",
+    )  # fmt: skip
     ledger.add_argument(
         "--consistency", nargs=3, type=int, metavar=("PARTITION", "SIZE1", "SIZE2"),
         help="prove: consistency between the checkpoints of these sizes",

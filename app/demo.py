@@ -28,7 +28,8 @@ from app.audit_log import as_table
 from app.connection import aiokafka_options
 from app.dlq import read_letters
 from app.ledger.audit_trail import read_chains, verify_chains
-from app.ledger.note import Signer, Verifier
+from app.ledger.keys import KeySet
+from app.ledger.note import Signer
 from app.localkafka import LocalBroker
 from app.rules.audit import PeriodReport
 from app.rules.traffic.policy import sign
@@ -249,9 +250,9 @@ def _show(settings: Settings, base: str, token: str) -> None:
     print("\nLedger (governor ledger verify):")
     seed = settings.ledger.resolved_seed()
     assert seed is not None
-    verifier = Verifier.parse(Signer.from_seed(settings.ledger.key_name, seed).verifier_key())
+    keys = KeySet.of([Signer.from_seed(settings.ledger.key_name, seed).verifier_key()])
     chains = asyncio.run(read_chains(aiokafka_options(settings.kafka), settings.kafka.topic_prefix))
-    for report in verify_chains(chains, verifier, settings.ledger.origin):
+    for report in verify_chains(chains, keys, settings.ledger.origin):
         status = "ok" if report.failure is None else f"FAILED {report.failure}"
         print(f"  chain {report.partition}: {report.records} records,"
               f" {report.checkpoints} signed checkpoints: {status}")  # fmt: skip

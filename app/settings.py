@@ -233,6 +233,10 @@ class LedgerSettings(_Section):
     signing_key: SecretStr | None = None
     """Base64 of a 32-byte Ed25519 seed (``governor ledger keygen`` makes one)."""
     signing_key_file: Path | None = None
+    verifier_keys: list[str] = Field(default_factory=list)
+    """The keys checkpoints may be signed with, each ``<vkey>[,<from>[,<until>]]`` (ISO 8601
+    times; empty: open), so that a rotated key's checkpoints still verify. Empty: the
+    signing key's own, at any time."""
     verify_cache_s: float = Field(default=30.0, ge=0)
     """GET /api/v1/ledger/verify reads both ledger topics whole: it runs one at a time, and
     its result is served to every caller for this long."""

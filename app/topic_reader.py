@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -64,7 +64,16 @@ async def read_partition(
     """(offset, value) of one partition from ``start`` (default: its beginning) to its end
     as of the call, and that end offset."""
     found, end = await read_keyed(options, topic, partition, start)
-    return [(offset, value) for offset, _, value in found], end
+    return [(f.offset, f.value) for f in found], end
+
+
+class Found(NamedTuple):
+    """One record as read back."""
+
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
 
 
 async def read_keyed(
@@ -73,8 +82,8 @@ async def read_keyed(
     partition: int,
     start: int | None = None,
     stop: int | None = None,
-) -> tuple[list[tuple[int, bytes | None, bytes]], int]:
-    """(offset, key, value) of one partition from ``start`` (default: its beginning) up to
+) -> tuple[list[Found], int]:
+    """The records of one partition from ``start`` (default: its beginning) up to
     ``stop`` or its end as of the call, whichever is first; and that end offset."""
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
     await consumer.start()
@@ -86,12 +95,14 @@ async def read_keyed(
         position = max(first, start if start is not None else first)
         until = end if stop is None else min(stop, end)
         consumer.seek(tp, position)
-        found: list[tuple[int, bytes | None, bytes]] = []
+        found: list[Found] = []
         while position < until:
             batch = await consumer.getmany(tp, timeout_ms=1000)
             for message in batch.get(tp, []):
                 if message.offset < until:
-                    found.append((message.offset, message.key, message.value))
+                    found.append(
+                        Found(message.offset, message.key, message.value, message.timestamp)
+                    )
             position = await consumer.position(tp)
         return found, end
     finally:

@@ -6,16 +6,18 @@ Used by ``governor ledger verify|prove|checkpoints`` and ``GET /api/v1/ledger/ve
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from app.ledger import verify_proof
+from app.ledger.keys import KeySet
 from app.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash
-from app.ledger.note import Verifier
+from app.ledger.note import NoteError, parse_checkpoint_text
 from app.ledger.verify import ChainReport, verify_checkpoints, verify_records
-from app.topic_reader import partitions_of, read_partition
+from app.topic_reader import partitions_of, read_keyed, read_partition
 from schemas.ledger import LedgerCheckpoint
 
 
@@ -26,6 +28,8 @@ class ChainLog:
     partition: int
     records: list[tuple[int, bytes]]
     checkpoints: list[tuple[int, bytes]]
+    checkpoint_times: dict[int, int] = field(default_factory=dict)
+    """Checkpoint offset → its record's timestamp (ms): which keys were valid then."""
 
 
 async def read_chains(options: dict[str, Any], prefix: str) -> list[ChainLog]:
@@ -33,8 +37,9 @@ async def read_chains(options: dict[str, Any], prefix: str) -> list[ChainLog]:
     chains = []
     for partition in await partitions_of(options, ledger):
         records, _ = await read_partition(options, ledger, partition)
-        signed, _ = await read_partition(options, checkpoints, partition)
-        chains.append(ChainLog(partition, records, signed))
+        signed, _ = await read_keyed(options, checkpoints, partition)
+        times = {f.offset: f.timestamp_ms for f in signed}
+        chains.append(ChainLog(partition, records, [(f.offset, f.value) for f in signed], times))
     return chains
 
 
@@ -42,15 +47,15 @@ def chain_name(origin: str, partition: int) -> str:
     return f"{origin}/{partition}"
 
 
-def verify_chains(chains: list[ChainLog], verifier: Verifier, origin: str) -> list[ChainReport]:
+def verify_chains(chains: list[ChainLog], keys: KeySet, origin: str) -> list[ChainReport]:
     """One report per chain; a chain's report names its first failure, if any."""
     reports = []
     for chain in chains:
         leaves, failure = verify_records(chain.partition, chain.records)
         if failure is None:
             failure = verify_checkpoints(
-                chain.partition, leaves, chain.checkpoints, verifier,
-                chain_name(origin, chain.partition),
+                chain.partition, leaves, chain.checkpoints, keys,
+                chain_name(origin, chain.partition), times=chain.checkpoint_times,
             )  # fmt: skip
         reports.append(
             ChainReport(chain.partition, len(chain.records), len(chain.checkpoints), failure)
@@ -72,7 +77,9 @@ class InclusionProof:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def prove_inclusion(chains: list[ChainLog], decision_id: str) -> InclusionProof:
+def prove_inclusion(
+    chains: list[ChainLog], decision_id: str, keys: KeySet, origin: str
+) -> InclusionProof:
     """The audit path of a decision against the newest checkpoint that covers it, verified
     with the independent verifier before it is returned."""
     for chain in chains:
@@ -80,11 +87,12 @@ def prove_inclusion(chains: list[ChainLog], decision_id: str) -> InclusionProof:
             record = orjson.loads(value)
             if record.get("decision_id") != decision_id:
                 continue
-            covering = [c for c in map(_checkpoint, chain.checkpoints) if c.tree_size > index]
+            signed = signed_checkpoints(chain, keys, origin)
+            covering = [c for c in signed if c.tree_size > index]
             if not covering:
                 raise LookupError(
                     f"decision {decision_id} is in chain {record['chain']} at {index}, but no"
-                    " signed checkpoint covers it yet"
+                    " checkpoint signed by a valid key covers it yet"
                 )
             newest = max(covering, key=lambda c: c.tree_size)
             leaves = [leaf_hash(v) for _, v in chain.records[: newest.tree_size]]
@@ -103,9 +111,11 @@ def prove_inclusion(chains: list[ChainLog], decision_id: str) -> InclusionProof:
     raise LookupError(f"decision {decision_id} is not in the ledger")
 
 
-def prove_consistency(chain: ChainLog, size1: int, size2: int) -> dict[str, Any]:
+def prove_consistency(
+    chain: ChainLog, size1: int, size2: int, keys: KeySet, origin: str
+) -> dict[str, Any]:
     """A consistency proof between two signed checkpoints of one chain, verified."""
-    signed = {c.tree_size: c for c in map(_checkpoint, chain.checkpoints)}
+    signed = {c.tree_size: c for c in signed_checkpoints(chain, keys, origin)}
     missing = [s for s in (size1, size2) if s not in signed]
     if missing:
         raise LookupError(f"no checkpoint of size {missing} in chain {chain.partition}")
@@ -125,5 +135,22 @@ def prove_consistency(chain: ChainLog, size1: int, size2: int) -> dict[str, Any]
     }
 
 
-def _checkpoint(item: tuple[int, bytes]) -> LedgerCheckpoint:
-    return LedgerCheckpoint.from_json_bytes(item[1])
+def signed_checkpoints(chain: ChainLog, keys: KeySet, origin: str) -> list[LedgerCheckpoint]:
+    """The chain's checkpoints whose note a key valid at the time signed, and whose record
+    says what the note signs; anything else on the topic is not a checkpoint to rely on."""
+    found = []
+    for offset, value in chain.checkpoints:
+        try:
+            checkpoint = LedgerCheckpoint.from_json_bytes(value)
+            text = keys.open(checkpoint.note, chain.checkpoint_times.get(offset))
+            signed_origin, size, root = parse_checkpoint_text(text)
+        except (ValidationError, ValueError, NoteError):
+            continue
+        signed = (signed_origin, size, base64.b64encode(root).decode())
+        if signed == (
+            chain_name(origin, chain.partition),
+            checkpoint.tree_size,
+            checkpoint.root_hash,
+        ):
+            found.append(checkpoint)
+    return found

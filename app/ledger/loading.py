@@ -87,7 +87,7 @@ async def check_sources(where: ChainLocation, records: list[LedgerRecord]) -> No
         read, _ = await read_keyed(
             where.options, where.prefix + topic, where.partition, min(offsets), max(offsets) + 1
         )
-        sources = {offset: (key, value) for offset, key, value in read}
+        sources = {f.offset: (f.key, f.value) for f in read}
         for record in named:
             assert record.source is not None
             key, value = sources.get(record.source.offset, (None, None))

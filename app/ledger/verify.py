@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
 from pydantic import ValidationError
 
+from app.ledger.keys import KeySet, ValidKey
 from app.ledger.merkle import Frontier, leaf_hash
 from app.ledger.note import NoteError, Verifier, parse_checkpoint_text
 from app.rules.ledger import RECORD_DOMAIN, ZERO_HASH, canonical
@@ -110,19 +111,23 @@ def verify_checkpoints(
     partition: int,
     leaves: Sequence[bytes],
     checkpoints: Sequence[tuple[int, bytes]],
-    verifier: Verifier,
+    keys: KeySet | Verifier,
     chain: str,
     topic: str = "ledger-checkpoints",
+    times: Mapping[int, int] | None = None,
 ) -> Failure | None:
-    """Check every checkpoint of one chain: signature, origin, and its root against the log.
+    """Check every checkpoint of one chain: signature (by a key valid at the checkpoint
+    record's time, ``times``: offset → ms), origin, and its root against the log.
 
     A checkpoint larger than the log means the log lost its tail after being checkpointed.
     """
+    if isinstance(keys, Verifier):
+        keys = KeySet((ValidKey(keys),))
     parsed: list[tuple[int, LedgerCheckpoint, int, bytes]] = []
     for offset, value in checkpoints:
         try:
             checkpoint = LedgerCheckpoint.from_json_bytes(value)
-            text = verifier.open(checkpoint.note)
+            text = keys.open(checkpoint.note, (times or {}).get(offset))
             origin, size, root = parse_checkpoint_text(text)
         except (ValidationError, ValueError, NoteError) as exc:
             return Failure(topic, partition, offset, f"checkpoint rejected: {str(exc)[:200]}")

@@ -13,14 +13,15 @@ from agents.ledger import LedgerAppender
 from app.connection import aiokafka_options
 from app.faust_app import Governor
 from app.ledger.audit_trail import read_chains, verify_chains
-from app.ledger.note import NoteError, Verifier
+from app.ledger.keys import KeySet, configured_keys
+from app.ledger.note import NoteError
 from app.web.http import problem, reply
 
 
 def register(gov: Governor, appender: LedgerAppender) -> None:
     app = gov.app
     verifying = asyncio.Lock()
-    verified: dict[str, tuple[float, dict[str, Any]]] = {}
+    verified: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
 
     @app.page("/api/v1/ledger/key")
     class Key(View):
@@ -40,30 +41,29 @@ def register(gov: Governor, appender: LedgerAppender) -> None:
             with the first failure of each failing chain. ``?vkey=`` checks the checkpoints
             against a key given by the caller rather than this worker's own."""
             vkey = request.query.get("vkey")
-            if vkey is None and appender.signer is not None:
-                vkey = appender.signer.verifier_key()
-            if vkey is None:
-                return problem(self, request, gov, self.ROUTE, 400, "give ?vkey=: no key here")
+            own = appender.signer.verifier_key() if appender.signer is not None else None
             try:
-                verifier = Verifier.parse(vkey)
+                keys = configured_keys(
+                    [vkey] if vkey else [], gov.settings.ledger.verifier_keys, own
+                )
             except NoteError as exc:
                 return problem(self, request, gov, self.ROUTE, 400, str(exc))
             async with verifying:  # one full read of the ledger at a time
-                hit = verified.get(vkey)
+                hit = verified.get(keys.specs)
                 ttl = gov.settings.ledger.verify_cache_s
                 if hit is None or time.monotonic() - hit[0] >= ttl:
-                    verified.clear()  # one key's result kept: bounded whatever callers send
-                    hit = verified[vkey] = (time.monotonic(), await verify(verifier))
+                    verified.clear()  # one key set's result kept: bounded whatever is sent
+                    hit = verified[keys.specs] = (time.monotonic(), await verify(keys))
             body = hit[1]
             return reply(self, request, gov, self.ROUTE, body, status=200 if body["ok"] else 409)
 
-    async def verify(verifier: Verifier) -> dict[str, Any]:
+    async def verify(keys: KeySet) -> dict[str, Any]:
         """Read both ledger topics and check every chain."""
         options = aiokafka_options(gov.settings.kafka)
         chains = await read_chains(options, gov.settings.kafka.topic_prefix)
         origin = gov.settings.ledger.origin
         reports = await asyncio.get_running_loop().run_in_executor(
-            None, verify_chains, chains, verifier, origin
+            None, verify_chains, chains, keys, origin
         )
         return {
             "ok": all(r.failure is None for r in reports),
