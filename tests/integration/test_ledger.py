@@ -126,6 +126,13 @@ def test_every_decision_is_chained_once_and_proofs_verify(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     chains = [line for line in verified.stdout.splitlines() if line.startswith("chain ")]
     assert len(chains) == 6 and all(line.endswith(": ok") for line in chains)
+    # A key set: a key retired before these checkpoints were written does not verify them.
+    stranger = Signer.from_seed("governor-ledger", bytes(32)).verifier_key()
+    retired = ledger_cli(worker, "verify", "--vkey", f"{VKEY},,2020-01-01T00:00:00+00:00")
+    assert retired.returncode == 1 and "no verifier key is valid" in retired.stdout
+    rotated = ledger_cli(worker, "verify", "--vkey", f"{stranger},,2020-01-01T00:00:00+00:00",
+                         "--vkey", f"{VKEY},2020-01-01T00:00:00+00:00")  # fmt: skip
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
 
     status, body = http_get(f"{worker.url}/api/v1/ledger/verify")
     assert status == 200 and body["ok"] and len(body["chains"]) == 6, body
