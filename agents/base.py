@@ -28,6 +28,8 @@ from app.faust_app import Governor
 from app.outbox import Entry, Outbox
 from app.producer import await_metadata
 from app.rules.dedup import DedupSegment, Position
+from app.rules.watermark import Watermarked
+from app.runtime.expiry import ExpiringKeys, watermarked_partition
 from app.runtime.lanes import (
     REPARTITIONED,
     Lane,
@@ -42,6 +44,7 @@ from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+W = TypeVar("W", bound=Watermarked)
 
 
 class Pipeline(ABC):
@@ -65,6 +68,7 @@ class Pipeline(ABC):
         self._outputs: list[Any] = []
         self.dedup: DedupStore | None = None
         self._outboxes: list[Outbox[Any]] = []
+        self._expiring: list[ExpiringKeys[Any]] = []
         # Records removed by compaction leave holes in the offsets (see passed_over).
         compacted = "compact" in gov.catalogue[source].cleanup_policy.value
         self.lanes = [Lane(self.source, 0, compacted)]
@@ -93,6 +97,15 @@ class Pipeline(ABC):
             self.table(name, DedupSegment, help), window_s, max_events_per_partition
         )
         return self.dedup
+
+    def expiring(
+        self, table: Any, ttl_s: float, last_used_s: Callable[[W], float]
+    ) -> ExpiringKeys[W]:
+        """Keys of ``table`` deleted ``ttl_s`` of event time after their last use (see
+        :mod:`app.runtime.expiry`); values must be :class:`Watermarked` (their partition)."""
+        keys: ExpiringKeys[W] = ExpiringKeys(table, ttl_s, last_used_s, watermarked_partition)
+        self._expiring.append(keys)
+        return keys
 
     def outbox(
         self, table: Any, entry: type[Entry[Any, Any]], keep_per_partition: int, name: str = ""
@@ -324,6 +337,8 @@ class Pipeline(ABC):
                     self.dedup.drop_partition(tp.partition + lane.base)
                 for outbox in self._outboxes:
                     outbox.drop_partition(tp.partition + lane.base)
+                for keys in self._expiring:
+                    keys.drop_partition(tp.partition + lane.base)
 
     async def decode(self, message: Any, parse: Callable[[bytes], T]) -> T | None:
         """The record's value parsed by ``parse``; ``None`` when it is not JSON or not the

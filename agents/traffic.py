@@ -31,6 +31,7 @@ from app.rules.traffic.engine import (
     process_request,
     route,
 )
+from app.runtime.expiry import ExpiringKeys
 from schemas.dead_letter import DeadLetterReason
 from schemas.request_event import RequestEvent
 from schemas.traffic import CircuitState, RoutedRequest
@@ -103,6 +104,9 @@ class TrafficPipeline(Pipeline):
         self.clients = self.table(
             "traffic-clients", ClientRate, "Requests per minute per endpoint and client"
         )
+        self.client_expiry: ExpiringKeys[ClientRate] = self.expiring(
+            self.clients, self.config.client_ttl_s, _last_request_s
+        )
         self.requests_dedup = self.dedup_store(
             "traffic-dedup", self.config.dedup_window_s, self.config.dedup_max_events_per_partition
         )
@@ -141,6 +145,7 @@ class TrafficPipeline(Pipeline):
     def _decide(self, routed: RoutedRequest, position: Position) -> TrafficOutcome:
         self.requests_dedup.ensure_indexed(position.partition)
         self.decisions_outbox.ensure_indexed(position.partition)
+        self.client_expiry.ensure_indexed(position.partition)
         ckey = client_key(routed.endpoint_key, routed.event.client_id)
         return process_request(
             routed,
@@ -163,7 +168,10 @@ class TrafficPipeline(Pipeline):
             self.decisions_outbox.record(position, outcome.outputs)
             self.endpoints[outcome.endpoint.endpoint_key] = EndpointEntry(state=outcome.endpoint)
         if outcome.client is not None:
-            self.clients[outcome.client.key] = outcome.client
+            rate, before = outcome.client, self.clients.get(outcome.client.key)
+            self.clients[rate.key] = rate
+            if before is None or before.minute != rate.minute:
+                self.client_expiry.touched(position.partition, rate.key, rate.minute * 60.0)
         self.requests_dedup.record(outcome.segment)
 
     async def _send(self, endpoint_key: str, outcome: TrafficOutcome) -> None:
@@ -262,3 +270,8 @@ def register(gov: Governor) -> tuple[PolicyFeed, TrafficRouter, TrafficPipeline]
     pipeline = TrafficPipeline(gov, feed)
     PolicyReporter(gov, feed)
     return feed, router, pipeline
+
+
+def _last_request_s(rate: ClientRate) -> float:
+    """When a client's rate entry was last used: the start of its newest minute."""
+    return rate.minute * 60.0

@@ -78,6 +78,7 @@ class Governor:
         table.key_serializer = KEY_CODEC
         table.value_serializer = ModelCodec(model)
         table.changelog_topic = table._new_changelog_topic()
+        self.metrics.table_keys.labels(table=name).set_function(lambda: float(len(table)))
         return table
 
 

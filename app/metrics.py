@@ -174,6 +174,13 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+        self.table_keys = Gauge(
+            "governor_table_keys",
+            "Keys this worker holds per table (its active and standby partitions): the size"
+            " of state that producers' ids can grow; each table is bounded (see README).",
+            ["table"],
+            registry=registry,
+        )
         self.ledger_chain_halted = Gauge(
             "governor_ledger_chain_halted",
             "1 while a ledger chain is halted: what its appender found on the log did not"

@@ -288,6 +288,10 @@ class TrafficSettings(_Section):
     """Base64 of a 32-byte Ed25519 seed, for ``governor policy sign`` only."""
     policy_signing_key_file: Path | None = None
     max_future_skew_s: float = Field(default=300.0, ge=0)
+    client_ttl_s: float = Field(default=180.0, ge=120.0)
+    """A client's rate entry (traffic-clients) is deleted this long in event time after its
+    last request: one id per client would otherwise grow without bound. At least 120 s, the
+    span of the sliding one-minute rate, so expiry never changes a decision."""
     dedup_window_s: float = Field(default=86_400.0, gt=0)
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     max_endpoint_labels: int = Field(default=1_000, ge=1)

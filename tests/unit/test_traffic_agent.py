@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -15,12 +16,13 @@ from agents.traffic import TrafficPipeline
 from app.policy_feed import PolicyFeed
 from app.rules.dedup import Position
 from app.rules.traffic.engine import TrafficOutcome, route
+from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy, key_id, newest_verified, sign
 from app.settings import load_settings
 from app.topology import Topology, build
 from schemas.dead_letter import DeadLetterReason
 from schemas.traffic import TrafficDecision
-from tests.factories import request, traffic_policy
+from tests.factories import BASE_TIME, request, traffic_policy
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 
@@ -129,3 +131,41 @@ def test_the_policy_floor_is_the_newest_verified_policy_any_worker_applied() -> 
     assert floor is not None and floor.policy.version == "1.2.0" and floor.source == "applied@1"
     assert hashes == {v1.policy_hash, v2.policy_hash}
     assert newest_verified([], trusted) == (None, set())
+
+
+async def test_client_rates_expire_in_event_time_without_changing_a_decision(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 part 4: traffic-clients kept one entry per endpoint and client id forever."""
+    pipeline = topology.traffic
+    sent = Recorder(pipeline, monkeypatch)
+    topology.policy_feed.caught_up.set()
+    active = topology.policy_feed.active
+    agent = topology.gov.app.agents["traffic-decisions"]
+    clients, spacing_s = 1_000, 0.5
+    schedule = sorted(  # each client: now, 30 s later, 200 s later (past its rate window)
+        (i * spacing_s + lag, i) for i in range(clients) for lag in (0.0, 30.0, 200.0)
+    )
+    events = [
+        request(n, client_id=f"c-{i:05d}", timestamp=BASE_TIME + timedelta(seconds=at))
+        for n, (at, i) in enumerate(schedule)
+    ]
+    async with agent.test_context() as ctx:
+        for n, event in enumerate(events):
+            routed = route(event, Position(partition=0, offset=n), active)
+            await ctx.put(routed.to_json_bytes(), key=routed.endpoint_key.encode())
+    ttl = pipeline.config.client_ttl_s
+    live_window = (ttl + 120) / spacing_s  # clients used within the TTL, plus a minute's slack
+    assert len(pipeline.clients) <= live_window < clients
+    assert pipeline.client_expiry.expired >= clients - live_window
+    samples = topology.gov.metrics.table_keys.collect()[0].samples
+    held = {s.labels["table"]: s.value for s in samples}
+    assert held["traffic-clients"] == len(pipeline.clients) and "traffic-endpoints" in held
+    # Every decision is the one an offline run, whose client rates never expire, makes.
+    offline = OfflineTraffic(active)
+    for n, (event, decision) in enumerate(zip(events, sent.decisions, strict=True)):
+        routed = route(event, Position(partition=0, offset=n), active)
+        outputs = offline.decide(routed, Position(partition=0, offset=n)).outputs
+        assert outputs is not None and outputs.decision == decision, event.event_id
+    # ... and every rate still held is the one that never expired: none was cut short.
+    assert all(offline.clients[key] == rate for key, rate in pipeline.clients.items())
