@@ -7,14 +7,14 @@ import hashlib
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from schemas.dead_letter import DeadLetter, DeadLetterReason
-from tests.factories import BASE_TIME, reading
+from tests.factories import reading
 from tests.integration.harness import (
     REPO,
     Cluster,
@@ -49,10 +49,9 @@ def test_list_then_republish_after_the_fix(
     raised (the fix), re-publishing its original bytes gets it counted."""
     worker = workers()
     worker.wait_ready()
-    ahead = reading(1, timestamp=BASE_TIME + timedelta(hours=2))
-    produced_ms = int(BASE_TIME.timestamp() * 1000)
+    ahead = reading(1, timestamp=datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
     record = [(ahead.facility_id.encode(), ahead.to_json_bytes())]
-    asyncio.run(produce(cluster, prefix + "meter-readings", record, produced_ms))
+    asyncio.run(produce(cluster, prefix + "meter-readings", record))
 
     def listed() -> str | None:
         out = governor(cluster, prefix, "dlq", "list")
