@@ -300,11 +300,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
     from app.ledger.audit_trail import (
         prove_consistency,
-        prove_inclusion,
+        prove_indexed,
         read_chains,
         signed_checkpoints,
-        verify_chains,
+        verify_ledger,
     )
+    from app.ledger.index import ProveIndex
     from app.ledger.keys import configured_keys
     from app.ledger.note import NoteError, Signer
 
@@ -334,27 +335,37 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _require_cluster(settings)
     options = aiokafka_options(settings.kafka)
-    chains = asyncio.run(read_chains(options, settings.kafka.topic_prefix))
-    origin = settings.ledger.origin
+    prefix, origin = settings.kafka.topic_prefix, settings.ledger.origin
+    if args.action == "prove" and not args.consistency:
+        if not args.decision_id:
+            raise UsageError("prove needs a decision id, or --consistency P SIZE1 SIZE2")
+        index = ProveIndex(settings.ledger.index_dir, prefix + "ledger")
+        try:
+            found = asyncio.run(
+                prove_indexed(index, options, prefix, args.decision_id, keys, origin)
+            )
+        except LookupError as exc:
+            print(f"governor: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            index.close()
+        print(json.dumps(found.to_json(), indent=2))
+        return 0
     if args.action == "verify":
-        reports = verify_chains(chains, keys, origin)
+        processes = os.cpu_count() or 1
+        reports = asyncio.run(verify_ledger(options, prefix, keys, origin, processes))
         for report in reports:
             status = "ok" if report.failure is None else f"FAILED {report.failure}"
             print(f"chain {report.partition}: {report.records} records,"
                   f" {report.checkpoints} checkpoints: {status}")  # fmt: skip
         return 0 if all(r.failure is None for r in reports) else 1
+    chains = asyncio.run(read_chains(options, prefix))
     if args.action == "prove":
         try:
-            if args.consistency:
-                partition, size1, size2 = args.consistency
-                chain = next(c for c in chains if c.partition == partition)
-                proof = prove_consistency(chain, size1, size2, keys, origin)
-                print(json.dumps(proof, indent=2))
-            else:
-                if not args.decision_id:
-                    raise UsageError("prove needs a decision id, or --consistency P SIZE1 SIZE2")
-                found = prove_inclusion(chains, args.decision_id, keys, origin)
-                print(json.dumps(found.to_json(), indent=2))
+            partition, size1, size2 = args.consistency
+            chain = next(c for c in chains if c.partition == partition)
+            proof = prove_consistency(chain, size1, size2, keys, origin)
+            print(json.dumps(proof, indent=2))
         except (LookupError, StopIteration) as exc:
             print(f"governor: {exc}", file=sys.stderr)
             return 1

@@ -237,6 +237,9 @@ class LedgerSettings(_Section):
     """The keys checkpoints may be signed with, each ``<vkey>[,<from>[,<until>]]`` (ISO 8601
     times; empty: open), so that a rotated key's checkpoints still verify. Empty: the
     signing key's own, at any time."""
+    index_dir: Path = Path("var/ledger-index")
+    """Where ``governor ledger prove`` keeps its index (decision id → chain and leaf, and
+    each chain's leaf hashes), brought up to date from the ledger's tail on every call."""
     verify_cache_s: float = Field(default=30.0, ge=0)
     """GET /api/v1/ledger/verify reads both ledger topics whole: it runs one at a time, and
     its result is served to every caller for this long."""

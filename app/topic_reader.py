@@ -29,10 +29,141 @@ async def partitions_of(options: dict[str, Any], topic: str) -> list[int]:
     return sorted(p["partition"] for p in described[0]["partitions"])
 
 
-async def read_topic(options: dict[str, Any], topic: str) -> AsyncIterator[Any]:
-    """Every record present when called (up to the end offsets read first), partition by
-    partition interleaved as fetched; in offset order within a partition."""
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+class Found(NamedTuple):
+    """One record as read back."""
+
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+BULK_FETCH = {"max_partition_fetch_bytes": 8_388_608, "fetch_max_bytes": 52_428_800}
+"""Fetch sizes for reading a whole topic back (the defaults, 1 MiB per partition, made
+reading the ledger five times slower than consuming it allows)."""
+
+
+class Reader:
+    """One consumer for several reads in turn (a command that reads a few topics once: each
+    new client costs a bootstrap and a metadata round trip)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.consumer = AIOKafkaConsumer(
+            **options, **BULK_FETCH, enable_auto_commit=False, group_id=None
+        )
+
+    async def __aenter__(self) -> Reader:
+        await self.consumer.start()
+        # One metadata request for every topic (the consumer's own cache holds only the
+        # topics it is assigned).
+        self._cluster = await self.consumer._client.fetch_all_metadata()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+
+    def partitions(self, topic: str) -> list[int]:
+        found = self._cluster.partitions_for_topic(topic)
+        if not found:
+            raise LookupError(f"topic {topic} does not exist")
+        return sorted(found)
+
+    async def ends(self, topic: str) -> dict[int, int]:
+        tps = [TopicPartition(topic, p) for p in self.partitions(topic)]
+        return {tp.partition: end for tp, end in (await self.consumer.end_offsets(tps)).items()}
+
+    async def read_one(self, topic: str, partition: int, offset: int) -> Found | None:
+        """The record at ``offset``, if it is there (fetched alone: a record batch is
+        unpacked lazily, and a whole batch of a busy topic is thousands of records)."""
+        tp = TopicPartition(topic, partition)
+        self.consumer.assign([tp])
+        ends = await self.consumer.end_offsets([tp])
+        if offset >= ends[tp]:
+            return None
+        self.consumer.seek(tp, offset)
+        while True:
+            batch = await self.consumer.getmany(tp, timeout_ms=1000, max_records=1)
+            for message in batch.get(tp, []):
+                if message.offset == offset:
+                    return Found(message.offset, message.key, message.value, message.timestamp)
+                if message.offset > offset:
+                    return None
+            if await self.consumer.position(tp) > offset:
+                return None
+
+    async def read(
+        self,
+        topic: str,
+        start: dict[int, int] | None = None,
+        stop: dict[int, int] | None = None,
+        only: list[int] | None = None,
+    ) -> dict[int, list[Found]]:
+        """Records of each partition (or of ``only`` these) from ``start`` (default: its
+        beginning) up to ``stop`` (default: its end as of the call)."""
+        consumer = self.consumer
+        tps = [TopicPartition(topic, p) for p in (only or self.partitions(topic))]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        firsts = await consumer.beginning_offsets(tps)
+        until = {tp: min(ends[tp], (stop or {}).get(tp.partition, ends[tp])) for tp in tps}
+        found: dict[int, list[Found]] = {tp.partition: [] for tp in tps}
+        remaining = set()
+        for tp in tps:
+            position = max(firsts[tp], (start or {}).get(tp.partition, firsts[tp]))
+            if position < until[tp]:
+                consumer.seek(tp, position)
+                remaining.add(tp)
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
+            for tp, messages in batch.items():
+                end = until[tp]
+                found[tp.partition] += [
+                    Found(m.offset, m.key, m.value, m.timestamp) for m in messages if m.offset < end
+                ]
+            for tp in list(remaining):
+                if await consumer.position(tp) >= until[tp]:
+                    remaining.discard(tp)
+        return found
+
+
+async def read_partitions(
+    options: dict[str, Any], topic: str, start: dict[int, int] | None = None
+) -> dict[int, list[Found]]:
+    """The records of every partition, from ``start`` (default: its beginning) to its end
+    as of the call, read with one consumer in large fetches."""
+    consumer = AIOKafkaConsumer(**options, **BULK_FETCH, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        firsts = await consumer.beginning_offsets(tps)
+        found: dict[int, list[Found]] = {tp.partition: [] for tp in tps}
+        for tp, first in firsts.items():
+            consumer.seek(tp, max(first, (start or {}).get(tp.partition, first)))
+        remaining = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
+            for tp, messages in batch.items():
+                end = ends[tp]
+                found[tp.partition] += [
+                    Found(m.offset, m.key, m.value, m.timestamp) for m in messages if m.offset < end
+                ]
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(
+    options: dict[str, Any], topic: str, start: dict[int, int] | None = None
+) -> AsyncIterator[Any]:
+    """Every record present when called (up to the end offsets read first), from ``start``
+    (partition → offset; default: the beginning), partitions interleaved as fetched; in
+    offset order within a partition."""
+    consumer = AIOKafkaConsumer(**options, **BULK_FETCH, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
@@ -41,10 +172,11 @@ async def read_topic(options: dict[str, Any], topic: str) -> AsyncIterator[Any]:
         starts = await consumer.beginning_offsets(tps)
         # An explicit seek: after end_offsets(), seek_to_beginning() left getmany() empty here.
         for tp, first in starts.items():
-            consumer.seek(tp, first)
+            starts[tp] = max(first, (start or {}).get(tp.partition, first))
+            consumer.seek(tp, starts[tp])
         remaining = {tp for tp in tps if ends[tp] > starts[tp]}
         while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
             for tp, messages in batch.items():
                 for message in messages:
                     if message.offset < ends[tp]:
@@ -65,15 +197,6 @@ async def read_partition(
     as of the call, and that end offset."""
     found, end = await read_keyed(options, topic, partition, start)
     return [(f.offset, f.value) for f in found], end
-
-
-class Found(NamedTuple):
-    """One record as read back."""
-
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp_ms: int
 
 
 async def read_keyed(

@@ -10,7 +10,7 @@ Verification is elsewhere (:mod:`app.ledger.verify_proof`), on purpose.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -51,6 +51,49 @@ def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     if index < k:
         return [*inclusion_proof(index, leaves[:k]), root(leaves[k:])]
     return [*inclusion_proof(index - k, leaves[k:]), root(leaves[:k])]
+
+
+BLOCK = 1024
+"""Leaves per stored block root (:class:`Blocked`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A tree given by the roots of its whole blocks of :data:`BLOCK` leaves, plus the
+    leaves themselves for what no stored root covers: an audit path then hashes about
+    n / BLOCK + BLOCK nodes instead of n."""
+
+    size: int
+    block_roots: Sequence[bytes]
+    leaf: Callable[[int, int], Sequence[bytes]]
+    """(start, stop) → the leaf hashes of that range."""
+
+    def root(self, start: int, size: int) -> bytes:
+        """MTH of leaves [start, start + size): the split points of a block-aligned range
+        fall on block boundaries, so whole blocks come from their stored roots."""
+        if start % BLOCK == 0 and size % BLOCK == 0:
+            first = start // BLOCK
+            return root(self.block_roots[first : first + size // BLOCK])
+        if size <= BLOCK:
+            return root(self.leaf(start, start + size))
+        k = _split(size)
+        return node_hash(self.root(start, k), self.root(start + k, size - k))
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        """PATH(index, D[size]), as :func:`inclusion_proof` gives it."""
+        if not 0 <= index < self.size:
+            raise ValueError(f"index {index} outside a tree of {self.size} leaves")
+        path: list[bytes] = []
+        start, n = 0, self.size
+        while n > 1:
+            k = _split(n)
+            if index - start < k:
+                path.append(self.root(start + k, n - k))
+                n = k
+            else:
+                path.append(self.root(start, k))
+                start, n = start + k, n - k
+        return path[::-1]
 
 
 def consistency_proof(size1: int, leaves: Sequence[bytes]) -> list[bytes]:

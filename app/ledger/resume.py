@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from app.ledger.merkle import Frontier, leaf_hash
 from app.ledger.note import NoteError, Verifier, parse_checkpoint_text
-from app.ledger.verify import check_link
+from app.ledger.verify import Link, check_link
 from app.rules.ledger import Decision, Gap, read_decision
 from schemas.ledger import LedgerCheckpoint, LedgerRecord, RecordKind
 
@@ -70,19 +70,19 @@ def check_tail(
         if not hmac.compare_digest(subtree.hashes[0], frontier.hashes[-1]):
             raise Untrusted(f"chain {chain}: the records before offset {size} differ from the"
                             " signed tree")  # fmt: skip
-    previous: LedgerRecord | None = None
+    previous: Link | None = None
     after: list[LedgerRecord] = []
     for offset, value in records:
         if offset < size - 1:
             continue
-        record, reason = check_link(previous, value, anchor=offset == size - 1)
-        if record is None or reason is not None:
+        link, reason = check_link(previous, value, anchor=offset == size - 1)
+        if link is None or reason is not None:
             raise Untrusted(f"chain {chain}: ledger offset {offset}: {reason}")
-        if record.chain != chain:
-            raise Untrusted(f"chain {chain}: ledger offset {offset} is of chain {record.chain}")
-        if offset >= size and record.kind is not RecordKind.GENESIS:
-            after.append(record)
-        previous = record
+        if link.chain != chain:
+            raise Untrusted(f"chain {chain}: ledger offset {offset} is of chain {link.chain}")
+        if offset >= size and link.kind != RecordKind.GENESIS.value:
+            after.append(LedgerRecord.from_json_bytes(value))
+        previous = link
     return after
 
 
