@@ -206,7 +206,7 @@ async def prove_indexed(
         if not places:
             raise LookupError(f"decision {decision_id} is not in the ledger")
         partition, leaf = places[0]
-        notes = (await reader.read(prefix + "ledger-checkpoints")).get(partition, [])
+        notes = (await reader.read(prefix + "ledger-checkpoints", only=[partition]))[partition]
         record = await reader.read_one(prefix + "ledger", partition, leaf)
     times = {f.offset: f.timestamp_ms for f in notes}
     signed = signed_checkpoints(
