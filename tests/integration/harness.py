@@ -308,8 +308,8 @@ async def produce(
 ) -> None:  # fmt: skip
     """Publish (key, value) pairs with the default (murmur2) partitioner, idempotently."""
     producer = AIOKafkaProducer(**cluster.client_options(), enable_idempotence=True, linger_ms=5)
-    await producer.start()
     try:
+        await producer.start()
         futures = [
             await producer.send(topic, value, key=key, timestamp_ms=timestamp_ms)
             for key, value in records
