@@ -136,30 +136,8 @@ async def read_partitions(
 ) -> dict[int, list[Found]]:
     """The records of every partition, from ``start`` (default: its beginning) to its end
     as of the call, read with one consumer in large fetches."""
-    consumer = AIOKafkaConsumer(**options, **BULK_FETCH, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        firsts = await consumer.beginning_offsets(tps)
-        found: dict[int, list[Found]] = {tp.partition: [] for tp in tps}
-        for tp, first in firsts.items():
-            consumer.seek(tp, max(first, (start or {}).get(tp.partition, first)))
-        remaining = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
-            for tp, messages in batch.items():
-                end = ends[tp]
-                found[tp.partition] += [
-                    Found(m.offset, m.key, m.value, m.timestamp) for m in messages if m.offset < end
-                ]
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return found
-    finally:
-        await consumer.stop()
+    async with Reader(options) as reader:
+        return await reader.read(topic, start)
 
 
 async def read_topic(
