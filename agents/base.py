@@ -39,6 +39,7 @@ from app.runtime.lanes import (
     passed_over,
 )
 from app.runtime.placement import Placement, TooLargeToForward
+from app.runtime.retry import ride_out
 from app.topic_reader import partition_ends, read_range
 from schemas.dead_letter import DeadLetterReason
 
@@ -235,7 +236,11 @@ class Pipeline(ABC):
         handle them in order, while ``owned()``; counted in governor_source_resyncs_total
         when there were any (a compacted range may hold none)."""
         options = aiokafka_options(self.gov.settings.kafka)
-        records = await read_range(options, lane.name, partition, start, stop)
+        records = await ride_out(
+            partial(read_range, options, lane.name, partition, start, stop),
+            f"{self.name}: reading back {lane.name}[{partition}]",
+            self.gov.settings.worker.broker_outage_deadline_s,
+        )
         if records:
             self.metrics.order_resyncs.labels(pipeline=self.name).inc()
         for record in records:

@@ -15,11 +15,13 @@ from typing import Any, NamedTuple
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.runtime.retry import started
+
 
 async def partitions_of(options: dict[str, Any], topic: str) -> list[int]:
     """A topic's partition numbers, from a metadata request; raises if it does not exist."""
     admin = AIOKafkaAdminClient(**options)
-    await admin.start()
+    await started(admin)
     try:
         described = await admin.describe_topics([topic])
     finally:
@@ -58,7 +60,7 @@ class Reader:
         )
 
     async def __aenter__(self) -> Reader:
-        await self.consumer.start()
+        await started(self.consumer)
         # One metadata request for every topic (the consumer's own cache holds only the
         # topics it is assigned).
         self._cluster = await self.consumer._client.fetch_all_metadata()
@@ -147,7 +149,7 @@ async def read_topic(
     (partition → offset; default: the beginning), partitions interleaved as fetched; in
     offset order within a partition."""
     consumer = AIOKafkaConsumer(**options, **BULK_FETCH, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    await started(consumer)
     try:
         tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
         consumer.assign(tps)
@@ -192,7 +194,7 @@ async def read_keyed(
     """The records of one partition from ``start`` (default: its beginning) up to
     ``stop`` or its end as of the call, whichever is first; and that end offset."""
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    await started(consumer)
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
@@ -238,7 +240,7 @@ async def resume_offsets(
         return {}
     tps = [TopicPartition(topic, p) for topic, p in partitions]
     admin = AIOKafkaAdminClient(**options)
-    await admin.start()
+    await started(admin)
     try:
         committed = await admin.list_consumer_group_offsets(group, partitions=tps)
     finally:
@@ -262,7 +264,7 @@ async def _offsets(
     1.0 s that way and 20 ms assigned).
     """
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    await started(consumer)
     try:
         consumer.assign(tps)
         found = await (consumer.beginning_offsets(tps) if first else consumer.end_offsets(tps))
@@ -290,7 +292,7 @@ async def read_range(
 ) -> list[SourceRecord]:
     """The records of one partition with ``start <= offset < stop``, in order."""
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    await started(consumer)
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])

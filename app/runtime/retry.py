@@ -19,17 +19,30 @@ TRANSIENT = (KafkaError, OSError, asyncio.TimeoutError)
 bootstrap, not the leader, request timed out."""
 
 
+def stray_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a CancelledError that nobody asked for: aiokafka issue 974, a
+    request that times out while the broker is down can surface as ``CancelledError``
+    instead of a timeout (seen here: a compacted feed's start, during a broker restart on
+    Kafka 4.1.1, ended silently with it while every other feed got KafkaTimeoutError).
+    A cancellation of the running task itself is real and must propagate."""
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and not task.cancelling()
+
+
 async def ride_out(
     step: Callable[[], Awaitable[T]], what: str, deadline_s: float, first_wait_s: float = 0.5
 ) -> T:
     """``step()``, tried again with backoff (to 10 s) while it fails as an unreachable broker
-    does; raise its error once the failures have lasted ``deadline_s``."""
+    does (including a :func:`stray_cancellation`); raise its error once the failures have
+    lasted ``deadline_s``."""
     started = time.monotonic()
     wait = first_wait_s
     while True:
         try:
             return await step()
-        except TRANSIENT as exc:
+        except (*TRANSIENT, asyncio.CancelledError) as exc:
+            if not isinstance(exc, TRANSIENT) and not stray_cancellation(exc):
+                raise
             if time.monotonic() - started > deadline_s:
                 raise
             log.warning("%s: %r; trying again in %.1f s", what, exc, wait)
@@ -43,6 +56,7 @@ async def started(client: Any) -> None:
     try:
         await client.start()
     except BaseException:
+        closing = getattr(client, "stop", None) or client.close  # the admin client has close()
         with contextlib.suppress(Exception):
-            await client.stop()
+            await closing()
         raise

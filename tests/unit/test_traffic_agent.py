@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agents.traffic import TrafficPipeline
@@ -19,6 +20,7 @@ from app.rules.traffic.engine import TrafficOutcome, route
 from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy, key_id, newest_verified, sign
 from app.settings import load_settings
+from app.topic_reader import SourceRecord
 from app.topology import Topology, build
 from schemas.dead_letter import DeadLetterReason
 from schemas.traffic import TrafficDecision
@@ -169,3 +171,33 @@ async def test_client_rates_expire_in_event_time_without_changing_a_decision(
         assert outputs is not None and outputs.decision == decision, event.event_id
     # ... and every rate still held is the one that never expired: none was cut short.
     assert all(offline.clients[key] == rate for key, rate in pipeline.clients.items())
+
+
+async def test_records_passed_over_are_read_back_through_a_broker_outage(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chaos soak caught a worker that fail-stopped because the broker was down when it
+    read back records Faust had passed over: an outage is weather, ridden out here too."""
+    pipeline = topology.traffic
+    sent = Recorder(pipeline, monkeypatch)
+    topology.policy_feed.caught_up.set()
+    routed = route(request(0), Position(partition=0, offset=0), topology.policy_feed.active)
+    attempts: list[int] = []
+
+    async def read_range(options: Any, topic: str, partition: int, start: int, stop: int) -> Any:
+        attempts.append(start)
+        if len(attempts) < 3:
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+        return [SourceRecord(topic, partition, 0, routed.endpoint_key.encode(),
+                             routed.to_json_bytes(), None)]  # fmt: skip
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr("agents.base.read_range", read_range)
+    monkeypatch.setattr("app.runtime.retry.asyncio.sleep", no_wait)
+    agent = topology.gov.app.agents["traffic-decisions"]
+    async with agent.test_context():
+        await pipeline._read_back(pipeline.lanes[0], 0, 0, 1)
+    assert attempts == [0, 0, 0]
+    assert [d.event_id for d in sent.decisions] == ["req-000000"]
