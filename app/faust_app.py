@@ -11,6 +11,7 @@ from app.codecs import ModelCodec, Utf8KeyCodec
 from app.connection import aiokafka_options, faust_broker
 from app.metrics import Metrics
 from app.resume_points import ResumePoints
+from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
 from app.settings import Settings
 from app.topics import Catalogue
 
@@ -27,6 +28,18 @@ class Governor:
     metrics: Metrics
     _topics: dict[str, Any] = field(default_factory=dict)
     _resume_points: ResumePoints | None = None
+    tables: list[WriteBehindTable] = field(default_factory=list)
+    """Every table, flushed before each offset commit (:mod:`app.runtime.state`)."""
+
+    def __post_init__(self) -> None:
+        self.app.sensors.add(FlushBeforeCommit(self.tables))
+        self.app.on_partitions_revoked.connect(cast(Any, self._flush_revoked))
+
+    async def _flush_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
+        """Before this worker rejoins, the changelog holds every write to revoked partitions
+        (Faust's revocation commit flushed them already, unless it had nothing to commit)."""
+        if flush_revoked(self.tables, {tp.partition for tp in revoked}):
+            await self.app.producer.flush()
 
     def topic(self, name: str) -> Any:
         """The Faust topic for a catalogue name; values and keys stay raw bytes.
@@ -59,7 +72,8 @@ class Governor:
         return self._resume_points
 
     def table(self, name: str, model: type[Any], help: str, source: str) -> Any:
-        """A memory table with changelog, UTF-8 keys and one pydantic value model.
+        """A write-behind memory table with changelog, UTF-8 keys and one pydantic value
+        model.
 
         It is co-partitioned with the ``source`` topic whose keys it is written under, so a
         partition's state lives with the worker that consumes that partition.
@@ -78,7 +92,10 @@ class Governor:
         table.key_serializer = KEY_CODEC
         table.value_serializer = ModelCodec(model)
         table.changelog_topic = table._new_changelog_topic()
+        table.max_dirty = self.settings.worker.state_max_dirty_keys
+        table.sent_counter = self.metrics.changelog_records.labels(table=name)
         self.metrics.table_keys.labels(table=name).set_function(lambda: float(len(table)))
+        self.tables.append(table)
         return table
 
 
@@ -119,5 +136,6 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         consumer_group_instance_id=worker.group_instance_id,
         stream_recovery_delay=0.5,
         broker_commit_interval=1.0,
+        Table=WriteBehindTable,
     )
     return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)

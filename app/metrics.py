@@ -181,6 +181,14 @@ class Metrics:
             ["table"],
             registry=registry,
         )
+        self.changelog_records = Counter(
+            "governor_changelog_records_total",
+            "Changelog records sent per table: one per key written since the last commit"
+            " (writes to a key in between coalesce), compared with records consumed it shows"
+            " what state costs per record.",
+            ["table"],
+            registry=registry,
+        )
         self.ledger_chain_halted = Gauge(
             "governor_ledger_chain_halted",
             "1 while a ledger chain is halted: what its appender found on the log did not"

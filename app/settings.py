@@ -146,6 +146,10 @@ class WorkerSettings(_Section):
     key or value is cut there; the letter keeps its size and SHA-256, and
     ``governor dlq republish`` re-reads the whole record from its source."""
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
+    state_max_dirty_keys: int = Field(default=10_000, ge=1)
+    """Per table: keys written since the last commit whose changelog records wait for it
+    (coalesced, one record per key, see :mod:`app.runtime.state`); reaching this many sends
+    them early. 1 sends every write at once, as Faust does."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     faust_prometheus_sensor: bool = True
 

@@ -1,0 +1,98 @@
+"""Write-behind tables: writes reach the store at once and the changelog once per key per
+flush, in order of last write; Faust's commit path flushes them before committing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import pytest
+
+from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> WriteBehindTable:
+    app = faust.App("state-test", store="memory://", Table=WriteBehindTable)
+    table: WriteBehindTable = app.Table("t", default=None, partitions=4)
+    partition_of = {"a": 0, "b": 1, "c": 0, "d": 1}
+    monkeypatch.setattr(table, "partition_for_key", lambda key: partition_of[key])
+    return table
+
+
+def sends(table: WriteBehindTable, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    sent: list[tuple[Any, ...]] = []
+
+    def send_changelog(partition: int, key: Any, value: Any, *_: Any, **__: Any) -> None:
+        sent.append((partition, key, value))
+
+    monkeypatch.setattr(table, "send_changelog", send_changelog)
+    return sent
+
+
+def test_writes_coalesce_per_key_and_flush_in_order_of_last_write(
+    table: WriteBehindTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = sends(table, monkeypatch)
+    table["a"] = 1
+    table["b"] = 1
+    table["a"] = 2
+    table["c"] = 1
+    del table["b"]
+    table["a"] = 3
+    assert sent == [] and table["a"] == 3 and "b" not in table  # reads see the writes
+    assert table.dirty == 3
+    assert table.flush_changelog() == 3
+    # a last: its last write came after c's and b's (so an outbox entry stays ahead of the
+    # state written after it); b's delete is a tombstone.
+    assert sent == [(0, "c", 1), (1, "b", None), (0, "a", 3)]
+    assert table.flush_changelog() == 0 and table.flushed_records == 3
+
+
+def test_a_full_cache_flushes_early_and_revocation_flushes_only_its_partitions(
+    table: WriteBehindTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = sends(table, monkeypatch)
+    table.max_dirty = 3
+    table["a"] = 1
+    table["b"] = 1
+    assert sent == []
+    table["c"] = 1
+    assert [key for _, key, _ in sent] == ["a", "b", "c"] and table.dirty == 0
+    sent.clear()
+    table["a"] = 2
+    table["b"] = 2
+    assert flush_revoked([table], {1}) == 1
+    assert sent == [(1, "b", 2)] and table.dirty == 1
+
+
+def test_the_commit_sensor_flushes_every_table(
+    table: WriteBehindTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = sends(table, monkeypatch)
+    table["d"] = 7
+    FlushBeforeCommit([table]).on_commit_initiated(consumer=None)
+    assert sent == [(1, "d", 7)]
+
+
+async def test_faust_calls_the_sensor_before_it_commits_offsets(
+    table: WriteBehindTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook this relies on: Consumer.force_commit runs on_commit_initiated before
+    _commit_tps (whose _commit_offsets flushes the producer, then commits)."""
+    from faust.transport.consumer import Consumer
+
+    order: list[str] = []
+    sensor = FlushBeforeCommit([table])
+    monkeypatch.setattr(sensor, "on_commit_initiated", lambda consumer: order.append("flush"))
+    table.app.sensors.add(sensor)
+
+    async def commit_tps(self: Any, tps: Any, start_new_transaction: bool) -> bool:
+        order.append("commit")
+        return True
+
+    monkeypatch.setattr(Consumer, "_commit_tps", commit_tps)
+    monkeypatch.setattr(Consumer, "_filter_tps_with_pending_acks", lambda self, topics: [])
+    consumer = table.app.consumer
+    await Consumer.force_commit(consumer)
+    assert order == ["flush", "commit"]
