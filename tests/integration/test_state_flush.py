@@ -1,6 +1,7 @@
 """Write-behind state and SIGKILL: a worker killed after its tables' changelog records are in
-the log but before the offsets they cover are committed, or killed when only the first half
-of a flush reached the log, loses nothing and counts nothing twice once restarted."""
+the log but before the offsets they cover are committed, killed when only the first half of
+a flush reached the log, or killed right after a commit, loses nothing and counts nothing
+twice once restarted."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.integration
 # flush has sent changelog records, the next offset commit first waits until every record
 # queued so far is in the log, then SIGKILLs the worker: the flush is durable, the commit
 # never happens. In "half" mode that flush only got the first half of its records (in flush
-# order) out, as a process that died while sending them would have.
+# order) out, as a process that died while sending them would have. In "after-commit" mode
+# the worker dies right after a commit: what survives of its state is what was flushed
+# before that commit, which must cover every committed record.
 FAULT = """
 import os
 import signal
@@ -42,7 +45,7 @@ import faust.transport.consumer as consumer
 from app.runtime.state import WriteBehindTable
 
 _trigger = os.environ["GOVERNOR_TEST_FAULT_TRIGGER"]
-_half = os.environ.get("GOVERNOR_TEST_FAULT_MODE") == "half"
+_mode = os.environ["GOVERNOR_TEST_FAULT_MODE"]
 _commit = consumer.Consumer._commit_offsets
 _flush = WriteBehindTable.flush_changelog
 _flushed = []
@@ -51,7 +54,7 @@ _flushed = []
 def flush_changelog(self, partitions=None):
     if not os.path.exists(_trigger):
         return _flush(self, partitions)
-    if _half and self.dirty > 1:
+    if _mode == "half" and self.dirty > 1:
         for key in list(self._dirty)[self.dirty // 2 :]:
             del self._dirty[key]
     sent = _flush(self, partitions)
@@ -60,7 +63,14 @@ def flush_changelog(self, partitions=None):
 
 
 async def _commit_offsets(self, offsets, *args, **kwargs):
-    if os.path.exists(_trigger) and sum(_flushed):
+    if not os.path.exists(_trigger):
+        return await _commit(self, offsets, *args, **kwargs)
+    if _mode == "after-commit":
+        done = await _commit(self, offsets, *args, **kwargs)
+        if done:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return done
+    if sum(_flushed):
         await self.app.producer.flush()
         os.kill(os.getpid(), signal.SIGKILL)
     return await _commit(self, offsets, *args, **kwargs)
@@ -71,7 +81,7 @@ consumer.Consumer._commit_offsets = _commit_offsets
 """
 
 
-@pytest.mark.parametrize("mode", ["after-flush", "half"])
+@pytest.mark.parametrize("mode", ["after-flush", "half", "after-commit"])
 def test_a_kill_between_flush_and_commit_or_mid_flush_loses_and_doubles_nothing(
     cluster: Cluster,
     prefix: str,
@@ -80,21 +90,29 @@ def test_a_kill_between_flush_and_commit_or_mid_flush_loses_and_doubles_nothing(
     mode: str,
 ) -> None:
     fault, trigger = fault_injection(tmp_path, FAULT)
-    worker = workers(GOVERNOR_TEST_FAULT_MODE=mode, **fault)
+    worker = workers(
+        GOVERNOR_TEST_FAULT_MODE=mode, GOVERNOR_WORKER__GROUP_INSTANCE_ID=f"flush-{mode}", **fault
+    )
     worker.wait_ready()
     source = worker.prefix + "meter-readings"
     first = sample_readings(60, facilities=6)
     asyncio.run(produce(cluster, source, as_records(first)))
     wait_for_totals(worker, expected_totals(first))
 
+    def committed() -> int:
+        return sum(asyncio.run(committed_offsets(cluster, worker.app_id, source)).values())
+
+    wait_for(lambda: committed() == len(first), 30)
     trigger.touch()
     later = sample_readings(300, facilities=6, start=60)
     asyncio.run(produce(cluster, source, as_records(later)))
     assert worker.process is not None
     wait_for(lambda: worker.process is not None and worker.process.poll() is not None, 60)
     assert worker.process.returncode == -9, "the fault did not kill the worker at a commit"
-    committed = asyncio.run(committed_offsets(cluster, worker.app_id, source))
-    assert sum(committed.values()) == len(first), "offsets past the flush were committed"
+    if mode == "after-commit":
+        assert committed() > len(first), "the kill came before any commit past the first batch"
+    else:
+        assert committed() == len(first), "offsets past the flush were committed"
 
     trigger.unlink()
     worker.start()
