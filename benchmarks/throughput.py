@@ -321,9 +321,31 @@ async def paced_latency(
     return [reader.seen_at[e] - t for e, t in sent_at.items()]
 
 
+def bare_faust(bootstrap: str, topic: str, records: int, timeout_s: float) -> float:
+    """Seconds a bare Faust agent (benchmarks/bare_faust.py, its own process) takes from its
+    first record of ``topic`` to its ``records``-th: the engine's own ceiling."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bare_faust.py"), "--bootstrap", bootstrap,
+         "--topic", topic, "--count", str(records)],
+        capture_output=True, text=True, timeout=timeout_s, check=True,
+    )  # fmt: skip
+    last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
+    return float(orjson.loads(last)["seconds"])
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def metric_sum(port: int, name: str) -> float:
+    """The sum of every series of ``name`` on the worker's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))  # fmt: skip
 
 
 async def count_until(port: int, series: str, count: int, timeout_s: float, on_poll: Any) -> float:
@@ -358,6 +380,9 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     payload_mb = sum(len(v) for _, v, _ in records) / 1e6
     produce_s = await preload(bootstrap, prefix + workload.source, records)
     raw_s = await raw_consume(bootstrap, prefix + workload.source, args.readings)
+    bare_s = await asyncio.to_thread(
+        bare_faust, bootstrap, prefix + workload.source, len(records), args.timeout
+    )
 
     port = free_port()
     proc = start_worker(
@@ -389,6 +414,8 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
             pipeline_s = reader.last_at - began
         sample_rss()
         rate = args.readings / pipeline_s
+        await asyncio.sleep(2.5)  # past the next commit, which flushes the last writes
+        changelog = await asyncio.to_thread(metric_sum, port, "governor_changelog_records_total")
         latencies: list[float] = []
         if args.latency_seconds > 0:
             latencies = await paced_latency(
@@ -420,10 +447,16 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         f"{args.facilities} keys, {payload_mb:.1f} MB; broker: {bootstrap}"
     )
     print(f"  preload (aiokafka producer):      {args.readings / produce_s:>10,.0f} {unit}/s")
+    bare_rate = args.readings / bare_s
     print(f"  baseline raw aiokafka + orjson:   {raw_rate:>10,.0f} {unit}/s  ({raw_s:.2f} s)")
+    print(f"  baseline bare Faust agent:        {bare_rate:>10,.0f} {unit}/s  ({bare_s:.2f} s)")
     print(
         f"  pipeline (worker, end to end):    {rate:>10,.0f} {unit}/s  ({pipeline_s:.2f} s)"
-        f"  = {rate / raw_rate:.3f} x baseline"
+        f"  = {rate / raw_rate:.3f} x raw, {rate / bare_rate:.2f} x bare Faust"
+    )
+    print(
+        f"  changelog records per input record: {changelog / len(records):.3f}"
+        f" ({changelog:,.0f}, measured after the timed part, latency traffic excluded)"
     )
     print(f"  worker peak RSS:                      {peak_rss / 2**20:>10,.0f} MiB")
     if latencies:

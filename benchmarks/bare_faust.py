@@ -1,0 +1,63 @@
+"""The ceiling of the engine: a bare Faust agent (``stream.events()`` plus ``orjson``) over a
+topic, in its own process, as benchmarks/throughput.py's second baseline.
+
+Run: .venv/bin/python benchmarks/bare_faust.py --bootstrap HOST:PORT --topic T --count N
+Prints one JSON line: {"events": N, "seconds": first event to the Nth}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import faust
+import orjson
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--partitions", type=int, default=6)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    app = faust.App(
+        f"bare-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{args.bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        datadir=tempfile.mkdtemp(prefix="bare-faust-"),
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=args.partitions,
+    )
+    topic = app.topic(args.topic, key_serializer="raw", value_serializer="raw")
+    seen = {"n": 0, "first": 0.0}
+
+    @app.agent(topic)
+    async def bare(stream: Any) -> None:
+        async for event in stream.events():
+            orjson.loads(event.value)
+            seen["n"] += 1
+            if seen["n"] == 1:
+                seen["first"] = time.perf_counter()
+            if seen["n"] == args.count:
+                took = time.perf_counter() - seen["first"]
+                print(json.dumps({"events": args.count, "seconds": took}), flush=True)
+                os._exit(0)  # the figure is out; no graceful stop to wait for
+
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "warning"]
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app.main()
+
+
+if __name__ == "__main__":
+    main()
