@@ -54,7 +54,7 @@ def main() -> None:
                 print(json.dumps({"events": args.count, "seconds": took}), flush=True)
                 os._exit(0)  # the figure is out; no graceful stop to wait for
 
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "warning"]
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "warn"]
     asyncio.set_event_loop(asyncio.new_event_loop())
     app.main()
 

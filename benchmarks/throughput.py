@@ -329,8 +329,9 @@ def bare_faust(bootstrap: str, topic: str, records: int, timeout_s: float) -> fl
          "--topic", topic, "--count", str(records)],
         capture_output=True, text=True, timeout=timeout_s, check=True,
     )  # fmt: skip
-    last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
-    return float(orjson.loads(last)["seconds"])
+    # Faust's worker routes stdout through its logger: the JSON line may carry a log prefix.
+    found = [line for line in (done.stdout + done.stderr).splitlines() if '{"events"' in line]
+    return float(orjson.loads(found[-1][found[-1].index("{") :])["seconds"])
 
 
 def percentile(values: list[float], q: float) -> float:
