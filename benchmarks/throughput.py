@@ -425,7 +425,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
                 bootstrap,
                 prefix,
                 reader,
-                rate * args.latency_load,
+                args.latency_rate or rate * args.latency_load,
                 args.latency_seconds,
                 args.batch_size,
                 args.facilities,
@@ -460,9 +460,14 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         f" ({changelog:,.0f}, measured after the timed part, latency traffic excluded)"
     )
     print(f"  worker peak RSS:                      {peak_rss / 2**20:>10,.0f} MiB")
+    paced_rate = (
+        f"{args.latency_rate:,.0f} {unit}/s"
+        if args.latency_rate
+        else f"{args.latency_load:.0%} of that rate"
+    )
     if latencies:
         print(
-            f"  latency at {args.latency_load:.0%} of that rate for {args.latency_seconds:.0f} s "
+            f"  latency at {paced_rate} for {args.latency_seconds:.0f} s "
             f"({len(latencies)} {unit}): p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
             f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
             f"mean {statistics.fmean(latencies) * 1000:.0f} ms"
@@ -498,6 +503,10 @@ def main() -> None:
     parser.add_argument("--facilities", type=int, default=50, help="keys: facilities or sites")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--latency-load", type=float, default=0.5, help="fraction of throughput")
+    parser.add_argument(
+        "--latency-rate", type=float, default=0.0, help="events/s for the latency part (any"
+        " value but 0 replaces --latency-load: the same load for runs of different code)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--no-faust-sensor", action="store_true")
     parser.add_argument(
