@@ -12,6 +12,7 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from faust.types import TP
 
 from agents.traffic import TrafficPipeline
 from app.policy_feed import PolicyFeed
@@ -201,3 +202,37 @@ async def test_records_passed_over_are_read_back_through_a_broker_outage(
         await pipeline._read_back(pipeline.lanes[0], 0, 0, 1)
     assert attempts == [0, 0, 0]
     assert [d.event_id for d in sent.decisions] == ["req-000000"]
+
+
+async def test_the_idle_catch_up_reads_back_only_what_faust_moved_past(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy worker can leave a source without a record for longer than the idle interval;
+    Faust's consumer is then still at the first unhandled offset and will deliver it. Only
+    a consumer that moved past it (returned or skipped those records) passed them over."""
+    pipeline = topology.traffic
+    lane = pipeline.lanes[0]
+    app = topology.gov.app
+    position = {"at": 40}
+    read: list[tuple[int, int]] = []
+
+    async def ends(options: Any, topic: str, partitions: list[int]) -> dict[int, int]:
+        return {p: 50 for p in partitions}
+
+    async def consumer_position(tp: Any) -> int:
+        return position["at"]
+
+    async def read_back(lane: Any, partition: int, start: int, stop: int, owned: Any) -> None:
+        read.append((start, stop))
+
+    monkeypatch.setattr("agents.base.partition_ends", ends)
+    monkeypatch.setattr(app.consumer, "position", consumer_position)
+    monkeypatch.setattr(app.consumer, "assignment", lambda: {TP(lane.name, 0)})
+    monkeypatch.setattr(pipeline, "_read_back", read_back)
+    lane.expected[0] = 40
+    for _ in range(3):  # stalled from the second check on, but Faust is only behind
+        await pipeline._catch_up(lane)
+    assert read == []
+    position["at"] = 47  # Faust moved past offsets 40..46 without them being handled
+    await pipeline._catch_up(lane)
+    assert read == [(40, 50)]
