@@ -45,6 +45,10 @@ from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+STUCK_CHECKS = 6
+"""Idle checks in a row at the same offset after which a partition is read back even though
+Faust's consumer has not moved past it: behind for that long is stuck, not busy."""
 W = TypeVar("W", bound=Watermarked)
 
 
@@ -304,7 +308,8 @@ class Pipeline(ABC):
         records there) although the pipeline never handled them. A consumer still at or
         before ``first`` is only behind (a busy worker can leave a source without a record
         for longer than the idle interval): it will deliver them, and reading them back
-        as well would do the work twice."""
+        as well would do the work twice, unless it stays there for ``STUCK_CHECKS``
+        checks."""
         position = await self.gov.app.consumer.position(TP(lane.name, partition))
         return position is not None and position > first
 
@@ -327,9 +332,11 @@ class Pipeline(ABC):
         ends = await partition_ends(options, topic, sorted(known))
         behind = {p: first for p, first in known.items() if ends[p] > first}
         stalled = {p: first for p, first in behind.items() if lane.waiting.get(p) == first}
+        lane.stalled_checks = {p: lane.stalled_checks.get(p, 0) + 1 for p in stalled}
         lane.waiting = behind
         for partition, first in sorted(stalled.items()):
-            if not await self._passed_over(lane, partition, first):
+            stuck = lane.stalled_checks[partition] >= STUCK_CHECKS
+            if not stuck and not await self._passed_over(lane, partition, first):
                 continue
             async with self._handling:
                 owned = self._still_owns(lane, partition)

@@ -86,6 +86,8 @@ class Lane:
     """Partition → the next offset to handle, once a record of it was handled."""
     waiting: dict[int, int] = field(default_factory=dict)
     """Partition → the first unprocessed offset at the last idle check."""
+    stalled_checks: dict[int, int] = field(default_factory=dict)
+    """Partition → idle checks in a row that found it waiting at the same offset."""
 
     @property
     def name(self) -> str:

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faust.types import TP
 
+from agents.base import STUCK_CHECKS
 from agents.traffic import TrafficPipeline
 from app.policy_feed import PolicyFeed
 from app.rules.dedup import Position
@@ -234,5 +235,15 @@ async def test_the_idle_catch_up_reads_back_only_what_faust_moved_past(
         await pipeline._catch_up(lane)
     assert read == []
     position["at"] = 47  # Faust moved past offsets 40..46 without them being handled
+    await pipeline._catch_up(lane)
+    assert read == [(40, 50)]
+    # A consumer that stays at the waiting offset for STUCK_CHECKS checks is stuck: read.
+    read.clear()
+    lane.expected[0], position["at"] = 40, 40
+    lane.waiting.clear()
+    lane.stalled_checks.clear()
+    for _ in range(STUCK_CHECKS):
+        await pipeline._catch_up(lane)
+    assert read == []
     await pipeline._catch_up(lane)
     assert read == [(40, 50)]
