@@ -22,12 +22,12 @@ from faust.types import TP
 from app.connection import aiokafka_options
 from app.core.origin import REPARTITION_SUFFIX
 from app.dead_letters import DeadLetterSink, source_coordinates
-from app.dedup_store import DedupStore
+from app.dedup_store import DedupBlock, DedupStore
 from app.failstop import fail_stop
 from app.faust_app import Governor
 from app.outbox import Entry, Outbox
 from app.producer import await_metadata
-from app.rules.dedup import DedupSegment, Position
+from app.rules.dedup import Position
 from app.rules.watermark import Watermarked
 from app.runtime.expiry import ExpiringKeys, watermarked_partition
 from app.runtime.lanes import (
@@ -98,9 +98,9 @@ class Pipeline(ABC):
 
     def dedup_store(self, name: str, window_s: float, max_events_per_partition: int) -> DedupStore:
         """This pipeline's event-id dedup table and index (dropped per revoked partition)."""
-        help = "Event ids applied per source record (bounded window)"
+        help = "Event ids applied per source record, in blocks (bounded window)"
         self.dedup = DedupStore(
-            self.table(name, DedupSegment, help), window_s, max_events_per_partition
+            self.table(name, DedupBlock, help), window_s, max_events_per_partition
         )
         return self.dedup
 
@@ -119,10 +119,7 @@ class Pipeline(ABC):
         """An outbox in ``table``, whose values are ``entry`` (see :mod:`app.outbox`),
         dropped per revoked partition; ``name`` tells apart the outboxes of pipelines that
         share a table."""
-        box: Outbox[Any] = Outbox(
-            table, lambda outputs: entry(outputs=outputs), lambda value: value.outputs,
-            keep_per_partition, name,
-        )  # fmt: skip
+        box: Outbox[Any] = Outbox(table, entry, keep_per_partition, name)
         self._outboxes.append(box)
         return box
 

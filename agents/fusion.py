@@ -51,8 +51,12 @@ GATE_GAUGE = {GateState.PASS: 0, GateState.WARN: 1, GateState.BLOCK: 2}
 
 
 def audit_event(event_type: str, **fields: Any) -> None:
-    """One structured JSON audit line (decisions, breaches); never carries secrets."""
-    audit_log.info(json.dumps({"event_type": event_type, **fields}, sort_keys=True, default=str))
+    """One structured JSON audit line (decisions, breaches); never carries secrets. Built
+    only when the audit logger writes it (two per run on the hot path)."""
+    if audit_log.isEnabledFor(logging.INFO):
+        audit_log.info(
+            json.dumps({"event_type": event_type, **fields}, sort_keys=True, default=str)
+        )
 
 
 class FusionContext:

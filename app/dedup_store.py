@@ -1,30 +1,78 @@
-"""A :class:`DedupIndex` backed by a Faust table of segments, one entry per source record.
+"""A :class:`DedupIndex` backed by a Faust table of blocks of segments.
 
 The table (and its changelog) is the durable state; the index is the fast lookup derived
 from it. After recovery, or when a partition comes back to this worker, the partition's
 segments are re-indexed before its first record is decided.
 
+Why blocks: one table key per source record would be one changelog record per source
+record, however the table coalesces writes (:mod:`app.runtime.state`). Consecutive segments
+of a source partition share one key instead (``<partition>:<first offset>``), rewritten in
+place until it holds ``BLOCK_SEGMENTS`` segments or ``BLOCK_EVENTS`` event ids, so a commit
+interval's records of a partition cost one or two changelog records. A block's size bounds
+the bytes each flush rewrites.
+
 Eviction is immediate in the index (decisions never see an evicted segment, so they are
-the same however the deletes are scheduled) but the table deletes, one changelog write
-each, are paced: at most ``DELETES_PER_RECORD`` per recorded segment. In steady state one
-segment leaves per segment that enters; after a jump in event time past the window (a
-quiet weekend, say) every segment leaves at once, and deleting them all inside one record
-stalled the stream for seconds (see benchmarks/README.md).
+the same however the deletes are scheduled). A block is deleted from the table once all of
+its segments have left the window; one that still holds some keeps its evicted ones, which
+a rebuilt index evicts again, since eviction depends only on the segments themselves. The
+deletes are paced, at most ``DELETES_PER_RECORD`` per recorded segment: after a jump in
+event time past the window (a quiet weekend, say) every block leaves at once, and deleting
+them all inside one record stalled the stream (see benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from app.rules.dedup import DedupIndex, DedupSegment, Position
 
 log = logging.getLogger(__name__)
 
 DELETES_PER_RECORD = 4
-"""Table deletes of evicted segments done per recorded segment: more than the one segment
-that enters, so a backlog drains."""
+"""Table deletes of evicted blocks done per recorded segment, so a backlog drains."""
+BLOCK_SEGMENTS = 128
+"""Segments (source records) per block before the next one starts."""
+BLOCK_EVENTS = 1_000
+"""Event ids per block before the next one starts (a batch record brings hundreds)."""
+
+
+class DedupBlock(BaseModel):
+    """A table value: consecutive segments of one source partition, oldest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segments: list[DedupSegment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_segment(cls, data: Any) -> Any:
+        """A value written before blocks existed is one segment: a block of one."""
+        if isinstance(data, dict) and "position" in data:
+            return {"segments": [data]}
+        return data
+
+
+@dataclass(slots=True)
+class _Block:
+    key: str
+    value: DedupBlock
+    events: int
+
+    @property
+    def last_offset(self) -> int:
+        return self.value.segments[-1].position.offset
+
+    def full(self) -> bool:
+        return len(self.value.segments) >= BLOCK_SEGMENTS or self.events >= BLOCK_EVENTS
+
+
+def _events(block: DedupBlock) -> int:
+    return sum(len(s.event_ids) for s in block.segments)
 
 
 class DedupStore:
@@ -33,48 +81,73 @@ class DedupStore:
     def __init__(self, table: Any, window_s: float, max_events_per_partition: int) -> None:
         self.table = table
         self.index = DedupIndex(window_s, max_events_per_partition)
-        self._indexed_partitions: set[int] = set()
+        self._blocks: dict[int, deque[_Block]] = {}
+        """Per partition, the blocks still in the table and not queued for deletion."""
         self._unpersisted_evictions: deque[str] = deque()
 
     def __len__(self) -> int:
         return len(self.index)
 
     def ensure_indexed(self, partition: int) -> None:
-        """Rebuild the index of ``partition`` from its recovered segments, once."""
-        if partition in self._indexed_partitions:
+        """Rebuild the index of ``partition`` from its recovered blocks, once."""
+        if partition in self._blocks:
             return
-        mine = sorted(
-            (s for s in self.table.values() if s.position.partition == partition),
-            key=lambda s: s.position.offset,
+        prefix = f"{partition}:"
+        found = sorted(
+            (int(key[len(prefix) :]), key, value)
+            for key, value in self.table.items()
+            if key.startswith(prefix) and value.segments
         )
-        for segment in mine:
-            self._unpersisted_evictions.extend(e.key for e in self.index.add(segment))
-        self._indexed_partitions.add(partition)
+        blocks = self._blocks[partition] = deque()
+        for _, key, value in found:
+            blocks.append(_Block(key, value, _events(value)))
+            for segment in value.segments:
+                self._expire(partition, self.index.add(segment))
         log.info(
-            "dedup index %s[%d] rebuilt from %d segments", self.table.name, partition, len(mine)
+            "dedup index %s[%d] rebuilt from %d blocks", self.table.name, partition, len(found)
         )
 
     def record(self, segment: DedupSegment | None) -> None:
-        """Persist a new segment and drop the ones it pushed out of the window.
+        """Persist a new segment and drop the blocks it pushed out of the window.
 
         A re-delivered record's segment is already there: writing nothing keeps it idempotent.
         """
         if segment is None or self.index.contains_segment(segment.position):
             return
-        self.table[segment.key] = segment
-        self._unpersisted_evictions.extend(e.key for e in self.index.add(segment))
+        partition = segment.position.partition
+        self.ensure_indexed(partition)
+        last = self.index.last_offset(partition)
+        if last is not None and segment.position.offset <= last:
+            return  # older than a recorded segment: the index would not take it either
+        blocks = self._blocks[partition]
+        if not blocks or blocks[-1].full():
+            blocks.append(_Block(segment.key, DedupBlock(segments=[]), 0))
+        block = blocks[-1]
+        block.value.segments.append(segment)
+        block.events += len(segment.event_ids)
+        self.table[block.key] = block.value  # the same object: marks the block dirty
+        self._expire(partition, self.index.add(segment))
         for _ in range(min(DELETES_PER_RECORD, len(self._unpersisted_evictions))):
             self.table.pop(self._unpersisted_evictions.popleft(), None)
 
+    def _expire(self, partition: int, evicted: list[DedupSegment]) -> None:
+        """Queue the deletion of blocks whose every segment has been evicted."""
+        if not evicted:
+            return
+        through = max(s.position.offset for s in evicted)
+        blocks = self._blocks[partition]
+        while blocks and blocks[0].last_offset <= through:
+            self._unpersisted_evictions.append(blocks.popleft().key)
+
     @property
     def pending_deletes(self) -> int:
-        """Evicted segments still in the table, waiting for their paced delete."""
+        """Evicted blocks still in the table, waiting for their paced delete."""
         return len(self._unpersisted_evictions)
 
     def drop_partition(self, partition: int) -> None:
         """Forget a revoked partition: its segments may change on another worker."""
         self.index.drop_partition(partition)
-        self._indexed_partitions.discard(partition)
+        self._blocks.pop(partition, None)
         prefix = f"{partition}:"
         self._unpersisted_evictions = deque(
             k for k in self._unpersisted_evictions if not k.startswith(prefix)

@@ -22,10 +22,13 @@ that cover a committed offset are always in the log before the commit: a crash b
 flush and its commit replays records whose effect is already there, which the offset
 watermarks in every state value (:mod:`app.rules.watermark`) recognise.
 
-Order: flushing by last write keeps what recovery relies on. A pipeline writes a record's
-outbox entry before the state that says the record was applied; the entry (written once)
-stays ahead of that state's last write, so any prefix of the flush that holds the state
-holds the entry.
+Order: recovery relies on a record's outputs surviving whenever state that says the record
+was applied survives (:mod:`app.outbox`). Outbox entries live in blocks under keys that
+start with :data:`JOURNAL_PREFIX`, rewritten in place as records are added, so a block's last
+write comes after the state written for its earlier records. A flush therefore sends the
+journal keys first, then the others in order of last write: a block as flushed holds the
+outputs of every record handled so far, and any prefix of the flush that holds a state
+value holds them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from faust.sensors import Sensor
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_DIRTY = 10_000
+JOURNAL_PREFIX = "@"
+"""Keys flushed before all others (outbox blocks); state keys never start with it."""
 _DELETED = object()
 
 
@@ -77,12 +82,16 @@ class WriteBehindTable(faust.Table):  # type: ignore[type-arg]
         return len(self._dirty)
 
     def flush_changelog(self, partitions: Iterable[int] | None = None) -> int:
-        """Queue one changelog record per dirty key (of ``partitions``, or all) in order of
-        last write; return how many. Synchronous: it only fills Faust's producer buffer,
-        which Faust drains before it commits."""
+        """Queue one changelog record per dirty key (of ``partitions``, or all), journal
+        keys first, then in order of last write; return how many. Synchronous: it only
+        fills Faust's producer buffer, which Faust drains before it commits."""
         wanted = None if partitions is None else set(partitions)
+        dirty = list(self._dirty.items())
+        journal = [item for item in dirty if _is_journal(item[0])]
+        if journal:
+            dirty = journal + [item for item in dirty if not _is_journal(item[0])]
         sent = 0
-        for key, (partition, value) in list(self._dirty.items()):
+        for key, (partition, value) in dirty:
             if wanted is not None and partition not in wanted:
                 continue
             del self._dirty[key]
@@ -95,6 +104,10 @@ class WriteBehindTable(faust.Table):  # type: ignore[type-arg]
         if sent and self.sent_counter is not None:
             self.sent_counter.inc(sent)
         return sent
+
+
+def _is_journal(key: Any) -> bool:
+    return isinstance(key, str) and key.startswith(JOURNAL_PREFIX)
 
 
 class FlushBeforeCommit(Sensor):

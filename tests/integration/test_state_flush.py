@@ -55,7 +55,8 @@ def flush_changelog(self, partitions=None):
     if not os.path.exists(_trigger):
         return _flush(self, partitions)
     if _mode == "half" and self.dirty > 1:
-        for key in list(self._dirty)[self.dirty // 2 :]:
+        order = sorted(self._dirty, key=lambda k: not k.startswith("@"))  # journal keys first
+        for key in order[self.dirty // 2 :]:
             del self._dirty[key]
     sent = _flush(self, partitions)
     _flushed.append(sent)

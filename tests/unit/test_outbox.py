@@ -1,38 +1,78 @@
-"""The outbox keeps recent outputs beside the state, bounded per partition."""
+"""The outbox keeps recent outputs beside the state, in blocks, bounded per partition."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.outbox import Outbox, outbox_key
+from app.outbox import BLOCK_ENTRIES, DELETES_PER_RECORD, Entry, Outbox, outbox_key
 from app.rules.dedup import Position
+
+Value = Entry[str, str]
 
 
 class Table(dict[str, Any]):
     name = "t"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writes = 0
 
-def test_outbox_keeps_the_newest_entries_per_partition_and_rebuilds_its_index() -> None:
-    table = Table(state="not an outbox entry")
-    box: Outbox[str] = Outbox(table, lambda o: {"out": o}, lambda v: v["out"], 100)
-    for offset in range(150):
-        box.record(Position(partition=1, offset=offset), f"p1-{offset}")
-    box.record(Position(partition=2, offset=7), "p2-7")
-    box.record(Position(partition=2, offset=7), "again")  # a replay writes nothing new
-    assert box.get(Position(partition=2, offset=7)) == "p2-7"
-    assert box.get(Position(partition=1, offset=149)) == "p1-149"
-    # Deletes are paced (2 per new entry): the backlog of 50 drains as entries arrive.
-    kept = [k for k in table if k.startswith("@1:")]
-    assert len(kept) == 100
-    for offset in range(150, 200):
-        box.record(Position(partition=1, offset=offset), f"p1-{offset}")
-    assert sorted(int(k[3:]) for k in table if k.startswith("@1:")) == list(range(100, 200))
-    assert table["state"] == "not an outbox entry"
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
 
-    rebuilt: Outbox[str] = Outbox(table, lambda o: {"out": o}, lambda v: v["out"], 100)
-    rebuilt.ensure_indexed(1)
-    rebuilt.record(Position(partition=1, offset=200), "p1-200")
-    rebuilt.record(Position(partition=1, offset=201), "p1-201")
-    assert outbox_key(Position(partition=1, offset=100)) not in table
-    assert outbox_key(Position(partition=1, offset=101)) not in table
-    assert rebuilt.get(Position(partition=1, offset=102)) == "p1-102"
+
+def at(offset: int, partition: int = 1) -> Position:
+    return Position(partition=partition, offset=offset)
+
+
+def roundtrip(table: Table) -> Table:
+    """The table as recovery reads it back from the changelog."""
+    return Table({k: Value.model_validate_json(v.model_dump_json()) for k, v in table.items()})
+
+
+def test_records_share_blocks_and_the_newest_are_kept_per_partition() -> None:
+    table = Table(state=Value(state="not an outbox entry"))
+    keep = 2 * BLOCK_ENTRIES
+    box: Outbox[str] = Outbox(table, Value, keep, name="b")
+    for offset in range(3 * BLOCK_ENTRIES):
+        box.record(at(offset), f"p1-{offset}")
+    box.record(at(7, partition=2), "p2-7")
+    writes = table.writes
+    box.record(at(7, partition=2), "again")  # a replay writes nothing new
+    assert table.writes == writes
+    assert box.get(at(7, partition=2)) == "p2-7"
+    assert box.get(at(3 * BLOCK_ENTRIES - 1)) == "p1-191"
+    # three blocks of partition 1 were written; the oldest went once the two newer held
+    # ``keep`` entries
+    assert {k for k in table if k.startswith("@b:1:")} == {
+        outbox_key(at(BLOCK_ENTRIES), "b"), outbox_key(at(2 * BLOCK_ENTRIES), "b"),
+    }  # fmt: skip
+    assert box.get(at(0)) is None and box.last_offset(1) == 3 * BLOCK_ENTRIES - 1
+    assert table["state"].state == "not an outbox entry"
+    assert DELETES_PER_RECORD >= 1
+
+
+def test_a_rebuilt_outbox_reads_blocks_and_values_from_before_blocks() -> None:
+    written = Table()
+    box: Outbox[str] = Outbox(written, Value, 1_000)
+    for offset in range(10, 13):
+        box.record(at(offset), f"p1-{offset}")
+    table = roundtrip(written)
+    table[outbox_key(at(5))] = Value(outputs="p1-5")  # one record's entry, before blocks
+
+    rebuilt: Outbox[str] = Outbox(table, Value, 1_000)
+    assert rebuilt.last_offset(1) == 12
+    assert rebuilt.get(at(5)) == "p1-5" and rebuilt.get(at(11)) == "p1-11"
+    assert rebuilt.get(at(8)) is None
+    rebuilt.record(at(13), "p1-13")
+    assert set(table) == {outbox_key(at(10)), outbox_key(at(5))}
+    assert roundtrip(table)[outbox_key(at(10))].block.entries[13] == "p1-13"  # type: ignore[union-attr]
+
+
+def test_a_value_from_before_blocks_is_never_added_to() -> None:
+    table = Table({outbox_key(at(5)): Value(outputs="p1-5")})
+    box: Outbox[str] = Outbox(table, Value, 1_000)
+    box.record(at(6), "p1-6")
+    assert table[outbox_key(at(5))] == Value(outputs="p1-5")
+    assert box.get(at(6)) == "p1-6" and outbox_key(at(6)) in table

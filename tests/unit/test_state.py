@@ -15,7 +15,7 @@ from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
 def table(monkeypatch: pytest.MonkeyPatch) -> WriteBehindTable:
     app = faust.App("state-test", store="memory://", Table=WriteBehindTable)
     table: WriteBehindTable = app.Table("t", default=None, partitions=4)
-    partition_of = {"a": 0, "b": 1, "c": 0, "d": 1}
+    partition_of = {"a": 0, "b": 1, "c": 0, "d": 1, "@box:0:5": 0}
     monkeypatch.setattr(table, "partition_for_key", lambda key: partition_of[key])
     return table
 
@@ -47,6 +47,23 @@ def test_writes_coalesce_per_key_and_flush_in_order_of_last_write(
     # state written after it); b's delete is a tombstone.
     assert sent == [(0, "c", 1), (1, "b", None), (0, "a", 3)]
     assert table.flush_changelog() == 0 and table.flushed_records == 3
+
+
+def test_journal_blocks_flush_before_the_state_written_after_them(
+    table: WriteBehindTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An outbox block is rewritten in place: record 5's outputs, then its state a, then
+    # record 6's outputs into the same block, then its state c. Whatever prefix of the flush
+    # survives a crash, a state value in it comes after the block that holds its outputs.
+    sent = sends(table, monkeypatch)
+    table["@box:0:5"] = "outputs 5"
+    table["a"] = "state after 5"
+    table["@box:0:5"] = "outputs 5, 6"
+    table["c"] = "state after 6"
+    table.flush_changelog()
+    assert sent == [
+        (0, "@box:0:5", "outputs 5, 6"), (0, "a", "state after 5"), (0, "c", "state after 6"),
+    ]  # fmt: skip
 
 
 def test_a_full_cache_flushes_early_and_revocation_flushes_only_its_partitions(
