@@ -350,7 +350,11 @@ def metric_sum(port: int, name: str) -> float:
 
 
 async def count_until(port: int, series: str, count: int, timeout_s: float, on_poll: Any) -> float:
-    """Poll the worker's /metrics until ``series`` reaches ``count``; when it did."""
+    """Poll the worker's /metrics until ``series`` reaches ``count``; when it did.
+
+    Rendering /metrics costs the worker: polled every 50 ms it took 18 % of a busy worker's
+    samples (py-spy, budgets run). So it is polled every 0.5 s until 90 % is done and every
+    50 ms after that, which keeps the end's timing error at 50 ms."""
     import urllib.request
 
     def scrape() -> str:
@@ -365,7 +369,7 @@ async def count_until(port: int, series: str, count: int, timeout_s: float, on_p
                       if line.startswith(series + " ")), 0.0)  # fmt: skip
         if value >= count:
             return time.perf_counter()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05 if value >= 0.9 * count else 0.5)
     raise TimeoutError(f"{series} did not reach {count} in {timeout_s} s")
 
 
