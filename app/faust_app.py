@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+from faust.sensors import Monitor
 
 from app.codecs import ModelCodec, Utf8KeyCodec
 from app.connection import aiokafka_options, faust_broker
 from app.metrics import Metrics
 from app.resume_points import ResumePoints
+from app.runtime.monitor import LeanMonitor
 from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
 from app.settings import Settings
 from app.topics import Catalogue
@@ -137,5 +139,6 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         stream_recovery_delay=0.5,
         broker_commit_interval=1.0,
         Table=WriteBehindTable,
+        Monitor=Monitor if worker.faust_event_metrics else LeanMonitor,
     )
     return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)

@@ -152,6 +152,10 @@ class WorkerSettings(_Section):
     them early. 1 sends every write at once, as Faust does."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     faust_prometheus_sensor: bool = True
+    faust_event_metrics: bool = False
+    """Faust's own per-record metrics (messages and events in and out, table operations,
+    sends); off, its sensor keeps only per-commit, per-partition and per-rebalance ones
+    (see :mod:`app.runtime.monitor`)."""
 
 
 class CarbonSettings(_Section):

@@ -11,6 +11,7 @@ from agents import audit, carbon, facility, fusion, ledger, traffic
 from app.faust_app import Governor, create_app
 from app.metrics import Metrics
 from app.policy_feed import PolicyFeed
+from app.runtime.monitor import lean_prometheus_monitor
 from app.settings import Settings
 from app.topics import Catalogue
 from app.web import audit as audit_views
@@ -60,6 +61,8 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
         setup_prometheus_sensors(
             gov.app, pattern="/metrics", registry=registry, name_prefix="faust"
         )
+        if not settings.worker.faust_event_metrics:
+            lean_prometheus_monitor(gov.app)
     health.register(gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor)
     carbon_views.register(gov, carbon_pipeline)
     audit_views.register(gov, audit_pipeline)
