@@ -96,6 +96,19 @@ class Pipeline(ABC):
         self._tables.append(table)
         return table
 
+    def shares(self, table: Any) -> None:
+        """Write ``table`` too, although another pipeline's source made it: it must have this
+        source's partition count, since Faust writes a table in the partition of the record
+        being handled (a facility's partition is the same in every topic keyed by facility
+        only when their counts agree)."""
+        partitions = self.gov.catalogue[self.source_name].partitions
+        if table.partitions != partitions:
+            raise ValueError(
+                f"{self.source_name} has {partitions} partitions and {table.name}, which its"
+                f" pipeline writes, has {table.partitions}: give them the same count"
+            )
+        self._tables.append(table)
+
     def dedup_store(self, name: str, window_s: float, max_events_per_partition: int) -> DedupStore:
         """This pipeline's event-id dedup table and index (dropped per revoked partition)."""
         help = "Event ids applied per source record, in blocks (bounded window)"
@@ -285,19 +298,14 @@ class Pipeline(ABC):
                 except Exception as exc:  # the broker unreachable: try again next time
                     log.warning("%s: idle catch-up check failed: %r", self.name, exc)
 
-    def _owns(self, lane: Lane, partition: int) -> bool:
-        """Still this worker's partition, and no rebalance under way."""
-        tp = TP(lane.name, partition)
-        return not self.gov.app.rebalancing and tp in self.gov.app.consumer.assignment()
-
     def _still_owns(self, lane: Lane, partition: int) -> Callable[[], bool]:
-        """:meth:`_owns` now, as a check that stays cheap per record read back: true while
-        no rebalance is under way and nothing was revoked since (asking Faust for the whole
-        assignment per record cost 6 % of a busy worker)."""
-        if not self._owns(lane, partition):
+        """Whether the partition is still this worker's and no rebalance is under way, as a
+        check that stays cheap per record read back: asked of Faust's assignment once, then
+        true while nothing is revoked (asking per record cost 6 % of a busy worker)."""
+        app = self.gov.app
+        if app.rebalancing or TP(lane.name, partition) not in app.consumer.assignment():
             return lambda: False
         revocations = self._revocations
-        app = self.gov.app
         return lambda: not app.rebalancing and self._revocations == revocations
 
     async def _passed_over(self, lane: Lane, partition: int, first: int) -> bool:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
 from enum import Enum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
@@ -30,6 +30,7 @@ from app.rules.carbon import (
     day_key,
     process_readings,
 )
+from app.rules.carbon_budget import BudgetOutputs
 from app.rules.dedup import Position
 from app.rules.grid import EmissionContext
 from app.rules.retention import DayIndex
@@ -41,6 +42,18 @@ log = logging.getLogger(__name__)
 
 PIPELINE = "carbon"
 SOURCE = "meter-readings"
+
+
+class BudgetUsage(Protocol):
+    """What counts a record's emissions into its facility's budget (``agents.facility``)."""
+
+    def count(
+        self, facility_id: str, emissions: Sequence[Emission], position: Position
+    ) -> BudgetOutputs:
+        """Persist the count (idempotent per position); the alerts to send."""
+        ...
+
+    async def send(self, facility_id: str, outputs: BudgetOutputs) -> None: ...
 
 
 class IndexState(Enum):
@@ -78,6 +91,8 @@ class CarbonPipeline(Pipeline):
         gov.app.task(self.instruments.run)
         self.context = EmissionContext(self.grid.history, self.instruments.instruments)
         self.reading_index = ReadingIndex()
+        self.budget_usage: BudgetUsage | None = None
+        """Set by the facility pipelines' registration."""
         self._index_state = IndexState.STALE
         gov.app.on_partitions_assigned.connect(cast(Any, self._rings_changing))
         gov.app.on_rebalance_complete.connect(cast(Any, self._rings_changed))
@@ -116,8 +131,13 @@ class CarbonPipeline(Pipeline):
             )
             await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
-        self._persist(outcome, readings[0].facility_id)
+        facility_id = readings[0].facility_id
+        self._persist(outcome, facility_id)
+        usage = self.budget_usage
+        alerts = usage.count(facility_id, outcome.emissions, position) if usage else None
         await self._send_emissions(outcome.emissions)
+        if usage is not None and alerts is not None:
+            await usage.send(facility_id, alerts)
         self._count(outcome)
         self.metrics.processing.labels(pipeline=PIPELINE).observe(time.perf_counter() - started)
 

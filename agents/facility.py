@@ -1,13 +1,13 @@
 """Carbon budgets and load balancing per facility.
 
-- carbon-budgets, carbon-emissions (key: facility) → two agents sharing the
-  ``carbon-facilities`` table: budget definitions, then every emission counted into its
-  period; state changes go to carbon-budget-alerts.
+- carbon-budgets (key: facility) → budget definitions, and the carbon agent's
+  meter-readings records (key: facility) → their emissions counted into the period, both in
+  the ``carbon-facilities`` table; state changes go to carbon-budget-alerts.
 - load-metrics, balancing-commands (key: facility) → two agents sharing ``load-facilities``:
   zone loads and automatic decisions, operators' manual decisions and executions; decisions
   go to load-decisions. The HTTP API waits for its command's result (:class:`LoadContext`).
 
-All four sources are keyed by facility with the same partition count, so a facility's
+All these sources are keyed by facility with the same partition count, so a facility's
 carbon and load state live on the same worker. Decisions are in :mod:`app.rules`; each
 agent writes its outbox entry before its state (:mod:`app.outbox`).
 """
@@ -16,22 +16,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from agents.base import Pipeline
+from agents.carbon import CarbonPipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
 from app.outbox import Entry, Outbox
 from app.producer import send_same_key
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
+from app.rules.carbon import Emission
 from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
 from app.rules.checks import Rejection, future_rejection, key_rejection
-from app.rules.dedup import DedupSegment, Position
+from app.rules.dedup import Position
 from app.rules.load import FacilityLoad, LoadOutputs
 from app.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
-from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
 from schemas.load import BalancingCommand, CommandResult, LoadMetric
 
@@ -111,26 +113,37 @@ class _FacilityPipeline(Pipeline):
         return None
 
 
-class _CarbonPipeline(_FacilityPipeline):
-    def __init__(self, gov: Governor, ctx: FacilityContext, name: str, source: str) -> None:
-        super().__init__(gov, ctx, name, source)
+class CarbonBudgetWriter:
+    """Writes facilities' carbon state (outbox first) and sends its alerts, for one of the
+    two records that change it: a budget (its own agent) or a meter-readings record (the
+    carbon agent, through :class:`CarbonUsage`)."""
+
+    def __init__(self, ctx: FacilityContext, pipeline: Pipeline, outbox_name: str) -> None:
+        gov = ctx.gov
+        self.ctx = ctx
+        self.metrics = gov.metrics
         self.config = gov.settings.carbon_budgets
         if ctx.carbon is None:
-            ctx.carbon = self.table(
+            ctx.carbon = pipeline.table(
                 "carbon-facilities", CarbonEntry, "Carbon budget and period usage per facility"
             )
-        self.alerts_topic = self.output("carbon-budget-alerts")
-        self.box: Outbox[BudgetOutputs] = self.outbox(
-            ctx.carbon, CarbonEntry, self.config.outbox_records_per_partition, name=self.kind,
-        )  # fmt: skip
+        else:
+            pipeline.shares(ctx.carbon)
+        self.alerts_topic = pipeline.output("carbon-budget-alerts")
+        self.box: Outbox[BudgetOutputs] = pipeline.outbox(
+            ctx.carbon, CarbonEntry, self.config.outbox_records_per_partition, name=outbox_name
+        )
+        self.app = gov.app
 
-    async def finish(
+    def write(
         self, facility_id: str, outcome: budgets.BudgetOutcome, position: Position
-    ) -> None:
+    ) -> BudgetOutputs:
+        """Persist ``outcome`` (its outputs in the outbox, then the state); the outputs to
+        send, from the outbox for a record already applied."""
         outputs = outcome.outputs
         if outcome.replayed:
-            outputs = self.box.get(position) or BudgetOutputs()
-        elif outcome.state is not None:
+            return self.box.get(position) or BudgetOutputs()
+        if outcome.state is not None:
             self.box.record(position, outputs)
             self.ctx.carbon[facility_id] = CarbonEntry(state=outcome.state)
             self._gauge(outcome.state)
@@ -139,9 +152,12 @@ class _CarbonPipeline(_FacilityPipeline):
                 log.info("carbon budget %s: %s → %s (%s, %.1f%%)", facility_id,
                          alert.previous_state, alert.state, alert.reason,
                          100 * alert.usage_ratio)  # fmt: skip
+        return outputs
+
+    async def send(self, facility_id: str, outputs: BudgetOutputs) -> None:
         if outputs.alerts:
             await send_same_key(
-                self.gov.app, self.alerts_topic.get_topic_name(), facility_id.encode(),
+                self.app, self.alerts_topic.get_topic_name(), facility_id.encode(),
                 [a.to_json_bytes() for a in outputs.alerts],
             )  # fmt: skip
 
@@ -154,53 +170,67 @@ class _CarbonPipeline(_FacilityPipeline):
         self.metrics.carbon_budget_state.labels(facility=label).set(SEVERITY[status.state])
 
 
-class CarbonBudgetsPipeline(_CarbonPipeline):
+class CarbonBudgetsPipeline(_FacilityPipeline):
     model = CarbonBudget
     kind = "b"
 
     def __init__(self, gov: Governor, ctx: FacilityContext) -> None:
         super().__init__(gov, ctx, "carbon-budgets", "carbon-budgets")
+        self.config = gov.settings.carbon_budgets
+        self.writer = CarbonBudgetWriter(ctx, self, self.kind)
         self.start_agent("carbon-budgets")
 
     async def process(self, value: Any, position: Position) -> None:
-        self.box.ensure_indexed(position.partition)
+        self.writer.box.ensure_indexed(position.partition)
         state = self.ctx.carbon_state(value.facility_id)
         outcome = budgets.apply_budget(state, value, position, self.config)
-        await self.finish(value.facility_id, outcome, position)
+        outputs = self.writer.write(value.facility_id, outcome, position)
+        await self.writer.send(value.facility_id, outputs)
 
 
-class CarbonUsagePipeline(_CarbonPipeline):
-    """carbon-emissions → period usage. The carbon pipeline re-sends an emission after a
-    crash; its event id is then known here, and it is not counted twice."""
+class CarbonUsage:
+    """Counts each meter-readings record's emissions into its facility's budget period, as
+    one update per record, inside the carbon agent (:class:`agents.carbon.BudgetUsage`).
 
-    model = CarbonEmission
-    kind = "e"
+    Why not an agent of its own over carbon-emissions: that was one Faust event and one state
+    update per emission, and it held batched readings to about 3,000/s (issue "State that
+    costs per key"). meter-readings is keyed by facility and has the partition count of
+    carbon-budgets (checked by :meth:`Pipeline.shares`), so the facility's budget state is
+    on the worker that takes the readings. A record is counted once: the state's watermark
+    for the readings lane says whether it was, whatever the carbon agent's own tables
+    survived of a crash, and its alerts are re-sent from the outbox. Counted per emission
+    in ``governor_records_total{pipeline="carbon-usage", outcome="accepted"}``.
+    """
 
-    def __init__(self, gov: Governor, ctx: FacilityContext) -> None:
-        super().__init__(gov, ctx, "carbon-usage", "carbon-emissions")
-        self.ids = self.dedup_store(
-            "carbon-usage-dedup", self.config.dedup_window_s,
-            self.config.dedup_max_events_per_partition,
-        )  # fmt: skip
-        self.start_agent("carbon-usage")
+    NAME = "carbon-usage"
 
-    async def process(self, value: Any, position: Position) -> None:
-        self.box.ensure_indexed(position.partition)
-        self.ids.ensure_indexed(position.partition)
-        first = self.ids.first_position(value.facility_id, value.event_id)
-        if first is not None and first != position:
-            self.metrics.records.labels(pipeline=self.name, outcome="duplicate").inc()
-            return
-        state = self.ctx.carbon_state(value.facility_id)
-        outcome = budgets.apply_emission(state, value, position, self.config)
-        await self.finish(value.facility_id, outcome, position)
-        if first is None:
-            self.ids.record(
-                DedupSegment(
-                    entity_id=value.facility_id, position=position,
-                    max_event_time_s=value.timestamp.timestamp(), event_ids=(value.event_id,),
-                )
-            )  # fmt: skip
+    def __init__(self, ctx: FacilityContext, carbon: Pipeline) -> None:
+        self.ctx = ctx
+        self.metrics = ctx.gov.metrics
+        self.config = ctx.gov.settings.carbon_budgets
+        self.writer = CarbonBudgetWriter(ctx, carbon, "r")
+
+    def count(
+        self, facility_id: str, emissions: Sequence[Emission], position: Position
+    ) -> BudgetOutputs:
+        """Write what ``emissions`` (the record's, applied or re-sent) do to the budget;
+        the alerts to send."""
+        if not emissions:
+            return BudgetOutputs()
+        started = time.perf_counter()
+        self.writer.box.ensure_indexed(position.partition)
+        state = self.ctx.carbon_state(facility_id)
+        counted = [e.to_contract() for e in emissions]
+        outcome = budgets.apply_emissions(state, facility_id, counted, position, self.config)
+        outputs = self.writer.write(facility_id, outcome, position)
+        if not outcome.replayed:
+            accepted = self.metrics.records.labels(pipeline=self.NAME, outcome="accepted")
+            accepted.inc(len(emissions))
+        self.metrics.processing.labels(pipeline=self.NAME).observe(time.perf_counter() - started)
+        return outputs
+
+    async def send(self, facility_id: str, outputs: BudgetOutputs) -> None:
+        await self.writer.send(facility_id, outputs)
 
 
 class _LoadPipeline(_FacilityPipeline):
@@ -283,11 +313,12 @@ class BalancingCommandsPipeline(_LoadPipeline):
         await self.finish(value.facility_id, outcome, position)
 
 
-def register(gov: Governor) -> FacilityContext:
-    """Wire the carbon budget and load-balancing pipelines into ``gov``."""
+def register(gov: Governor, carbon: CarbonPipeline) -> FacilityContext:
+    """Wire the carbon budget and load-balancing pipelines into ``gov``; ``carbon`` counts
+    each reading record's emissions into its facility's budget (:class:`CarbonUsage`)."""
     ctx = FacilityContext(gov)
     CarbonBudgetsPipeline(gov, ctx)
-    CarbonUsagePipeline(gov, ctx)
+    carbon.budget_usage = CarbonUsage(ctx, carbon)
     LoadMetricsPipeline(gov, ctx)
     BalancingCommandsPipeline(gov, ctx)
     return ctx

@@ -55,7 +55,7 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     audit_pipeline = audit.register(gov)
     feed, _, traffic_pipeline = traffic.register(gov)
     fusion_ctx, fusion_requests, fusion_overlays = fusion.register(gov)
-    facilities = facility.register(gov)
+    facilities = facility.register(gov, carbon_pipeline)
     appender = ledger.register(gov)
     if settings.worker.faust_prometheus_sensor:
         setup_prometheus_sensors(

@@ -15,6 +15,7 @@ with the month's usage so far. A reading from before the current period is count
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -36,7 +37,9 @@ from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
 
 BUDGETS = "b"
-EMISSIONS = "e"
+READINGS = "r"
+"""Watermark lane of the meter-readings records whose emissions the carbon agent counted
+(``"e"``, of carbon-emissions records, was the lane when a separate agent counted them)."""
 SEVERITY = {
     CarbonBudgetState.OK: 0,
     CarbonBudgetState.WARNING: 1,
@@ -264,23 +267,52 @@ def apply_budget(
     )
 
 
+def apply_emissions(
+    state: FacilityCarbon | None,
+    facility_id: str,
+    emissions: Sequence[CarbonEmission],
+    position: Position,
+    config: CarbonBudgetSettings,
+) -> BudgetOutcome:
+    """Count one meter-readings record's emissions (one facility, in record order) into the
+    facility's period in one update; alert on each state change.
+
+    The same as counting them one at a time: each emission moves the period and the state
+    as it would alone, and only the record's position is stamped.
+    """
+    current = state or FacilityCarbon(facility_id=facility_id)
+    if current.has_applied(READINGS, position):
+        return BudgetOutcome(replayed=True)
+    alerts: list[CarbonBudgetAlert] = []
+    for emission in emissions:
+        current = _count(current, emission, config, alerts)
+    return BudgetOutcome(
+        state=current.stamped(READINGS, position), outputs=BudgetOutputs(alerts=tuple(alerts))
+    )
+
+
 def apply_emission(
     state: FacilityCarbon | None,
     emission: CarbonEmission,
     position: Position,
     config: CarbonBudgetSettings,
 ) -> BudgetOutcome:
-    """Count one emission record into its facility's period; alert on a state change."""
-    current = state or FacilityCarbon(facility_id=emission.facility_id)
-    if current.has_applied(EMISSIONS, position):
-        return BudgetOutcome(replayed=True)
-    alerts: list[CarbonBudgetAlert] = []
+    """Count one emission (a record of one reading)."""
+    return apply_emissions(state, emission.facility_id, (emission,), position, config)
+
+
+def _count(
+    current: FacilityCarbon,
+    emission: CarbonEmission,
+    config: CarbonBudgetSettings,
+    alerts: list[CarbonBudgetAlert],
+) -> FacilityCarbon:
+    """``current`` with one emission counted into its period; alerts appended to ``alerts``."""
     when = emission.timestamp
     if current.period_start is None or current.period_end is None:
         current = _new_period(current, when, config)
     elif when < current.period_start:
-        late = current.model_copy(update={"late_readings": current.late_readings + 1})
-        return BudgetOutcome(state=late.stamped(EMISSIONS, position))
+        return current.model_copy(update={"late_readings": current.late_readings + 1})
     elif when >= current.period_end:
         previous = current.state
         current = _new_period(current, when, config)
@@ -303,9 +335,7 @@ def apply_emission(
     )  # fmt: skip
     current, crossed = _transition(current, AlertReason.CROSSED, emission, config)
     alerts.extend(crossed)
-    return BudgetOutcome(
-        state=current.stamped(EMISSIONS, position), outputs=BudgetOutputs(alerts=tuple(alerts))
-    )
+    return current
 
 
 def status_of(state: FacilityCarbon) -> BudgetStatus | None:

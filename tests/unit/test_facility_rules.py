@@ -159,6 +159,34 @@ def test_a_redelivered_record_changes_nothing() -> None:
     assert again.replayed and again.state is None
 
 
+def test_a_record_of_many_emissions_counts_as_they_would_one_by_one() -> None:
+    """One update per record (the carbon agent's) gives the state and alerts of counting
+    each emission alone: crossings, a rollover and a late reading inside one record."""
+    next_day = BASE_TIME + timedelta(days=1)
+    values = [emission(n, 10.0) for n in range(4)] + [
+        emission(4, 1.0, timestamp=next_day), emission(5, 500.0), emission(6, 3.0,
+        timestamp=next_day + timedelta(minutes=1)),
+    ]  # fmt: skip
+    one_by_one = Stream()
+    one_by_one.budget(budget(10.0, period=CarbonPeriod.DAY))
+    for value in values:
+        one_by_one.emit(value)
+    whole = Stream()
+    whole.budget(budget(10.0, period=CarbonPeriod.DAY))
+    at = Position(partition=1, offset=1)
+    out = budgets.apply_emissions(whole.state, "facility-001", values, at, BUDGETS)
+    assert out.state is not None and one_by_one.state is not None
+    ignored = {"applied", "forwarded"}
+    assert out.state.model_dump(exclude=ignored) == one_by_one.state.model_dump(exclude=ignored)
+    assert out.outputs.alerts == tuple(one_by_one.alerts[len(whole.alerts) :])
+    assert [a.reason for a in out.outputs.alerts] == [
+        AlertReason.CROSSED, AlertReason.CROSSED, AlertReason.ROLLOVER,
+    ]  # fmt: skip
+    assert out.state.late_readings == 1
+    again = budgets.apply_emissions(out.state, "facility-001", values, at, BUDGETS)
+    assert again.replayed and again.state is None
+
+
 def test_period_rollover_resets_usage_and_state_and_says_so() -> None:
     s = Stream()
     s.budget(budget(10.0, period=CarbonPeriod.DAY))
