@@ -30,7 +30,7 @@ from app.rules.carbon import (
     day_key,
     process_readings,
 )
-from app.rules.carbon_budget import BudgetOutputs
+from app.rules.carbon_budget import BudgetOutcome, BudgetOutputs
 from app.rules.dedup import Position
 from app.rules.grid import EmissionContext
 from app.rules.retention import DayIndex
@@ -47,10 +47,15 @@ SOURCE = "meter-readings"
 class BudgetUsage(Protocol):
     """What counts a record's emissions into its facility's budget (``agents.facility``)."""
 
-    def count(
-        self, facility_id: str, emissions: Sequence[Emission], position: Position
-    ) -> BudgetOutputs:
-        """Persist the count (idempotent per position); the alerts to send."""
+    def decide(
+        self, facility_id: str, emissions: Sequence[CarbonEmission], position: Position
+    ) -> BudgetOutcome:
+        """What the record does to the budget; writes nothing, so a rules bug leaves no
+        half-written record behind."""
+        ...
+
+    def write(self, facility_id: str, outcome: BudgetOutcome, position: Position) -> BudgetOutputs:
+        """Persist ``outcome`` (idempotent per position); the alerts to send."""
         ...
 
     async def send(self, facility_id: str, outputs: BudgetOutputs) -> None: ...
@@ -123,18 +128,20 @@ class CarbonPipeline(Pipeline):
             return
         readings = record.readings if isinstance(record, MeterReadingBatch) else [record]
         position = self.position_of(message)
-        try:
+        facility_id = readings[0].facility_id
+        usage = self.budget_usage
+        try:  # every rule runs before anything is written
             outcome = self._decide(readings, position)
+            contracts = [e.to_contract() for e in outcome.emissions]
+            budget = usage.decide(facility_id, contracts, position) if usage and contracts else None
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept
             log.exception(
                 "carbon rules failed on %s[%d]@%d", message.topic, message.partition, message.offset
             )
             await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
-        facility_id = readings[0].facility_id
-        self._persist(outcome, facility_id)
-        usage = self.budget_usage
-        alerts = usage.count(facility_id, outcome.emissions, position) if usage else None
+        self._persist(outcome, contracts, facility_id)
+        alerts = usage.write(facility_id, budget, position) if usage and budget else None
         await self._send_emissions(outcome.emissions)
         if usage is not None and alerts is not None:
             await usage.send(facility_id, alerts)
@@ -163,7 +170,9 @@ class CarbonPipeline(Pipeline):
             readings, position, current, self.readings_dedup.index, self.config, self.context
         )
 
-    def _persist(self, outcome: CarbonOutcome, facility_id: str) -> None:
+    def _persist(
+        self, outcome: CarbonOutcome, contracts: Sequence[CarbonEmission], facility_id: str
+    ) -> None:
         """Write the decided state; each write is idempotent under re-delivery."""
         for totals in outcome.updated_days.values():
             self.totals[totals.key] = totals
@@ -177,7 +186,7 @@ class CarbonPipeline(Pipeline):
             for old_day in expired:
                 self.totals.pop(day_key(facility_id, old_day), None)
         recent = self.recent.get(facility_id) or RecentReadings(facility_id=facility_id)
-        fresh = recent.with_emissions(outcome.emissions, self.config.recent_readings_per_facility)
+        fresh = recent.with_emissions(contracts, self.config.recent_readings_per_facility)
         if fresh is not recent:
             self.recent[facility_id] = fresh
             self.reading_index.replace(recent, fresh)

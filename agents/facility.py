@@ -27,13 +27,13 @@ from app.outbox import Entry, Outbox
 from app.producer import send_same_key
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
-from app.rules.carbon import Emission
 from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
 from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import Position
 from app.rules.load import FacilityLoad, LoadOutputs
 from app.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
+from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
 from schemas.load import BalancingCommand, CommandResult, LoadMetric
 
@@ -210,23 +210,22 @@ class CarbonUsage:
         self.config = ctx.gov.settings.carbon_budgets
         self.writer = CarbonBudgetWriter(ctx, carbon, "r")
 
-    def count(
-        self, facility_id: str, emissions: Sequence[Emission], position: Position
-    ) -> BudgetOutputs:
-        """Write what ``emissions`` (the record's, applied or re-sent) do to the budget;
-        the alerts to send."""
-        if not emissions:
-            return BudgetOutputs()
-        started = time.perf_counter()
+    def decide(
+        self, facility_id: str, emissions: Sequence[CarbonEmission], position: Position
+    ) -> budgets.BudgetOutcome:
+        """What ``emissions`` (the record's, applied or re-sent) do to the budget."""
         self.writer.box.ensure_indexed(position.partition)
         state = self.ctx.carbon_state(facility_id)
-        counted = [e.to_contract() for e in emissions]
-        outcome = budgets.apply_emissions(state, facility_id, counted, position, self.config)
+        return budgets.apply_emissions(state, facility_id, emissions, position, self.config)
+
+    def write(
+        self, facility_id: str, outcome: budgets.BudgetOutcome, position: Position
+    ) -> BudgetOutputs:
+        """Persist ``outcome``; the alerts to send (from the outbox for a record counted)."""
         outputs = self.writer.write(facility_id, outcome, position)
         if not outcome.replayed:
             accepted = self.metrics.records.labels(pipeline=self.NAME, outcome="accepted")
-            accepted.inc(len(emissions))
-        self.metrics.processing.labels(pipeline=self.NAME).observe(time.perf_counter() - started)
+            accepted.inc(outcome.counted)
         return outputs
 
     async def send(self, facility_id: str, outputs: BudgetOutputs) -> None:

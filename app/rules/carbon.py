@@ -329,13 +329,13 @@ class RecentReadings(BaseModel):
     facility_id: str
     items: tuple[CarbonEmission, ...] = ()
 
-    def with_emissions(self, emissions: Sequence[Emission], limit: int) -> RecentReadings:
+    def with_emissions(self, emissions: Sequence[CarbonEmission], limit: int) -> RecentReadings:
         """Append emissions not already present (a replay appends nothing) and keep ``limit``."""
         present = {e.event_id for e in self.items}
         fresh = [e for e in emissions[-limit:] if e.event_id not in present]
         if not fresh:
             return self
-        kept = (*self.items, *(e.to_contract() for e in fresh))[-limit:]
+        kept = (*self.items, *fresh)[-limit:]
         return self.model_copy(update={"items": kept})
 
     def find(self, event_id: str) -> CarbonEmission | None:

@@ -112,6 +112,8 @@ class BudgetOutcome:
     state: FacilityCarbon | None = None
     outputs: BudgetOutputs = field(default_factory=BudgetOutputs)
     replayed: bool = False
+    counted: int = 0
+    """Emissions counted into the period (those of a meter-readings record)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +289,9 @@ def apply_emissions(
     for emission in emissions:
         current = _count(current, emission, config, alerts)
     return BudgetOutcome(
-        state=current.stamped(READINGS, position), outputs=BudgetOutputs(alerts=tuple(alerts))
+        state=current.stamped(READINGS, position),
+        outputs=BudgetOutputs(alerts=tuple(alerts)),
+        counted=len(emissions),
     )
 
 

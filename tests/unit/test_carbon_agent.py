@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from agents.carbon import CarbonPipeline
+from app.rules import carbon_budget
 from app.rules.carbon import Emission
 from app.settings import load_settings
 from app.topology import Topology, build
@@ -125,3 +126,32 @@ async def test_a_reading_lookup_reads_only_the_ring_that_holds_it(
     assert read == []
     found = pipeline.find_reading("evt-000017")
     assert found is not None and found.facility_id == "facility-001" and read == ["facility-001"]
+
+
+async def test_a_budget_rules_failure_dead_letters_the_record_and_writes_nothing(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Budget usage is counted inside the carbon agent: a bug in its rules must dead-letter
+    the record, as one in the carbon rules does, not fail-stop the worker on it for ever,
+    and must leave no day totals behind that the budget never saw."""
+    pipeline = topology.carbon
+    sent = Recorder(pipeline, monkeypatch)
+
+    real = carbon_budget.apply_emissions
+
+    def broken_on_the_first(state: Any, facility_id: str, emissions: Any, *rest: Any) -> Any:
+        if emissions[0].event_id == "evt-000001":
+            raise ZeroDivisionError("budget rules bug")
+        return real(state, facility_id, emissions, *rest)
+
+    monkeypatch.setattr(carbon_budget, "apply_emissions", broken_on_the_first)
+    agent = topology.gov.app.agents["carbon-emissions"]
+    async with agent.test_context() as ctx:
+        await ctx.put(reading(1, consumption_kwh=10).to_json_bytes(), key=b"facility-001")
+        await ctx.put(reading(2, consumption_kwh=5).to_json_bytes(), key=b"facility-001")
+    assert [d["reason"] for d in sent.dead] == [DeadLetterReason.PROCESSING_ERROR]
+    assert "budget rules bug" in sent.dead[0]["error"]
+    assert [e.event_id for e in sent.emissions] == ["evt-000002"]
+    (day,) = pipeline.day_totals("facility-001")
+    assert day.by_source[EnergySource.GRID].readings == 1
+    assert [e.event_id for e in pipeline.recent_readings("facility-001")] == ["evt-000002"]

@@ -239,26 +239,30 @@ def test_totals_do_not_depend_on_batching_order_or_replays(
     assert totals.by_source[EnergySource.GRID].readings == len(values)
 
 
+def contract(n: int) -> CarbonEmission:
+    return emission_of(reading(n), CONFIG).to_contract()
+
+
 class TestViews:
     def test_recent_readings_are_bounded_and_replay_safe(self) -> None:
-        emissions = [emission_of(reading(i), CONFIG) for i in range(5)]
+        emissions = [emission_of(reading(i), CONFIG).to_contract() for i in range(5)]
         recent = RecentReadings(facility_id="facility-001").with_emissions(emissions, limit=3)
         assert [e.event_id for e in recent.items] == ["evt-000002", "evt-000003", "evt-000004"]
         assert recent.with_emissions(emissions[-2:], limit=3) is recent
-        assert recent.find("evt-000003") == emissions[3].to_contract()
+        assert recent.find("evt-000003") == emissions[3]
         assert recent.find("evt-000000") is None
 
     def test_the_reading_index_follows_bounded_rings(self) -> None:
         index = ReadingIndex()
         a = RecentReadings(facility_id="facility-001")
-        a2 = a.with_emissions([emission_of(reading(i), CONFIG) for i in range(3)], limit=3)
+        a2 = a.with_emissions([contract(i) for i in range(3)], limit=3)
         index.replace(a, a2)
         b = RecentReadings(facility_id="facility-002").with_emissions(
-            [emission_of(reading(1, facility_id="facility-002"), CONFIG)], limit=3
+            [emission_of(reading(1, facility_id="facility-002"), CONFIG).to_contract()], limit=3
         )
         index.replace(None, b)
         assert index.facilities("evt-000001") == ["facility-001", "facility-002"]
-        a3 = a2.with_emissions([emission_of(reading(i), CONFIG) for i in (3, 4)], limit=3)
+        a3 = a2.with_emissions([contract(i) for i in (3, 4)], limit=3)
         index.replace(a2, a3)  # the ring dropped evt-000000 and evt-000001
         assert index.facilities("evt-000000") == []
         assert index.facilities("evt-000001") == ["facility-002"]
