@@ -53,6 +53,7 @@ class AuditPipeline(Pipeline):
             "audit-period-rollups", PeriodRollup, "Compliance rollup per site and period"
         )
         self.site_days = self.table("audit-site-days", DayIndex, "UTC days with slots, per site")
+        self.sites = self.entity_bound(self.site_days, self.config.max_sites_per_partition)
         self.ticks_dedup = self.dedup_store(
             "audit-dedup", self.config.dedup_window_s, self.config.dedup_max_events_per_partition
         )
@@ -70,6 +71,8 @@ class AuditPipeline(Pipeline):
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
         position = self.position_of(message)
+        if not await self.admitted(self.sites, tick.site_id, position, coordinates):
+            return
         try:
             outcome = self._decide(tick, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept

@@ -19,17 +19,15 @@ from typing import Any, TypeVar, cast
 import orjson
 from faust.types import TP
 
+from agents.pipeline_state import PipelineState
 from app.connection import aiokafka_options
 from app.core.origin import REPARTITION_SUFFIX
 from app.dead_letters import DeadLetterSink, source_coordinates
-from app.dedup_store import DedupBlock, DedupStore
 from app.failstop import fail_stop
 from app.faust_app import Governor
-from app.outbox import Entry, Outbox
 from app.producer import await_metadata
 from app.rules.dedup import Position
-from app.rules.watermark import Watermarked
-from app.runtime.expiry import ExpiringKeys, watermarked_partition
+from app.runtime.entity_bound import EntityBound
 from app.runtime.lanes import (
     REPARTITIONED,
     Lane,
@@ -49,10 +47,9 @@ T = TypeVar("T")
 STUCK_CHECKS = 6
 """Idle checks in a row at the same offset after which a partition is read back even though
 Faust's consumer has not moved past it: behind for that long is stuck, not busy."""
-W = TypeVar("W", bound=Watermarked)
 
 
-class Pipeline(ABC):
+class Pipeline(PipelineState, ABC):
     """One source topic → rules → tables and output topics, in one Faust agent."""
 
     keyed_state = True
@@ -60,20 +57,15 @@ class Pipeline(ABC):
     a stage that keeps no per-key state (the traffic router) takes them where they are."""
 
     def __init__(self, gov: Governor, name: str, source: str) -> None:
-        self.gov = gov
+        super().__init__(gov, source)
         self.name = name
         self.metrics = gov.metrics
-        self.source_name = source
         self.source = gov.topic(source)
         self.dead_letters = DeadLetterSink(
             gov.topic("dead-letters"), name, gov.metrics, gov.settings.kafka.topic_prefix,
             gov.settings.worker.dead_letter_max_bytes,
         )  # fmt: skip
-        self._tables: list[Any] = []
         self._outputs: list[Any] = []
-        self.dedup: DedupStore | None = None
-        self._outboxes: list[Outbox[Any]] = []
-        self._expiring: list[ExpiringKeys[Any]] = []
         # Records removed by compaction leave holes in the offsets (see passed_over).
         compacted = "compact" in gov.catalogue[source].cleanup_policy.value
         self.lanes = [Lane(self.source, 0, compacted)]
@@ -90,51 +82,18 @@ class Pipeline(ABC):
                 gov.app, forwards.name, gov.metrics.repartitioned.labels(topic=source)
             )
 
-    def table(self, name: str, model: type[Any], help: str) -> Any:
-        """A table co-partitioned with this pipeline's source topic."""
-        table = self.gov.table(name, model, help, self.source_name)
-        self._tables.append(table)
-        return table
-
-    def shares(self, table: Any) -> None:
-        """Write ``table`` too, although another pipeline's source made it: it must have this
-        source's partition count, since Faust writes a table in the partition of the record
-        being handled (a facility's partition is the same in every topic keyed by facility
-        only when their counts agree)."""
-        partitions = self.gov.catalogue[self.source_name].partitions
-        if table.partitions != partitions:
-            raise ValueError(
-                f"{self.source_name} has {partitions} partitions and {table.name}, which its"
-                f" pipeline writes, has {table.partitions}: give them the same count"
-            )
-        self._tables.append(table)
-
-    def dedup_store(self, name: str, window_s: float, max_events_per_partition: int) -> DedupStore:
-        """This pipeline's event-id dedup table and index (dropped per revoked partition)."""
-        help = "Event ids applied per source record, in blocks (bounded window)"
-        self.dedup = DedupStore(
-            self.table(name, DedupBlock, help), window_s, max_events_per_partition
-        )
-        return self.dedup
-
-    def expiring(
-        self, table: Any, ttl_s: float, last_used_s: Callable[[W], float]
-    ) -> ExpiringKeys[W]:
-        """Keys of ``table`` deleted ``ttl_s`` of event time after their last use (see
-        :mod:`app.runtime.expiry`); values must be :class:`Watermarked` (their partition)."""
-        keys: ExpiringKeys[W] = ExpiringKeys(table, ttl_s, last_used_s, watermarked_partition)
-        self._expiring.append(keys)
-        return keys
-
-    def outbox(
-        self, table: Any, entry: type[Entry[Any, Any]], keep_per_partition: int, name: str = ""
-    ) -> Outbox[Any]:
-        """An outbox in ``table``, whose values are ``entry`` (see :mod:`app.outbox`),
-        dropped per revoked partition; ``name`` tells apart the outboxes of pipelines that
-        share a table."""
-        box: Outbox[Any] = Outbox(table, entry, keep_per_partition, name)
-        self._outboxes.append(box)
-        return box
+    async def admitted(
+        self, bound: EntityBound, entity: str, position: Position, coordinates: dict[str, Any]
+    ) -> bool:
+        """Whether ``bound`` lets a record of ``entity`` in; dead-letters it if not."""
+        if bound.admit(position.partition, entity):
+            return True
+        await self.dead_letter(
+            coordinates, DeadLetterReason.ENTITY_LIMIT,
+            f"{bound.name}: partition {position.partition % REPARTITIONED} holds its limit of"
+            f" {bound.limit} entities; {entity!r} is not one of them",
+        )  # fmt: skip
+        return False
 
     def output(self, name: str) -> Any:
         """An output topic of this pipeline (its metadata is fetched before the first record)."""
@@ -159,7 +118,7 @@ class Pipeline(ABC):
         """Where ``message`` sits, as state, outboxes and dedup segments record it."""
         return self.lanes[-1 if lane_of(message.topic) else 0].position_of(message)
 
-    async def ready(self) -> None:  # noqa: B027 (a hook most pipelines leave empty)
+    async def ready(self) -> None:
         """Wait for whatever the first record needs besides tables and outputs."""
 
     @abstractmethod
@@ -371,12 +330,7 @@ class Pipeline(ABC):
             if (lane := lanes.get(tp.topic)) is not None:
                 lane.expected.pop(tp.partition, None)
                 lane.waiting.pop(tp.partition, None)
-                if self.dedup is not None:
-                    self.dedup.drop_partition(tp.partition + lane.base)
-                for outbox in self._outboxes:
-                    outbox.drop_partition(tp.partition + lane.base)
-                for keys in self._expiring:
-                    keys.drop_partition(tp.partition + lane.base)
+                self.drop_indexes(tp.partition + lane.base)
 
     async def decode(self, message: Any, parse: Callable[[bytes], T]) -> T | None:
         """The record's value parsed by ``parse``; ``None`` when it is not JSON or not the

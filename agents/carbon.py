@@ -85,6 +85,7 @@ class CarbonPipeline(Pipeline):
         self.recent = self.table(
             "recent-readings", RecentReadings, "Newest readings per facility (bounded)"
         )
+        self.facilities = self.entity_bound(self.recent, self.config.max_facilities_per_partition)
         self.readings_dedup = self.dedup_store(
             "reading-dedup",
             self.config.dedup_window_s,
@@ -129,6 +130,8 @@ class CarbonPipeline(Pipeline):
         readings = record.readings if isinstance(record, MeterReadingBatch) else [record]
         position = self.position_of(message)
         facility_id = readings[0].facility_id
+        if not await self.admitted(self.facilities, facility_id, position, coordinates):
+            return
         usage = self.budget_usage
         try:  # every rule runs before anything is written
             outcome = self._decide(readings, position)

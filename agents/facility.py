@@ -31,6 +31,7 @@ from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
 from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import Position
 from app.rules.load import FacilityLoad, LoadOutputs
+from app.runtime.entity_bound import EntityBound
 from app.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
 from schemas.carbon_emission import CarbonEmission
@@ -73,6 +74,7 @@ class _FacilityPipeline(Pipeline):
 
     model: type[Any]
     kind: str
+    facilities: EntityBound
 
     def __init__(self, gov: Governor, ctx: FacilityContext, name: str, source: str) -> None:
         super().__init__(gov, name, source)
@@ -94,6 +96,9 @@ class _FacilityPipeline(Pipeline):
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
         position = self.position_of(message)
+        facility_id = self.facility_of(value)
+        if not await self.admitted(self.facilities, facility_id, position, coordinates):
+            return
         try:
             await self.process(value, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept
@@ -178,6 +183,12 @@ class CarbonBudgetsPipeline(_FacilityPipeline):
         super().__init__(gov, ctx, "carbon-budgets", "carbon-budgets")
         self.config = gov.settings.carbon_budgets
         self.writer = CarbonBudgetWriter(ctx, self, self.kind)
+        # carbon-facilities also holds the facilities whose readings are counted (at most
+        # the carbon pipeline's limit): budgets may add their own limit's worth beside them.
+        limit = gov.settings.carbon.max_facilities_per_partition
+        self.facilities = self.entity_bound(
+            ctx.carbon, limit + self.config.max_budgets_per_partition
+        )
         self.start_agent("carbon-budgets")
 
     async def process(self, value: Any, position: Position) -> None:
@@ -240,6 +251,7 @@ class _LoadPipeline(_FacilityPipeline):
             ctx.load = self.table(
                 "load-facilities", LoadEntry, "Zone loads and balancing decisions per facility"
             )
+        self.facilities = self.entity_bound(ctx.load, self.config.max_facilities_per_partition)
         self.decisions_topic = self.output("load-decisions")
         self.box: Outbox[LoadOutputs] = self.outbox(
             ctx.load, LoadEntry, self.config.outbox_records_per_partition, name=self.kind,

@@ -15,12 +15,12 @@ its state, as the traffic decider does (:mod:`app.outbox`).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from agents.base import Pipeline
+from agents.fusion_metrics import count_decisions, count_scope
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
 from app.outbox import Entry, Outbox
@@ -35,28 +35,16 @@ from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
 from app.rules.fusion.overlay import ScopeOutputs, ScopeState
 from app.waiters import Waiters
 from schemas.dead_letter import DeadLetterReason
-from schemas.energy import EnergyBudget, EnergyDecision, Outcome
+from schemas.energy import EnergyBudget, EnergyDecision
 from schemas.fusion_result import FusionRequest, FusionResult
-from schemas.overlay import BreakerState, GateState, OverlayObservation
+from schemas.overlay import OverlayObservation
 
 log = logging.getLogger(__name__)
-audit_log = logging.getLogger("governor.audit")
 
 TenantEntry = Entry[TenantState, TenantOutputs]
 """A value of fusion-tenants: a tenant's state, or an outbox entry."""
 ScopeEntry = Entry[ScopeState, ScopeOutputs]
 """A value of fusion-scopes: a scope's state, or an outbox entry."""
-BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
-GATE_GAUGE = {GateState.PASS: 0, GateState.WARN: 1, GateState.BLOCK: 2}
-
-
-def audit_event(event_type: str, **fields: Any) -> None:
-    """One structured JSON audit line (decisions, breaches); never carries secrets. Built
-    only when the audit logger writes it (two per run on the hot path)."""
-    if audit_log.isEnabledFor(logging.INFO):
-        audit_log.info(
-            json.dumps({"event_type": event_type, **fields}, sort_keys=True, default=str)
-        )
 
 
 class FusionContext:
@@ -95,6 +83,7 @@ class _TenantPipeline(Pipeline):
             ctx.tenants = self.table(
                 "fusion-tenants", TenantEntry, "Budget, spend, reservations per tenant; outboxes"
             )
+        self.tenants = self.entity_bound(ctx.tenants, self.config.max_tenants_per_partition)
         self.decisions_topic = self.output("energy-decisions")
         self.observations_topic = self.output("fusion-observations")
         self.box: Outbox[TenantOutputs] = self.outbox(
@@ -120,6 +109,8 @@ class _TenantPipeline(Pipeline):
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
         position = self.position_of(message)
+        if not await self.admitted(self.tenants, value.tenant, position, coordinates):
+            return
         self.box.ensure_indexed(position.partition)
         try:
             outcome = self.decide(value, position)
@@ -136,7 +127,7 @@ class _TenantPipeline(Pipeline):
         self.after(value, position, outcome)
         await self._send(value.tenant, outputs)
         if not outcome.replayed:
-            self._count(outputs)
+            count_decisions(self.metrics, outputs)
         self.ctx.resolve(outputs.decisions)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
         self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
@@ -161,27 +152,6 @@ class _TenantPipeline(Pipeline):
                 app, self.observations_topic.get_topic_name(), obs.scope.encode(),
                 [obs.to_json_bytes()],
             )  # fmt: skip
-
-    def _count(self, outputs: TenantOutputs) -> None:
-        m = self.metrics
-        for d in outputs.decisions:
-            labels = m.fusion_labels("governor_fusion_decisions_total", d.scenario_type, d.overlay)
-            m.fusion_decisions.labels(*labels, d.outcome.value).inc()
-            if d.final_units and d.kind.value == "settlement":
-                m.fusion_energy.labels(*labels, d.outcome.value).inc(d.final_units)
-            audit_event(
-                "energy_decision", decision_id=d.decision_id, tenant=d.tenant, kind=d.kind,
-                outcome=d.outcome, reasons=list(d.reasons), final_units=d.final_units,
-                multipliers={x.name: x.factor for x in d.multipliers},
-                tripwire_active=d.tripwire_active,
-                manual_approval_required=d.requires_manual_approval,
-            )  # fmt: skip
-            if d.outcome is Outcome.REJECTED:
-                audit_event(
-                    "budget_breach", decision_id=d.decision_id, tenant=d.tenant,
-                    reasons=list(d.reasons), used_ratio=d.budget.used_ratio,
-                    state=d.budget.state,
-                )  # fmt: skip
 
 
 class BudgetsPipeline(_TenantPipeline):
@@ -305,6 +275,7 @@ class OverlayPipeline(Pipeline):
         self.scopes = self.table(
             "fusion-scopes", ScopeEntry, "Tripwire, gates and breaker per scope; outbox"
         )
+        self.bound = self.entity_bound(self.scopes, self.config.max_scopes_per_partition)
         self.box: Outbox[ScopeOutputs] = self.outbox(
             self.scopes,
             ScopeEntry,
@@ -333,8 +304,15 @@ class OverlayPipeline(Pipeline):
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
         position = self.position_of(message)
+        if not await self.admitted(self.bound, obs.scope, position, coordinates):
+            return
         self.box.ensure_indexed(position.partition)
-        outcome = overlays.observe(self.scope_state(obs.scope), obs, position, self.config)
+        try:
+            outcome = overlays.observe(self.scope_state(obs.scope), obs, position, self.config)
+        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
+            log.exception("overlay rules failed on %s[%d]@%d", *_where(message))
+            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            return
         outputs = outcome.outputs
         if outcome.replayed:
             outputs = self.box.get(position) or ScopeOutputs()
@@ -343,7 +321,7 @@ class OverlayPipeline(Pipeline):
             self.scopes[obs.scope] = ScopeEntry(state=outcome.state)
         await self._send(obs.scope, outputs)
         if not outcome.replayed and outcome.state is not None:
-            self._count(obs, outcome.state, outputs)
+            count_scope(self.metrics, obs, outcome.state, outputs)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
 
     async def _send(self, scope: str, outputs: ScopeOutputs) -> None:
@@ -357,23 +335,6 @@ class OverlayPipeline(Pipeline):
             await send_same_key(
                 self.gov.app, self.topics[name].get_topic_name(), scope.encode(), values
             )
-
-    def _count(self, obs: OverlayObservation, state: ScopeState, outputs: ScopeOutputs) -> None:
-        m = self.metrics
-        labels = m.fusion_labels("governor_fusion_breaker_state", obs.scenario_type, obs.overlay)
-        if not overlays.is_tenant_scope(obs.scope):
-            m.fusion_breaker_state.labels(*labels).set(BREAKER_GAUGE[state.breaker.state])
-            gate = state.gates.state() if state.gates is not None else GateState.PASS
-            m.fusion_gate_state.labels(*labels).set(GATE_GAUGE[gate])
-        for event in outputs.tripwire_events:
-            m.fusion_tripwire_events.labels(*labels, event.kind.value).inc()
-            audit_event(
-                "budget_tripwire", scope=event.scope, kind=event.kind,
-                consecutive_breaches=event.consecutive_breaches,
-                token_delta_pct=event.token_delta_pct, threshold=event.breach_threshold_pct,
-            )  # fmt: skip
-        for t in outputs.breaker_transitions:
-            audit_event("overlay_breaker", scope=t.scope, to_state=t.to_state, reason=t.reason)
 
 
 def _segment(tenant: str, event_id: str, timestamp: Any, position: Position) -> DedupSegment:

@@ -101,6 +101,7 @@ class TrafficPipeline(Pipeline):
             EndpointEntry,
             self.config.outbox_records_per_partition,
         )
+        self.bound = self.entity_bound(self.endpoints, self.config.max_endpoints_per_partition)
         self.clients = self.table(
             "traffic-clients", ClientRate, "Requests per minute per endpoint and client"
         )
@@ -126,6 +127,8 @@ class TrafficPipeline(Pipeline):
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
             return
         position = self.position_of(message)
+        if not await self.admitted(self.bound, routed.endpoint_key, position, coordinates):
+            return
         try:
             outcome = self._decide(routed, position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept

@@ -113,6 +113,7 @@ DASHBOARDS = (
             Panel("Dead letters by reason (1 h)", "sum by (topic, reason) (increase(governor_dead_letters_total[1h]))", "{{topic}} {{reason}}"),
             Panel("Processing time p99", 'histogram_quantile(0.99, sum by (le, pipeline) (rate(governor_record_processing_seconds_bucket{pipeline=~"$pipeline"}[5m])))', "{{pipeline}}", "s"),
             Panel("Rebalances", "sum by (instance) (faust_total_rebalances)", "{{instance}}"),
+            Panel("Entity tables: fullest partition / limit", "max by (table) (governor_entity_fill_ratio)", "{{table}}", "percentunit", "bargauge"),
             Panel("Workers up", 'sum(up{job="governor"})', "workers", "short", "stat"),
         ),
     ),

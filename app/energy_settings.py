@@ -22,6 +22,9 @@ class CarbonBudgetSettings(_Section):
     dedup_window_s: float = Field(default=86_400.0, gt=0)
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     outbox_records_per_partition: int = Field(default=5_000, ge=100)
+    max_budgets_per_partition: int = Field(default=10_000, ge=1)
+    """Facilities with a carbon budget per partition; a budget for one more is
+    dead-lettered (facilities with readings only are bounded by the carbon pipeline's)."""
 
     @field_validator("timezone")
     @classmethod
@@ -60,6 +63,8 @@ class LoadSettings(_Section):
     max_pending_per_facility: int = Field(default=100, ge=1)
     recent_decisions_per_facility: int = Field(default=100, ge=1)
     outbox_records_per_partition: int = Field(default=5_000, ge=100)
+    max_facilities_per_partition: int = Field(default=10_000, ge=1)
+    """Facilities with zone loads per partition; a metric of one more is dead-lettered."""
 
     @model_validator(mode="after")
     def _ordered(self) -> LoadSettings:

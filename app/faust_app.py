@@ -12,6 +12,7 @@ from app.codecs import ModelCodec, Utf8KeyCodec
 from app.connection import aiokafka_options, faust_broker
 from app.metrics import Metrics
 from app.resume_points import ResumePoints
+from app.runtime.entity_bound import EntityBound
 from app.runtime.monitor import LeanMonitor
 from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
 from app.settings import Settings
@@ -32,6 +33,7 @@ class Governor:
     _resume_points: ResumePoints | None = None
     tables: list[WriteBehindTable] = field(default_factory=list)
     """Every table, flushed before each offset commit (:mod:`app.runtime.state`)."""
+    entity_bounds: dict[str, EntityBound] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.app.sensors.add(FlushBeforeCommit(self.tables))
@@ -42,6 +44,15 @@ class Governor:
         (Faust's revocation commit flushed them already, unless it had nothing to commit)."""
         if flush_revoked(self.tables, {tp.partition for tp in revoked}):
             await self.app.producer.flush()
+
+    def entity_bound(self, table: Any, limit: int) -> EntityBound:
+        """The one entity bound of ``table`` (pipelines that write it share it)."""
+        bound = self.entity_bounds.get(table.name)
+        if bound is None:
+            bound = EntityBound(table.name, table.keys, table.partitions, limit)
+            self.entity_bounds[table.name] = bound
+            self.metrics.entity_fill.labels(table=table.name).set_function(bound.fill)
+        return bound
 
     def topic(self, name: str) -> Any:
         """The Faust topic for a catalogue name; values and keys stay raw bytes.

@@ -138,6 +138,12 @@ class FusionSettings(_Section):
     max_future_skew_s: float = Field(default=300.0, ge=0)
     dedup_window_s: float = Field(default=86_400.0, gt=0)
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
+    max_tenants_per_partition: int = Field(default=10_000, ge=1)
+    """Tenants with state per partition; a budget, request or result of one more is
+    dead-lettered (``entity_limit``)."""
+    max_scopes_per_partition: int = Field(default=10_000, ge=1)
+    """Scopes (scenario and overlay, or tenant) with a tripwire, gates and breaker per
+    partition; an observation of one more is dead-lettered."""
     max_label_sets_per_metric: int = Field(default=1_000, ge=1)
     max_label_sets_total: int = Field(default=10_000, ge=1)
 

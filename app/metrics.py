@@ -181,6 +181,14 @@ class Metrics:
             ["table"],
             registry=registry,
         )
+        self.entity_fill = Gauge(
+            "governor_entity_fill_ratio",
+            "Entities held in the fullest partition of a table this worker holds, over that"
+            " table's per-partition limit; at 1, records of new entities are dead-lettered"
+            " (reason entity_limit).",
+            ["table"],
+            registry=registry,
+        )
         self.changelog_records = Counter(
             "governor_changelog_records_total",
             "Changelog records sent per table: one per key written since the last commit"

@@ -168,6 +168,10 @@ class CarbonSettings(_Section):
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     recent_readings_per_facility: int = Field(default=50, ge=1, le=10_000)
     totals_retention_days: int = Field(default=400, ge=1)
+    max_facilities_per_partition: int = Field(default=10_000, ge=1)
+    """Facilities with readings per partition; a reading of one more is dead-lettered
+    (``entity_limit``). Producers name facilities, so state needs a bound
+    (:mod:`app.runtime.entity_bound`)."""
     residual_mix_kg_co2e_per_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     """Market-based factor of grid electricity no instrument covers; unset = the location
     factor (the GHG Protocol's fallback when no residual mix is published)."""
@@ -208,6 +212,8 @@ class AuditSettings(_Section):
     dedup_window_s: float = Field(default=7 * 86_400.0, gt=0)
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     rollup_retention_days: int = Field(default=400, ge=1)
+    max_sites_per_partition: int = Field(default=10_000, ge=1)
+    """Sites with rollups per partition; a tick of one more is dead-lettered."""
 
     def capacity_kw(self, site_id: str) -> float | None:
         """The site's configured capacity, else the default, else ``None``."""
@@ -308,6 +314,9 @@ class TrafficSettings(_Section):
     max_endpoint_labels: int = Field(default=1_000, ge=1)
     outbox_records_per_partition: int = Field(default=5_000, ge=100)
     """Decisions kept for re-sending after a crash, per source partition (see app/outbox.py)."""
+    max_endpoints_per_partition: int = Field(default=10_000, ge=1)
+    """Endpoints (platform and contract) with state per partition; a request of one more
+    is dead-lettered. Platform names come from producers."""
 
     @model_validator(mode="after")
     def _keys_readable(self) -> TrafficSettings:

@@ -26,6 +26,7 @@ class DeadLetterReason(StrEnum):
     RECORD_TOO_LARGE = "record_too_large"
     APPROVAL_NOT_SEALED = "approval_not_sealed"
     POLICY_REJECTED = "policy_rejected"
+    ENTITY_LIMIT = "entity_limit"
 
 
 class DeadLetter(Contract):

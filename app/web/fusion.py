@@ -93,6 +93,10 @@ def register(
             )
             if forwarded is not None:
                 return forwarded
+            if not requests.tenants.has_room_for(fusion_request.tenant):
+                return problem(self, request, gov, self.ROUTE, 429,
+                               f"tenant {fusion_request.tenant!r} is new and its partition holds"
+                               " fusion.max_tenants_per_partition tenants already")  # fmt: skip
             if APPROVAL_HEADER in request.headers:
                 signed = orjson.loads(body)
                 failed = approval_check(request, signed)

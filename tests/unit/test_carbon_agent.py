@@ -155,3 +155,32 @@ async def test_a_budget_rules_failure_dead_letters_the_record_and_writes_nothing
     (day,) = pipeline.day_totals("facility-001")
     assert day.by_source[EnergySource.GRID].readings == 1
     assert [e.event_id for e in pipeline.recent_readings("facility-001")] == ["evt-000002"]
+
+
+async def test_readings_of_facilities_past_the_partition_limit_are_dead_lettered(
+    monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None
+) -> None:
+    """Issue 16 part 4: every new facility id a producer invents added state for good. Past
+    the limit a new facility's reading is dead-lettered before it touches any state; the
+    facilities already held keep working."""
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("GOVERNOR_CARBON__MAX_FACILITIES_PER_PARTITION", "2")
+    topology = build(load_settings())
+    pipeline = topology.carbon
+    sent = Recorder(pipeline, monkeypatch)
+    agent = topology.gov.app.agents["carbon-emissions"]
+    async with agent.test_context() as ctx:
+        for n in range(1, 201):  # 200 readings, each of a facility never seen before
+            facility = f"random-{n:05d}"
+            await ctx.put(reading(n, facility_id=facility).to_json_bytes(), key=facility.encode())
+        known = reading(1000, facility_id="random-00001")
+        await ctx.put(known.to_json_bytes(), key=b"random-00001")
+    assert [d["reason"] for d in sent.dead] == [DeadLetterReason.ENTITY_LIMIT] * 198
+    assert "random-00003" in sent.dead[0]["error"] and sent.dead[0]["offset"] == 2
+    assert [e.event_id for e in sent.emissions] == ["evt-000001", "evt-000002", "evt-001000"]
+    assert len(pipeline.recent) == 2 and {k for k in pipeline.days} == {
+        "random-00001",
+        "random-00002",
+    }
+    samples = topology.gov.metrics.entity_fill.collect()[0].samples
+    assert {s.labels["table"]: s.value for s in samples}["recent-readings"] == 1.0

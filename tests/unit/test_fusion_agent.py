@@ -109,3 +109,42 @@ async def test_overlay_agent_emits_tripwire_and_routing(
     assert [d["reason"] for d in sent.dead] == [DeadLetterReason.KEY_MISMATCH]
     state = topology.fusion_overlays.scope_state(scope.decode())
     assert state is not None and state.tripwire.downgrade_active
+
+
+async def test_tenants_and_scopes_past_their_partition_limits_are_dead_lettered(
+    monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None
+) -> None:
+    """Issue 16 part 4: invented tenant ids and scenario/overlay names each added state for
+    good. Past a limit, a new one is dead-lettered; the tenants and scopes held go on."""
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("GOVERNOR_FUSION__MAX_TENANTS_PER_PARTITION", "3")
+    monkeypatch.setenv("GOVERNOR_FUSION__MAX_SCOPES_PER_PARTITION", "2")
+    topology = build(load_settings())
+    sent = Sent(topology, monkeypatch)
+    topology.fusion_context.routing.caught_up.set()
+    app = topology.gov.app
+    async with app.agents["fusion-budgets"].test_context() as budgets:
+        await budgets.put(energy_budget(1000.0).to_json_bytes(), key=b"tenant-a")
+    async with app.agents["fusion-admissions"].test_context() as requests:
+        for n in range(50):
+            tenant = f"tenant-{n:03d}"
+            value = fusion_request(n, tenant=tenant).to_json_bytes()
+            await requests.put(value, key=tenant.encode())
+        await requests.put(fusion_request(99).to_json_bytes(), key=b"tenant-a")
+    tenants = {d.tenant for d in sent.decisions()}
+    assert tenants == {"tenant-a", "tenant-000", "tenant-001"}
+    assert [d["reason"] for d in sent.dead] == [DeadLetterReason.ENTITY_LIMIT] * 48
+    held = {k for k in topology.fusion_context.tenants if not k.startswith("@")}
+    assert held == tenants
+
+    sent.dead.clear()
+    config = Settings().fusion
+    async with app.agents["fusion-overlays"].test_context() as ctx:
+        for n in range(20):
+            scope = f"scenario-{n}|overlay"
+            [obs] = observations_of(fusion_result(n, scenario_type=f"scenario-{n}"), config)
+            obs = obs.model_copy(update={"scope": scope})
+            await ctx.put(obs.to_json_bytes(), key=scope.encode())
+    assert [d["reason"] for d in sent.dead] == [DeadLetterReason.ENTITY_LIMIT] * 18
+    scopes = {k for k in topology.fusion_overlays.scopes if not k.startswith("@")}
+    assert scopes == {"scenario-0|overlay", "scenario-1|overlay"}

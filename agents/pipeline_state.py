@@ -1,0 +1,95 @@
+"""The state a pipeline owns: its tables and the in-memory indexes over them (dedup store,
+outboxes, expiring keys, entity bounds), each rebuilt per partition when it comes back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from app.dedup_store import DedupBlock, DedupStore
+from app.faust_app import Governor
+from app.outbox import Entry, Outbox
+from app.rules.watermark import Watermarked
+from app.runtime.entity_bound import EntityBound
+from app.runtime.expiry import ExpiringKeys, watermarked_partition
+
+W = TypeVar("W", bound=Watermarked)
+
+
+class PartitionIndex(Protocol):
+    """An in-memory index over a table's partition, rebuilt when the partition comes back."""
+
+    def drop_partition(self, partition: int) -> None: ...
+
+
+class PipelineState:
+    """Tables co-partitioned with one source topic, and their indexes."""
+
+    def __init__(self, gov: Governor, source: str) -> None:
+        self.gov = gov
+        self.source_name = source
+        self._tables: list[Any] = []
+        self.dedup: DedupStore | None = None
+        self._outboxes: list[Outbox[Any]] = []
+        self._indexes: list[PartitionIndex] = []
+        """Indexes over the tables, rebuilt for a partition when it comes back."""
+
+    def table(self, name: str, model: type[Any], help: str) -> Any:
+        """A table co-partitioned with this pipeline's source topic."""
+        table = self.gov.table(name, model, help, self.source_name)
+        self._tables.append(table)
+        return table
+
+    def shares(self, table: Any) -> None:
+        """Write ``table`` too, although another pipeline's source made it: it must have this
+        source's partition count, since Faust writes a table in the partition of the record
+        being handled (a facility's partition is the same in every topic keyed by facility
+        only when their counts agree)."""
+        partitions = self.gov.catalogue[self.source_name].partitions
+        if table.partitions != partitions:
+            raise ValueError(
+                f"{self.source_name} has {partitions} partitions and {table.name}, which its"
+                f" pipeline writes, has {table.partitions}: give them the same count"
+            )
+        self._tables.append(table)
+
+    def dedup_store(self, name: str, window_s: float, max_events_per_partition: int) -> DedupStore:
+        """This pipeline's event-id dedup table and index (dropped per revoked partition)."""
+        help = "Event ids applied per source record, in blocks (bounded window)"
+        self.dedup = DedupStore(
+            self.table(name, DedupBlock, help), window_s, max_events_per_partition
+        )
+        self._indexes.append(self.dedup)
+        return self.dedup
+
+    def expiring(
+        self, table: Any, ttl_s: float, last_used_s: Callable[[W], float]
+    ) -> ExpiringKeys[W]:
+        """Keys of ``table`` deleted ``ttl_s`` of event time after their last use (see
+        :mod:`app.runtime.expiry`); values must be :class:`Watermarked` (their partition)."""
+        keys: ExpiringKeys[W] = ExpiringKeys(table, ttl_s, last_used_s, watermarked_partition)
+        self._indexes.append(keys)
+        return keys
+
+    def entity_bound(self, table: Any, limit: int) -> EntityBound:
+        """At most ``limit`` entities (keys) of ``table`` per partition; see
+        :meth:`admitted` and :mod:`app.runtime.entity_bound`."""
+        bound = self.gov.entity_bound(table, limit)
+        self._indexes.append(bound)
+        return bound
+
+    def outbox(
+        self, table: Any, entry: type[Entry[Any, Any]], keep_per_partition: int, name: str = ""
+    ) -> Outbox[Any]:
+        """An outbox in ``table``, whose values are ``entry`` (see :mod:`app.outbox`),
+        dropped per revoked partition; ``name`` tells apart the outboxes of pipelines that
+        share a table."""
+        box: Outbox[Any] = Outbox(table, entry, keep_per_partition, name)
+        self._outboxes.append(box)
+        self._indexes.append(box)
+        return box
+
+    def drop_indexes(self, partition: int) -> None:
+        """A revoked partition's indexes: its state may change elsewhere meanwhile."""
+        for index in self._indexes:
+            index.drop_partition(partition)
