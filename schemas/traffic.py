@@ -81,6 +81,9 @@ class ReasonCode(StrEnum):
     WITHIN_POLICY = "WITHIN_POLICY"
     TIER_LIMITED = "TIER_LIMITED"
     """The tier allowed fewer actions than recommended."""
+    INVARIANT_VIOLATED = "INVARIANT_VIOLATED"
+    """A policy-boundary or execution invariant failed (see ``invariants``): no action was
+    taken."""
 
 
 class InvariantCheck(Contract):

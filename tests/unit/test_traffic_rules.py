@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from app.rules.dedup import Position
 from app.rules.sketch import RollingSketch, Sketch
 from app.rules.traffic import breaker as breakers
+from app.rules.traffic import risk as risk_rules
 from app.rules.traffic.contracts import ContractIndex
 from app.rules.traffic.engine import process_request, route
 from app.rules.traffic.offline import OfflineTraffic
@@ -35,6 +36,7 @@ from schemas.traffic_policy import (
     BreakerPolicy,
     Decision,
     Invariant,
+    Phase,
     PlatformTier,
     RiskThresholds,
     ServiceContract,
@@ -421,12 +423,55 @@ def test_tampered_policies_are_refused_and_the_old_one_stays() -> None:
     assert judgement.verdict is Verdict.BAD_SIGNATURE
 
 
-def test_every_decision_records_policy_version_hash_and_phases() -> None:
+def test_every_decision_records_policy_version_hash_and_the_phases_that_ran() -> None:
+    """Issue "Seed parity" part 6: phases were a constant tuple that claimed the ledger
+    append, which happens after a decision is published."""
     active = ActivePolicy.of(traffic_policy(), "test")
-    decision = OfflineTraffic(active).run([request(0)])[0].decision
-    assert decision.policy_version == "1.0.0" and decision.policy_hash == active.hash
-    assert decision.phases[0].value == "PHASE_1_OBSERVATION"
-    assert all(check.held for check in decision.invariants)
+    paired, unpaired = (
+        OfflineTraffic(active).run([request(0, url=url)])[0].decision
+        for url in ("https://api.example.com/api/v1/status", "https://api.example.com/nope")
+    )
+    assert paired.policy_version == "1.0.0" and paired.policy_hash == active.hash
+    assert [p.value[:7] for p in paired.phases] == [f"PHASE_{n}" for n in (1, 2, 3, 4, 5, 6)]
+    assert all(check.held for check in paired.invariants)
+    assert unpaired.contract_id is None
+    assert Phase.PHASE_6_STABILITY_CONTROL not in unpaired.phases  # no breaker ran
+    assert Phase.PHASE_8_LEDGER_APPEND not in paired.phases + unpaired.phases
+
+
+def test_a_policy_whose_content_is_not_what_was_applied_takes_no_action() -> None:
+    """POLICY_HASH_VERIFIED held by construction; now the content in force is hashed and
+    compared with the hash it was applied under (here: a feed applying the wrong bytes)."""
+    applied = traffic_policy()
+    other = policy_hash(traffic_policy(version="9.9.9"))
+    active = ActivePolicy.of(applied, "topic@3", signed_hash=other)
+    decision = OfflineTraffic(active).run([request(0, method="DELETE")])[0].decision
+    held = {c.invariant: c.held for c in decision.invariants}
+    assert held[Invariant.POLICY_HASH_VERIFIED] is False
+    assert decision.decision is Decision.DROP and decision.recommended_actions
+    assert decision.actions_taken == () and ReasonCode.INVARIANT_VIOLATED in decision.reason_codes
+    sound = OfflineTraffic(ActivePolicy.of(applied, "topic@3", signed_hash=policy_hash(applied)))
+    assert sound.run([request(0, method="DELETE")])[0].decision.actions_taken
+
+
+def test_actions_beyond_the_tier_are_caught_on_the_decision_and_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ACTIONS_WITHIN_TIER was checked on actions already filtered by tier, so it could not
+    fail; it is now checked on what the verdict takes. A verdict that takes a BLOCK an
+    OBSERVE_ONLY platform does not allow (a bug in the risk rules, simulated) is refused."""
+    real = risk_rules.decide
+
+    def over_reaching(*args: Any) -> risk_rules.Verdict:
+        verdict = real(*args)
+        return risk_rules.Verdict(verdict.decision, verdict.reasons, verdict.recommended,
+                                  verdict.recommended)  # fmt: skip
+
+    monkeypatch.setattr(risk_rules, "decide", over_reaching)
+    decision = decide_one({"method": "DELETE", "platform": "github"})
+    held = {c.invariant: c.held for c in decision.invariants}
+    assert held[Invariant.ACTIONS_WITHIN_TIER] is False
+    assert decision.actions_taken == () and ReasonCode.INVARIANT_VIOLATED in decision.reason_codes
 
 
 def test_request_paired_under_an_older_policy_is_recorded() -> None:

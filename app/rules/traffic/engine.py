@@ -18,6 +18,7 @@ from app.outbox import Entry
 from app.rules.dedup import DedupSegment, Position
 from app.rules.sketch import RollingSketch
 from app.rules.traffic import breaker as breakers
+from app.rules.traffic import invariants as checks
 from app.rules.traffic import risk as risks
 from app.rules.traffic.breaker import Breaker, Transition
 from app.rules.traffic.contracts import UNKNOWN, endpoint_key
@@ -31,13 +32,10 @@ from schemas.traffic import (
     BurnRateAlert,
     CircuitState,
     CircuitTransition,
-    InvariantCheck,
     RoutedRequest,
     TrafficDecision,
 )
 from schemas.traffic_policy import (
-    Invariant,
-    Phase,
     RiskTuning,
     ServiceContract,
     TrafficPolicy,
@@ -45,15 +43,6 @@ from schemas.traffic_policy import (
 
 ERROR_RATE_WINDOW_S = 300
 HOUR_S = 3600
-PHASES = (
-    Phase.PHASE_1_OBSERVATION,
-    Phase.PHASE_2_CONTRACT_PAIRING,
-    Phase.PHASE_3_RISK_ASSESSMENT,
-    Phase.PHASE_4_POLICY_BOUNDARIES,
-    Phase.PHASE_5_DECISION_EXECUTION,
-    Phase.PHASE_6_STABILITY_CONTROL,
-    Phase.PHASE_8_LEDGER_APPEND,
-)
 
 
 class TrafficOutputs(BaseModel):
@@ -183,23 +172,7 @@ def process_request(
     # Phase 2: pairing. The router paired it; the contract is looked up in the policy in force.
     contract = active.index.by_id.get(routed.contract_id) if routed.contract_id else None
     method_allowed = contract is None or event.method in contract.methods()
-    invariants = [
-        InvariantCheck(
-            phase=Phase.PHASE_2_CONTRACT_PAIRING,
-            invariant=Invariant.CONTRACT_ID_REQUIRED,
-            held=contract is not None,
-        ),
-        InvariantCheck(
-            phase=Phase.PHASE_2_CONTRACT_PAIRING,
-            invariant=Invariant.PAIRED_UNDER_ACTIVE_POLICY,
-            held=routed.paired_under == active.hash,
-        ),
-        InvariantCheck(
-            phase=Phase.PHASE_4_POLICY_BOUNDARIES,
-            invariant=Invariant.POLICY_HASH_VERIFIED,
-            held=active.verified,
-        ),
-    ]
+    invariants = checks.before_deciding(routed, contract is not None, active)
 
     # Phase 1 and 6: observe the request, then let the breaker see it.
     now_s = max(state.watermark_s or at_s, at_s)
@@ -263,13 +236,7 @@ def process_request(
     # Phases 4 and 5: thresholds, critical factors, tier.
     tier = policy.tier_of(event.platform)
     verdict = risks.decide(factors, risk_score, tier, policy)
-    invariants.append(
-        InvariantCheck(
-            phase=Phase.PHASE_5_DECISION_EXECUTION,
-            invariant=Invariant.ACTIONS_WITHIN_TIER,
-            held=set(verdict.taken) <= set(policy.tier_actions[tier]),
-        )
-    )
+    verdict = checks.refuse_unless_held(verdict, invariants, set(policy.tier_actions[tier]))
 
     state, alerts = _burn_alerts(state, routed, contract, now_s, event.event_id, at_s, policy)
     decision = TrafficDecision(
@@ -292,7 +259,7 @@ def process_request(
         actions_taken=verdict.taken,
         circuit_state=breaker.state if contract else CircuitState.CLOSED,
         baseline=_baseline(state, now_s, error_rate, contract, policy.tuning),
-        phases=PHASES,
+        phases=checks.phases_run(contract is not None),
         invariants=tuple(invariants),
     )
     outputs = TrafficOutputs(decision=decision, transitions=transitions, alerts=alerts)

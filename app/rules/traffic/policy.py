@@ -12,6 +12,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -79,19 +80,33 @@ def verify_artifact(
 
 @dataclass(frozen=True)
 class ActivePolicy:
-    """A policy in force: its hash (verified when applied) and compiled contract index."""
+    """A policy in force: the hash it was applied under (the signed one, for a published
+    policy), whether its signature verified, and its compiled contract index."""
 
     policy: TrafficPolicy
     hash: str
     verified: bool
-    """Whether its hash was recomputed and matched when it was applied."""
+    """Whether it came from local settings or its artifact's signature verified."""
     source: str
     """Where it came from: ``settings`` or ``topic@<offset>``."""
     index: ContractIndex = field(compare=False)
 
     @classmethod
-    def of(cls, policy: TrafficPolicy, source: str) -> ActivePolicy:
-        return cls(policy, policy_hash(policy), True, source, ContractIndex(policy.contracts))
+    def of(cls, policy: TrafficPolicy, source: str, signed_hash: str | None = None) -> ActivePolicy:
+        """``signed_hash``: the hash its artifact's signature covers (none for settings)."""
+        digest = signed_hash if signed_hash is not None else policy_hash(policy)
+        return cls(policy, digest, True, source, ContractIndex(policy.contracts))
+
+    @cached_property
+    def content_hash(self) -> str:
+        """The hash of the policy as it is now, recomputed from its content (once: the
+        policy is a frozen model), for the decisions' ``policy_hash_verified`` check."""
+        return policy_hash(self.policy)
+
+    def hash_holds(self) -> bool:
+        """Whether the policy deciding is the one applied: verified, and its content hashes
+        to the hash it was applied under."""
+        return self.verified and self.content_hash == self.hash
 
 
 def judge(
@@ -139,7 +154,7 @@ def judge_record(
     if verdict is not Verdict.APPLIED:
         message = _MESSAGES[verdict].format(version=version, current=current.policy.version)
         return current, Judgement(offset, verdict, message, version, digest)
-    applied = ActivePolicy.of(artifact.policy, f"topic@{offset}")
+    applied = ActivePolicy.of(artifact.policy, f"topic@{offset}", artifact.policy_hash)
     return applied, Judgement(offset, verdict, f"policy {version} applied", version, digest)
 
 
@@ -179,5 +194,5 @@ def newest_verified(
             continue
         hashes.add(artifact.policy_hash)
         if best is None or artifact.policy.version_tuple() > best.policy.version_tuple():
-            best = ActivePolicy.of(artifact.policy, f"applied@{offset}")
+            best = ActivePolicy.of(artifact.policy, f"applied@{offset}", artifact.policy_hash)
     return best, hashes
