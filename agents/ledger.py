@@ -6,12 +6,13 @@ aiokafka consumer in the group ``<app id>-ledger`` over every decision topic, wi
 range assignor, so partition p of every decision topic goes to the same worker, and that
 worker alone writes chain p (ledger partition p). The rules are in :mod:`app.rules.ledger`.
 
-Per batch: decide the records of each chain, send them, wait until the broker has them,
-then write due checkpoints, then commit the consumed offsets. A crash anywhere leaves the
-log a prefix of what was intended; the next owner reads each chain's head back from the
-ledger, checked (:mod:`app.ledger.loading`), and skips what the chain holds. Each send is
-checked against the offset the chain expects: another writer is detected, and the worker
-stops rather than fork a chain.
+Per batch: decide the records of each chain, send them with the checkpoints due among them
+in one transaction per chain, then commit the consumed offsets. A crash anywhere leaves the
+log a prefix of what was intended; the next owner fences the chain's earlier writers (its
+transactional producer, :mod:`app.ledger.chain_writer`), reads the chain's head back from
+the ledger, checked (:mod:`app.ledger.loading`), and skips what the chain holds. Each send
+is also checked against the offset the chain expects: a writer that is not Governor's is
+detected, and the worker stops rather than fork a chain.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -34,13 +34,13 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from app.connection import aiokafka_options
 from app.failstop import fail_stop
 from app.faust_app import Governor
+from app.ledger.chain_writer import ChainWriter, RecordBytes, chain_producer
 from app.ledger.gaps import GapLetters, dead_letter_gaps
 from app.ledger.loading import ChainLocation, load_head
 from app.ledger.note import Signer, Verifier, checkpoint_text
 from app.ledger.resume import Untrusted
 from app.metrics import Metrics
 from app.rules.ledger import (
-    ChainHead,
     append_decisions,
     new_head,
     read_decision,
@@ -56,16 +56,6 @@ log = logging.getLogger(__name__)
 PIPELINE = "ledger"
 CHUNK = 500
 """Most decisions decided between two awaits (about 7 ms of work at 70k appends/s)."""
-
-
-@dataclass(slots=True)
-class ChainWriter:
-    """One owned chain: its head, the next ledger offset, when it was last checkpointed."""
-
-    partition: int
-    head: ChainHead
-    next_offset: int
-    checkpointed_at: float
 
 
 class LedgerAppender:
@@ -161,6 +151,8 @@ class LedgerAppender:
     async def _stop(self) -> None:
         if self.consumer is not None:
             await self.consumer.stop()
+        for writer in self.writers.values():
+            await writer.producer.stop()
         if self.producer is not None:
             await self.producer.stop()
 
@@ -191,7 +183,8 @@ class LedgerAppender:
                 chain = by_chain.setdefault(tp.partition, [])
                 chain.extend((topic, m) for m in messages)
                 consumed[tp] = messages[-1].offset + 1
-            sends = [self._append(self.writers[p], ds) for p, ds in sorted(by_chain.items())]
+            sends = [self._append_committed(self.writers[p], ds)
+                     for p, ds in sorted(by_chain.items())]  # fmt: skip
             await asyncio.gather(*sends)
             await self._checkpoint_due()
         if consumed:
@@ -201,6 +194,11 @@ class LedgerAppender:
                 await self.consumer.commit(consumed)
             except (CommitFailedError, IllegalStateError) as exc:
                 log.warning("ledger: offsets not committed (%s); re-delivery is skipped", exc)
+
+    async def _append_committed(self, writer: ChainWriter, messages: list[tuple[str, Any]]) -> None:
+        """One transaction per chain and poll: the records and the checkpoints among them."""
+        async with writer.transaction():
+            await self._append(writer, messages)
 
     async def _append(self, writer: ChainWriter, messages: list[tuple[str, Any]]) -> None:
         """Append in chunks of at most ``CHUNK`` records, each ending where a checkpoint is
@@ -229,52 +227,20 @@ class LedgerAppender:
             self.appended.inc(len(out.records))
             self.skipped.inc(out.skipped)
             if self.signer is not None and head.since_checkpoint >= every:
-                await self._confirm(writer, pending)
+                await writer.confirm(pending)
                 pending = []
                 await self._checkpoint(writer, time.monotonic())
-        await self._confirm(writer, pending)
+        await writer.confirm(pending)
 
-    async def _send(self, writer: ChainWriter, records: list[tuple[bytes | None, bytes]]) -> None:
+    async def _send(self, writer: ChainWriter, records: list[RecordBytes]) -> None:
         """Send records to the writer's partition and wait until they are in the log."""
-        await self._confirm(writer, await self._enqueue(writer, records))
+        await writer.confirm(await self._enqueue(writer, records))
 
-    async def _enqueue(
-        self, writer: ChainWriter, records: list[tuple[bytes | None, bytes]]
-    ) -> list[tuple[Any, int]]:
-        """Queue records for the writer's partition, in order; return each batch's future
-        with the offset its first record must land at."""
-        assert self.producer is not None
+    async def _enqueue(self, writer: ChainWriter, records: list[RecordBytes]) -> list[Any]:
         if not records:
             await asyncio.sleep(0)  # a chunk of skips still lets the loop breathe
             return []
-        sent: list[tuple[Any, int]] = []
-        base, in_batch = writer.next_offset, 0
-        batch = self.producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                sent.append((await self._send_batch(batch, writer.partition), base))
-                base, in_batch = base + in_batch, 0
-                batch = self.producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"ledger record of {len(value)} bytes exceeds a batch")
-            in_batch += 1
-        sent.append((await self._send_batch(batch, writer.partition), base))
-        writer.next_offset = base + in_batch
-        return sent
-
-    async def _confirm(self, writer: ChainWriter, sent: list[tuple[Any, int]]) -> None:
-        """Wait for queued batches; each must have landed exactly where the chain expects."""
-        for future, expected in sent:
-            landed = (await future).offset
-            if landed != expected:
-                raise RuntimeError(
-                    f"ledger partition {writer.partition}: records landed at {landed}, expected"
-                    f" {expected}: another writer appended to this chain"
-                )
-
-    async def _send_batch(self, batch: Any, partition: int) -> Any:
-        assert self.producer is not None
-        return await self.producer.send_batch(batch, self.ledger_topic, partition=partition)
+        return await writer.enqueue(records)
 
     async def _checkpoint_due(self) -> None:
         """Checkpoint chains idle past ``checkpoint_every_s``, and chains that came back from
@@ -291,11 +257,15 @@ class LedgerAppender:
                 and now - w.checkpointed_at >= self.config.checkpoint_every_s
             )
         ]
-        await asyncio.gather(*(self._checkpoint(w, now) for w in due))
+        await asyncio.gather(*(self._checkpoint_committed(w, now) for w in due))
+
+    async def _checkpoint_committed(self, writer: ChainWriter, now: float) -> None:
+        async with writer.transaction():
+            await self._checkpoint(writer, now)
 
     async def _checkpoint(self, writer: ChainWriter, now: float) -> None:
         """Sign the tree head over every record of the chain so far and publish it."""
-        assert self.producer is not None and self.signer is not None
+        assert self.signer is not None
         frontier = writer.head.frontier
         chain = writer.head.chain
         root = frontier.root()
@@ -304,12 +274,12 @@ class LedgerAppender:
             partition=writer.partition,
             tree_size=frontier.size,
             root_hash=base64.b64encode(root).decode(),
-            ledger_offset=writer.next_offset - 1,
+            ledger_offset=writer.last_offset,
             frontier=[base64.b64encode(h).decode() for h in frontier.hashes],
             note=self.signer.sign(checkpoint_text(chain, frontier.size, root)),
         )
         await (
-            await self.producer.send(
+            await writer.producer.send(
                 self.checkpoint_topic,
                 checkpoint.to_json_bytes(),
                 key=chain.encode(),
@@ -324,21 +294,33 @@ class LedgerAppender:
         """The head of chain ``partition`` read back, and checked, from the log (genesis if
         it is empty); raises :class:`Untrusted` if it must not be built on."""
         chain = self.chain_name(partition)
+        options = aiokafka_options(self.settings.kafka)
         where = ChainLocation(
-            aiokafka_options(self.settings.kafka), self.prefix, partition, chain,
-            self.id_fields, self.config.recent_ids_per_chain,
+            options, self.prefix, partition, chain, self.id_fields,
+            self.config.recent_ids_per_chain,
         )  # fmt: skip
         verifier = Verifier.parse(self.signer.verifier_key()) if self.signer else None
-        head, end = await load_head(where, verifier)
-        now = time.monotonic()
-        if head is None:
-            head, genesis = new_head(chain, self.config.recent_ids_per_chain)
-            writer = ChainWriter(partition, head, end, now)
-            await self._send(writer, [(None, genesis)])
-            log.info("ledger chain %s started with its genesis record", chain)
+        # Fence first: once the producer has started, no earlier writer's record can still
+        # reach the log, so the head read next is the chain's last word.
+        txn_id = f"{self.settings.worker.app_id}-ledger-{partition}"
+        producer = await chain_producer(options, txn_id)
+        try:
+            found, end, last = await load_head(where, verifier)
+            head, genesis = found, None
+            if head is None:
+                head, genesis = new_head(chain, self.config.recent_ids_per_chain)
+            now = time.monotonic()
+            writer = ChainWriter(partition, head, end, now, last, producer, self.ledger_topic)
+            if genesis is not None:
+                async with writer.transaction():
+                    await self._send(writer, [(None, genesis)])
+                log.info("ledger chain %s started with its genesis record", chain)
+            else:
+                log.info("ledger chain %s continues at seq %d (offset %d)", chain, head.seq, end)
             return writer
-        log.info("ledger chain %s continues at seq %d (offset %d)", chain, head.seq, end)
-        return ChainWriter(partition, head, end, now)
+        except BaseException:
+            await producer.stop()
+            raise
 
     def _halt(self, partition: int, why: Untrusted) -> None:
         """Append nothing to a chain whose log cannot be trusted (its decisions stay
@@ -358,7 +340,8 @@ class LedgerAppender:
         """Finish the batch in flight, then let the chains go."""
         async with self.lock:
             for partition in {tp.partition for tp in revoked}:
-                self.writers.pop(partition, None)
+                if (writer := self.writers.pop(partition, None)) is not None:
+                    await writer.producer.stop()
                 self.to_load.discard(partition)
                 if partition in self.halted:  # its next owner checks the log again
                     self.halted.discard(partition)

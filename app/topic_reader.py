@@ -40,6 +40,11 @@ class Found(NamedTuple):
     timestamp_ms: int
 
 
+COMMITTED = {"isolation_level": "read_committed"}
+"""Every read here sees committed records only: the ledger's chains are written in
+transactions (one producer per chain, fenced by its transactional id), and a zombie
+writer's aborted records must not count as the chain's. Topics written without
+transactions read the same either way."""
 BULK_FETCH = {
     "max_partition_fetch_bytes": 8_388_608,
     "fetch_max_bytes": 52_428_800,
@@ -56,7 +61,7 @@ class Reader:
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.consumer = AIOKafkaConsumer(
-            **options, **BULK_FETCH, enable_auto_commit=False, group_id=None
+            **options, **BULK_FETCH, enable_auto_commit=False, group_id=None, **COMMITTED
         )
 
     async def __aenter__(self) -> Reader:
@@ -148,7 +153,9 @@ async def read_topic(
     """Every record present when called (up to the end offsets read first), from ``start``
     (partition → offset; default: the beginning), partitions interleaved as fetched; in
     offset order within a partition."""
-    consumer = AIOKafkaConsumer(**options, **BULK_FETCH, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        **options, **BULK_FETCH, enable_auto_commit=False, group_id=None, **COMMITTED
+    )
     await started(consumer)
     try:
         tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
@@ -193,7 +200,7 @@ async def read_keyed(
 ) -> tuple[list[Found], int]:
     """The records of one partition from ``start`` (default: its beginning) up to
     ``stop`` or its end as of the call, whichever is first; and that end offset."""
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None, **COMMITTED)
     await started(consumer)
     try:
         tp = TopicPartition(topic, partition)
@@ -263,7 +270,7 @@ async def _offsets(
     metadata refresh for each (a worker's resume offsets, 60 partitions of 10 topics, took
     1.0 s that way and 20 ms assigned).
     """
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None, **COMMITTED)
     await started(consumer)
     try:
         consumer.assign(tps)
@@ -291,7 +298,7 @@ async def read_range(
     options: dict[str, Any], topic: str, partition: int, start: int, stop: int
 ) -> list[SourceRecord]:
     """The records of one partition with ``start <= offset < stop``, in order."""
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None, **COMMITTED)
     await started(consumer)
     try:
         tp = TopicPartition(topic, partition)
@@ -320,3 +327,16 @@ async def read_range(
         return found
     finally:
         await consumer.stop()
+
+
+async def read_last(options: dict[str, Any], topic: str, partition: int) -> Found | None:
+    """The newest committed record of one partition (``None`` if it holds none). The offset
+    before the end is not always a record: a transaction's commit marker takes one too."""
+    end = await partition_end(options, topic, partition)
+    back = 8
+    while True:
+        start = max(0, end - back)
+        found, _ = await read_keyed(options, topic, partition, start=start)
+        if found or start == 0:
+            return found[-1] if found else None
+        back *= 8

@@ -197,9 +197,9 @@ async def prove_indexed(
         places = index.locate(decision_id)
         if not places:
             raise LookupError(f"decision {decision_id} is not in the ledger")
-        partition, leaf = places[0]
+        partition, leaf, offset = places[0]
         notes = (await reader.read(prefix + "ledger-checkpoints", only=[partition]))[partition]
-        record = await reader.read_one(prefix + "ledger", partition, leaf)
+        record = await reader.read_one(prefix + "ledger", partition, offset)
     times = {f.offset: f.timestamp_ms for f in notes}
     signed = signed_checkpoints(
         ChainLog(partition, [], [(f.offset, f.value) for f in notes], times), keys, origin

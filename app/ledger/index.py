@@ -29,9 +29,16 @@ class ProveIndex:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.topic = topic
         self.db = sqlite3.connect(self.directory / "index.sqlite")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(decisions)")}
+        if columns and "ledger_offset" not in columns:  # an index from before transactions
+            self.db.executescript("DROP TABLE decisions; DROP TABLE chains;")
+            for stale in self.directory.glob("chain-*"):
+                stale.unlink()
         self.db.executescript(
-            "CREATE TABLE IF NOT EXISTS chains (partition INTEGER PRIMARY KEY, next INTEGER);"
-            "CREATE TABLE IF NOT EXISTS decisions (id TEXT, partition INTEGER, leaf INTEGER);"
+            "CREATE TABLE IF NOT EXISTS chains"
+            " (partition INTEGER PRIMARY KEY, next INTEGER, leaves INTEGER);"
+            "CREATE TABLE IF NOT EXISTS decisions"
+            " (id TEXT, partition INTEGER, leaf INTEGER, ledger_offset INTEGER);"
             "CREATE INDEX IF NOT EXISTS by_id ON decisions (id);"
         )
 
@@ -45,32 +52,41 @@ class ProveIndex:
         return self.directory / f"chain-{partition}.blocks"
 
     async def refresh(self, reader: Reader) -> int:
-        """Index the records appended since the last call; return how many."""
-        known = dict(self.db.execute("SELECT partition, next FROM chains").fetchall())
+        """Index the records appended since the last call; return how many.
+
+        A record's leaf is its place in the chain, not its offset: transaction commit
+        markers take offsets too."""
+        rows_known = self.db.execute("SELECT partition, next, leaves FROM chains").fetchall()
+        known = {p: n for p, n, _ in rows_known}
+        leaves_known = {p: n for p, _, n in rows_known}
         for partition, end in (await reader.ends(self.topic)).items():
             if known.get(partition, 0) > end:  # the topic was recreated: start the chain over
                 self._reset(partition)
-                known[partition] = 0
+                known[partition] = leaves_known[partition] = 0
         added = 0
         for partition, records in (await reader.read(self.topic, start=known)).items():
             if not records:
                 continue
             rows, hashes = [], bytearray()
-            leaf = known.get(partition, 0)
+            leaf = leaves_known.get(partition, 0)
             for record in records:
-                if record.offset != leaf:  # a gap: the ledger is not what it was
-                    self._reset(partition)
+                parsed = orjson.loads(record.value)
+                if not isinstance(parsed, dict) or parsed.get("seq") != leaf:
+                    self._reset(partition)  # not the chain it was: index it again
                     return added + await self.refresh(reader)
                 hashes += leaf_hash(record.value)
-                decision_id = orjson.loads(record.value).get("decision_id")
+                decision_id = parsed.get("decision_id")
                 if decision_id is not None:
-                    rows.append((str(decision_id), partition, leaf))
+                    rows.append((str(decision_id), partition, leaf, record.offset))
                 leaf += 1
             with self._leaves_file(partition).open("ab") as out:
                 out.write(hashes)
             self._add_blocks(partition, leaf)
-            self.db.executemany("INSERT INTO decisions VALUES (?, ?, ?)", rows)
-            self.db.execute("INSERT OR REPLACE INTO chains VALUES (?, ?)", (partition, leaf))
+            self.db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?)", rows)
+            self.db.execute(
+                "INSERT OR REPLACE INTO chains VALUES (?, ?, ?)",
+                (partition, records[-1].offset + 1, leaf),
+            )
             self.db.commit()
             added += len(records)
         return added
@@ -87,13 +103,14 @@ class ProveIndex:
             for i in range(0, len(hashes), BLOCK):
                 out.write(root(hashes[i : i + BLOCK]))
 
-    def locate(self, decision_id: str) -> list[tuple[int, int]]:
-        """Where ``decision_id`` is: (partition, leaf) pairs, oldest first."""
+    def locate(self, decision_id: str) -> list[tuple[int, int, int]]:
+        """Where ``decision_id`` is: (partition, leaf, ledger offset), oldest first."""
         rows = self.db.execute(
-            "SELECT partition, leaf FROM decisions WHERE id = ? ORDER BY partition, leaf",
+            "SELECT partition, leaf, ledger_offset FROM decisions WHERE id = ?"
+            " ORDER BY partition, leaf",
             (decision_id,),
         ).fetchall()
-        return [(int(p), int(leaf)) for p, leaf in rows]
+        return [(int(p), int(leaf), int(offset)) for p, leaf, offset in rows]
 
     def leaves(self, partition: int, start: int, stop: int) -> list[bytes]:
         """Leaf hashes [start, stop) of a chain."""

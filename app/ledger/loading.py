@@ -23,7 +23,7 @@ from app.ledger.resume import (
     trusted_frontier,
 )
 from app.rules.ledger import ChainHead, head_from_records
-from app.topic_reader import partition_end, read_keyed, read_partition
+from app.topic_reader import partition_end, read_keyed, read_last, read_partition
 from schemas.ledger import LedgerCheckpoint, LedgerRecord
 
 
@@ -42,34 +42,33 @@ class ChainLocation:
 
 async def load_head(
     where: ChainLocation, verifier: Verifier | None
-) -> tuple[ChainHead | None, int]:
-    """The chain's head (None if its log is empty) and the ledger offset its next record
-    gets; raises :class:`Untrusted` if a key is set and what was found does not check out."""
+) -> tuple[ChainHead | None, int, int]:
+    """The chain's head (None if its log is empty), the ledger offset its next record gets
+    and the offset of its last record (-1: none; commit markers lie between records);
+    raises :class:`Untrusted` if a key is set and what was found does not check out."""
     ledger, checkpoints = where.prefix + "ledger", where.prefix + "ledger-checkpoints"
-    newest = await partition_end(where.options, checkpoints, where.partition) - 1
-    found, _ = await read_partition(
-        where.options, checkpoints, where.partition, start=max(0, newest)
-    )  # only the newest checkpoint: the log of checkpoints grows without bound
-    frontier = Frontier()
-    for _, value in found[-1:]:
+    # Only the newest checkpoint: the log of checkpoints grows without bound.
+    newest = await read_last(where.options, checkpoints, where.partition)
+    frontier, covered_until = Frontier(), -1
+    if newest is not None:
         if verifier is not None:
-            frontier = trusted_frontier(value, verifier, where.chain)
-        else:
-            checkpoint = LedgerCheckpoint.from_json_bytes(value)
+            frontier = trusted_frontier(newest.value, verifier, where.chain)
+        checkpoint = LedgerCheckpoint.from_json_bytes(newest.value)
+        if verifier is None:
             frontier = Frontier(checkpoint.tree_size, tuple(map(_b64, checkpoint.frontier)))
+        covered_until = checkpoint.ledger_offset
     end = await partition_end(where.options, ledger, where.partition)
-    covered_until = frontier.size - 1
     back = max(0, end - where.recent_ids)
     start = min(first_needed(frontier) if verifier else covered_until + 1, back)
     records, end = await read_partition(where.options, ledger, where.partition, start=start)
     if not records:
         if frontier.size:
             raise Untrusted(f"chain {where.chain}: empty log under a checkpoint of {frontier.size}")
-        return None, end
+        return None, end, -1
     if verifier is not None:
-        await check_sources(where, check_tail(where.chain, frontier, records))
+        await check_sources(where, check_tail(where.chain, frontier, covered_until, records))
     head = head_from_records(where.chain, frontier, covered_until, records, where.recent_ids)
-    return head, end
+    return head, end, records[-1][0]
 
 
 async def check_sources(where: ChainLocation, records: list[LedgerRecord]) -> None:

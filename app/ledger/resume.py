@@ -37,7 +37,9 @@ def trusted_frontier(value: bytes, verifier: Verifier, chain: str) -> Frontier:
         hashes = tuple(base64.b64decode(h, validate=True) for h in checkpoint.frontier)
     except (ValidationError, ValueError, NoteError) as exc:
         raise Untrusted(f"checkpoint rejected: {str(exc)[:200]}") from None
-    if origin != chain or size != checkpoint.tree_size or checkpoint.ledger_offset != size - 1:
+    # Each record takes an offset, and so does each transaction's commit marker: the last
+    # covered record sits at or after offset size - 1.
+    if origin != chain or size != checkpoint.tree_size or checkpoint.ledger_offset < size - 1:
         raise Untrusted("checkpoint note does not match its record")
     frontier = Frontier(size=size, hashes=hashes)
     if len(hashes) != size.bit_count() or not hmac.compare_digest(frontier.root(), root):
@@ -46,22 +48,27 @@ def trusted_frontier(value: bytes, verifier: Verifier, chain: str) -> Frontier:
 
 
 def first_needed(frontier: Frontier) -> int:
-    """The first ledger offset :func:`check_tail` needs: where the frontier's last (smallest)
-    perfect subtree starts, so the last covered record can be tied to the signed tree."""
+    """The first leaf :func:`check_tail` needs: where the frontier's last (smallest) perfect
+    subtree starts, so the last covered record can be tied to the signed tree. A leaf's
+    ledger offset is at least its index (commit markers take offsets too), so reading from
+    this offset reads it."""
     return frontier.size - (frontier.size & -frontier.size)
 
 
 def check_tail(
-    chain: str, frontier: Frontier, records: Sequence[tuple[int, bytes]]
+    chain: str, frontier: Frontier, last_covered: int, records: Sequence[tuple[int, bytes]]
 ) -> list[LedgerRecord]:
-    """Check the records (offset, value) from :func:`first_needed` to the end of the log;
+    """Check the records (offset, value), read from offset :func:`first_needed` to the end
+    of the log, given the offset of the last record the checkpoint covers (-1: none);
     return the ones after the checkpoint, to check against their sources.
 
     Without a checkpoint (an empty frontier), the chain must start with its genesis record.
     """
     size = frontier.size
-    covered = [(o, v) for o, v in records if first_needed(frontier) <= o < size]
-    if len(covered) != size - first_needed(frontier):
+    wanted = size - first_needed(frontier)
+    upto = [(o, v) for o, v in records if o <= last_covered]
+    covered = upto[len(upto) - wanted :] if wanted else []
+    if len(covered) != wanted or (wanted and covered[-1][0] != last_covered):
         raise Untrusted(f"chain {chain}: the log lacks records its checkpoint of {size} covers")
     if covered:
         subtree = Frontier()
@@ -73,14 +80,14 @@ def check_tail(
     previous: Link | None = None
     after: list[LedgerRecord] = []
     for offset, value in records:
-        if offset < size - 1:
+        if offset < last_covered:
             continue
-        link, reason = check_link(previous, value, anchor=offset == size - 1)
+        link, reason = check_link(previous, value, anchor=offset == last_covered)
         if link is None or reason is not None:
             raise Untrusted(f"chain {chain}: ledger offset {offset}: {reason}")
         if link.chain != chain:
             raise Untrusted(f"chain {chain}: ledger offset {offset} is of chain {link.chain}")
-        if offset >= size and link.kind != RecordKind.GENESIS.value:
+        if offset > last_covered and link.kind != RecordKind.GENESIS.value:
             after.append(LedgerRecord.from_json_bytes(value))
         previous = link
     return after

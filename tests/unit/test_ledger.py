@@ -48,7 +48,7 @@ def build(count: int, salt: str = "") -> list[bytes]:
     return [genesis, *(value for _, value in out.records)]
 
 
-def checkpoint(values: list[bytes], size: int) -> bytes:
+def checkpoint(values: list[bytes], size: int, ledger_offset: int | None = None) -> bytes:
     frontier = Frontier()
     for value in values[:size]:
         frontier = frontier.append(leaf_hash(value))
@@ -60,7 +60,7 @@ def checkpoint(values: list[bytes], size: int) -> bytes:
             "partition": 0,
             "tree_size": size,
             "root_hash": base64.b64encode(root).decode(),
-            "ledger_offset": size - 1,
+            "ledger_offset": size - 1 if ledger_offset is None else ledger_offset,
             "frontier": [base64.b64encode(h).decode() for h in frontier.hashes],
             "note": SIGNER.sign(checkpoint_text(CHAIN, size, root)),
         }

@@ -45,7 +45,7 @@ def test_the_tail_after_a_trusted_checkpoint_is_returned_for_the_source_check(si
     values = build(13)
     frontier = trusted_frontier(checkpoint(values, size), VERIFIER, CHAIN)
     records = list(enumerate(values))[first_needed(frontier) :]
-    after = check_tail(CHAIN, frontier, records)
+    after = check_tail(CHAIN, frontier, frontier.size - 1, records)
     assert [r.seq for r in after] == list(range(size, 14))
 
 
@@ -53,7 +53,7 @@ def test_a_planted_record_that_links_is_left_to_the_source_check_and_caught_ther
     values = build(9)
     values.append(planted_after(values, 77))
     frontier = trusted_frontier(checkpoint(values, 8), VERIFIER, CHAIN)
-    after = check_tail(CHAIN, frontier, list(enumerate(values)))
+    after = check_tail(CHAIN, frontier, frontier.size - 1, list(enumerate(values)))
     planted = after[-1]
     assert planted.decision_id == "evt-77"
     # Its source coordinates hold another decision, or none at all.
@@ -87,11 +87,27 @@ def test_a_damaged_log_is_untrusted(damage: str) -> None:
     elif damage == "edit_covered":
         records[7] = (7, values[7].replace(b"evt-6", b"evt-Y"))
     with pytest.raises(Untrusted):
-        check_tail(CHAIN, frontier, records)
+        check_tail(CHAIN, frontier, frontier.size - 1, records)
 
 
 def test_without_a_checkpoint_the_chain_must_start_with_its_genesis() -> None:
     values = build(3)
-    assert len(check_tail(CHAIN, Frontier(), list(enumerate(values)))) == 3
+    assert len(check_tail(CHAIN, Frontier(), -1, list(enumerate(values)))) == 3
     with pytest.raises(Untrusted, match="genesis"):
-        check_tail(CHAIN, Frontier(), list(enumerate(values))[1:])
+        check_tail(CHAIN, Frontier(), -1, list(enumerate(values))[1:])
+
+
+def test_records_written_in_transactions_are_found_past_their_commit_markers() -> None:
+    """Each chain is written in transactions, and each commit marker takes an offset: leaf
+    i sits at offset i + (commits before it). The checkpoint names the offset of the last
+    record it covers; the tail is placed by that, not by leaf index."""
+    values = build(13)
+    offsets = [i + i // 4 for i in range(len(values))]  # a commit after every 4 records
+    frontier = trusted_frontier(checkpoint(values, 8, ledger_offset=offsets[7]), VERIFIER, CHAIN)
+    records = [(o, v) for o, v in zip(offsets, values, strict=True) if o >= first_needed(frontier)]
+    after = check_tail(CHAIN, frontier, offsets[7], records)
+    assert [r.seq for r in after] == list(range(8, 14))
+    with pytest.raises(Untrusted):  # a checkpoint naming a record it does not cover
+        check_tail(CHAIN, frontier, offsets[6], records)
+    with pytest.raises(Untrusted, match="does not match"):
+        trusted_frontier(checkpoint(values, 8, ledger_offset=6), VERIFIER, CHAIN)
