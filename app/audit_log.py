@@ -88,11 +88,13 @@ def reports(
     daily: date | None = None,
     first: date | None = None,
     last: date | None = None,
+    whole_log: bool = False,
 ) -> list[BaseModel]:
     """Daily summaries (``daily`` set) or period reports, per site, sorted by site.
 
     Without ``first``/``last`` a period report covers each site's current compliance period
-    (the one holding its newest day), as the HTTP API's does.
+    (the one holding its newest day), as the HTTP API's does; with ``whole_log``, every day
+    the log holds for the site, as the reference's ``--report`` does.
     """
     by_site = fold_slots(slots)
     chosen = [site] if site is not None else sorted(by_site)
@@ -106,7 +108,12 @@ def reports(
         newest = newest_day(rollups)
         if newest is None:
             continue
-        start, end = (first, last) if first and last else current_period(newest, config)
+        if first and last:
+            start, end = first, last
+        elif whole_log:
+            start, end = min(d.utc_day for d in rollups), newest
+        else:
+            start, end = current_period(newest, config)
         out.append(period_report(site_id, start, end, rollups, config))
     return out
 

@@ -250,7 +250,8 @@ def _audit_report(
         return [logged.slot async for logged in read_slots(options, topic)]
 
     daily = _day_arg(args.daily, "--daily")
-    rows = reports(asyncio.run(collect()), settings.audit, args.site, daily, first, last)
+    whole = args.period == "all"
+    rows = reports(asyncio.run(collect()), settings.audit, args.site, daily, first, last, whole)
     if args.format == "table":
         print(as_table(rows))
     elif args.site is not None and len(rows) == 1:
@@ -689,6 +690,11 @@ def parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="action", required=True)
     report = audit_sub.add_parser("report", help="period compliance or daily summary, as JSON")
     report.add_argument("--site", help="one site (default: every site in the log)")
+    report.add_argument(
+        "--period", choices=["all", "current"], default="all",
+        help="without --from/--to: every day in the log (the reference's --report), or the"
+        " current compliance period (as GET /api/v1/audit/report)",
+    )  # fmt: skip
     report.add_argument("--daily", metavar="YYYY-MM-DD", help="daily summary of this UTC day")
     report.add_argument("--format", choices=["json", "table"], default="json")
     export = audit_sub.add_parser("export", help="write the slot log of a period to Parquet")

@@ -178,9 +178,14 @@ def test_ticks_become_slot_log_rollups_alerts_and_reports(
     assert status == 400 and "both from and to" in body["error"]
 
     # The command line reads the slot log and agrees with the worker's tables.
-    cli = run_cli(worker, "report", "--site", "site-000")
+    cli = run_cli(worker, "report", "--site", "site-000", "--period", "current")
     assert cli.returncode == 0, cli.stderr
     assert orjson.loads(cli.stdout) == expected["site-000"]
+    whole = orjson.loads(run_cli(worker, "report", "--site", "site-000").stdout)
+    site_days = sorted({t.timestamp.date() for t in ordered if t.site_id == "site-000"})
+    assert (whole["from_date"], whole["to_date"]) == (str(site_days[0]), str(site_days[-1]))
+    same = ("slots", "total_cost_kwh", "period_days", "projected_annual_kwh", "compliant")
+    assert {k: whole[k] for k in same} == {k: expected["site-000"][k] for k in same}
     cli = run_cli(worker, "report", "--site", "site-001", "--daily", str(DAY))
     status, daily = http_get(f"{worker.url}/api/v1/audit/daily/site-001/{DAY}")
     assert cli.returncode == 0 and orjson.loads(cli.stdout) == daily

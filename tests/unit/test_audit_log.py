@@ -60,3 +60,19 @@ def test_daily_summaries_and_the_text_table() -> None:
 
 def test_an_unknown_site_gives_nothing() -> None:
     assert reports(slots_of(tick(0)), CONFIG, site="nowhere") == []
+
+
+def test_the_whole_log_as_the_references_report_covers_it() -> None:
+    """Issue "Seed parity" part 5: the reference's `--report` rolls up every row of the log;
+    `governor audit report` with no arguments does too (the current period on request)."""
+    log = slots_of(
+        tick(0, energy_cost_kwh=20.0),
+        tick(288, energy_cost_kwh=10.0),
+        tick(7 * 288, energy_cost_kwh=5.0),  # next ISO week
+    )
+    (whole,) = reports(log, CONFIG, whole_log=True)
+    assert isinstance(whole, PeriodReport)
+    assert (whole.from_date, whole.to_date) == (DAY, DAY + timedelta(days=7))
+    assert (whole.period_days, whole.total_cost_kwh, whole.slots) == (3, 35.0, 3)
+    (current,) = reports(log, CONFIG)
+    assert isinstance(current, PeriodReport) and current.total_cost_kwh == 5.0
