@@ -53,11 +53,23 @@ FUSION = 'scenario=~"$scenario", overlay=~"$overlay"'
 
 DASHBOARDS = (
     Dashboard(
-        "governor-energy-carbon", "Governor: energy and carbon",
-        "Consumption and emissions by source, carbon budget usage per facility.",
+        "governor-energy-overview", "Energy Overview",
+        "Power and energy by source and facility, zone utilization and balancing decisions"
+        " (the energy optimization reference's main dashboard).",
         (FACILITY,),
         (
             Panel("Power drawn by source", f"sum by (source) (rate(governor_energy_consumed_joules_total{{{F}}}[5m])) / 1000", "{{source}}", "kwatt"),
+            Panel("Energy consumed per facility (1 h)", f"sum by (facility) (increase(governor_energy_consumed_joules_total{{{F}}}[1h])) / 3.6e6", "{{facility}}", "kwatth"),
+            Panel("Zone utilization (highest per facility)", f"max by (facility) (governor_zone_utilization_ratio{{{F}}})", "{{facility}}", "percentunit", "bargauge"),
+            Panel("Balancing decisions (1 h)", "sum by (action) (increase(governor_load_balancing_decisions_total[1h]))", "{{action}}"),
+        ),
+    ),
+    Dashboard(
+        "governor-carbon-tracking", "Carbon Tracking",
+        "Emissions by source, location- and market-based, and carbon budget usage per"
+        " facility (the energy optimization reference's carbon dashboard).",
+        (FACILITY,),
+        (
             Panel("Emissions by source (location-based)", f"sum by (source) (rate(governor_carbon_emissions_grams_total{{{F}}}[5m])) * 3.6", "{{source}}", "kg/h", description="kg CO2e per hour"),
             Panel("Market-based emissions", f"sum by (facility) (rate(governor_carbon_emissions_market_based_grams_total{{{F}}}[5m])) * 3.6", "{{facility}}", "kg/h"),
             Panel("Carbon budget usage", f"max by (facility) (governor_carbon_budget_usage_ratio{{{F}}})", "{{facility}}", "percentunit", "bargauge"),
@@ -66,7 +78,7 @@ DASHBOARDS = (
         ),
     ),
     Dashboard(
-        "governor-load-balancing", "Governor: load balancing",
+        "governor-load-balancing", "Load Balancing",
         "Zone utilization against the target band and the decisions taken.",
         (FACILITY,),
         (
@@ -88,6 +100,8 @@ DASHBOARDS = (
             Panel("Tripwire events (1 h)", f"sum by (scenario, overlay, result) (increase(governor_fusion_tripwire_events_total{{{FUSION}}}[1h]))", "{{scenario}} {{overlay}} {{result}}"),
             Panel("Overlay breaker (0 closed, 1 half-open, 2 open)", f"max by (scenario, overlay) (governor_fusion_breaker_state{{{FUSION}}})", "{{scenario}} {{overlay}}", "short", "stat"),
             Panel("Budget gate (0 pass, 1 warn, 2 block)", f"max by (scenario, overlay) (governor_fusion_gate_state{{{FUSION}}})", "{{scenario}} {{overlay}}", "short", "stat"),
+            Panel("Quality score p50", f"histogram_quantile(0.5, sum by (le, scenario, overlay) (rate(governor_fusion_quality_score_bucket{{{FUSION}}}[15m])))", "{{scenario}} {{overlay}}", "percentunit", description="The overlay reference's quality panel; alerts below 0.85"),
+            Panel("Successful runs against the 99.9 % SLO (1 h)", f'sum by (scenario) (increase(governor_fusion_latency_seconds_count{{{FUSION}, result="success"}}[1h])) / sum by (scenario) (increase(governor_fusion_latency_seconds_count{{{FUSION}}}[1h]))', "{{scenario}}", "percentunit", description="Share of finished runs that succeeded; the overlay reference's SLO is 0.999"),
         ),
     ),
     Dashboard(
