@@ -264,6 +264,9 @@ class ResultsPipeline(_TenantEventPipeline):
             value.token_delta_pct / 100
         )
         m.fusion_quality.labels(*labels, value.result.value).observe(value.quality_score)
+        if value.actual_units > 0:  # a run that cost nothing has no efficiency to speak of
+            efficiency = value.estimated_units / value.actual_units
+            m.fusion_cost_efficiency.labels(*labels, value.result.value).observe(efficiency)
 
 
 class OverlayPipeline(Pipeline):

@@ -323,6 +323,14 @@ class Metrics:
             buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0),
             registry=registry,
         )
+        self.fusion_cost_efficiency = Histogram(
+            "governor_fusion_cost_efficiency_ratio",
+            "Estimated units over actual units of finished runs (the AI cost reference's cost"
+            " efficiency: below 1, runs cost more than estimated; it alerts below 0.7).",
+            bounded,
+            buckets=(0.25, 0.5, 0.7, 0.85, 1.0, 1.25, 2.0, 4.0),
+            registry=registry,
+        )
         self.fusion_tripwire_events = Counter(
             "governor_fusion_tripwire_events_total",
             "Budget tripwire events by scope and kind (activated, reset, recovered).",

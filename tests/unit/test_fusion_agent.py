@@ -88,6 +88,13 @@ async def test_budget_admission_settlement_through_the_agents(
     assert [o["scope"] for o in observations] == ["refund_processing|rollback_first"]
     requests_pipeline = app.agents["fusion-admissions"].fun.__self__
     assert requests_pipeline.box.get(Position(partition=0, offset=0)) is not None
+    # The AI cost reference's cost efficiency: estimated 100 units, 80 used.
+    samples = topology.gov.metrics.fusion_cost_efficiency.collect()[0].samples
+    total = {s.name: s.value for s in samples if s.name.endswith(("_sum", "_count"))}
+    assert total == {
+        "governor_fusion_cost_efficiency_ratio_sum": 1.25,
+        "governor_fusion_cost_efficiency_ratio_count": 1.0,
+    }
 
 
 async def test_overlay_agent_emits_tripwire_and_routing(
