@@ -10,7 +10,7 @@ from app.metrics import Metrics
 from app.rules.fusion import overlay as overlays
 from app.rules.fusion.budget import TenantOutputs
 from app.rules.fusion.overlay import ScopeOutputs, ScopeState
-from schemas.energy import Outcome
+from schemas.energy import DecisionKind, Outcome
 from schemas.overlay import BreakerState, GateState, OverlayObservation
 
 audit_log = logging.getLogger("governor.audit")
@@ -35,6 +35,8 @@ def count_decisions(m: Metrics, outputs: TenantOutputs) -> None:
         m.fusion_decisions.labels(*labels, d.outcome.value).inc()
         if d.final_units and d.kind.value == "settlement":
             m.fusion_energy.labels(*labels, d.outcome.value).inc(d.final_units)
+        if d.kind is DecisionKind.ADMISSION:
+            m.fusion_routing.labels(*labels, d.routing.value).inc()
         audit_event(
             "energy_decision", decision_id=d.decision_id, tenant=d.tenant, kind=d.kind,
             outcome=d.outcome, reasons=list(d.reasons), final_units=d.final_units,

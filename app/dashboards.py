@@ -100,6 +100,7 @@ DASHBOARDS = (
             Panel("Tripwire events (1 h)", f"sum by (scenario, overlay, result) (increase(governor_fusion_tripwire_events_total{{{FUSION}}}[1h]))", "{{scenario}} {{overlay}} {{result}}"),
             Panel("Overlay breaker (0 closed, 1 half-open, 2 open)", f"max by (scenario, overlay) (governor_fusion_breaker_state{{{FUSION}}})", "{{scenario}} {{overlay}}", "short", "stat"),
             Panel("Budget gate (0 pass, 1 warn, 2 block)", f"max by (scenario, overlay) (governor_fusion_gate_state{{{FUSION}}})", "{{scenario}} {{overlay}}", "short", "stat"),
+            Panel("Flag usage: admissions by routing", f"sum by (routing) (rate(governor_fusion_routing_total{{{FUSION}}}[5m]))", "{{routing}}", "ops", description="The overlay reference's flag-usage panel: overlay, downgraded or baseline only"),
             Panel("Quality score p50", f"histogram_quantile(0.5, sum by (le, scenario, overlay) (rate(governor_fusion_quality_score_bucket{{{FUSION}}}[15m])))", "{{scenario}} {{overlay}}", "percentunit", description="The overlay reference's quality panel; alerts below 0.85"),
             Panel("Successful runs against the 99.9 % SLO (1 h)", f'sum by (scenario) (increase(governor_fusion_latency_seconds_count{{{FUSION}, result="success"}}[1h])) / sum by (scenario) (increase(governor_fusion_latency_seconds_count{{{FUSION}}}[1h]))', "{{scenario}}", "percentunit", description="Share of finished runs that succeeded; the overlay reference's SLO is 0.999"),
         ),

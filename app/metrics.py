@@ -296,6 +296,13 @@ class Metrics:
             bounded,
             registry=registry,
         )
+        self.fusion_routing = Counter(
+            "governor_fusion_routing_total",
+            "Admissions by the routing they got: overlay, downgraded, or baseline_only (a"
+            " feature flag off for the run's routing key, or the overlay's breaker open).",
+            ["scenario", "overlay", "routing"],
+            registry=registry,
+        )
         self.fusion_energy = Counter(
             "governor_fusion_energy_units_total",
             "Energy units charged at settlement (actual units x multipliers).",

@@ -95,6 +95,10 @@ async def test_budget_admission_settlement_through_the_agents(
         "governor_fusion_cost_efficiency_ratio_sum": 1.25,
         "governor_fusion_cost_efficiency_ratio_count": 1.0,
     }
+    routed = topology.gov.metrics.fusion_routing.collect()[0].samples
+    assert {s.labels["routing"]: s.value for s in routed if s.name.endswith("_total")} == {
+        "overlay": 2.0  # the two admissions (the rejected one was routed too)
+    }
 
 
 async def test_overlay_agent_emits_tripwire_and_routing(
