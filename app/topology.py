@@ -63,11 +63,13 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
         )
         if not settings.worker.faust_event_metrics:
             lean_prometheus_monitor(gov.app)
-    health.register(gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor)
+    health_of = health.register(
+        gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor
+    )
     carbon_views.register(gov, carbon_pipeline)
     audit_views.register(gov, audit_pipeline)
     traffic_views.register(gov, feed, traffic_pipeline)
-    fusion_views.register(gov, fusion_ctx, fusion_requests, fusion_overlays)
+    fusion_views.register(gov, fusion_ctx, fusion_requests, fusion_overlays, health_of)
     facility_views.register(gov, facilities)
     ledger_views.register(gov, appender)
     return Topology(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +49,11 @@ class UsedTokens:
 
 
 def register(
-    gov: Governor, ctx: FusionContext, requests: RequestsPipeline, overlay: OverlayPipeline
+    gov: Governor,
+    ctx: FusionContext,
+    requests: RequestsPipeline,
+    overlay: OverlayPipeline,
+    health_of: Callable[[], dict[str, Any]],
 ) -> None:
     app = gov.app
     config = gov.settings.fusion
@@ -146,7 +151,11 @@ def register(
             routing = {
                 scope: r.model_dump(mode="json") for scope, r in sorted(ctx.routing.routing.items())
             }
-            body: dict[str, Any] = {"budget_tripwire": routing}
+            # The AI cost reference's status fields: tripwire, system health, the time.
+            health = {**health_of(), "routing_feed_caught_up": ctx.routing.caught_up.is_set()}
+            body: dict[str, Any] = {
+                "budget_tripwire": routing, "system_health": health, "timestamp": time.time(),
+            }  # fmt: skip
             if tenant is not None:
                 forwarded = await reply_from_owner(self, gov, ctx.tenants, tenant, request)
                 if forwarded is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from faust.web import View
@@ -29,7 +30,10 @@ def readiness(gov: Governor, broker: BrokerWatch) -> dict[str, bool]:
     }
 
 
-def register(gov: Governor, registry: CollectorRegistry, serve_metrics: bool) -> None:
+def register(
+    gov: Governor, registry: CollectorRegistry, serve_metrics: bool
+) -> Callable[[], dict[str, Any]]:
+    """The health pages; returns what /health reports, for pages that include it."""
     app = gov.app
     worker = gov.settings.worker
     broker = BrokerWatch(
@@ -38,13 +42,17 @@ def register(gov: Governor, registry: CollectorRegistry, serve_metrics: bool) ->
     )  # fmt: skip
     app.task(broker.run)
 
+    def report() -> dict[str, Any]:
+        checks = readiness(gov, broker)
+        ready = all(checks.values())
+        return {"status": "ready" if ready else "not_ready", "live": True, "checks": checks}
+
     @app.page("/health")
     class Health(View):
         async def get(self, request: Any) -> Any:
-            checks = readiness(gov, broker)
-            ready = all(checks.values())
-            body = {"status": "ready" if ready else "not_ready", "live": True, "checks": checks}
-            return reply(self, request, gov, "/health", body, status=200 if ready else 503)
+            body = report()
+            status = 200 if body["status"] == "ready" else 503
+            return reply(self, request, gov, "/health", body, status=status)
 
     @app.page("/health/live")
     class Live(View):
@@ -57,3 +65,5 @@ def register(gov: Governor, registry: CollectorRegistry, serve_metrics: bool) ->
         class Metrics(View):
             async def get(self, request: Any) -> Any:
                 return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+    return report

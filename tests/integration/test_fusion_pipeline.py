@@ -70,6 +70,10 @@ def test_admission_approvals_tripwire_and_dead_letters(
     assert answers[5][1]["auto_review"] is True and answers[6][1]["reasons"] == ["hard_limit"]
     _, status_body = http_get(worker.url + "/api/v1/fusion/budget/status?tenant=acme")
     assert status_body["budget"]["reserved_units"] == 900.0
+    # The AI cost reference's status fields beside Governor's.
+    health = status_body["system_health"]
+    assert health["status"] == "ready" and health["routing_feed_caught_up"] is True
+    assert abs(status_body["timestamp"] - time.time()) < 60
 
     # Above the approval threshold: 403 without a token, 200 with one, 401 when replayed.
     big = {**request, "tenant": "bigco", "estimated_units": 20_000, "complexity_level": "low"}
