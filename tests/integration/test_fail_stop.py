@@ -35,11 +35,12 @@ import agents.carbon as carbon
 _original = carbon.CarbonPipeline._persist
 _trigger = os.environ["GOVERNOR_TEST_FAULT_TRIGGER"]
 
-def _persist(self, outcome, facility_id):
+def _persist(self, outcome, *rest):
+    facility_id = rest[-1]
     if facility_id == "facility-000" and os.path.exists(_trigger):
         os.remove(_trigger)
         raise RuntimeError("injected persist failure")
-    return _original(self, outcome, facility_id)
+    return _original(self, outcome, *rest)
 
 carbon.CarbonPipeline._persist = _persist
 """
