@@ -220,23 +220,32 @@ class CarbonUsage:
         self.metrics = ctx.gov.metrics
         self.config = ctx.gov.settings.carbon_budgets
         self.writer = CarbonBudgetWriter(ctx, carbon, "r")
+        self._deciding_s = 0.0
+        """The last decision's time: with its write, the record's time in this stage
+        (``governor_record_processing_seconds{pipeline="carbon-usage"}``)."""
 
     def decide(
         self, facility_id: str, emissions: Sequence[CarbonEmission], position: Position
     ) -> budgets.BudgetOutcome:
         """What ``emissions`` (the record's, applied or re-sent) do to the budget."""
+        started = time.perf_counter()
         self.writer.box.ensure_indexed(position.partition)
         state = self.ctx.carbon_state(facility_id)
-        return budgets.apply_emissions(state, facility_id, emissions, position, self.config)
+        outcome = budgets.apply_emissions(state, facility_id, emissions, position, self.config)
+        self._deciding_s = time.perf_counter() - started
+        return outcome
 
     def write(
         self, facility_id: str, outcome: budgets.BudgetOutcome, position: Position
     ) -> BudgetOutputs:
         """Persist ``outcome``; the alerts to send (from the outbox for a record counted)."""
+        started = time.perf_counter()
         outputs = self.writer.write(facility_id, outcome, position)
         if not outcome.replayed:
             accepted = self.metrics.records.labels(pipeline=self.NAME, outcome="accepted")
             accepted.inc(outcome.counted)
+        spent = self._deciding_s + time.perf_counter() - started
+        self.metrics.processing.labels(pipeline=self.NAME).observe(spent)
         return outputs
 
     async def send(self, facility_id: str, outputs: BudgetOutputs) -> None:

@@ -35,11 +35,11 @@ class ChainWriter:
     head: ChainHead
     next_offset: int
     checkpointed_at: float
-    last_offset: int = -1
-    """The offset of its last record: where a checkpoint says it ends."""
-    producer: Any = None
+    last_offset: int
+    """The offset of its last record (-1: none): where a checkpoint says it ends."""
+    producer: AIOKafkaProducer
     """Its transactional producer (:func:`chain_producer`)."""
-    topic: str = ""
+    topic: str
     sent: bool = field(default=False)
     """Whether the open transaction holds records of the ledger partition."""
 

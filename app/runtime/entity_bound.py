@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from aiokafka.partitioner import murmur2
+from murmurhash2 import murmurhash2
 
 from app.runtime.lanes import REPARTITIONED
 from app.runtime.state import JOURNAL_PREFIX
@@ -29,10 +29,16 @@ from app.runtime.state import JOURNAL_PREFIX
 log = logging.getLogger(__name__)
 
 
+KAFKA_MURMUR2_SEED = 0x9747B28C
+"""The seed of Kafka's murmur2 partitioner (Java's ``Utils.murmur2``, aiokafka's
+``murmur2``)."""
+
+
 def home_partition(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as Faust and the Java client)
-    gives ``key``: where its table entries live."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    gives ``key``: where its table entries live. The C murmur2 of ``murmurhash2``, about ten
+    times aiokafka's pure-Python one: indexing a large table hashes every key."""
+    return (murmurhash2(key.encode(), KAFKA_MURMUR2_SEED) & 0x7FFFFFFF) % partitions
 
 
 def is_entity_key(key: str) -> bool:
@@ -57,6 +63,12 @@ class EntityBound:
         self._partitions = partitions
         self._entity_of = entity_of
         self._held: dict[int, set[str]] = {}
+        self._scanned: dict[int, set[str]] | None = None
+        """Every partition's entities from one scan of the table, taken at the first index
+        after a restart or rebalance: indexing partition by partition hashed and filtered
+        every key once per partition, which blocked the event loop for seconds on large
+        tables. A partition's keys do not change between that scan and its first use (its
+        records are all admitted here first); a revocation discards the scan."""
 
     def admit(self, partition: int, entity: str) -> bool:
         """Whether a record of ``entity`` may be handled in ``partition`` (a position's
@@ -74,8 +86,15 @@ class EntityBound:
     def has_room_for(self, entity: str) -> bool:
         """Whether a record of ``entity`` would be admitted now, counting nothing (for a
         synchronous HTTP path, which refuses up front rather than publish a record that
-        would be dead-lettered)."""
-        held = self._index(home_partition(entity, self._partitions))
+        would be dead-lettered). A partition this worker has not handled since its last
+        rebalance is not indexed from here: that would fix an index of a partition whose
+        changelog may still be recovering."""
+        partition = home_partition(entity, self._partitions)
+        held = self._held.get(partition)
+        if held is None and self._scanned is not None:
+            held = self._scanned.get(partition)
+        if held is None:  # no record of that partition handled here: its owner decides
+            return True
         return entity in held or len(held) < self.limit
 
     def held(self, partition: int) -> int:
@@ -89,15 +108,23 @@ class EntityBound:
     def drop_partition(self, partition: int) -> None:
         """Forget a revoked partition: it is indexed again if it comes back."""
         self._held.pop(partition % REPARTITIONED, None)
+        self._scanned = None
 
     def _index(self, partition: int) -> set[str]:
         held = self._held.get(partition)
         if held is None:
-            held = self._held[partition] = set()
-            for key in list(self._table_keys()):
-                entity = self._entity_of(key)
-                if entity is not None and home_partition(entity, self._partitions) == partition:
-                    held.add(entity)
+            if self._scanned is None:
+                self._scanned = self._scan()
+            held = self._held[partition] = self._scanned.pop(partition, set())
             log.info("entities %s[%d]: %d of at most %d", self.name, partition, len(held),
                      self.limit)  # fmt: skip
         return held
+
+    def _scan(self) -> dict[int, set[str]]:
+        """The table's entities grouped by home partition, each key hashed once."""
+        found: dict[int, set[str]] = {}
+        for key in list(self._table_keys()):
+            entity = self._entity_of(key)
+            if entity is not None:
+                found.setdefault(home_partition(entity, self._partitions), set()).add(entity)
+        return found

@@ -55,6 +55,8 @@ async def test_readings_update_tables_and_emit(
 ) -> None:
     pipeline = topology.carbon
     sent = Recorder(pipeline, monkeypatch)
+    usage_timed = topology.gov.metrics.processing.labels(pipeline="carbon-usage")
+    timed_before = _observations(usage_timed)
     agent = topology.gov.app.agents["carbon-emissions"]
     async with agent.test_context() as ctx:
         await ctx.put(reading(1, consumption_kwh=10).to_json_bytes(), key=b"facility-001")
@@ -74,6 +76,15 @@ async def test_readings_update_tables_and_emit(
     found = pipeline.find_reading("evt-000002")
     assert found is not None and found.consumption_kwh == 5
     assert sent.dead == []
+    # the budget usage stage (inside this agent) still reports its time, once per record
+    # with emissions (the duplicate has none)
+    assert _observations(usage_timed) - timed_before == 2
+
+
+def _observations(histogram: Any) -> float:
+    """How many values a histogram child has observed."""
+    (metric,) = histogram.collect()
+    return next(s.value for s in metric.samples if s.name.endswith("_count"))
 
 
 async def test_bad_records_are_dead_lettered_and_the_agent_continues(
