@@ -6,7 +6,8 @@ chain over every decision, from its genesis record. This is also how to backfill
 to try a policy or a threshold on past traffic (run it with other settings).
 
 Supported inputs: meter-readings (carbon emissions), request-events (traffic decisions,
-breaker transitions, burn-rate alerts) and fusion-results (energy decisions, tripwire,
+breaker transitions, burn-rate alerts), control-ticks (the budget-audit slot log, day
+rollup versions, compliance alerts) and fusion-results (energy decisions, tripwire,
 gate and breaker events, routing). Offline, an overlay's routing reaches admissions at once;
 live it crosses a topic first, so AI cost decisions can differ around a routing change.
 """
@@ -23,6 +24,15 @@ from typing import Any
 import orjson
 
 from app.produce import Progress
+from app.rules.audit import (
+    DayRollup,
+    PeriodRollup,
+    check_tick,
+    period_bounds,
+    period_key,
+    process_tick,
+)
+from app.rules.audit import day_key as site_day_key
 from app.rules.carbon import DayTotals, check_record, day_key, process_readings
 from app.rules.dedup import DedupIndex, Position
 from app.rules.fusion.offline import OfflineFusion
@@ -32,11 +42,12 @@ from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy
 from app.settings import Settings
 from app.topics import Catalogue
+from schemas.control_tick import ControlTick
 from schemas.fusion_result import FusionResult
 from schemas.meter_reading import MeterReadingBatch, parse_meter_record
 from schemas.request_event import RequestEvent
 
-SUPPORTED = ("meter-readings", "request-events", "fusion-results")
+SUPPORTED = ("meter-readings", "request-events", "control-ticks", "fusion-results")
 
 
 class ReplayError(ValueError):
@@ -120,6 +131,46 @@ def _traffic(values: list[bytes], active: ActivePolicy, out: Replayed, progress:
             out.add("traffic-alerts", [a.to_json_bytes() for a in o.alerts])
 
 
+def _audit(values: list[bytes], settings: Settings, out: Replayed, progress: Progress) -> None:
+    config = settings.audit
+    days: dict[str, DayRollup] = {}
+    periods: dict[str, PeriodRollup] = {}
+    dedup = DedupIndex(config.dedup_window_s, config.dedup_max_events_per_partition)
+    for offset, value in enumerate(values):
+        progress.update(offset + 1)
+        try:
+            tick = ControlTick.from_json_bytes(value)
+        except ValueError as exc:
+            out.rejected.append((offset + 1, str(exc)[:300]))
+            continue
+        rejection = check_tick(tick.site_id.encode(), tick, None, config)
+        if rejection is not None:
+            out.rejected.append((offset + 1, rejection.message))
+            continue
+        position = Position(partition=0, offset=offset)
+        day = site_day_key(tick.site_id, tick.timestamp.date())
+        start, _ = period_bounds(tick.timestamp.date(), config.compliance_period)
+        period = period_key(tick.site_id, config.compliance_period, start)
+        seen = dedup.lookup(tick.site_id, tick.event_id)
+        outcome = process_tick(tick, position, days.get(day), periods.get(period),
+                               seen.position if seen else None, config)  # fmt: skip
+        if outcome.duplicate:
+            continue
+        if outcome.day is not None:
+            days[day] = outcome.day
+        if outcome.period is not None:
+            periods[period] = outcome.period
+        if outcome.segment is not None:
+            dedup.add(outcome.segment)
+        for topic, record in (
+            ("budget-audit", outcome.slot),
+            ("budget-audit-rollups", outcome.rollup),
+            ("budget-compliance-alerts", outcome.alert),
+        ):
+            if record is not None:
+                out.add(topic, [record.to_json_bytes()])
+
+
 def _fusion(values: list[bytes], settings: Settings, out: Replayed, progress: Progress) -> None:
     offline = OfflineFusion(settings.fusion)
     for offset, value in enumerate(values):
@@ -147,6 +198,8 @@ def replay(topic: str, values: list[bytes], settings: Settings, active: ActivePo
         _carbon(values, settings, out, progress)
     elif topic == "request-events":
         _traffic(values, active, out, progress)
+    elif topic == "control-ticks":
+        _audit(values, settings, out, progress)
     elif topic == "fusion-results":
         _fusion(values, settings, out, progress)
     else:

@@ -1,6 +1,7 @@
 """Issue 15 part 4: a chaos soak that compares with replay.
 
-A mixed workload (meter readings and request events, as `governor generate` makes them)
+A mixed workload (meter readings, request events and control ticks, as `governor generate`
+makes them)
 goes through two workers while a driver SIGKILLs a random worker at random moments
 (restarting it each time) and once stops the broker and starts it again on the same data.
 At the end every decision, deduplicated by its id, must be byte for byte what `governor
@@ -86,9 +87,13 @@ def test_chaos_soak_gives_what_replay_gives(
     rng = random.Random(SEED)
     policy = sample_policy().model_dump_json()
     start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) - timedelta(hours=8)
-    workload = Workload(seed=SEED, start=start, hours=HOURS, facilities=6, requests_per_s=1.0)
+    workload = Workload(
+        seed=SEED, start=start, hours=HOURS, facilities=6, requests_per_s=1.0, sites=8
+    )
     readings = list(generate("meter-readings", workload))
     requests = list(generate("request-events", workload))
+    ticks = list(generate("control-ticks", workload))
+    tick_keys = [orjson.loads(v)["site_id"].encode() for v in ticks]
     reading_keys = [orjson.loads(v)["facility_id"].encode() for v in readings]
     request_keys = [orjson.loads(v)["platform"].encode() for v in requests]
     chunks = 24
@@ -102,6 +107,8 @@ def test_chaos_soak_gives_what_replay_gives(
         batches.append(
             ("request-events", list(zip(request_keys[part], requests[part], strict=True)))
         )
+        part = slice(n * len(ticks) // chunks, (n + 1) * len(ticks) // chunks)
+        batches.append(("control-ticks", list(zip(tick_keys[part], ticks[part], strict=True))))
 
     seed = base64.b64encode(bytes(range(32))).decode()
     env = {
@@ -109,6 +116,8 @@ def test_chaos_soak_gives_what_replay_gives(
         "GOVERNOR_LEDGER__SIGNING_KEY": seed,
         "GOVERNOR_LEDGER__CHECKPOINT_EVERY_S": "1",
     }
+    audit = {"GOVERNOR_AUDIT__DEFAULT_CAPACITY_KW": "0.05"}  # low: sites cross their ceilings
+    env.update(audit)
     pair = [workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID=f"chaos-{n}", **env) for n in "ab"]
     for worker in pair:
         worker.wait_ready()
@@ -144,14 +153,25 @@ def test_chaos_soak_gives_what_replay_gives(
                               300, 2)  # fmt: skip
     live_decisions = wait_for(lambda: everything("traffic-decisions", "decision_id",
                                                  len(requests)), 300, 2)  # fmt: skip
+    live_slots = wait_for(lambda: everything("budget-audit", "event_id", len(ticks)), 300, 2)
 
     offline = replay(cluster, prefix, "meter-readings", readings, tmp_path / "carbon", policy)
     emissions = by_id(offline["carbon-emissions"], "event_id")
     offline = replay(cluster, prefix, "request-events", requests, tmp_path / "traffic", policy)
     decisions = by_id(offline["traffic-decisions"], "decision_id")
-    mismatches = [k for k in emissions if live_emissions.get(k) != emissions[k]]
-    mismatches += [k for k in decisions if live_decisions.get(k) != decisions[k]]
-    extra = (set(live_emissions) - set(emissions)) | (set(live_decisions) - set(decisions))
+    offline = replay(cluster, prefix, "control-ticks", ticks, tmp_path / "audit", policy, **audit)
+    compared = [
+        (live_emissions, emissions),
+        (live_decisions, decisions),
+        (live_slots, by_id(offline["budget-audit"], "event_id")),
+    ]
+    for topic, field in (("budget-audit-rollups", "rollup_id"),
+                         ("budget-compliance-alerts", "alert_id")):  # fmt: skip
+        got = asyncio.run(read_all(cluster, prefix + topic, 10**9, 3))
+        compared.append((by_id([m.value for m in got], field), by_id(offline[topic], field)))
+    assert offline["budget-compliance-alerts"], "the workload should make compliance alerts"
+    mismatches = [k for live, want in compared for k in want if live.get(k) != want[k]]
+    extra = {k for live, want in compared for k in set(live) - set(want)}
 
     readings_per_facility = Counter(
         str(orjson.loads(next(iter(v)))["facility_id"]) for v in emissions.values()
@@ -160,11 +180,19 @@ def test_chaos_soak_gives_what_replay_gives(
         for worker in pair:
             status, body = http_get(f"{worker.url}/api/v1/carbon/emissions/{facility}")
             assert status == 200 and body["readings"] == count, (facility, body)
+    slots_per_site = Counter(str(orjson.loads(v)["site_id"]) for v in offline["budget-audit"])
+    days = sorted({str(orjson.loads(v)["utc_day"]) for v in offline["budget-audit-rollups"]})
+    for site, count in sorted(slots_per_site.items()):
+        for worker in pair:
+            url = f"{worker.url}/api/v1/audit/report/{site}?from={days[0]}&to={days[-1]}"
+            status, body = http_get(url)
+            assert status == 200 and body["slots"] == count, (site, body)
     vkey = Signer.from_seed("governor-ledger", bytes(range(32))).verifier_key()
     verified = ledger_cli(pair[0], "verify", "--vkey", vkey)
     duration = time.monotonic() - began
-    print(f"\nchaos soak: {kills} kills, {restarts} broker restart, {len(readings)} readings and"
-          f" {len(requests)} requests, {duration:.0f} s, {len(mismatches)} mismatches,"
-          f" {len(extra)} decisions replay does not make")  # fmt: skip
+    print(f"\nchaos soak: {kills} kills, {restarts} broker restart, {len(readings)} readings,"
+          f" {len(requests)} requests and {len(ticks)} ticks, {duration:.0f} s,"
+          f" {len(mismatches)} mismatches, {len(extra)} decisions replay does not"
+          " make")  # fmt: skip
     assert not mismatches and not extra, (mismatches[:5], sorted(extra)[:5])
     assert verified.returncode == 0 and verified.stdout.count(": ok") == 6, verified.stdout

@@ -30,12 +30,15 @@ pytestmark = pytest.mark.integration
 
 
 def replay(cluster: Cluster, prefix: str, topic: str, lines: list[bytes], out: Path,
-           policy: str) -> dict[str, list[bytes]]:  # fmt: skip
+           policy: str, **settings: str) -> dict[str, list[bytes]]:  # fmt: skip
+    """`governor replay` of ``lines`` as ``topic`` (``settings``: environment overrides, the
+    live workers' own)."""
     source = out.with_suffix(".jsonl")
     source.write_bytes(b"".join(line + b"\n" for line in lines))
+    env = governor_env(cluster, prefix, GOVERNOR_TRAFFIC__POLICY=policy, **settings)
     done = subprocess.run(
         [sys.executable, "-m", "app.cli", "replay", topic, str(source), "--out", str(out)],
-        cwd=REPO, env=governor_env(cluster, prefix, GOVERNOR_TRAFFIC__POLICY=policy),
+        cwd=REPO, env=env,
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -75,3 +75,39 @@ async def test_ticks_roll_up_and_alert_once(
     rollups = pipeline.site_rollups("site-001")
     assert rollups is not None and [(r.slots, r.cost_mwh) for r in rollups] == [(3, 1_100_000)]
     assert pipeline.site_rollups("site-002") is None
+
+
+async def test_replay_gives_the_agents_records_byte_for_byte(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`governor replay control-ticks` runs the same rules: slot log, rollup versions and
+    alerts as the agent sends them, a duplicate ignored by both."""
+    from app.replay import replay
+    from app.rules.traffic.policy import ActivePolicy
+    from app.sample import sample_policy
+
+    pipeline = topology.audit
+    sent: dict[str, list[bytes]] = {}
+
+    async def send(site_id: str, outcome: AuditOutcome) -> None:
+        for topic, record in (
+            ("budget-audit", outcome.slot),
+            ("budget-audit-rollups", outcome.rollup),
+            ("budget-compliance-alerts", outcome.alert),
+        ):
+            if record is not None:
+                sent.setdefault(topic, []).append(record.to_json_bytes())
+
+    Recorder(pipeline, monkeypatch)
+    monkeypatch.setattr(pipeline, "_send", send)
+    ticks = [tick(n, energy_cost_kwh=0.05 * n) for n in range(12)]
+    ticks.insert(5, ticks[2])  # a duplicate
+    values = [t.to_json_bytes() for t in ticks]
+    agent = topology.gov.app.agents["budget-audit"]
+    async with agent.test_context() as ctx:
+        for value in values:
+            await ctx.put(value, key=b"site-001")
+    offline = replay("control-ticks", values, topology.gov.settings,
+                     ActivePolicy.of(sample_policy(), "settings"))  # fmt: skip
+    assert len(sent["budget-audit"]) == 12 and sent["budget-compliance-alerts"]
+    assert offline.outputs == sent and not offline.rejected

@@ -55,4 +55,4 @@ def test_the_ledger_links_every_decision_from_genesis(tmp_path: Path) -> None:
 
 def test_unsupported_topics_are_refused() -> None:
     with pytest.raises(ReplayError, match="cannot replay"):
-        replay("control-ticks", [], SETTINGS, ACTIVE)
+        replay("balancing-commands", [], SETTINGS, ACTIVE)
