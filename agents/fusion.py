@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from agents.base import Pipeline
-from agents.fusion_metrics import count_decisions, count_scope
+from agents.fusion_metrics import FusionMetrics, count_decisions, count_scope
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
 from app.outbox import Entry, Outbox
@@ -57,6 +57,7 @@ class FusionContext:
         self.routing = RoutingFeed(gov.settings)
         gov.app.task(self.routing.run)
         self.tenants: Any = None
+        self.metrics = FusionMetrics(gov.metrics)
         self.waiters: Waiters[EnergyDecision] = Waiters()
 
     def tenant_state(self, tenant: str) -> TenantState | None:
@@ -127,7 +128,7 @@ class _TenantPipeline(Pipeline):
         self.after(value, position, outcome)
         await self._send(value.tenant, outputs)
         if not outcome.replayed:
-            count_decisions(self.metrics, outputs)
+            count_decisions(self.ctx.metrics, outputs)
         self.ctx.resolve(outputs.decisions)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
         self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
@@ -256,24 +257,23 @@ class ResultsPipeline(_TenantEventPipeline):
         super().after(value, position, outcome)
         if outcome.duplicate or outcome.replayed:
             return
-        m = self.metrics
-        labels = m.fusion_labels("governor_fusion_latency_seconds", value.scenario_type,
+        m = self.ctx.metrics
+        labels = m.labels("governor_fusion_latency_seconds", value.scenario_type,
                                  value.overlay)  # fmt: skip
-        m.fusion_latency.labels(*labels, value.result.value).observe(value.latency_ms / 1000)
-        m.fusion_token_delta.labels(*labels, value.result.value).observe(
-            value.token_delta_pct / 100
-        )
-        m.fusion_quality.labels(*labels, value.result.value).observe(value.quality_score)
+        m.latency.labels(*labels, value.result.value).observe(value.latency_ms / 1000)
+        m.token_delta.labels(*labels, value.result.value).observe(value.token_delta_pct / 100)
+        m.quality.labels(*labels, value.result.value).observe(value.quality_score)
         if value.actual_units > 0:  # a run that cost nothing has no efficiency to speak of
             efficiency = value.estimated_units / value.actual_units
-            m.fusion_cost_efficiency.labels(*labels, value.result.value).observe(efficiency)
+            m.cost_efficiency.labels(*labels, value.result.value).observe(efficiency)
 
 
 class OverlayPipeline(Pipeline):
     """fusion-observations → tripwire, gates, breaker events and routing, per scope."""
 
-    def __init__(self, gov: Governor) -> None:
+    def __init__(self, gov: Governor, fusion_metrics: FusionMetrics) -> None:
         super().__init__(gov, "fusion-overlays", "fusion-observations")
+        self.fusion_metrics = fusion_metrics
         self.config = gov.settings.fusion
         self.scopes = self.table(
             "fusion-scopes", ScopeEntry, "Tripwire, gates and breaker per scope; outbox"
@@ -324,7 +324,7 @@ class OverlayPipeline(Pipeline):
             self.scopes[obs.scope] = ScopeEntry(state=outcome.state)
         await self._send(obs.scope, outputs)
         if not outcome.replayed and outcome.state is not None:
-            count_scope(self.metrics, obs, outcome.state, outputs)
+            count_scope(self.fusion_metrics, obs, outcome.state, outputs)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
 
     async def _send(self, scope: str, outputs: ScopeOutputs) -> None:
@@ -357,5 +357,5 @@ def register(gov: Governor) -> tuple[FusionContext, RequestsPipeline, OverlayPip
     BudgetsPipeline(gov, ctx)
     requests = RequestsPipeline(gov, ctx)
     ResultsPipeline(gov, ctx)
-    overlay = OverlayPipeline(gov)
+    overlay = OverlayPipeline(gov, ctx.metrics)
     return ctx, requests, overlay

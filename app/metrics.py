@@ -288,74 +288,9 @@ class Metrics:
         self.fusion_labels = LabelGuard(
             max_label_sets_per_metric, max_label_sets_total, self.label_overflow
         )
-        bounded = ["scenario", "overlay", "result"]
-        self.fusion_decisions = Counter(
-            "governor_fusion_decisions_total",
-            "Energy decisions (admissions, settlements, expiries) by scenario, overlay and"
-            " outcome.",
-            bounded,
-            registry=registry,
-        )
-        self.fusion_routing = Counter(
-            "governor_fusion_routing_total",
-            "Admissions by the routing they got: overlay, downgraded, or baseline_only (a"
-            " feature flag off for the run's routing key, or the overlay's breaker open).",
-            ["scenario", "overlay", "routing"],
-            registry=registry,
-        )
-        self.fusion_energy = Counter(
-            "governor_fusion_energy_units_total",
-            "Energy units charged at settlement (actual units x multipliers).",
-            bounded,
-            registry=registry,
-        )
-        self.fusion_latency = Histogram(
-            "governor_fusion_latency_seconds",
-            "Latency of finished runs.",
-            bounded,
-            buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
-            registry=registry,
-        )
-        self.fusion_token_delta = Histogram(
-            "governor_fusion_token_delta_ratio",
-            "Token use of finished runs against the baseline, minus one (0.12 = 12 % more).",
-            bounded,
-            buckets=(-0.25, 0.0, 0.05, 0.12, 0.25, 0.5, 1.0),
-            registry=registry,
-        )
-        self.fusion_quality = Histogram(
-            "governor_fusion_quality_score",
-            "Quality score of finished runs (0..1).",
-            bounded,
-            buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0),
-            registry=registry,
-        )
-        self.fusion_cost_efficiency = Histogram(
-            "governor_fusion_cost_efficiency_ratio",
-            "Estimated units over actual units of finished runs (the AI cost reference's cost"
-            " efficiency: below 1, runs cost more than estimated; it alerts below 0.7).",
-            bounded,
-            buckets=(0.25, 0.5, 0.7, 0.85, 1.0, 1.25, 2.0, 4.0),
-            registry=registry,
-        )
-        self.fusion_tripwire_events = Counter(
-            "governor_fusion_tripwire_events_total",
-            "Budget tripwire events by scope and kind (activated, reset, recovered).",
-            bounded,
-            registry=registry,
-        )
-        self.fusion_breaker_state = Gauge(
-            "governor_fusion_breaker_state",
-            "Overlay circuit breaker: 0 closed, 1 half-open, 2 open.",
-            ["scenario", "overlay"],
-            registry=registry,
-        )
-        self.fusion_gate_state = Gauge(
-            "governor_fusion_gate_state",
-            "Worst fusion budget gate: 0 pass, 1 warn, 2 block.",
-            ["scenario", "overlay"],
-            registry=registry,
-        )
+        """Label sets of the AI cost metrics (:class:`agents.fusion_metrics.FusionMetrics`),
+        whose scenario, overlay and tenant names come from producers."""
+        self.registry = registry
         self.zone_label = BoundedLabels(max_facility_labels)
         self.carbon_budget_usage = Gauge(
             "governor_carbon_budget_usage_ratio",

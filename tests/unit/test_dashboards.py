@@ -7,6 +7,7 @@ import re
 
 from prometheus_client import CollectorRegistry
 
+from agents.fusion_metrics import FusionMetrics
 from app.dashboards import DASHBOARDS, OUT, files
 from app.metrics import Metrics
 
@@ -22,7 +23,7 @@ def test_the_checked_in_dashboards_are_current() -> None:
 
 def test_every_panel_and_variable_queries_an_exported_metric() -> None:
     registry = CollectorRegistry()
-    Metrics(10, registry)
+    FusionMetrics(Metrics(10, registry))
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     exported = {
         family.name + suffix

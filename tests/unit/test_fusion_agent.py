@@ -89,16 +89,20 @@ async def test_budget_admission_settlement_through_the_agents(
     requests_pipeline = app.agents["fusion-admissions"].fun.__self__
     assert requests_pipeline.box.get(Position(partition=0, offset=0)) is not None
     # The AI cost reference's cost efficiency: estimated 100 units, 80 used.
-    samples = topology.gov.metrics.fusion_cost_efficiency.collect()[0].samples
+    samples = topology.fusion_context.metrics.cost_efficiency.collect()[0].samples
     total = {s.name: s.value for s in samples if s.name.endswith(("_sum", "_count"))}
     assert total == {
         "governor_fusion_cost_efficiency_ratio_sum": 1.25,
         "governor_fusion_cost_efficiency_ratio_count": 1.0,
     }
-    routed = topology.gov.metrics.fusion_routing.collect()[0].samples
+    routed = topology.fusion_context.metrics.routing.collect()[0].samples
     assert {s.labels["routing"]: s.value for s in routed if s.name.endswith("_total")} == {
         "overlay": 2.0  # the two admissions (the rejected one was routed too)
     }
+    # The AI cost reference's tenant alert input: a budgeted tenant's use after its last
+    # decision (tenant-b has no budget, so no ratio).
+    used = topology.fusion_context.metrics.budget_used.collect()[0].samples
+    assert {s.labels["tenant"]: s.value for s in used} == {"tenant-a": 0.08}
 
 
 async def test_overlay_agent_emits_tripwire_and_routing(
@@ -120,6 +124,8 @@ async def test_overlay_agent_emits_tripwire_and_routing(
     assert [d["reason"] for d in sent.dead] == [DeadLetterReason.KEY_MISMATCH]
     state = topology.fusion_overlays.scope_state(scope.decode())
     assert state is not None and state.tripwire.downgrade_active
+    breaches = topology.fusion_context.metrics.consecutive_breaches.collect()[0].samples
+    assert {s.labels["scope"]: s.value for s in breaches} == {scope.decode(): 3.0}
 
 
 async def test_tenants_and_scopes_past_their_partition_limits_are_dead_lettered(
