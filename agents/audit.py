@@ -30,6 +30,7 @@ from app.rules.dedup import Position
 from app.rules.retention import DayIndex
 from schemas.control_tick import ControlTick
 from schemas.dead_letter import DeadLetterReason
+from schemas.seed_forms import parse_tick
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class AuditPipeline(Pipeline):
         """Process one control tick; never raises for bad input."""
         started = time.perf_counter()
         coordinates = source_coordinates(message)
-        tick = await self.decode(message, ControlTick.from_json_bytes)
+        tick = await self.decode(message, lambda v: parse_tick(v, message.key))
         if tick is None:
             return
         rejection = check_tick(message.key, tick, coordinates["timestamp_ms"], self.config)

@@ -36,7 +36,8 @@ from app.rules.grid import EmissionContext
 from app.rules.retention import DayIndex
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
-from schemas.meter_reading import MeterReading, MeterReadingBatch, parse_meter_record
+from schemas.meter_reading import MeterReading, MeterReadingBatch
+from schemas.seed_forms import parse_reading_record
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class CarbonPipeline(Pipeline):
         started = time.perf_counter()
         coordinates = source_coordinates(message)
         timestamp_ms = coordinates["timestamp_ms"]
-        record = await self.decode(message, parse_meter_record)
+        record = await self.decode(message, parse_reading_record)
         if record is None:
             return
         rejection = check_record(message.key, record, timestamp_ms, self.config)

@@ -38,6 +38,7 @@ from schemas.dead_letter import DeadLetterReason
 from schemas.energy import EnergyBudget, EnergyDecision
 from schemas.fusion_result import FusionRequest, FusionResult
 from schemas.overlay import OverlayObservation
+from schemas.seed_forms import parse_fusion_request
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ class _TenantPipeline(Pipeline):
     async def handle(self, message: Any) -> None:
         started = time.perf_counter()
         coordinates = source_coordinates(message)
-        value = await self.decode(message, self.model.from_json_bytes)
+        stamp_ms = coordinates["timestamp_ms"]
+        value = await self.decode(message, lambda v: self.parse(v, message.key, stamp_ms))
         if value is None:
             return
         rejection = key_rejection(message.key, value.tenant, "tenant") or self.check(
@@ -132,6 +134,10 @@ class _TenantPipeline(Pipeline):
         self.ctx.resolve(outputs.decisions)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
         self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
+
+    def parse(self, value: bytes, key: bytes | None, stamp_ms: int | None) -> Any:
+        """The record's value as this pipeline's contract (raises as ``from_json_bytes``)."""
+        return self.model.from_json_bytes(value)
 
     def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
         return None
@@ -215,6 +221,10 @@ class RequestsPipeline(_TenantEventPipeline):
     def __init__(self, gov: Governor, ctx: FusionContext) -> None:
         super().__init__(gov, ctx, "fusion-requests", "fusion-requests")
         self.approval_secret = gov.settings.fusion.approvals.secret()
+
+    def parse(self, value: bytes, key: bytes | None, stamp_ms: int | None) -> Any:
+        """Governor's request, or the AI cost reference's (:mod:`schemas.seed_forms`)."""
+        return parse_fusion_request(value, key, stamp_ms)
 
     def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
         """Besides the clock: an approval must carry the seal only Governor's approval

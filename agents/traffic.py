@@ -33,7 +33,7 @@ from app.rules.traffic.engine import (
 )
 from app.runtime.expiry import ExpiringKeys
 from schemas.dead_letter import DeadLetterReason
-from schemas.request_event import RequestEvent
+from schemas.seed_forms import parse_request_event
 from schemas.traffic import CircuitState, RoutedRequest
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ class TrafficRouter(Pipeline):
 
     async def handle(self, message: Any) -> None:
         coordinates = source_coordinates(message)
-        event = await self.decode(message, RequestEvent.from_json_bytes)
+        stamp_ms = coordinates["timestamp_ms"]
+        event = await self.decode(message, lambda v: parse_request_event(v, message.key, stamp_ms))
         if event is None:
             return
         rejection = future_rejection(

@@ -42,10 +42,9 @@ from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy
 from app.settings import Settings
 from app.topics import Catalogue
-from schemas.control_tick import ControlTick
 from schemas.fusion_result import FusionResult
-from schemas.meter_reading import MeterReadingBatch, parse_meter_record
-from schemas.request_event import RequestEvent
+from schemas.meter_reading import MeterReadingBatch
+from schemas.seed_forms import parse_reading_record, parse_request_event, parse_tick
 
 SUPPORTED = ("meter-readings", "request-events", "control-ticks", "fusion-results")
 
@@ -89,7 +88,7 @@ def _carbon(values: list[bytes], settings: Settings, out: Replayed, progress: Pr
     for offset, value in enumerate(values):
         progress.update(offset + 1)
         try:
-            record = parse_meter_record(value)
+            record = parse_reading_record(value)
         except ValueError as exc:
             out.rejected.append((offset + 1, str(exc)[:300]))
             continue
@@ -118,7 +117,7 @@ def _traffic(values: list[bytes], active: ActivePolicy, out: Replayed, progress:
     for offset, value in enumerate(values):
         progress.update(offset + 1)
         try:
-            event = RequestEvent.from_json_bytes(value)
+            event = parse_request_event(value, None, None)
         except ValueError as exc:
             out.rejected.append((offset + 1, str(exc)[:300]))
             continue
@@ -139,7 +138,7 @@ def _audit(values: list[bytes], settings: Settings, out: Replayed, progress: Pro
     for offset, value in enumerate(values):
         progress.update(offset + 1)
         try:
-            tick = ControlTick.from_json_bytes(value)
+            tick = parse_tick(value, None)
         except ValueError as exc:
             out.rejected.append((offset + 1, str(exc)[:300]))
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import Field
@@ -56,7 +56,11 @@ def parse_meter_record(data: bytes) -> MeterReading | MeterReadingBatch:
     Raises ``orjson.JSONDecodeError`` for bytes that are not JSON and ``ValueError`` (pydantic's
     ``ValidationError`` included) for JSON that breaks the contract.
     """
-    parsed = orjson.loads(data)
+    return meter_record_of(orjson.loads(data))
+
+
+def meter_record_of(parsed: Any) -> MeterReading | MeterReadingBatch:
+    """:func:`parse_meter_record` of an already decoded JSON value."""
     if not isinstance(parsed, dict):
         raise ValueError(f"expected a JSON object, got {type(parsed).__name__}")
     if "readings" in parsed:

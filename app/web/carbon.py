@@ -21,7 +21,8 @@ from app.web.http import authorised, problem, read_body, reply, too_large
 from app.web.peers import ask_peers, is_peer_request
 from schemas.carbon_emission import CarbonEmission
 from schemas.common import EnergySource
-from schemas.meter_reading import MeterReadingBatch, parse_meter_record
+from schemas.meter_reading import MeterReadingBatch
+from schemas.seed_forms import SeedReading, parse_reading_record
 
 
 class SourceSummary(BaseModel):
@@ -111,8 +112,8 @@ def summarise(facility_id: str, factor_set: str, days: list[DayTotals]) -> Facil
 
 def with_event_ids(payload: Any) -> Any:
     """Give readings (and a batch) without an ``event_id`` a fresh one, as ingest promises."""
-    if not isinstance(payload, dict):
-        return payload
+    if not isinstance(payload, dict) or SeedReading.matches(payload):
+        return payload  # the reference's reading: its id is derived from it
     items = payload.get("readings") if "readings" in payload else [payload]
     if "readings" in payload:
         payload.setdefault("batch_id", f"batch-{uuid.uuid4()}")
@@ -139,7 +140,7 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
             return problem(view, request, gov, route, 413, too_large(gov))
         try:
             payload = with_event_ids(orjson.loads(body))
-            record = parse_meter_record(orjson.dumps(payload))
+            record = parse_reading_record(orjson.dumps(payload))
         except orjson.JSONDecodeError as exc:
             return problem(view, request, gov, route, 400, f"body is not JSON: {exc}")
         except orjson.JSONEncodeError:  # parsed, but nested deeper than a reading can be

@@ -29,6 +29,7 @@ from app.web.peers import reply_from_owner
 from schemas.energy import EnergyBudget, Outcome
 from schemas.fusion_result import FusionRequest
 from schemas.overlay import ObservationKind, OverlayObservation
+from schemas.seed_forms import SEED_TENANT, SeedFusionRequest
 
 DECISION_WAIT_S = 10.0
 APPROVAL_HEADER = "X-Approval-Token"
@@ -46,6 +47,15 @@ class UsedTokens:
             return False
         self._seen[token_id] = now_s
         return True
+
+
+def seed_request_now(raw: dict[str, Any]) -> FusionRequest | None:
+    """The AI cost reference's request body, as Governor's (tenant ``default``, stamped
+    now: the endpoint is its producer); ``None`` for any other body."""
+    if not SeedFusionRequest.matches(raw):
+        return None
+    now_ms = int(time.time() * 1000)
+    return SeedFusionRequest.model_validate(raw).to_contract(raw, SEED_TENANT, now_ms)
 
 
 def register(
@@ -84,7 +94,9 @@ def register(
                 "event_id": f"api-{uuid.uuid4().hex}",
                 "timestamp": datetime.now(UTC).isoformat(),
             }
-            parsed = await read_contract(self, request, gov, self.ROUTE, FusionRequest, defaults)
+            parsed = await read_contract(
+                self, request, gov, self.ROUTE, FusionRequest, defaults, seed_request_now
+            )
             if not isinstance(parsed, tuple):
                 return parsed
             fusion_request, body = parsed

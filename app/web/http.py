@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -79,7 +80,14 @@ class BadInput(ValueError):
         self.details = details or []
 
 
-def parse(model: type[Any], body: bytes, defaults: dict[str, Any]) -> Any:
+Alternative = Callable[[dict[str, Any]], Any]
+"""Parses a body in another accepted form (a reference design's payload), or answers
+``None`` when the body is not in that form."""
+
+
+def parse(
+    model: type[Any], body: bytes, defaults: dict[str, Any], alternative: Alternative | None = None
+) -> Any:
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -87,17 +95,20 @@ def parse(model: type[Any], body: bytes, defaults: dict[str, Any]) -> Any:
     if not isinstance(raw, dict):
         raise BadInput(400, "body must be a JSON object")
     try:
-        return model.model_validate({**defaults, **raw})
+        found = alternative(raw) if alternative is not None else None
+        return found if found is not None else model.model_validate({**defaults, **raw})
     except ValidationError as exc:
         details = [
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
         ]
         raise BadInput(422, f"body does not match {model.__name__}", details) from None
+    except ValueError as exc:  # a reference payload lacking what Governor needs
+        raise BadInput(422, str(exc)) from None
 
 
 async def read_contract(
     view: Any, request: Any, gov: Governor, route: str, model: type[Any],
-    defaults: dict[str, Any],
+    defaults: dict[str, Any], alternative: Alternative | None = None,
 ) -> tuple[Any, bytes] | Any:  # fmt: skip
     """An authorised request's body parsed as ``model``, with the raw bytes; or the 401,
     413, 400 or 422 response to return instead."""
@@ -108,7 +119,7 @@ async def read_contract(
     if body is None:
         return problem(view, request, gov, route, 413, too_large(gov))
     try:
-        return parse(model, body, defaults), body
+        return parse(model, body, defaults, alternative), body
     except BadInput as exc:
         return problem(view, request, gov, route, exc.status, str(exc), details=exc.details)
 
