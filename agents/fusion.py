@@ -30,7 +30,7 @@ from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupSegment, Position
 from app.rules.fusion import budget as budgets
 from app.rules.fusion import overlay as overlays
-from app.rules.fusion import tokens
+from app.rules.fusion import settlement, tokens
 from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
 from app.rules.fusion.overlay import ScopeOutputs, ScopeState
 from app.waiters import Waiters
@@ -261,7 +261,7 @@ class ResultsPipeline(_TenantEventPipeline):
         self, state: TenantState | None, value: Any, position: Position, first: Position | None
     ) -> TenantOutcome:
         routing = self.ctx.routing.routing
-        return budgets.settle(state, value, position, first, routing, self.config)
+        return settlement.settle(state, value, position, first, routing, self.config)
 
     def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
         super().after(value, position, outcome)

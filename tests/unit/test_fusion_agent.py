@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from app.rules.dedup import Position
-from app.rules.fusion.budget import observations_of
+from app.rules.fusion.settlement import observations_of
 from app.settings import Settings, load_settings
 from app.topology import Topology, build
 from schemas.dead_letter import DeadLetterReason

@@ -11,12 +11,9 @@ Per request, in the tenant's event order (one partition holds a tenant):
    85 % approved with an auto-review flag, from 95 % rejected (hard limit); with 99 %
    already used the tenant is in emergency state and everything is rejected;
 5. an approved run reserves its cost; its result releases the reservation and charges the
-   actual units (x the same multipliers). A burst of requests therefore cannot overspend:
-   each one sees the reservations of those before it (LiteLLM's reported flaw records spend
-   only after the call).
-
-A result that was never admitted is admitted (and recorded) and settled at once: the run
-happened, so its spend counts even if the admission says it should not have.
+   actual units (x the same multipliers, :mod:`app.rules.fusion.settlement`). A burst of
+   requests therefore cannot overspend: each one sees the reservations of those before it
+   (LiteLLM's reported flaw records spend only after the call).
 """
 
 from __future__ import annotations
@@ -46,8 +43,8 @@ from schemas.energy import (
     Reason,
     RoutingMode,
 )
-from schemas.fusion_result import FusionRequest, FusionResult
-from schemas.overlay import ObservationKind, OverlayObservation, OverlayRouting
+from schemas.fusion_result import FusionRequest
+from schemas.overlay import OverlayObservation, OverlayRouting
 
 BUDGETS = "budgets"
 REQUESTS = "requests"
@@ -148,7 +145,7 @@ def _state_of(used_pct: float, config: FusionSettings) -> BudgetState:
     return BudgetState.OK
 
 
-def _advance(
+def advance(
     state: TenantState, at_s: float, event_id: str, config: FusionSettings
 ) -> tuple[TenantState, float, list[EnergyDecision]]:
     """Move the tenant to event time ``at_s``: roll the budget period, release expired
@@ -248,7 +245,7 @@ def admit(
     current = state or TenantState(tenant=request.tenant)
     if current.has_applied(REQUESTS, position):
         return TenantOutcome(replayed=True)
-    current, now_s, released = _advance(
+    current, now_s, released = advance(
         current, request.timestamp.timestamp(), request.event_id, config
     )
     if request.event_id in current.settled or request.event_id in current.reservations:
@@ -257,14 +254,14 @@ def admit(
             state=current.stamped(REQUESTS, position),
             outputs=TenantOutputs(decisions=tuple(released)),
         )
-    current, decision = _decide(current, request, now_s, routing, config)
+    current, decision = decide(current, request, now_s, routing, config)
     return TenantOutcome(
         state=current.stamped(REQUESTS, position),
         outputs=TenantOutputs(decisions=(*released, decision)),
     )
 
 
-def _decide(
+def decide(
     state: TenantState,
     request: FusionRequest,
     now_s: float,
@@ -279,7 +276,7 @@ def _decide(
     def decision(
         outcome: Outcome, reasons: tuple[Reason, ...], final: float, s: TenantState, **extra: object
     ) -> EnergyDecision:
-        return _decision(request, request.estimated_units, DecisionKind.ADMISSION, outcome,
+        return decision_of(request, request.estimated_units, DecisionKind.ADMISSION, outcome,
                          reasons, applied, cost,
                          final, route, s, now_s, config, **extra)  # fmt: skip
 
@@ -329,114 +326,7 @@ def _decide(
     return state, decision(outcome, tuple(reasons), final, state, auto_review=auto_review)
 
 
-def settle(
-    state: TenantState | None,
-    result: FusionResult,
-    position: Position,
-    first_seen_at: Position | None,
-    routing: Mapping[str, OverlayRouting],
-    config: FusionSettings,
-) -> TenantOutcome:
-    """Settle a finished run; admit it first if it never was."""
-    if first_seen_at is not None and first_seen_at != position:
-        return TenantOutcome(duplicate=True)
-    current = state or TenantState(tenant=result.tenant)
-    if current.has_applied(RESULTS, position):
-        return TenantOutcome(replayed=True)
-    current, now_s, decisions = _advance(
-        current, result.timestamp.timestamp(), result.event_id, config
-    )
-    request = result.as_request()
-    reservation = current.reservations.get(result.event_id)
-    reasons: list[Reason] = [Reason.RESERVATION_SETTLED]
-    if reservation is None:
-        current, admission = _decide(current, request, now_s, routing, config)
-        decisions.append(admission)
-        reservation = current.reservations.get(result.event_id)
-        reasons = [Reason.SETTLED_WITHOUT_RESERVATION]
-    applied = costs.multipliers(request, config.multipliers)
-    actual_cost = costs.apply(result.actual_units, applied)
-    downgraded = reservation is not None and reservation.downgraded
-    charged = actual_cost * config.tripwire.downgrade_cost_factor if downgraded else actual_cost
-    reservations = {k: r for k, r in current.reservations.items() if k != result.event_id}
-    cache = dict(current.cache)
-    if config.cache.enabled and result.inputs_hash and result.result.value == "success":
-        cache[result.inputs_hash] = CacheEntry(cost_units=charged, at_s=now_s)
-        if len(cache) > config.cache.max_entries_per_tenant:
-            oldest = min(cache, key=lambda k: (cache[k].at_s, k))
-            del cache[oldest]
-    current = current.model_copy(
-        update={
-            "spent_units": current.spent_units + charged,
-            "reservations": reservations,
-            "settled": {**current.settled, result.event_id: now_s},
-            "cache": cache,
-        }
-    )
-    advised: bool | None = None
-    saved: float | None = None
-    if reservation is not None and reservation.units > 0:
-        early = config.early_termination
-        advised = (
-            result.quality_score >= early.quality_threshold
-            and charged / reservation.units < early.budget_fraction
-        )
-        if advised:
-            reasons.append(Reason.EARLY_TERMINATION_ADVISED)
-            saved = reservation.units - charged
-    # Charged as reserved: downgraded if the reservation was, whatever the routing is now.
-    route = Routing(routing_for(request, routing, config).mode, downgraded)
-    decisions.append(
-        _decision(
-            request,
-            result.actual_units,
-            DecisionKind.SETTLEMENT,
-            Outcome.SETTLED,
-            tuple(reasons),
-            applied,
-            actual_cost,
-            charged,
-            route,
-            current,
-            now_s,
-            config,
-            actual_units=result.actual_units,
-            released_units=reservation.units if reservation is not None else None,
-            early_termination_advised=advised,
-            energy_saved_units=saved,
-        )
-    )
-    return TenantOutcome(
-        state=current.stamped(RESULTS, position),
-        outputs=TenantOutputs(
-            decisions=tuple(decisions), observations=observations_of(result, config)
-        ),
-    )
-
-
-def observations_of(result: FusionResult, config: FusionSettings) -> tuple[OverlayObservation, ...]:
-    """What the overlay stage sees of a run: one per scope that judges it."""
-    scopes = [scope_of(result.scenario_type, result.overlay)]
-    if config.tripwire.scope == "tenant":
-        scopes.append(tenant_scope(result.tenant))
-    return tuple(
-        OverlayObservation(
-            kind=ObservationKind.RUN,
-            event_id=result.event_id,
-            scope=scope,
-            scenario_type=result.scenario_type,
-            overlay=result.overlay,
-            token_delta_pct=result.token_delta_pct,
-            latency_ms=result.latency_ms,
-            quality_score=result.quality_score,
-            result=result.result,
-            timestamp=result.timestamp,
-        )
-        for scope in scopes
-    )
-
-
-def _decision(
+def decision_of(
     request: FusionRequest,
     base: float,
     kind: DecisionKind,

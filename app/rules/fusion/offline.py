@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from app.fusion_settings import FusionSettings
 from app.rules.dedup import DedupIndex, DedupSegment, Position
-from app.rules.fusion import budget, overlay
+from app.rules.fusion import budget, overlay, settlement
 from app.rules.fusion.budget import TenantOutcome, TenantState
 from app.rules.fusion.overlay import ScopeOutputs, ScopeState
 from schemas.energy import EnergyBudget, EnergyDecision
@@ -50,7 +50,7 @@ class OfflineFusion:
     def result(self, value: FusionResult) -> list[EnergyDecision]:
         position = self._position("r")
         seen = self.result_ids.lookup(value.tenant, value.event_id)
-        outcome = budget.settle(
+        outcome = settlement.settle(
             self.tenants.get(value.tenant), value, position,
             seen.position if seen else None, self.routing, self.config,
         )  # fmt: skip

@@ -1,0 +1,139 @@
+"""Settling a finished run against its tenant's budget, and what the overlay stage sees of it.
+
+The result releases the run's reservation and charges its actual units x the multipliers
+its admission applied (halved if the reservation was downgraded). A result that was never
+admitted is admitted (and recorded) and settled at once: the run happened, so its spend
+counts even if the admission says it should not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from app.fusion_settings import FusionSettings
+from app.rules.dedup import Position
+from app.rules.fusion import cost as costs
+from app.rules.fusion.budget import (
+    RESULTS,
+    CacheEntry,
+    Routing,
+    TenantOutcome,
+    TenantOutputs,
+    TenantState,
+    advance,
+    decide,
+    decision_of,
+    routing_for,
+    scope_of,
+    tenant_scope,
+)
+from schemas.energy import DecisionKind, Outcome, Reason
+from schemas.fusion_result import FusionResult
+from schemas.overlay import ObservationKind, OverlayObservation, OverlayRouting
+
+
+def settle(
+    state: TenantState | None,
+    result: FusionResult,
+    position: Position,
+    first_seen_at: Position | None,
+    routing: Mapping[str, OverlayRouting],
+    config: FusionSettings,
+) -> TenantOutcome:
+    """Settle a finished run; admit it first if it never was."""
+    if first_seen_at is not None and first_seen_at != position:
+        return TenantOutcome(duplicate=True)
+    current = state or TenantState(tenant=result.tenant)
+    if current.has_applied(RESULTS, position):
+        return TenantOutcome(replayed=True)
+    current, now_s, decisions = advance(
+        current, result.timestamp.timestamp(), result.event_id, config
+    )
+    request = result.as_request()
+    reservation = current.reservations.get(result.event_id)
+    reasons: list[Reason] = [Reason.RESERVATION_SETTLED]
+    if reservation is None:
+        current, admission = decide(current, request, now_s, routing, config)
+        decisions.append(admission)
+        reservation = current.reservations.get(result.event_id)
+        reasons = [Reason.SETTLED_WITHOUT_RESERVATION]
+    applied = costs.multipliers(request, config.multipliers)
+    actual_cost = costs.apply(result.actual_units, applied)
+    downgraded = reservation is not None and reservation.downgraded
+    charged = actual_cost * config.tripwire.downgrade_cost_factor if downgraded else actual_cost
+    reservations = {k: r for k, r in current.reservations.items() if k != result.event_id}
+    cache = dict(current.cache)
+    if config.cache.enabled and result.inputs_hash and result.result.value == "success":
+        cache[result.inputs_hash] = CacheEntry(cost_units=charged, at_s=now_s)
+        if len(cache) > config.cache.max_entries_per_tenant:
+            oldest = min(cache, key=lambda k: (cache[k].at_s, k))
+            del cache[oldest]
+    current = current.model_copy(
+        update={
+            "spent_units": current.spent_units + charged,
+            "reservations": reservations,
+            "settled": {**current.settled, result.event_id: now_s},
+            "cache": cache,
+        }
+    )
+    advised: bool | None = None
+    saved: float | None = None
+    if reservation is not None and reservation.units > 0:
+        early = config.early_termination
+        advised = (
+            result.quality_score >= early.quality_threshold
+            and charged / reservation.units < early.budget_fraction
+        )
+        if advised:
+            reasons.append(Reason.EARLY_TERMINATION_ADVISED)
+            saved = reservation.units - charged
+    # Charged as reserved: downgraded if the reservation was, whatever the routing is now.
+    route = Routing(routing_for(request, routing, config).mode, downgraded)
+    decisions.append(
+        decision_of(
+            request,
+            result.actual_units,
+            DecisionKind.SETTLEMENT,
+            Outcome.SETTLED,
+            tuple(reasons),
+            applied,
+            actual_cost,
+            charged,
+            route,
+            current,
+            now_s,
+            config,
+            actual_units=result.actual_units,
+            released_units=reservation.units if reservation is not None else None,
+            early_termination_advised=advised,
+            energy_saved_units=saved,
+        )
+    )
+    return TenantOutcome(
+        state=current.stamped(RESULTS, position),
+        outputs=TenantOutputs(
+            decisions=tuple(decisions), observations=observations_of(result, config)
+        ),
+    )
+
+
+def observations_of(result: FusionResult, config: FusionSettings) -> tuple[OverlayObservation, ...]:
+    """What the overlay stage sees of a run: one per scope that judges it."""
+    scopes = [scope_of(result.scenario_type, result.overlay)]
+    if config.tripwire.scope == "tenant":
+        scopes.append(tenant_scope(result.tenant))
+    return tuple(
+        OverlayObservation(
+            kind=ObservationKind.RUN,
+            event_id=result.event_id,
+            scope=scope,
+            scenario_type=result.scenario_type,
+            overlay=result.overlay,
+            token_delta_pct=result.token_delta_pct,
+            latency_ms=result.latency_ms,
+            quality_score=result.quality_score,
+            result=result.result,
+            timestamp=result.timestamp,
+        )
+        for scope in scopes
+    )
