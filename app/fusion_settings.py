@@ -33,6 +33,12 @@ class BudgetLimits(_Section):
     emergency_pct: float = Field(default=99.0, gt=0, le=100)
     reservation_ttl_s: float = Field(default=3_600.0, gt=0)
     """A reservation whose result has not arrived after this much event time is released."""
+    max_collapse_attempts: int = Field(default=3, ge=1)
+    """The reference's hard limit per signal: runs admitted per ``signal_id`` (rejected
+    ``collapse_attempts_exhausted`` beyond it), counted over ``signal_window_s``."""
+    signal_window_s: float = Field(default=86_400.0, gt=0)
+    max_signals_per_tenant: int = Field(default=1_000, ge=1)
+    """Signals remembered per tenant; past it the oldest is forgotten."""
 
     @model_validator(mode="after")
     def _ordered(self) -> BudgetLimits:
@@ -84,6 +90,19 @@ class OverlayBreakerSettings(_Section):
     failure_threshold: int = Field(default=5, ge=1)
     recovery_timeout_s: float = Field(default=300.0, gt=0)
     max_wait_half_open_s: float = Field(default=300.0, gt=0)
+    emergency_brake_enabled: bool = True
+    """The reference's ``emergency_brake_enabled``: whether failures open the breaker. Off,
+    runs keep their routing whatever fails (an open breaker still recovers as usual)."""
+
+
+class AdaptiveBackoff(_Section):
+    """The reference's adaptive backoff: a tenant whose runs take longer than
+    ``threshold_ms`` is advised to wait (``backoff_ms`` on its admissions), doubling with
+    each slow run in a row up to ``max_ms``; a run under the threshold ends it."""
+
+    enabled: bool = True
+    threshold_ms: float = Field(default=200.0, gt=0)
+    max_ms: float = Field(default=30_000.0, gt=0)
 
 
 class CacheSettings(_Section):
@@ -129,6 +148,7 @@ class FusionSettings(_Section):
     gates: GateSettings = GateSettings()
     breaker: OverlayBreakerSettings = OverlayBreakerSettings()
     cache: CacheSettings = CacheSettings()
+    adaptive_backoff: AdaptiveBackoff = AdaptiveBackoff()
     early_termination: EarlyTermination = EarlyTermination()
     flags: tuple[FeatureFlag, ...] = ()
     enabled_features: tuple[str, ...] | None = None

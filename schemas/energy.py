@@ -66,6 +66,8 @@ class Reason(StrEnum):
     SETTLED_WITHOUT_RESERVATION = "settled_without_reservation"
     RESERVATION_EXPIRED = "reservation_expired"
     EARLY_TERMINATION_ADVISED = "early_termination_advised"
+    COLLAPSE_ATTEMPTS_EXHAUSTED = "collapse_attempts_exhausted"
+    ADAPTIVE_BACKOFF = "adaptive_backoff"
 
 
 class BudgetState(StrEnum):
@@ -129,5 +131,11 @@ class EnergyDecision(Contract):
     released_units: float | None = None
     early_termination_advised: bool | None = None
     energy_saved_units: float | None = None
+    reuse_count: int | None = None
+    """A cache hit: how many times the cached insight has now been reused (1 = first)."""
+    backoff_ms: float | None = None
+    """Adaptive backoff: wait this long before the next run (the tenant's runs are slow)."""
+    signal_attempt: int | None = None
+    """An admission of a run with a ``signal_id``: which attempt at that signal it is."""
     budget: BudgetSnapshot
     event_time: UtcDatetime

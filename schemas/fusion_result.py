@@ -50,6 +50,9 @@ class FusionRequest(Contract):
     inputs_hash: InputsHash | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     routing_key: str | None = Field(default=None, max_length=256)
     """What feature-flag rollout hashes (a user or session id); the event id if absent."""
+    signal_id: EntityId | None = None
+    """The signal (the unit of work) this run is an attempt at: at most
+    ``fusion.limits.max_collapse_attempts`` runs are admitted per signal."""
     manual_approval_id: str | None = Field(default=None, max_length=128)
     """Set by Governor's approval endpoint after checking an HMAC token; not by producers."""
     timestamp: UtcDatetime
@@ -76,6 +79,8 @@ class FusionResult(Contract):
     quality_score: float = Field(ge=0, le=1, allow_inf_nan=False)
     result: RunResult
     inputs_hash: InputsHash | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    signal_id: EntityId | None = None
+    """As on the request: the signal this run was an attempt at."""
     timestamp: UtcDatetime
 
     def as_request(self) -> FusionRequest:
@@ -92,5 +97,6 @@ class FusionResult(Contract):
             emergency_mode=self.emergency_mode,
             estimated_units=self.estimated_units,
             inputs_hash=self.inputs_hash,
+            signal_id=self.signal_id,
             timestamp=self.timestamp,
         )

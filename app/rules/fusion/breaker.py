@@ -71,6 +71,10 @@ def record(
         if failed:
             return _move(counted, BreakerState.OPEN, now_s, "probe failed")
         return _move(counted, BreakerState.CLOSED, now_s, "probe succeeded")
-    if breaker.state is BreakerState.CLOSED and failures >= config.failure_threshold:
+    if (
+        breaker.state is BreakerState.CLOSED
+        and failures >= config.failure_threshold
+        and config.emergency_brake_enabled
+    ):
         return _move(counted, BreakerState.OPEN, now_s, f"{failures} consecutive failures")
     return counted, None

@@ -28,7 +28,8 @@ from app.fusion_settings import FusionSettings
 from app.rules.audit import period_bounds
 from app.rules.dedup import Position
 from app.rules.fusion import cost as costs
-from app.rules.fusion import flags
+from app.rules.fusion import flags, knobs
+from app.rules.fusion.knobs import SignalAttempts
 from app.rules.watermark import SourcesWatermarked
 from schemas.budget_audit import CompliancePeriod
 from schemas.energy import (
@@ -64,6 +65,8 @@ class Reservation(_Frozen):
 class CacheEntry(_Frozen):
     cost_units: float
     at_s: float
+    reuse_count: int = 0
+    """Cache hits it has served (the reference's insight cache ``reuse_count``)."""
 
 
 class TenantState(SourcesWatermarked):
@@ -82,6 +85,10 @@ class TenantState(SourcesWatermarked):
     used_approvals: dict[str, float] = {}
     settled: dict[str, float] = {}
     """Runs settled within the reservation TTL: a late admission of one changes nothing."""
+    signals: dict[str, SignalAttempts] = {}
+    """Runs admitted per signal within the signal window (:mod:`app.rules.fusion.knobs`)."""
+    slow_runs: int = 0
+    """Settled runs in a row slower than the adaptive backoff threshold."""
     watermark_s: float | None = None
 
     @property
@@ -170,6 +177,9 @@ def advance(
         }
     if any(now_s - at >= ttl for at in state.settled.values()):
         update["settled"] = {k: at for k, at in state.settled.items() if now_s - at < ttl}
+    signals = knobs.unexpired(state.signals, now_s, config.limits)
+    if signals is not None:
+        update["signals"] = signals
     advanced = state.model_copy(update=update)
     released = [
         _expiry(advanced, reservation_id, r, now_s, config)
@@ -273,18 +283,29 @@ def decide(
     cost = costs.apply(request.estimated_units, applied)
     route = routing_for(request, routing, config)
 
+    signal = request.signal_id
+    attempt = knobs.attempts_so_far(state.signals, signal) + 1 if signal is not None else None
+    backoff = knobs.backoff_ms(state.slow_runs, config.adaptive_backoff)
+
     def decision(
         outcome: Outcome, reasons: tuple[Reason, ...], final: float, s: TenantState, **extra: object
     ) -> EnergyDecision:
+        if backoff is not None and outcome is not Outcome.REJECTED:
+            reasons = (*reasons, Reason.ADAPTIVE_BACKOFF)
         return decision_of(request, request.estimated_units, DecisionKind.ADMISSION, outcome,
-                         reasons, applied, cost,
-                         final, route, s, now_s, config, **extra)  # fmt: skip
+                           reasons, applied, cost, final, route, s, now_s, config,
+                           signal_attempt=attempt, backoff_ms=backoff, **extra)  # fmt: skip
 
+    if knobs.exhausted(state.signals, signal, config.limits):
+        return state, decision(Outcome.REJECTED, (Reason.COLLAPSE_ATTEMPTS_EXHAUSTED,), 0.0, state)
     cached = state.cache.get(request.inputs_hash) if request.inputs_hash else None
-    if config.cache.enabled and cached is not None:
+    if config.cache.enabled and cached is not None and request.inputs_hash is not None:
+        reused = cached.model_copy(update={"reuse_count": cached.reuse_count + 1})
+        state = state.model_copy(update={"cache": {**state.cache, request.inputs_hash: reused}})
+        state = _attempted(state, signal, now_s, config)
         return state, decision(
             Outcome.CACHE_HIT, (Reason.CACHE_HIT,), 0.0, state,
-            energy_saved_units=cached.cost_units,
+            energy_saved_units=cached.cost_units, reuse_count=reused.reuse_count,
         )  # fmt: skip
     reasons: list[Reason] = []
     approval = request.manual_approval_id
@@ -322,8 +343,19 @@ def decide(
     state = state.model_copy(
         update={"reservations": {**state.reservations, request.event_id: reservation}}
     )
+    state = _attempted(state, signal, now_s, config)
     outcome = Outcome.DOWNGRADED if route.tripwire_active else Outcome.APPROVED
     return state, decision(outcome, tuple(reasons), final, state, auto_review=auto_review)
+
+
+def _attempted(
+    state: TenantState, signal: str | None, now_s: float, config: FusionSettings
+) -> TenantState:
+    """``state`` counting one more admitted run of ``signal`` (rejections never count)."""
+    if signal is None:
+        return state
+    signals = knobs.with_attempt(state.signals, signal, now_s, config.limits)
+    return state.model_copy(update={"signals": signals})
 
 
 def decision_of(

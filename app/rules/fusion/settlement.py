@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from app.fusion_settings import FusionSettings
 from app.rules.dedup import Position
 from app.rules.fusion import cost as costs
+from app.rules.fusion import knobs
 from app.rules.fusion.budget import (
     RESULTS,
     CacheEntry,
@@ -74,6 +75,9 @@ def settle(
             "reservations": reservations,
             "settled": {**current.settled, result.event_id: now_s},
             "cache": cache,
+            "slow_runs": knobs.slow_runs_after(
+                current.slow_runs, result.latency_ms, config.adaptive_backoff
+            ),
         }
     )
     advised: bool | None = None
