@@ -34,6 +34,7 @@ from tests.integration.harness import (
 from tests.integration.harness import (
     post_json as post,
 )
+from tests.seed_payloads import SEED_000_REQUEST
 
 pytestmark = pytest.mark.integration
 
@@ -261,3 +262,54 @@ def test_two_tenants_with_the_same_event_id_are_both_decided(
     got = asyncio.run(read_all(cluster, prefix + "energy-decisions", len(tenants), 60))
     decided = sorted(EnergyDecision.from_json_bytes(m.value).tenant for m in got)
     assert decided == tenants
+
+
+def test_execute_admits_and_accounts_a_run_and_takes_the_references_body(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 19: POST /api/v1/fusion/execute is the AI cost reference's endpoint in Governor's
+    terms: admission (403 on reject, the reference's fields), then the run's accounting; the
+    reference's own request body is accepted here and by /validate."""
+    worker = workers(**ENV)
+    worker.wait_ready()
+    budget = {"tenant": "exec", "limit_units": 10_000}
+    assert post(worker, "/api/v1/fusion/budgets", budget)[0] == 202
+    wait_for(lambda: http_get(worker.url + "/api/v1/fusion/budget/status?tenant=exec")[0] == 200)
+    request = {
+        "tenant": "exec", "scenario_type": "refund_processing", "overlay": "rollback_first",
+        "overlay_version": "0.1.1", "estimated_units": 100, "complexity_level": "high",
+    }  # fmt: skip
+    run = {"actual_units": 80, "token_delta_pct": 4.0, "latency_ms": 120, "quality_score": 0.9}
+    status, body = post(worker, "/api/v1/fusion/execute", {**request, "run": run})
+    assert status == 200 and body["status"] == "success", body
+    assert body["admission"]["final_units"] == 150.0 and body["result"]["kind"] == "settlement"
+    assert body["result"]["final_units"] == 120.0  # 80 actual x the admission's 1.5
+    assert body["energy_governance"]["budget_approved"] == 150.0
+    assert body["energy_governance"]["multipliers"] == {"complexity": 1.5}
+    assert body["energy_governance"]["tripwire_status"]["downgrade_active"] is False
+    _, state = http_get(worker.url + "/api/v1/fusion/budget/status?tenant=exec")
+    assert (state["budget"]["spent_units"], state["budget"]["reserved_units"]) == (120.0, 0.0)
+
+    # Rejected: 403 in the reference's shape, and no result published for it.
+    results_before = asyncio.run(read_all(cluster, prefix + "fusion-results", 10**6, 2))
+    big = {**request, "estimated_units": 20_000, "run": run}
+    status, body = post(worker, "/api/v1/fusion/execute", big)
+    assert status == 403 and body["status"] == "rejected", body
+    assert body["reason"] == "exceeds_approval_threshold" and body["requires_approval"] is True
+    bad_run = {**request, "run": {**run, "quality_score": 7}}
+    status, body = post(worker, "/api/v1/fusion/execute", bad_run)
+    assert status == 422 and body["details"][0]["field"] == "run.quality_score", body
+    results_after = asyncio.run(read_all(cluster, prefix + "fusion-results", 10**6, 2))
+    assert len(results_after) == len(results_before)
+
+    # The reference's body (no tenant, overlay or id): tenant "default", estimated_cost.
+    seed = orjson.loads(SEED_000_REQUEST)
+    status, body = post(worker, "/api/v1/fusion/execute", seed)
+    assert status == 200 and body["status"] == "admitted", body
+    admitted = body["admission"]
+    assert (admitted["tenant"], admitted["overlay"]) == ("default", "none")
+    assert admitted["final_units"] == pytest.approx(100.0 * 1.5 * 1.3)  # high, trust 0.5
+    status, body = post(worker, "/api/v1/fusion/execute", {**seed, "run": run})
+    assert status == 200 and body["result"]["tenant"] == "default", body
+    status, body = post(worker, "/api/v1/fusion/validate", seed)
+    assert status == 200 and body["event_id"].startswith("seed-"), body
