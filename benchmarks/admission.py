@@ -1,0 +1,182 @@
+"""Synchronous admission latency: POST /api/v1/fusion/validate on one worker, against the
+transport's own round trip measured in the same run.
+
+Run: .venv/bin/python benchmarks/admission.py [--clients 8] [--rate 100] [--seconds 20]
+
+1. Baseline: one aiokafka producer and one consumer in this process, on a topic of its own
+   with fusion-requests' partition count; each request is a record produced and waited for
+   until the consumer has it: the floor a publish-and-wait path can reach.
+2. Governor: a worker (separate process); ``--clients`` concurrent HTTP clients, each
+   sending requests paced to ``--rate`` in total (0: as fast as they get answers), for
+   tenants spread over every partition.
+
+Prints p50/p95/p99 latency and requests/s for both, and the ratio of Governor's p99 to
+the baseline's. Uses KAFKA_BOOTSTRAP_SERVERS if set, otherwise a local broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.throughput import (  # noqa: E402
+    create_topics,
+    free_port,
+    percentile,
+    run_on_broker,
+    start_worker,
+    wait_ready,
+)
+
+TOKEN = "bench-" + uuid.uuid4().hex
+TENANTS = [f"tenant-{n:02d}" for n in range(24)]
+
+
+def summary(name: str, latencies: list[float], seconds: float) -> dict[str, float]:
+    ms = sorted(x * 1000 for x in latencies)
+    figures = {
+        "p50": percentile(ms, 0.5), "p95": percentile(ms, 0.95), "p99": percentile(ms, 0.99),
+        "rate": len(ms) / seconds,
+    }  # fmt: skip
+    print(f"{name:>10}: {len(ms)} requests, {figures['rate']:,.0f}/s,"
+          f" p50 {figures['p50']:.1f} ms, p95 {figures['p95']:.1f} ms,"
+          f" p99 {figures['p99']:.1f} ms")  # fmt: skip
+    return figures
+
+
+Once = Callable[[int], Awaitable[None]]
+
+
+async def paced(clients: int, rate: float, seconds: float, once: Once) -> tuple[list[float], float]:
+    """Run ``once()`` from ``clients`` tasks, paced to ``rate`` per second in total."""
+    latencies: list[float] = []
+    began = time.perf_counter()
+    interval = clients / rate if rate > 0 else 0.0
+
+    async def client(n: int) -> None:
+        due = began + n * (interval / clients if interval else 0.0)
+        while time.perf_counter() - began < seconds:
+            if interval:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                due += interval
+            t0 = time.perf_counter()
+            await once(n)
+            latencies.append(time.perf_counter() - t0)
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return latencies, time.perf_counter() - began
+
+
+async def baseline(bootstrap: str, topic: str, args: argparse.Namespace) -> dict[str, float]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                                fetch_max_wait_ms=args.fetch_wait_ms)  # fmt: skip
+    await producer.start()
+    await consumer.start()
+    waiting: dict[bytes, asyncio.Future[None]] = {}
+
+    async def drain() -> None:
+        async for message in consumer:
+            future = waiting.pop(message.value, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    drainer = asyncio.create_task(drain())
+    await asyncio.sleep(2)  # assigned, at the end
+
+    async def once(n: int) -> None:
+        value = uuid.uuid4().bytes
+        arrived = waiting[value] = asyncio.get_running_loop().create_future()
+        await producer.send_and_wait(topic, value, key=TENANTS[n % len(TENANTS)].encode())
+        await arrived
+
+    try:
+        latencies, took = await paced(args.clients, args.rate, args.seconds, once)
+    finally:
+        drainer.cancel()
+        await consumer.stop()
+        await producer.stop()
+    return summary("baseline", latencies, took)
+
+
+async def governor(bootstrap: str, prefix: str, args: argparse.Namespace) -> dict[str, float]:
+    port = free_port()
+    worker = start_worker(bootstrap, prefix, port, False, GOVERNOR_API__TOKEN=TOKEN,
+                          GOVERNOR_LEDGER__MODE="off")  # fmt: skip
+    try:
+        wait_ready(port, worker)
+        url = f"http://127.0.0.1:{port}/api/v1/fusion"
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            for tenant in TENANTS:
+                budget = {"tenant": tenant, "limit_units": 1e12}
+                async with http.post(f"{url}/budgets", data=orjson.dumps(budget)) as r:
+                    assert r.status == 202, await r.text()
+            await asyncio.sleep(3)
+            answered: dict[int, int] = {}
+
+            async def once(n: int) -> None:
+                body = {"tenant": TENANTS[n % len(TENANTS)], "scenario_type": "triage",
+                        "overlay": "reflect", "overlay_version": "1",
+                        "estimated_units": 10}  # fmt: skip
+                async with http.post(f"{url}/validate", data=orjson.dumps(body)) as r:
+                    await r.read()
+                    answered[r.status] = answered.get(r.status, 0) + 1
+
+            await paced(args.clients, 0, 3, once)  # warm up
+            answered.clear()
+            latencies, took = await paced(args.clients, args.rate, args.seconds, once)
+            print(f"  answers by status: {dict(sorted(answered.items()))}")
+            return summary("governor", latencies, took)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+async def run(args: argparse.Namespace, bootstrap: str) -> None:
+    prefix = f"adm{uuid.uuid4().hex[:6]}-"
+    await create_topics(bootstrap, prefix)
+    baseline_topic = prefix + "admission-baseline"  # not fusion-requests: the worker reads that
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(baseline_topic, 6, 1)])
+    finally:
+        await admin.close()
+    print(f"{args.clients} clients, rate {args.rate or 'unpaced'}/s, {args.seconds:.0f} s each")
+    base = await baseline(bootstrap, baseline_topic, args)
+    mine = await governor(bootstrap, prefix, args)
+    print(
+        f"governor p99 / baseline p99: {mine['p99'] / base['p99']:.1f}x;"
+        f" governor p50 / baseline p50: {mine['p50'] / base['p50']:.1f}x"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=100.0, help="requests/s; 0: unpaced")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    wait = int(os.environ.get("FETCH_WAIT_MS", "500"))
+    parser.add_argument("--fetch-wait-ms", type=int, default=wait)
+    run_on_broker(run, parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
