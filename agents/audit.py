@@ -1,7 +1,15 @@
 """control-ticks → budget-audit slot log, day and period rollups, compliance alerts.
 
 Thin adapter: decode, dead-letter what cannot be accepted, call the audit rules, write the
-tables, send the slot record and any alert. All decisions are in :mod:`app.rules.audit`.
+tables, send the slot record, the day's rollup version and any alert. All decisions are in
+:mod:`app.rules.audit`.
+
+A tick's rollup version comes from its day's state and its alert from its period's state,
+so each is kept in an outbox in the table of the state it came from (:mod:`app.outbox`):
+after a SIGKILL, a day (or period) recovered with a tick's effect holds that tick's rollup
+(or alert) too, and the re-delivered tick re-sends it, even when later ticks of the same
+day were applied as well. (The rules alone can re-send only the last tick's: the state
+holds no earlier version.)
 """
 
 from __future__ import annotations
@@ -11,10 +19,13 @@ import time
 from datetime import date
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
 from agents.base import Pipeline
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
 from app.metrics import JOULES_PER_KWH
+from app.outbox import Entry, Outbox
 from app.producer import send_same_key
 from app.rules.audit import (
     AuditOutcome,
@@ -28,6 +39,7 @@ from app.rules.audit import (
 )
 from app.rules.dedup import Position
 from app.rules.retention import DayIndex
+from schemas.budget_audit import ComplianceAlert, DayRollupRecord
 from schemas.control_tick import ControlTick
 from schemas.dead_letter import DeadLetterReason
 from schemas.seed_forms import parse_tick
@@ -36,6 +48,48 @@ log = logging.getLogger(__name__)
 
 PIPELINE = "audit"
 SOURCE = "control-ticks"
+
+
+class DayOutputs(BaseModel):
+    """What a tick sent from its day's state: the rollup version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rollup: DayRollupRecord | None = None
+
+
+class PeriodOutputs(BaseModel):
+    """What a tick sent from its period's state: a compliance alert, if it flipped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alert: ComplianceAlert | None = None
+
+
+class DayEntry(Entry[DayRollup, DayOutputs]):
+    """A value of audit-day-rollups: a day's rollup, or a block of outbox entries."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_rollup(cls, data: Any) -> Any:
+        """A changelog written before the outbox holds bare rollups."""
+        return _wrap_bare(data)
+
+
+class PeriodEntry(Entry[PeriodRollup, PeriodOutputs]):
+    """A value of audit-period-rollups: a period's rollup, or a block of outbox entries."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_rollup(cls, data: Any) -> Any:
+        return _wrap_bare(data)
+
+
+def _wrap_bare(data: Any) -> Any:
+    """A rollup names its site; an entry never does."""
+    if isinstance(data, dict) and "site_id" in data:
+        return {"state": data}
+    return data
 
 
 class AuditPipeline(Pipeline):
@@ -48,11 +102,14 @@ class AuditPipeline(Pipeline):
         self.alerts_topic = self.output("budget-compliance-alerts")
         self.rollups_topic = self.output("budget-audit-rollups")
         self.days = self.table(
-            "audit-day-rollups", DayRollup, "Slots, cost and interventions per site and UTC day"
+            "audit-day-rollups", DayEntry, "Slots, cost and interventions per site and UTC day"
         )
         self.periods = self.table(
-            "audit-period-rollups", PeriodRollup, "Compliance rollup per site and period"
+            "audit-period-rollups", PeriodEntry, "Compliance rollup per site and period"
         )
+        keep = self.config.outbox_records_per_partition
+        self.day_box: Outbox[DayOutputs] = self.outbox(self.days, DayEntry, keep)
+        self.period_box: Outbox[PeriodOutputs] = self.outbox(self.periods, PeriodEntry, keep)
         self.site_days = self.table("audit-site-days", DayIndex, "UTC days with slots, per site")
         self.sites = self.entity_bound(self.site_days, self.config.max_sites_per_partition)
         self.ticks_dedup = self.dedup_store(
@@ -80,30 +137,49 @@ class AuditPipeline(Pipeline):
             log.exception("audit rules failed on %s[%d]@%d", *_where(message))
             await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
-        self._persist(tick.site_id, outcome)
+        outcome = self._recorded(outcome, position)
+        self._persist(tick.site_id, outcome, position)
         await self._send(tick.site_id, outcome)
         self._count(tick, outcome)
         self.metrics.processing.labels(pipeline=PIPELINE).observe(time.perf_counter() - started)
 
     def _decide(self, tick: ControlTick, position: Position) -> AuditOutcome:
         self.ticks_dedup.ensure_indexed(position.partition)
+        self.day_box.ensure_indexed(position.partition)
+        self.period_box.ensure_indexed(position.partition)
         utc_day = tick.timestamp.date()
         start, _ = period_bounds(utc_day, self.config.compliance_period)
+        day = self.days.get(day_key(tick.site_id, utc_day))
+        period = self.periods.get(period_key(tick.site_id, self.config.compliance_period, start))
         return process_tick(
             tick,
             position,
-            self.days.get(day_key(tick.site_id, utc_day)),
-            self.periods.get(period_key(tick.site_id, self.config.compliance_period, start)),
+            day.state if day is not None else None,
+            period.state if period is not None else None,
             self.ticks_dedup.first_position(tick.site_id, tick.event_id),
             self.config,
         )
 
-    def _persist(self, site_id: str, outcome: AuditOutcome) -> None:
-        """Write the decided state; each write is idempotent under re-delivery."""
+    def _recorded(self, outcome: AuditOutcome, position: Position) -> AuditOutcome:
+        """A tick whose day (or period) already holds it re-sends the rollup (or alert) it
+        sent then, from the outbox beside that state."""
+        if outcome.duplicate:
+            return outcome
+        if outcome.day is None and (sent := self.day_box.get(position)) is not None:
+            outcome.rollup = sent.rollup
+        if outcome.period is None and (alerted := self.period_box.get(position)) is not None:
+            outcome.alert = alerted.alert
+        return outcome
+
+    def _persist(self, site_id: str, outcome: AuditOutcome, position: Position) -> None:
+        """Write each outbox entry, then the state it came with; each write is idempotent
+        under re-delivery."""
         if outcome.day is not None:
-            self.days[outcome.day.key] = outcome.day
+            self.day_box.record(position, DayOutputs(rollup=outcome.rollup))
+            self.days[outcome.day.key] = DayEntry(state=outcome.day)
         if outcome.period is not None:
-            self.periods[outcome.period.key] = outcome.period
+            self.period_box.record(position, PeriodOutputs(alert=outcome.alert))
+            self.periods[outcome.period.key] = PeriodEntry(state=outcome.period)
         self.ticks_dedup.record(outcome.segment)
         if outcome.day is not None:
             index = self.site_days.get(site_id) or DayIndex(entity_id=site_id)
@@ -164,7 +240,7 @@ class AuditPipeline(Pipeline):
         if index is None:
             return None
         found = (self.days.get(day_key(site_id, d)) for d in index.days)
-        return [d for d in found if d is not None]
+        return [d.state for d in found if d is not None and d.state is not None]
 
     def local_sites(self) -> list[str]:
         """Sites of the partitions this worker actively owns.

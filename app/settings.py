@@ -213,6 +213,9 @@ class AuditSettings(_Section):
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     rollup_retention_days: int = Field(default=400, ge=1)
     max_sites_per_partition: int = Field(default=10_000, ge=1)
+    outbox_records_per_partition: int = Field(default=5_000, ge=100)
+    """Rollup versions and alerts of recent ticks kept beside the state they came from, so
+    a tick re-delivered after a crash re-sends exactly what it sent."""
     """Sites with rollups per partition; a tick of one more is dead-lettered."""
 
     def capacity_kw(self, site_id: str) -> float | None:
