@@ -25,6 +25,7 @@ from app.dead_letters import source_coordinates
 from app.faust_app import Governor
 from app.outbox import Entry, Outbox
 from app.producer import send_same_key
+from app.rules import balancing
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
 from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
@@ -327,7 +328,7 @@ class BalancingCommandsPipeline(_LoadPipeline):
 
     async def process(self, value: Any, position: Position) -> None:
         self.box.ensure_indexed(position.partition)
-        outcome = loads.apply_command(
+        outcome = balancing.apply_command(
             self.ctx.load_state(value.facility_id), value, position, self.config
         )
         await self.finish(value.facility_id, outcome, position)

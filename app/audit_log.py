@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
-from app.rules.audit import (
+from app.rules.audit_report import (
     current_period,
     daily_summary,
     fold_slots,

@@ -31,7 +31,7 @@ from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.keys import KeySet
 from app.ledger.note import Signer
 from app.localkafka import LocalBroker
-from app.rules.audit import PeriodReport
+from app.rules.audit_report import PeriodReport
 from app.rules.traffic.policy import sign
 from app.runtime.processes import end_with_parent
 from app.sample import (

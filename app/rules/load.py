@@ -31,8 +31,6 @@ from app.rules.dedup import Position
 from app.rules.watermark import SourcesWatermarked
 from schemas.load import (
     BalancingAction,
-    BalancingCommand,
-    CommandKind,
     CommandResult,
     DecisionOrigin,
     DecisionStatus,
@@ -189,7 +187,7 @@ def _rearm(zone: ZoneLoad, config: LoadSettings) -> ZoneLoad:
     return zone.model_copy(update=update) if update else zone
 
 
-def _decision(
+def decision_of(
     state: FacilityLoad,
     action: BalancingAction,
     zone: ZoneLoad,
@@ -223,7 +221,7 @@ def _decision(
     )
 
 
-def _with_decision(
+def with_decision(
     state: FacilityLoad, decision: LoadDecision, touched: list[str], now: datetime,
     config: LoadSettings,
 ) -> FacilityLoad:  # fmt: skip
@@ -240,7 +238,7 @@ def _with_decision(
     )
 
 
-def _pct(load_kw: float, capacity_kw: float) -> float:
+def pct_of(load_kw: float, capacity_kw: float) -> float:
     return round(100.0 * load_kw / capacity_kw, 3)
 
 
@@ -265,15 +263,15 @@ def auto_balance(
             )
             if target is not None and room >= excess:
                 expected = {
-                    current.zone_id: _pct(current.load_kw - excess, current.capacity_kw),
-                    target.zone_id: _pct(target.load_kw + excess, target.capacity_kw),
+                    current.zone_id: pct_of(current.load_kw - excess, current.capacity_kw),
+                    target.zone_id: pct_of(target.load_kw + excess, target.capacity_kw),
                 }
                 reason = (
                     f"{current.zone_id} at {u:.1f}% > {config.scale_up_threshold:g}%;"
                     f" {target.zone_id} has {room:.1f} kW below"
                     f" {config.target_utilization_max:g}%"
                 )
-                d = _decision(state, BalancingAction.SHIFT, current, excess, reason, now,
+                d = decision_of(state, BalancingAction.SHIFT, current, excess, reason, now,
                               expected, DecisionOrigin.AUTO, target)  # fmt: skip
                 touched = [current.zone_id, target.zone_id]
             else:
@@ -283,10 +281,10 @@ def auto_balance(
                     f"{current.zone_id} at {u:.1f}% > {config.scale_up_threshold:g}%"
                     " and no zone can take the excess"
                 )
-                d = _decision(state, BalancingAction.SCALE_UP, current, added, reason, now,
+                d = decision_of(state, BalancingAction.SCALE_UP, current, added, reason, now,
                               expected, DecisionOrigin.AUTO)  # fmt: skip
                 touched = [current.zone_id]
-            state = _with_decision(state, d, touched, now, config)
+            state = with_decision(state, d, touched, now, config)
             zones = dict(state.zones)
             zones[current.zone_id] = zones[current.zone_id].model_copy(update={"armed_up": False})
             state = state.model_copy(update={"zones": zones})
@@ -301,9 +299,9 @@ def auto_balance(
             if released < MIN_ACTION_KW:
                 continue
             reason = f"{current.zone_id} at {u:.1f}% < {config.scale_down_threshold:g}%"
-            d = _decision(state, BalancingAction.SCALE_DOWN, current, released, reason, now,
+            d = decision_of(state, BalancingAction.SCALE_DOWN, current, released, reason, now,
                           {current.zone_id: round(mid, 3)}, DecisionOrigin.AUTO)  # fmt: skip
-            state = _with_decision(state, d, [current.zone_id], now, config)
+            state = with_decision(state, d, [current.zone_id], now, config)
             zones = dict(state.zones)
             zones[current.zone_id] = zones[current.zone_id].model_copy(update={"armed_down": False})
             state = state.model_copy(update={"zones": zones})
@@ -356,99 +354,3 @@ def apply_metric(
     return LoadOutcome(
         state=current.stamped(METRICS, position), outputs=LoadOutputs(decisions=tuple(decisions))
     )
-
-
-def apply_command(
-    state: FacilityLoad | None, command: BalancingCommand, position: Position, config: LoadSettings
-) -> LoadOutcome:
-    """An operator's command: create a manual decision, execute one, or balance now."""
-    current = state or FacilityLoad(facility_id=command.facility_id)
-    if current.has_applied(COMMANDS, position):
-        return LoadOutcome(replayed=True)
-    if command.kind is CommandKind.AUTO:
-        current, decisions = auto_balance(current, command.timestamp, config)
-        result = CommandResult(
-            command_id=command.command_id, accepted=True, decisions=tuple(decisions),
-            message=f"{len(decisions)} decision(s) taken",
-        )  # fmt: skip
-        return LoadOutcome(
-            state=current.stamped(COMMANDS, position),
-            outputs=LoadOutputs(decisions=tuple(decisions), result=result),
-        )
-    if command.kind is CommandKind.CREATE:
-        current, outputs = _create(current, command, config)
-    else:
-        current, outputs = _execute(current, command)
-    return LoadOutcome(state=current.stamped(COMMANDS, position), outputs=outputs)
-
-
-def _refused(command: BalancingCommand, message: str) -> LoadOutputs:
-    return LoadOutputs(
-        result=CommandResult(command_id=command.command_id, accepted=False, message=message)
-    )
-
-
-def _create(
-    state: FacilityLoad, command: BalancingCommand, config: LoadSettings
-) -> tuple[FacilityLoad, LoadOutputs]:
-    manual = command.decision
-    assert manual is not None
-    zone = state.zones.get(manual.zone_id)
-    if zone is None:
-        return state, _refused(command, f"unknown zone {manual.zone_id!r}: no load metric yet")
-    if len(state.pending()) >= config.max_pending_per_facility:
-        return state, _refused(command, "too many pending decisions for this facility")
-    target = state.zones.get(manual.target_zone_id) if manual.target_zone_id else None
-    if manual.target_zone_id is not None and target is None:
-        return state, _refused(command, f"unknown zone {manual.target_zone_id!r}")
-    amount = manual.amount_kw
-    if manual.action is BalancingAction.SHIFT and target is not None:
-        expected = {
-            zone.zone_id: _pct(max(0.0, zone.load_kw - amount), zone.capacity_kw),
-            target.zone_id: _pct(target.load_kw + amount, target.capacity_kw),
-        }
-    elif manual.action is BalancingAction.SCALE_UP:
-        expected = {zone.zone_id: _pct(zone.load_kw, zone.capacity_kw + amount)}
-    else:
-        if amount >= zone.capacity_kw:
-            return state, _refused(command, "amount_kw would release all of the zone's capacity")
-        expected = {zone.zone_id: _pct(zone.load_kw, zone.capacity_kw - amount)}
-    decision = _decision(state, manual.action, zone, amount, manual.reason, command.timestamp,
-                         expected, DecisionOrigin.MANUAL, target, command.command_id)  # fmt: skip
-    touched = [zone.zone_id] + ([target.zone_id] if target else [])
-    state = _with_decision(state, decision, touched, command.timestamp, config)
-    result = CommandResult(
-        command_id=command.command_id, accepted=True, decisions=(decision,),
-        message=f"decision {decision.decision_id} is pending",
-    )  # fmt: skip
-    return state, LoadOutputs(decisions=(decision,), result=result)
-
-
-def _execute(state: FacilityLoad, command: BalancingCommand) -> tuple[FacilityLoad, LoadOutputs]:
-    """pending → executed once; a second execute says it was already executed."""
-    decision_id = command.decision_id or ""
-    decision = state.decisions.get(decision_id)
-    if decision is None:
-        return state, _refused(command, f"no decision {decision_id!r} (unknown or expired)")
-    if decision.status is DecisionStatus.EXECUTED:
-        result = CommandResult(
-            command_id=command.command_id, accepted=True, already_executed=True,
-            decisions=(decision,),
-            message=f"decision {decision_id} was already executed at"
-            f" {decision.executed_at.isoformat() if decision.executed_at else '?'}",
-        )  # fmt: skip
-        return state, LoadOutputs(result=result)
-    executed = decision.model_copy(
-        update={
-            "status": DecisionStatus.EXECUTED,
-            "record_id": f"{decision_id}:{DecisionStatus.EXECUTED.value}",
-            "executed_at": command.timestamp,
-            "command_id": command.command_id,
-        }
-    )
-    state = state.model_copy(update={"decisions": {**state.decisions, decision_id: executed}})
-    result = CommandResult(
-        command_id=command.command_id, accepted=True, executed=True, decisions=(executed,),
-        message=f"decision {decision_id} executed",
-    )  # fmt: skip
-    return state, LoadOutputs(decisions=(executed,), result=result)

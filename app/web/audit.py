@@ -14,7 +14,7 @@ from faust.web import View
 
 from agents.audit import AuditPipeline
 from app.faust_app import Governor
-from app.rules.audit import (
+from app.rules.audit_report import (
     PeriodReport,
     current_period,
     daily_summary,

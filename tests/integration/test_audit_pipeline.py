@@ -15,7 +15,8 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from app.rules.audit import fold_slots, period_report, slot_record_of
+from app.rules.audit import slot_record_of
+from app.rules.audit_report import fold_slots, period_report
 from app.settings import AuditSettings, SiteSettings
 from schemas.budget_audit import ComplianceAlert, DayRollupRecord, SlotRecord
 from schemas.control_tick import ControlTick

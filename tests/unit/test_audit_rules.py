@@ -14,14 +14,12 @@ from app.rules.audit import (
     DayRollup,
     PeriodRollup,
     check_tick,
-    daily_summary,
     day_key,
-    fold_slots,
     period_bounds,
-    period_report,
     process_tick,
     slot_record_of,
 )
+from app.rules.audit_report import daily_summary, fold_slots, period_report
 from app.rules.dedup import DedupIndex, Position
 from app.settings import AuditSettings, SiteSettings
 from schemas.budget_audit import (

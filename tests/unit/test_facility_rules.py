@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
+from app.rules import balancing, optimization
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
-from app.rules import optimization
 from app.rules.carbon import emission_of
 from app.rules.carbon_budget import FacilityCarbon
 from app.rules.dedup import Position
@@ -305,7 +305,7 @@ class Loads:
         cmd = BalancingCommand(command_id=f"c{self.offset}", facility_id="facility-001",
                                kind=kind, timestamp=BASE_TIME + timedelta(minutes=minutes),
                                **fields)  # fmt: skip
-        out = loads.apply_command(self.state, cmd, Position(partition=1, offset=self.offset),
+        out = balancing.apply_command(self.state, cmd, Position(partition=1, offset=self.offset),
                                   self.config)  # fmt: skip
         self.state = out.state or self.state
         self.decisions.extend(out.outputs.decisions)
