@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
+from app.audit_settings import AuditSettings
 from app.rules.audit_report import (
     current_period,
     daily_summary,
@@ -25,7 +26,6 @@ from app.rules.audit_report import (
     newest_day,
     period_report,
 )
-from app.settings import AuditSettings
 from app.topic_reader import read_topic
 from schemas.budget_audit import SlotRecord
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from app.settings_base import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CarbonBudgetSettings(_Section):
+class CarbonBudgetSettings(Section):
     """Budget periods' timezone and the default thresholds of a budget that names none."""
 
     timezone: str = "UTC"
@@ -44,7 +42,7 @@ class CarbonBudgetSettings(_Section):
         return self
 
 
-class LoadSettings(_Section):
+class LoadSettings(Section):
     """Zone utilization targets (percent of capacity) and the decision damping."""
 
     target_utilization_min: float = Field(default=60.0, gt=0, lt=100)
@@ -85,7 +83,7 @@ class LoadSettings(_Section):
         return (self.target_utilization_min + self.target_utilization_max) / 2
 
 
-class OptimizationSettings(_Section):
+class OptimizationSettings(Section):
     """Assumptions behind the recommendations' savings estimates (documented in README)."""
 
     flexible_load_share: float = Field(default=0.2, ge=0, le=1)

@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from app.settings_base import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MultiplierSettings(_Section):
+class MultiplierSettings(Section):
     """final cost = base x each multiplier whose condition holds (the reference's table)."""
 
     high_complexity: float = Field(default=1.5, gt=0)
@@ -24,7 +22,7 @@ class MultiplierSettings(_Section):
     emergency_discount: float = Field(default=0.6, gt=0)
 
 
-class BudgetLimits(_Section):
+class BudgetLimits(Section):
     """Approval threshold (units) and the budget percentages of the reference."""
 
     approval_threshold_units: float = Field(default=10_000.0, gt=0)
@@ -47,7 +45,7 @@ class BudgetLimits(_Section):
         return self
 
 
-class TripwireSettings(_Section):
+class TripwireSettings(Section):
     """Consecutive token-delta breaches → downgrade (reference: 12 %, 3, no auto-recovery)."""
 
     enabled: bool = True
@@ -63,7 +61,7 @@ class TripwireSettings(_Section):
     )
 
 
-class GateSettings(_Section):
+class GateSettings(Section):
     """Fusion budget gates per scenario and overlay (reference: 12/25 %, 2 s/5 s)."""
 
     token_delta_warn_pct: float = Field(default=12.0, gt=0)
@@ -84,7 +82,7 @@ class GateSettings(_Section):
         return self
 
 
-class OverlayBreakerSettings(_Section):
+class OverlayBreakerSettings(Section):
     """Reference: 5 consecutive failures, 300 s recovery, baseline-only while open."""
 
     failure_threshold: int = Field(default=5, ge=1)
@@ -95,7 +93,7 @@ class OverlayBreakerSettings(_Section):
     runs keep their routing whatever fails (an open breaker still recovers as usual)."""
 
 
-class AdaptiveBackoff(_Section):
+class AdaptiveBackoff(Section):
     """The reference's adaptive backoff: a tenant whose runs take longer than
     ``threshold_ms`` is advised to wait (``backoff_ms`` on its admissions), doubling with
     each slow run in a row up to ``max_ms``; a run under the threshold ends it."""
@@ -105,18 +103,18 @@ class AdaptiveBackoff(_Section):
     max_ms: float = Field(default=30_000.0, gt=0)
 
 
-class CacheSettings(_Section):
+class CacheSettings(Section):
     enabled: bool = True
     ttl_s: float = Field(default=86_400.0, gt=0)
     max_entries_per_tenant: int = Field(default=1_000, ge=1)
 
 
-class EarlyTermination(_Section):
+class EarlyTermination(Section):
     quality_threshold: float = Field(default=0.85, ge=0, le=1)
     budget_fraction: float = Field(default=0.70, gt=0, le=1)
 
 
-class FeatureFlag(_Section):
+class FeatureFlag(Section):
     """Overlay routing for one scenario: ``rollout_pct`` of routing keys get the overlay."""
 
     feature: str = Field(pattern=r"^[a-z0-9_]+$")
@@ -126,7 +124,7 @@ class FeatureFlag(_Section):
     enabled: bool = True
 
 
-class ApprovalSettings(_Section):
+class ApprovalSettings(Section):
     """HMAC-SHA256 tokens for manual approvals and overrides (reference: 300 s)."""
 
     hmac_secret: SecretStr | None = None
@@ -141,7 +139,7 @@ class ApprovalSettings(_Section):
         return None
 
 
-class FusionSettings(_Section):
+class FusionSettings(Section):
     multipliers: MultiplierSettings = MultiplierSettings()
     limits: BudgetLimits = BudgetLimits()
     tripwire: TripwireSettings = TripwireSettings()

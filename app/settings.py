@@ -13,88 +13,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from app.audit_settings import AuditSettings
+from app.carbon_settings import CarbonSettings, builtin_factor_sets
 from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.fusion_settings import FusionSettings
-from schemas.budget_audit import CompliancePeriod
-from schemas.common import EnergySource
-from schemas.traffic_policy import TrafficPolicy
+from app.settings_base import Section
+from app.traffic_settings import TrafficSettings
 
 DEFAULT_CONFIG_PATH = Path("config/governor.yaml")
 log = logging.getLogger(__name__)
-DAYS_PER_YEAR = 365
-"""The reference's year for projections and ceilings (not 365.25)."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FactorSet(_Section):
-    """A named, versioned table of emission factors in kg CO2e per kWh, one per energy source."""
-
-    version: str = Field(min_length=1)
-    description: str = ""
-    factors_kg_co2e_per_kwh: dict[EnergySource, float]
-
-    @model_validator(mode="after")
-    def _complete_and_non_negative(self) -> FactorSet:
-        missing = sorted(set(EnergySource) - set(self.factors_kg_co2e_per_kwh))
-        if missing:
-            raise ValueError(f"factor set lacks sources: {', '.join(missing)}")
-        negative = [s for s, f in self.factors_kg_co2e_per_kwh.items() if f < 0]
-        if negative:
-            raise ValueError(f"negative emission factor for: {', '.join(negative)}")
-        return self
-
-
-def builtin_factor_sets() -> dict[str, FactorSet]:
-    """The two factor sets Governor ships; a YAML file may add more or override these."""
-    s = EnergySource
-    return {
-        "reference": FactorSet(
-            version="2024.1",
-            description="Energy optimization service reference factors (kg CO2e/kWh).",
-            factors_kg_co2e_per_kwh={
-                s.COAL: 0.95,
-                s.NATURAL_GAS: 0.45,
-                s.GRID: 0.42,
-                s.SOLAR: 0.041,
-                s.HYDRO: 0.024,
-                s.NUCLEAR: 0.012,
-                s.WIND: 0.011,
-                s.BATTERY: 0.0,
-            },
-        ),
-        "ipcc-ar5-lifecycle": FactorSet(
-            version="AR5-WGIII-2014-A.III.2",
-            description=(
-                "IPCC AR5 lifecycle medians: coal 820, gas combined cycle 490, utility solar PV"
-                " 48, onshore wind 11, nuclear 12, hydro 24 g/kWh. AR5 has no grid average:"
-                " grid uses the reference grid-average factor. Battery is 0: storage"
-                " emissions are counted where the charging energy was generated."
-            ),
-            factors_kg_co2e_per_kwh={
-                s.COAL: 0.820,
-                s.NATURAL_GAS: 0.490,
-                s.GRID: 0.42,
-                s.SOLAR: 0.048,
-                s.HYDRO: 0.024,
-                s.NUCLEAR: 0.012,
-                s.WIND: 0.011,
-                s.BATTERY: 0.0,
-            },
-        ),
-    }
-
-
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """Which cluster to use. No bootstrap servers means: provision a local broker."""
 
     bootstrap_servers: str | None = None
@@ -118,7 +55,7 @@ class KafkaSettings(_Section):
         return self
 
 
-class WorkerSettings(_Section):
+class WorkerSettings(Section):
     """The Faust worker: consumer group id (= app id), web server, table storage."""
 
     app_id: str = Field(default="governor", pattern=r"^[A-Za-z0-9._\-]+$")
@@ -158,81 +95,7 @@ class WorkerSettings(_Section):
     (see :mod:`app.runtime.monitor`)."""
 
 
-class CarbonSettings(_Section):
-    """Meter readings → emissions: factor sets and the plausibility limits of a reading."""
-
-    factor_set: str = "reference"
-    factor_sets: dict[str, FactorSet] = Field(default_factory=builtin_factor_sets)
-    max_future_skew_s: float = Field(default=300.0, ge=0)
-    dedup_window_s: float = Field(default=86_400.0, gt=0)
-    dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
-    recent_readings_per_facility: int = Field(default=50, ge=1, le=10_000)
-    totals_retention_days: int = Field(default=400, ge=1)
-    max_facilities_per_partition: int = Field(default=10_000, ge=1)
-    """Facilities with readings per partition; a reading of one more is dead-lettered
-    (``entity_limit``). Producers name facilities, so state needs a bound
-    (:mod:`app.runtime.entity_bound`)."""
-    residual_mix_kg_co2e_per_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    """Market-based factor of grid electricity no instrument covers; unset = the location
-    factor (the GHG Protocol's fallback when no residual mix is published)."""
-
-    @model_validator(mode="after")
-    def _selected_set_exists(self) -> CarbonSettings:
-        if self.factor_set not in self.factor_sets:
-            known = ", ".join(sorted(self.factor_sets))
-            raise ValueError(f"factor_set {self.factor_set!r} is not defined (known: {known})")
-        return self
-
-    @property
-    def active_factor_set(self) -> FactorSet:
-        """The factor set every new emission record is computed with."""
-        return self.factor_sets[self.factor_set]
-
-
-class SiteSettings(_Section):
-    """One controlled site as the budget audit sees it."""
-
-    capacity_kw: float = Field(gt=0, allow_inf_nan=False)
-
-
-class AuditSettings(_Section):
-    """Control ticks → slot log, rollups and compliance against the annual ceiling.
-
-    ceiling (kWh/year) = capacity_kw x peak_sun_hours x 365 x max_energy_reduction_pct / 100,
-    the reference's formula and defaults. A site without a capacity (none under ``sites``
-    and no ``default_capacity_kw``) is audited but has no ceiling, so no compliance verdict.
-    """
-
-    peak_sun_hours: float = Field(default=6.0, gt=0, le=24)
-    max_energy_reduction_pct: float = Field(default=5.0, gt=0, le=100)
-    sites: dict[str, SiteSettings] = Field(default_factory=dict)
-    default_capacity_kw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    compliance_period: CompliancePeriod = CompliancePeriod.WEEK
-    max_future_skew_s: float = Field(default=300.0, ge=0)
-    dedup_window_s: float = Field(default=7 * 86_400.0, gt=0)
-    dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
-    rollup_retention_days: int = Field(default=400, ge=1)
-    max_sites_per_partition: int = Field(default=10_000, ge=1)
-    outbox_records_per_partition: int = Field(default=5_000, ge=100)
-    """Rollup versions and alerts of recent ticks kept beside the state they came from, so
-    a tick re-delivered after a crash re-sends exactly what it sent."""
-    """Sites with rollups per partition; a tick of one more is dead-lettered."""
-
-    def capacity_kw(self, site_id: str) -> float | None:
-        """The site's configured capacity, else the default, else ``None``."""
-        site = self.sites.get(site_id)
-        return site.capacity_kw if site is not None else self.default_capacity_kw
-
-    def ceiling_kwh(self, site_id: str) -> float | None:
-        """The site's annual energy-reduction ceiling, ``None`` without a capacity."""
-        capacity = self.capacity_kw(site_id)
-        if capacity is None:
-            return None
-        annual_potential_kwh = capacity * self.peak_sun_hours * DAYS_PER_YEAR
-        return annual_potential_kwh * self.max_energy_reduction_pct / 100.0
-
-
-class LedgerSettings(_Section):
+class LedgerSettings(Section):
     """The decision ledger: chain origin, checkpoint cadence, signing key.
 
     Without a signing key the chains are still written and verifiable; only the signed
@@ -282,79 +145,7 @@ class LedgerSettings(_Section):
         return seed
 
 
-def _read_secret(value: SecretStr | None, path: Path | None) -> str | None:
-    """A secret given inline or as the first line of a file; ``None`` if neither."""
-    if value is not None:
-        return value.get_secret_value().strip() or None
-    if path is not None and path.exists():
-        return path.read_text(encoding="utf-8").strip() or None
-    return None
-
-
-class TrafficSettings(_Section):
-    """Request events → traffic decisions.
-
-    ``policy`` is the policy in force until a newer signed one arrives on traffic-policies
-    (local configuration is trusted as it is; published policies must verify under one of
-    ``policy_public_keys``). Its defaults are the reference's; see
-    :mod:`schemas.traffic_policy`.
-    """
-
-    policy: TrafficPolicy = TrafficPolicy(version="0.0.0")
-    policy_public_keys: tuple[str, ...] = ()
-    """Base64 of raw 32-byte Ed25519 public keys trusted to sign policies."""
-    policy_public_key_files: tuple[Path, ...] = ()
-    policy_signing_key: SecretStr | None = None
-    """Base64 of a 32-byte Ed25519 seed, for ``governor policy sign`` only."""
-    policy_signing_key_file: Path | None = None
-    max_future_skew_s: float = Field(default=300.0, ge=0)
-    client_ttl_s: float = Field(default=180.0, ge=120.0)
-    """A client's rate entry (traffic-clients) is deleted this long in event time after its
-    last request: one id per client would otherwise grow without bound. At least 120 s, the
-    span of the sliding one-minute rate, so expiry never changes a decision."""
-    dedup_window_s: float = Field(default=86_400.0, gt=0)
-    dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
-    max_endpoint_labels: int = Field(default=1_000, ge=1)
-    outbox_records_per_partition: int = Field(default=5_000, ge=100)
-    """Decisions kept for re-sending after a crash, per source partition (see app/outbox.py)."""
-    max_endpoints_per_partition: int = Field(default=10_000, ge=1)
-    """Endpoints (platform and contract) with state per partition; a request of one more
-    is dead-lettered. Platform names come from producers."""
-
-    @model_validator(mode="after")
-    def _keys_readable(self) -> TrafficSettings:
-        """A trusted key that cannot be read would silently refuse every policy: fail now."""
-        try:
-            self.public_keys()
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"policy public keys: {exc}") from None
-        return self
-
-    def public_keys(self) -> list[bytes]:
-        """Every trusted public key, raw (a malformed one is a configuration error)."""
-        import base64
-
-        texts = list(self.policy_public_keys) + [
-            p.read_text(encoding="utf-8").strip() for p in self.policy_public_key_files
-        ]
-        keys = [base64.b64decode(t, validate=True) for t in texts]
-        if any(len(k) != 32 for k in keys):
-            raise ValueError("policy public keys must be base64 of 32 bytes")
-        return keys
-
-    def signing_seed(self) -> bytes | None:
-        import base64
-
-        text = _read_secret(self.policy_signing_key, self.policy_signing_key_file)
-        if text is None:
-            return None
-        seed = base64.b64decode(text)
-        if len(seed) != 32:
-            raise ValueError("policy signing key must be base64 of 32 bytes")
-        return seed
-
-
-class ApiSettings(_Section):
+class ApiSettings(Section):
     """HTTP API. Mutating endpoints need ``Authorization: Bearer <token>``; no token, no writes."""
 
     token: SecretStr | None = None
@@ -372,7 +163,7 @@ class ApiSettings(_Section):
         return None
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """Prometheus: per-facility labels are capped so cardinality stays bounded."""
 
     max_facility_labels: int = Field(default=500, ge=1)

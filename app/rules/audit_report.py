@@ -10,9 +10,9 @@ from datetime import date
 
 from pydantic import BaseModel
 
+from app.audit_settings import AuditSettings
 from app.rules.audit import DayRollup, Projection, period_bounds
 from app.rules.units import MWH_PER_KWH
-from app.settings import AuditSettings
 from schemas.budget_audit import ComplianceState, SlotRecord
 
 

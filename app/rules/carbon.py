@@ -23,12 +23,12 @@ from datetime import date, datetime
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.carbon_settings import CarbonSettings
 from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupIndex, DedupSegment, Position
 from app.rules.grid import EmissionContext
 from app.rules.units import MG_PER_KG, MWH_PER_KWH
 from app.rules.watermark import Watermarked
-from app.settings import CarbonSettings
 from schemas.carbon_budget import ContractualInstrument
 from schemas.carbon_emission import AccountingMethod, CarbonEmission, IntensitySource
 from schemas.common import EnergySource

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.carbon_settings import CarbonSettings
 from app.rules.carbon import (
     DayTotals,
     ReadingIndex,
@@ -20,7 +21,6 @@ from app.rules.carbon import (
 )
 from app.rules.dedup import DedupIndex, Position
 from app.rules.retention import DayIndex
-from app.settings import CarbonSettings
 from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
 from schemas.dead_letter import DeadLetterReason

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.carbon_settings import CarbonSettings
 from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.rules import balancing, optimization
 from app.rules import carbon_budget as budgets
@@ -18,7 +19,6 @@ from app.rules.carbon_budget import FacilityCarbon
 from app.rules.dedup import Position
 from app.rules.grid import EmissionContext, GridIntensityHistory
 from app.rules.load import FacilityLoad, ZoneState
-from app.settings import CarbonSettings
 from schemas.carbon_budget import (
     AlertReason,
     CarbonBudget,

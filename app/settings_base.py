@@ -1,0 +1,23 @@
+"""What every settings section shares: strict fields, and secrets read from a value or a
+file without being logged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+
+class Section(BaseModel):
+    """A section of ``config/governor.yaml``: a misspelt key is an error, not a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def read_secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """A secret given inline or as the first line of a file; ``None`` if neither."""
+    if value is not None:
+        return value.get_secret_value().strip() or None
+    if path is not None and path.exists():
+        return path.read_text(encoding="utf-8").strip() or None
+    return None
