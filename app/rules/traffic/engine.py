@@ -21,14 +21,20 @@ from app.rules.traffic import breaker as breakers
 from app.rules.traffic import invariants as checks
 from app.rules.traffic import risk as risks
 from app.rules.traffic.breaker import Breaker, Transition
-from app.rules.traffic.contracts import UNKNOWN, endpoint_key
+from app.rules.traffic.contracts import endpoint_key
 from app.rules.traffic.policy import ActivePolicy
+from app.rules.traffic.slo import (
+    ERROR_RATE_WINDOW_S,
+    HOUR_S,
+    baseline_rpm,
+    burn_alerts,
+    burn_rate,
+    endpoint_baseline,
+)
 from app.rules.traffic.windows import Windows
 from app.rules.watermark import Watermarked
 from schemas.request_event import RequestEvent
 from schemas.traffic import (
-    AlertState,
-    Baseline,
     BurnRateAlert,
     CircuitState,
     CircuitTransition,
@@ -38,11 +44,7 @@ from schemas.traffic import (
 from schemas.traffic_policy import (
     RiskTuning,
     ServiceContract,
-    TrafficPolicy,
 )
-
-ERROR_RATE_WINDOW_S = 300
-HOUR_S = 3600
 
 
 class TrafficOutputs(BaseModel):
@@ -211,7 +213,7 @@ def process_request(
     )
     total_5m, errors_5m = state.windows.window(now_s, ERROR_RATE_WINDOW_S)
     error_rate = errors_5m / total_5m if total_5m else 0.0
-    burn_1h = _burn(state, now_s, HOUR_S, contract)
+    burn_1h = burn_rate(state, now_s, HOUR_S, contract)
     obs = risks.Observations(
         latency_ms=event.latency_ms,
         max_latency_ms=contract.max_latency_ms
@@ -219,7 +221,7 @@ def process_request(
         else policy.tuning.default_max_latency_ms,
         error_rate=error_rate,
         rpm_now=state.windows.requests_per_minute(now_s),
-        rpm_baseline=_baseline_rpm(state, now_s, policy.tuning.min_baseline_requests),
+        rpm_baseline=baseline_rpm(state, now_s, policy.tuning.min_baseline_requests),
         client_rpm=rate.rpm(now_s),
         rate_limit_rpm=contract.rate_limit_rpm if contract else None,
         circuit_score=breakers.state_score(breaker.state) if contract else 0.0,
@@ -238,7 +240,7 @@ def process_request(
     verdict = risks.decide(factors, risk_score, tier, policy)
     verdict = checks.refuse_unless_held(verdict, invariants, set(policy.tier_actions[tier]))
 
-    state, alerts = _burn_alerts(state, routed, contract, now_s, event.event_id, at_s, policy)
+    state, alerts = burn_alerts(state, routed, contract, now_s, event.event_id, at_s, policy)
     decision = TrafficDecision(
         decision_id=event.event_id,
         event_id=event.event_id,
@@ -258,7 +260,7 @@ def process_request(
         recommended_actions=verdict.recommended,
         actions_taken=verdict.taken,
         circuit_state=breaker.state if contract else CircuitState.CLOSED,
-        baseline=_baseline(state, now_s, error_rate, contract, policy.tuning),
+        baseline=endpoint_baseline(state, now_s, error_rate, contract, policy.tuning),
         phases=checks.phases_run(contract is not None),
         invariants=tuple(invariants),
     )
@@ -295,66 +297,6 @@ def _observe(
     )
 
 
-def _burn(
-    state: EndpointState, now_s: float, window_s: int, contract: ServiceContract | None
-) -> float | None:
-    """Error-budget burn rate over a window: error ratio / allowed error ratio."""
-    if contract is None:
-        return None
-    total, errors = state.windows.window(now_s, window_s)
-    if not total:
-        return 0.0
-    return (errors / total) / contract.error_budget
-
-
-def _baseline_rpm(state: EndpointState, now_s: float, min_requests: int) -> float | None:
-    """Average requests per minute over the last hour (or since first seen, if later)."""
-    if state.first_seen_s is None:
-        return None
-    total, _ = state.windows.window(now_s, HOUR_S)
-    minutes = min(60.0, (now_s - state.first_seen_s) / 60)
-    if total < min_requests or minutes < 10:
-        return None
-    return total / minutes
-
-
-def baseline_of(
-    state: EndpointState, contract: ServiceContract | None, tuning: RiskTuning
-) -> Baseline:
-    """An endpoint's statistics as of its newest event (for the HTTP API)."""
-    now_s = state.watermark_s or 0.0
-    total, errors = state.windows.window(now_s, ERROR_RATE_WINDOW_S)
-    return _baseline(state, now_s, errors / total if total else 0.0, contract, tuning)
-
-
-def _baseline(
-    state: EndpointState,
-    now_s: float,
-    error_rate: float,
-    contract: ServiceContract | None,
-    tuning: RiskTuning,
-) -> Baseline:
-    """The endpoint's statistics; error budget remaining over the SLO window (may go
-    below 0 once the budget is overspent)."""
-    sketch = state.recent.merged() if state.recent else None
-    remaining: float | None = None
-    if contract is not None:
-        total, errors = state.windows.window(now_s, tuning.slo_window_days * 86_400)
-        remaining = round(1 - errors / (total * contract.error_budget), 6) if total else 1.0
-    return Baseline(
-        request_count=state.requests,
-        error_rate=round(error_rate, 6),
-        latency_p50_ms=_round(sketch.quantile(0.5)) if sketch else None,
-        latency_p95_ms=_round(sketch.quantile(0.95)) if sketch else None,
-        requests_per_minute=round(state.windows.requests_per_minute(now_s), 3),
-        error_budget_remaining=remaining,
-    )
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
 def _transition_record(
     routed: RoutedRequest,
     contract: ServiceContract | None,
@@ -374,48 +316,3 @@ def _transition_record(
         failure_rate=round(move.failure_rate, 6) if move.failure_rate is not None else None,
         calls_in_window=move.calls,
     )
-
-
-def _burn_alerts(
-    state: EndpointState,
-    routed: RoutedRequest,
-    contract: ServiceContract | None,
-    now_s: float,
-    event_id: str,
-    at_s: float,
-    policy: TrafficPolicy,
-) -> tuple[EndpointState, tuple[BurnRateAlert, ...]]:
-    """Multi-window burn-rate rules: an alert when a rule starts or stops firing."""
-    if contract is None or routed.endpoint_key.endswith("|" + UNKNOWN):
-        return state, ()
-    firing = dict(state.burn_firing)
-    changes = dict(state.burn_changes)
-    alerts: list[BurnRateAlert] = []
-    for rule in policy.burn_rules:
-        long_rate = _burn(state, now_s, rule.long_window_s, contract) or 0.0
-        short_rate = _burn(state, now_s, rule.short_window_s, contract) or 0.0
-        now_firing = long_rate >= rule.burn_rate and short_rate >= rule.burn_rate
-        if now_firing == firing.get(rule.name, False):
-            continue
-        firing[rule.name] = now_firing
-        changes[rule.name] = changes.get(rule.name, 0) + 1
-        alerts.append(
-            BurnRateAlert(
-                alert_id=f"{routed.endpoint_key}|{rule.name}|{changes[rule.name]}",
-                endpoint_key=routed.endpoint_key,
-                contract_id=contract.contract_id,
-                rule=rule.name,
-                severity=rule.severity,
-                state=AlertState.FIRING if now_firing else AlertState.RESOLVED,
-                long_window_s=rule.long_window_s,
-                short_window_s=rule.short_window_s,
-                threshold=rule.burn_rate,
-                long_burn_rate=round(long_rate, 6),
-                short_burn_rate=round(short_rate, 6),
-                slo_error_budget=contract.error_budget,
-                event_id=event_id,
-                event_time=datetime.fromtimestamp(at_s, UTC),
-            )
-        )
-    updated = state.model_copy(update={"burn_firing": firing, "burn_changes": changes})
-    return updated, tuple(alerts)
