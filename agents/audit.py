@@ -22,10 +22,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from agents.base import Pipeline
+from app.core.outbox_entry import Entry
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
 from app.metrics import JOULES_PER_KWH
-from app.outbox import Entry, Outbox
+from app.outbox import Outbox
 from app.producer import send_same_key
 from app.rules.audit import (
     AuditOutcome,

@@ -21,9 +21,10 @@ from typing import Any
 
 from agents.base import Pipeline
 from agents.carbon import CarbonPipeline
+from app.core.outbox_entry import Entry
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
-from app.outbox import Entry, Outbox
+from app.outbox import Outbox
 from app.producer import send_same_key
 from app.rules import balancing
 from app.rules import carbon_budget as budgets

@@ -4,7 +4,7 @@ Not a Faust agent: Faust's per-message stream path is far below the ledger's 20,
 appends/s target, and the ledger needs its own partition assignment. Each worker runs one
 aiokafka consumer in the group ``<app id>-ledger`` over every decision topic, with the
 range assignor, so partition p of every decision topic goes to the same worker, and that
-worker alone writes chain p (ledger partition p). The rules are in :mod:`app.rules.ledger`.
+worker alone writes chain p (ledger partition p). The rules are in :mod:`app.ledger.chain`.
 
 Per batch: decide the records of each chain, send them with the checkpoints due among them
 in one transaction per chain, then commit the consumed offsets. A crash anywhere leaves the
@@ -34,17 +34,17 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from app.connection import aiokafka_options
 from app.failstop import fail_stop
 from app.faust_app import Governor
+from app.ledger.chain import (
+    append_decisions,
+    new_head,
+    read_decision,
+)
 from app.ledger.chain_writer import ChainWriter, RecordBytes, chain_producer
 from app.ledger.gaps import GapLetters, dead_letter_gaps
 from app.ledger.loading import ChainLocation, load_head
 from app.ledger.note import Signer, Verifier, checkpoint_text
 from app.ledger.resume import Untrusted
 from app.metrics import Metrics
-from app.rules.ledger import (
-    append_decisions,
-    new_head,
-    read_decision,
-)
 from app.runtime.processes import on_own_thread, supervise
 from app.runtime.retry import ride_out, started
 from app.settings import Settings

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from app.core.outbox_entry import Entry
 from app.dedup_store import DedupBlock, DedupStore
 from app.faust_app import Governor
-from app.outbox import Entry, Outbox
+from app.outbox import Outbox
 from app.rules.watermark import Watermarked
 from app.runtime.entity_bound import EntityBound
 from app.runtime.expiry import ExpiringKeys, watermarked_partition

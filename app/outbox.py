@@ -26,10 +26,9 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
-from pydantic import BaseModel, ConfigDict
-
+from app.core.outbox_entry import Entry, Outputs
 from app.rules.dedup import Position
 from app.runtime.state import JOURNAL_PREFIX
 
@@ -40,30 +39,6 @@ PREFIX = JOURNAL_PREFIX
 DELETES_PER_RECORD = 2
 BLOCK_ENTRIES = 64
 """Records per block before the next one starts; bounds the bytes a flush rewrites."""
-
-Outputs = TypeVar("Outputs")
-State = TypeVar("State")
-
-
-class OutboxBlock(BaseModel, Generic[Outputs]):
-    """The outputs of consecutive records of one source partition, by offset. Mutable: the
-    outbox adds to the block it holds in the table."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    entries: dict[int, Outputs] = {}
-
-
-class Entry(BaseModel, Generic[State, Outputs]):
-    """A value of a table with an outbox: a key's state, or a block of outputs (under an
-    outbox key); ``outputs`` is the single record's outputs of a value written before
-    blocks."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    state: State | None = None
-    outputs: Outputs | None = None
-    block: OutboxBlock[Outputs] | None = None
 
 
 def outbox_key(position: Position, name: str = "") -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from app.ledger.chain import Decision, append_decisions, new_head
 from app.produce import Progress
 from app.rules.audit import (
     DayRollup,
@@ -36,7 +37,6 @@ from app.rules.audit import day_key as site_day_key
 from app.rules.carbon import DayTotals, check_record, day_key, process_readings
 from app.rules.dedup import DedupIndex, Position
 from app.rules.fusion.offline import OfflineFusion
-from app.rules.ledger import Decision, append_decisions, new_head
 from app.rules.traffic.engine import route
 from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy

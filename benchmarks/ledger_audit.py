@@ -37,11 +37,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from throughput import create_topics, run_on_broker  # noqa: E402
 
 from app.ledger.audit_trail import prove_indexed  # noqa: E402
+from app.ledger.chain import Decision, append_decisions, new_head  # noqa: E402
 from app.ledger.index import ProveIndex  # noqa: E402
 from app.ledger.keys import KeySet  # noqa: E402
 from app.ledger.merkle import Frontier, leaf_hash  # noqa: E402
 from app.ledger.note import Signer, checkpoint_text  # noqa: E402
-from app.rules.ledger import Decision, append_decisions, new_head  # noqa: E402
 
 ORIGIN = "bench.local/ledger"
 EVERY = 1_000

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from app.rules.ledger import ChainHead
+from app.ledger.chain import ChainHead
 from app.runtime.retry import started
 
 RecordBytes = tuple[bytes | None, bytes]

@@ -1,6 +1,6 @@
 """Dead letters for the records of decision topics that are not decisions.
 
-The chain keeps a gap record at such a record's place (:func:`app.rules.ledger.read_decision`);
+The chain keeps a gap record at such a record's place (:func:`app.ledger.chain.read_decision`);
 the original bytes go to dead-letters, as every pipeline's bad input does.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.dead_letters import letter_of
+from app.ledger.chain import Gap
 from app.metrics import Metrics
-from app.rules.ledger import Gap
 from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from app.ledger.chain import ChainHead, head_from_records
 from app.ledger.merkle import Frontier
 from app.ledger.note import Verifier
 from app.ledger.resume import (
@@ -22,7 +23,6 @@ from app.ledger.resume import (
     source_mismatch,
     trusted_frontier,
 )
-from app.rules.ledger import ChainHead, head_from_records
 from app.topic_reader import partition_end, read_keyed, read_last, read_partition
 from schemas.ledger import LedgerCheckpoint, LedgerRecord
 

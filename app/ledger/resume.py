@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from app.ledger.chain import Decision, Gap, read_decision
 from app.ledger.merkle import Frontier, leaf_hash
 from app.ledger.note import NoteError, Verifier, parse_checkpoint_text
 from app.ledger.verify import Link, check_link
-from app.rules.ledger import Decision, Gap, read_decision
 from schemas.ledger import LedgerCheckpoint, LedgerRecord, RecordKind
 
 

@@ -16,10 +16,10 @@ from typing import NamedTuple
 import orjson
 from pydantic import ValidationError
 
+from app.ledger.chain import RECORD_DOMAIN, ZERO_HASH, canonical
 from app.ledger.keys import KeySet, ValidKey
 from app.ledger.merkle import Frontier, leaf_hash
 from app.ledger.note import NoteError, Verifier, parse_checkpoint_text
-from app.rules.ledger import RECORD_DOMAIN, ZERO_HASH, canonical
 from schemas.ledger import LedgerCheckpoint, RecordKind
 
 

@@ -7,10 +7,7 @@ import base64
 import orjson
 import pytest
 
-from app.ledger.merkle import Frontier, leaf_hash
-from app.ledger.note import NoteError, Signer, Verifier, checkpoint_text
-from app.ledger.verify import verify_checkpoints, verify_records
-from app.rules.ledger import (
+from app.ledger.chain import (
     Decision,
     Gap,
     append_decisions,
@@ -18,6 +15,9 @@ from app.rules.ledger import (
     new_head,
     read_decision,
 )
+from app.ledger.merkle import Frontier, leaf_hash
+from app.ledger.note import NoteError, Signer, Verifier, checkpoint_text
+from app.ledger.verify import verify_checkpoints, verify_records
 from schemas.ledger import LedgerRecord, RecordKind
 
 CHAIN = "governor.test/ledger/0"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from app.ledger.chain import append_decisions, head_from_records, new_head
 from app.ledger.merkle import Frontier
 from app.ledger.note import Signer, Verifier
 from app.ledger.resume import Untrusted, check_tail, first_needed, source_mismatch, trusted_frontier
-from app.rules.ledger import append_decisions, head_from_records, new_head
 from schemas.ledger import LedgerRecord
 from tests.unit.test_ledger import CHAIN, VERIFIER, build, checkpoint, decision
 

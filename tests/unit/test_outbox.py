@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.outbox import BLOCK_ENTRIES, DELETES_PER_RECORD, Entry, Outbox, outbox_key
+from app.core.outbox_entry import Entry
+from app.outbox import BLOCK_ENTRIES, DELETES_PER_RECORD, Outbox, outbox_key
 from app.rules.dedup import Position
 
 Value = Entry[str, str]

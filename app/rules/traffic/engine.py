@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from app.outbox import Entry
+from app.core.outbox_entry import Entry
 from app.rules.dedup import DedupSegment, Position
 from app.rules.sketch import RollingSketch
 from app.rules.traffic import breaker as breakers
