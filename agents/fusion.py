@@ -92,7 +92,7 @@ class _TenantPipeline(Pipeline):
         self.box: Outbox[TenantOutputs] = self.outbox(
             ctx.tenants,
             TenantEntry,
-            gov.settings.traffic.outbox_records_per_partition,
+            gov.settings.fusion.outbox_records_per_partition,
             name=self.source_kind,
         )
 
@@ -293,7 +293,7 @@ class OverlayPipeline(Pipeline):
         self.box: Outbox[ScopeOutputs] = self.outbox(
             self.scopes,
             ScopeEntry,
-            gov.settings.traffic.outbox_records_per_partition,
+            gov.settings.fusion.outbox_records_per_partition,
         )
         self.topics = {
             name: self.output(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from app.settings_base import Section
+from app.settings_base import Section, WithOutbox
 from schemas.budget_audit import CompliancePeriod
 
 DAYS_PER_YEAR = 365
@@ -18,7 +18,7 @@ class SiteSettings(Section):
     capacity_kw: float = Field(gt=0, allow_inf_nan=False)
 
 
-class AuditSettings(Section):
+class AuditSettings(WithOutbox):
     """Control ticks → slot log, rollups and compliance against the annual ceiling.
 
     ceiling (kWh/year) = capacity_kw x peak_sun_hours x 365 x max_energy_reduction_pct / 100,
@@ -36,9 +36,6 @@ class AuditSettings(Section):
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     rollup_retention_days: int = Field(default=400, ge=1)
     max_sites_per_partition: int = Field(default=10_000, ge=1)
-    outbox_records_per_partition: int = Field(default=5_000, ge=100)
-    """Rollup versions and alerts of recent ticks kept beside the state they came from, so
-    a tick re-delivered after a crash re-sends exactly what it sent."""
     """Sites with rollups per partition; a tick of one more is dead-lettered."""
 
     def capacity_kw(self, site_id: str) -> float | None:

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from app.settings_base import Section
+from app.settings_base import Section, WithOutbox
 
 
-class CarbonBudgetSettings(Section):
+class CarbonBudgetSettings(WithOutbox):
     """Budget periods' timezone and the default thresholds of a budget that names none."""
 
     timezone: str = "UTC"
@@ -19,7 +19,6 @@ class CarbonBudgetSettings(Section):
     critical_threshold_pct: float = Field(default=95.0, gt=0, le=100)
     dedup_window_s: float = Field(default=86_400.0, gt=0)
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
-    outbox_records_per_partition: int = Field(default=5_000, ge=100)
     max_budgets_per_partition: int = Field(default=10_000, ge=1)
     """Facilities with a carbon budget per partition; a budget for one more is
     dead-lettered (facilities with readings only are bounded by the carbon pipeline's)."""
@@ -42,7 +41,7 @@ class CarbonBudgetSettings(Section):
         return self
 
 
-class LoadSettings(Section):
+class LoadSettings(WithOutbox):
     """Zone utilization targets (percent of capacity) and the decision damping."""
 
     target_utilization_min: float = Field(default=60.0, gt=0, lt=100)
@@ -60,7 +59,6 @@ class LoadSettings(Section):
     """Decide automatically on every load metric; POST /balancing/auto decides on demand."""
     max_pending_per_facility: int = Field(default=100, ge=1)
     recent_decisions_per_facility: int = Field(default=100, ge=1)
-    outbox_records_per_partition: int = Field(default=5_000, ge=100)
     max_facilities_per_partition: int = Field(default=10_000, ge=1)
     """Facilities with zone loads per partition; a metric of one more is dead-lettered."""
 

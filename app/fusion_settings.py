@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from app.settings_base import Section
+from app.settings_base import Section, WithOutbox
 
 
 class MultiplierSettings(Section):
@@ -139,7 +139,7 @@ class ApprovalSettings(Section):
         return None
 
 
-class FusionSettings(Section):
+class FusionSettings(WithOutbox):
     multipliers: MultiplierSettings = MultiplierSettings()
     limits: BudgetLimits = BudgetLimits()
     tripwire: TripwireSettings = TripwireSettings()

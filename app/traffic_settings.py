@@ -7,11 +7,11 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
-from app.settings_base import Section, read_secret
+from app.settings_base import WithOutbox, read_secret
 from schemas.traffic_policy import TrafficPolicy
 
 
-class TrafficSettings(Section):
+class TrafficSettings(WithOutbox):
     """Request events → traffic decisions.
 
     ``policy`` is the policy in force until a newer signed one arrives on traffic-policies
@@ -35,8 +35,6 @@ class TrafficSettings(Section):
     dedup_window_s: float = Field(default=86_400.0, gt=0)
     dedup_max_events_per_partition: int = Field(default=1_000_000, ge=1_000)
     max_endpoint_labels: int = Field(default=1_000, ge=1)
-    outbox_records_per_partition: int = Field(default=5_000, ge=100)
-    """Decisions kept for re-sending after a crash, per source partition (see app/outbox.py)."""
     max_endpoints_per_partition: int = Field(default=10_000, ge=1)
     """Endpoints (platform and contract) with state per partition; a request of one more
     is dead-lettered. Platform names come from producers."""

@@ -238,7 +238,6 @@ def start_worker(
     bootstrap: str, prefix: str, port: int, sensor: bool, **extra_env: str
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
-    env.update(extra_env)
     env.update(
         GOVERNOR_KAFKA__BOOTSTRAP_SERVERS=bootstrap,
         GOVERNOR_KAFKA__TOPIC_PREFIX=prefix,
@@ -248,6 +247,7 @@ def start_worker(
         GOVERNOR_WORKER__LOG_LEVEL="warning",
         GOVERNOR_WORKER__FAUST_PROMETHEUS_SENSOR="true" if sensor else "false",
     )
+    env.update(extra_env)  # the caller's settings win (a data directory to restart on)
     log = (WORK / f"worker-{port}.log").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker"],
@@ -258,10 +258,10 @@ def start_worker(
     )
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
     import urllib.request
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("worker exited during start; see var/bench/worker-*.log")
@@ -272,7 +272,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("worker not ready in 120 s")
+    raise RuntimeError(f"worker not ready in {timeout_s:.0f} s")
 
 
 async def paced_latency(
