@@ -64,6 +64,9 @@ def register(
         @app.page("/metrics")
         class Metrics(View):
             async def get(self, request: Any) -> Any:
-                return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+                # aiohttp refuses a charset inside content_type (a 500 on every scrape):
+                # the exposition's content type goes in the header, as Faust's sensor does.
+                headers = {"Content-Type": CONTENT_TYPE_LATEST}
+                return self.bytes(generate_latest(registry), headers=headers)
 
     return report
