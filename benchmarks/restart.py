@@ -78,7 +78,7 @@ def timed_start(
         return ready_s, rss, keys
     finally:
         proc.terminate()
-        proc.wait(60)
+        proc.wait(600)
 
 
 async def run(args: argparse.Namespace, bootstrap: str) -> None:
@@ -106,7 +106,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         filled_keys = metric_sum(port, "governor_table_keys")
     finally:
         proc.terminate()
-        proc.wait(60)
+        proc.wait(600)
     print(f"\nrestart benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, broker {bootstrap})")
     print(f"  filled: {total:,} readings ({args.facilities:,} facilities x {args.days} days) in"
           f" {fill_s:.1f} s; {filled_keys:,.0f} table keys; RSS {filled_rss:,.0f} MiB")  # fmt: skip
