@@ -40,6 +40,8 @@ from typing import Any
 import faust
 from faust.sensors import Sensor
 
+from app.runtime.partition_check import PartitionCheckIgnoresUnseenTopics
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_DIRTY = 10_000
@@ -48,7 +50,7 @@ JOURNAL_PREFIX = "@"
 _DELETED = object()
 
 
-class WriteBehindTable(faust.Table):  # type: ignore[type-arg]
+class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type: ignore[type-arg]
     """A Faust table whose changelog writes coalesce per key until the next flush."""
 
     max_dirty: int = DEFAULT_MAX_DIRTY
