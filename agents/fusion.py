@@ -261,8 +261,7 @@ class ResultsPipeline(_TenantEventPipeline):
     def apply(
         self, state: TenantState | None, value: Any, position: Position, first: Position | None
     ) -> TenantOutcome:
-        routing = self.ctx.routing.routing
-        return settlement.settle(state, value, position, first, routing, self.config)
+        return settlement.settle(state, value, position, first, self.config)
 
     def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
         super().after(value, position, outcome)

@@ -8,8 +8,9 @@ to try a policy or a threshold on past traffic (run it with other settings).
 Supported inputs: meter-readings (carbon emissions), request-events (traffic decisions,
 breaker transitions, burn-rate alerts), control-ticks (the budget-audit slot log, day
 rollup versions, compliance alerts) and fusion-results (energy decisions, tripwire,
-gate and breaker events, routing). Offline, an overlay's routing reaches admissions at once;
-live it crosses a topic first, so AI cost decisions can differ around a routing change.
+gate and breaker events, routing). Settlements never read live routing, so energy decisions
+are the live ones; the overlay stage's events are too when a scope's runs reach it in the
+input's order (docs/fusion-event-time.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """Issue 15 part 4: a chaos soak that compares with replay.
 
-A mixed workload (meter readings, request events and control ticks, as `governor generate`
-makes them)
-goes through two workers while a driver SIGKILLs a random worker at random moments
-(restarting it each time) and once stops the broker and starts it again on the same data.
-At the end every decision, deduplicated by its id, must be byte for byte what `governor
-replay` makes of the same input, every facility's total must be the replay's, and every
-ledger chain must verify.
+A mixed workload (meter readings, request events, control ticks and AI runs' results, as
+`governor generate` makes them) goes through two workers while a driver SIGKILLs a random
+worker at random moments (restarting it each time) and once stops the broker and starts it
+again on the same data. At the end every decision, deduplicated by its id, must be byte for
+byte what `governor replay` makes of the same input, every facility's total must be the
+replay's, and every ledger chain must verify. Of the AI cost decisions, energy-decisions are
+compared; the overlay stage's topics (tripwire, gates, breaker, routing) are not yet: it
+takes a scope's observations in the order they arrive from the tenant partitions
+(docs/fusion-event-time.md).
 
 CI runs the short version; the full soak is the same test with more:
 ``GOVERNOR_CHAOS_KILLS=20 GOVERNOR_CHAOS_HOURS=6 bin/test tests/integration/test_chaos.py -s``.
@@ -88,11 +90,19 @@ def test_chaos_soak_gives_what_replay_gives(
     policy = sample_policy().model_dump_json()
     start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) - timedelta(hours=8)
     workload = Workload(
-        seed=SEED, start=start, hours=HOURS, facilities=6, requests_per_s=1.0, sites=8
+        seed=SEED,
+        start=start,
+        hours=HOURS,
+        facilities=6,
+        requests_per_s=1.0,
+        sites=8,
+        tenants=5,
     )
     readings = list(generate("meter-readings", workload))
     requests = list(generate("request-events", workload))
     ticks = list(generate("control-ticks", workload))
+    runs = list(generate("fusion-results", workload))
+    run_keys = [orjson.loads(v)["tenant"].encode() for v in runs]
     tick_keys = [orjson.loads(v)["site_id"].encode() for v in ticks]
     reading_keys = [orjson.loads(v)["facility_id"].encode() for v in readings]
     request_keys = [orjson.loads(v)["platform"].encode() for v in requests]
@@ -109,6 +119,8 @@ def test_chaos_soak_gives_what_replay_gives(
         )
         part = slice(n * len(ticks) // chunks, (n + 1) * len(ticks) // chunks)
         batches.append(("control-ticks", list(zip(tick_keys[part], ticks[part], strict=True))))
+        part = slice(n * len(runs) // chunks, (n + 1) * len(runs) // chunks)
+        batches.append(("fusion-results", list(zip(run_keys[part], runs[part], strict=True))))
 
     seed = base64.b64encode(bytes(range(32))).decode()
     env = {
@@ -154,6 +166,12 @@ def test_chaos_soak_gives_what_replay_gives(
     live_decisions = wait_for(lambda: everything("traffic-decisions", "decision_id",
                                                  len(requests)), 300, 2)  # fmt: skip
     live_slots = wait_for(lambda: everything("budget-audit", "event_id", len(ticks)), 300, 2)
+    offline = replay(cluster, prefix, "fusion-results", runs, tmp_path / "fusion", policy)
+    energy = by_id(offline["energy-decisions"], "decision_id")
+    routing = offline.get("overlay-routing", [])
+    assert any(b'"downgrade_active":true' in v for v in routing), "the tripwire should trip"
+    live_energy = wait_for(lambda: everything("energy-decisions", "decision_id", len(energy)),
+                           300, 2)  # fmt: skip
 
     offline = replay(cluster, prefix, "meter-readings", readings, tmp_path / "carbon", policy)
     emissions = by_id(offline["carbon-emissions"], "event_id")
@@ -163,6 +181,7 @@ def test_chaos_soak_gives_what_replay_gives(
     compared = [
         (live_emissions, emissions),
         (live_decisions, decisions),
+        (live_energy, energy),
         (live_slots, by_id(offline["budget-audit"], "event_id")),
     ]
     for topic, field in (("budget-audit-rollups", "rollup_id"),
@@ -191,7 +210,8 @@ def test_chaos_soak_gives_what_replay_gives(
     verified = ledger_cli(pair[0], "verify", "--vkey", vkey)
     duration = time.monotonic() - began
     print(f"\nchaos soak: {kills} kills, {restarts} broker restart, {len(readings)} readings,"
-          f" {len(requests)} requests and {len(ticks)} ticks, {duration:.0f} s,"
+          f" {len(requests)} requests, {len(ticks)} ticks and {len(runs)} AI runs,"
+          f" {duration:.0f} s,"
           f" {len(mismatches)} mismatches, {len(extra)} decisions replay does not"
           " make")  # fmt: skip
     assert not mismatches and not extra, (mismatches[:5], sorted(extra)[:5])

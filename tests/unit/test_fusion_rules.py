@@ -175,6 +175,27 @@ def test_tripwire_downgrade_halves_the_cost() -> None:
     assert decision.tripwire_active and Reason.BUDGET_TRIPWIRE_ACTIVE in decision.reasons
 
 
+def test_settlement_follows_the_admission_not_the_routing_in_force_now() -> None:
+    """A reserved run is charged and reported as admitted; a run Governor never admitted is
+    charged in full even while the tripwire downgrades admissions: live routing, which
+    reaches a worker a moment after the overlay stage decides it, never enters a settlement
+    (so replay and live agree on every settlement)."""
+    fusion = governor()
+    [admitted] = fusion.request(fusion_request(10))  # before the tripwire: full cost
+    for n in range(3):
+        fusion.result(fusion_result(n, token_delta_pct=20.0))
+    assert fusion.routing["refund_processing|rollback_first"].downgrade_active
+    settled = fusion.result(fusion_result(10, actual_units=80.0))[-1]
+    assert admitted.routing is settled.routing is RoutingMode.OVERLAY
+    assert settled.final_units == 80.0 and not settled.tripwire_active
+    admission, unreserved = fusion.result(fusion_result(11, actual_units=80.0))
+    assert admission.outcome is not Outcome.DOWNGRADED and not admission.tripwire_active
+    assert unreserved.final_units == 80.0 and unreserved.routing is RoutingMode.OVERLAY
+    [downgraded] = fusion.request(fusion_request(12))  # admissions do follow the tripwire
+    assert downgraded.outcome is Outcome.DOWNGRADED
+    assert fusion.result(fusion_result(12, actual_units=80.0))[-1].final_units == 40.0
+
+
 def test_tripwire_per_tenant_when_configured() -> None:
     fusion = governor(tripwire=TripwireSettings(scope="tenant"))
     for n in range(3):

@@ -60,6 +60,8 @@ class Reservation(_Frozen):
     units: float
     downgraded: bool
     at_s: float
+    mode: RoutingMode = RoutingMode.OVERLAY
+    """The routing its admission gave the run (states written before it was kept: overlay)."""
 
 
 class CacheEntry(_Frozen):
@@ -339,7 +341,9 @@ def decide(
             return state, decision(Outcome.REJECTED, (Reason.HARD_LIMIT,), 0.0, state)
         auto_review = projected_pct >= config.limits.auto_review_pct
         reasons.append(Reason.AUTO_REVIEW if auto_review else Reason.WITHIN_BUDGET)
-    reservation = Reservation(units=final, downgraded=route.tripwire_active, at_s=now_s)
+    reservation = Reservation(
+        units=final, downgraded=route.tripwire_active, at_s=now_s, mode=route.mode
+    )
     state = state.model_copy(
         update={"reservations": {**state.reservations, request.event_id: reservation}}
     )

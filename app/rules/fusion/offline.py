@@ -1,6 +1,7 @@
 """The AI cost governance agents' loops without Kafka: tables as dicts, for tests and
 benchmarks. Observations reach the overlay stage and routing reaches admission at once
-(live, they travel through topics and arrive a moment later)."""
+(live, they travel through topics and arrive a moment later; settlements use no routing, so
+only admissions see the difference)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ class OfflineFusion:
         seen = self.result_ids.lookup(value.tenant, value.event_id)
         outcome = settlement.settle(
             self.tenants.get(value.tenant), value, position,
-            seen.position if seen else None, self.routing, self.config,
+            seen.position if seen else None, self.config,
         )  # fmt: skip
         self._seen(self.result_ids, value.event_id, value.tenant, position, outcome)
         decided = self._keep(value.tenant, outcome)

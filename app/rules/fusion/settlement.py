@@ -4,11 +4,17 @@ The result releases the run's reservation and charges its actual units x the mul
 its admission applied (halved if the reservation was downgraded). A result that was never
 admitted is admitted (and recorded) and settled at once: the run happened, so its spend
 counts even if the admission says it should not have.
+
+Settlement never reads the overlay stage's live routing. A reserved run is charged and
+reported under the routing its admission gave it; a run Governor never admitted ran as its
+caller chose (its overlay, at full cost, unless the feature flags turn the overlay off), so
+its retroactive admission sees no routing at all. A tenant's settlements therefore depend
+on that tenant's own records only, in order, and ``governor replay`` of the same results
+gives the same decisions whatever the timing of the overlay stage
+(docs/fusion-event-time.md).
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 from app.fusion_settings import FusionSettings
 from app.rules.dedup import Position
@@ -32,16 +38,18 @@ from schemas.energy import DecisionKind, Outcome, Reason
 from schemas.fusion_result import FusionResult
 from schemas.overlay import ObservationKind, OverlayObservation, OverlayRouting
 
+NO_ROUTING: dict[str, OverlayRouting] = {}
+"""What a run Governor never admitted was routed by: nothing but the feature flags."""
+
 
 def settle(
     state: TenantState | None,
     result: FusionResult,
     position: Position,
     first_seen_at: Position | None,
-    routing: Mapping[str, OverlayRouting],
     config: FusionSettings,
 ) -> TenantOutcome:
-    """Settle a finished run; admit it first if it never was."""
+    """Settle a finished run; admit it first (with no live routing) if it never was."""
     if first_seen_at is not None and first_seen_at != position:
         return TenantOutcome(duplicate=True)
     current = state or TenantState(tenant=result.tenant)
@@ -54,7 +62,7 @@ def settle(
     reservation = current.reservations.get(result.event_id)
     reasons: list[Reason] = [Reason.RESERVATION_SETTLED]
     if reservation is None:
-        current, admission = decide(current, request, now_s, routing, config)
+        current, admission = decide(current, request, now_s, NO_ROUTING, config)
         decisions.append(admission)
         reservation = current.reservations.get(result.event_id)
         reasons = [Reason.SETTLED_WITHOUT_RESERVATION]
@@ -91,8 +99,13 @@ def settle(
         if advised:
             reasons.append(Reason.EARLY_TERMINATION_ADVISED)
             saved = reservation.units - charged
-    # Charged as reserved: downgraded if the reservation was, whatever the routing is now.
-    route = Routing(routing_for(request, routing, config).mode, downgraded)
+    # Charged and reported as reserved, whatever the routing is now.
+    mode = (
+        reservation.mode
+        if reservation is not None
+        else routing_for(request, NO_ROUTING, config).mode
+    )
+    route = Routing(mode, downgraded)
     decisions.append(
         decision_of(
             request,
