@@ -20,7 +20,10 @@ import time
 from typing import Any
 
 from agents.base import Pipeline
-from agents.fusion_metrics import FusionMetrics, count_decisions, count_scope
+from agents.fusion_metrics import FusionMetrics, count_decisions
+from agents.fusion_overlays import OverlayPipeline
+from agents.fusion_progress import ProgressMarkers
+from app.connection import aiokafka_options
 from app.core.outbox_entry import Entry
 from app.dead_letters import source_coordinates
 from app.faust_app import Governor
@@ -30,23 +33,19 @@ from app.routing_feed import RoutingFeed
 from app.rules.checks import Rejection, future_rejection, key_rejection
 from app.rules.dedup import DedupSegment, Position
 from app.rules.fusion import budget as budgets
-from app.rules.fusion import overlay as overlays
 from app.rules.fusion import settlement, tokens
 from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
-from app.rules.fusion.overlay import ScopeOutputs, ScopeState
+from app.topic_reader import partition_ends
 from app.waiters import Waiters
 from schemas.dead_letter import DeadLetterReason
 from schemas.energy import EnergyBudget, EnergyDecision
 from schemas.fusion_result import FusionRequest, FusionResult
-from schemas.overlay import OverlayObservation
 from schemas.seed_forms import parse_fusion_request
 
 log = logging.getLogger(__name__)
 
 TenantEntry = Entry[TenantState, TenantOutputs]
 """A value of fusion-tenants: a tenant's state, or an outbox entry."""
-ScopeEntry = Entry[ScopeState, ScopeOutputs]
-"""A value of fusion-scopes: a scope's state, or an outbox entry."""
 
 
 class FusionContext:
@@ -130,6 +129,7 @@ class _TenantPipeline(Pipeline):
             self.ctx.tenants[value.tenant] = TenantEntry(state=outcome.state)
         self.after(value, position, outcome)
         await self._send(value.tenant, outputs)
+        await self.sent(message, value)
         if not outcome.replayed:
             count_decisions(self.ctx.metrics, outputs)
         self.ctx.resolve(outputs.decisions)
@@ -148,6 +148,9 @@ class _TenantPipeline(Pipeline):
 
     def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
         """Hook: record the event id for deduplication."""
+
+    async def sent(self, message: Any, value: Any) -> None:
+        """Hook: the record's outputs are on their way."""
 
     async def _send(self, tenant: str, outputs: TenantOutputs) -> None:
         app = self.gov.app
@@ -257,6 +260,39 @@ class ResultsPipeline(_TenantEventPipeline):
 
     def __init__(self, gov: Governor, ctx: FusionContext) -> None:
         super().__init__(gov, ctx, "fusion-results", "fusion-results")
+        sent = ctx.metrics.progress_records
+        self.progress = ProgressMarkers(gov, "fusion-results", self.config.ordering, sent)
+        interval = max(0.5, self.config.ordering.idle_partition_s / 4)
+        gov.app.timer(interval)(self._check_idle)
+
+    async def sent(self, message: Any, value: Any) -> None:
+        """Tell the overlay stage how far this partition has come (after its runs)."""
+        await self.progress.after_result(message.partition, value.timestamp.timestamp())
+
+    async def _check_idle(self) -> None:
+        """Report owned partitions that have been quiet, once the broker confirms that
+        nothing waits in them (here or in the repartition topic)."""
+        if not self._taking or self.gov.app.rebalancing:
+            return
+        assigned = self.gov.app.consumer.assignment()
+        owned = {tp.partition for tp in assigned if tp.topic == self.lanes[0].name}
+        quiet = self.progress.quiet(owned)
+        if not quiet:
+            return
+        options = aiokafka_options(self.gov.settings.kafka)
+        waiting: set[int] = set()
+        try:
+            for lane in self.lanes:
+                ends = await partition_ends(options, lane.name, quiet)
+                for partition, end in ends.items():
+                    first = self._next_unprocessed(lane, partition)
+                    if end > (first if first is not None else 0):
+                        waiting.add(partition)
+        except Exception as exc:  # the broker unreachable: an outage is not quiet
+            log.info("fusion-results idle check: broker unreachable (%r)", exc)
+            self.progress.unreachable()
+            return
+        await self.progress.report_idle([p for p in quiet if p not in waiting])
 
     def apply(
         self, state: TenantState | None, value: Any, position: Position, first: Position | None
@@ -276,78 +312,6 @@ class ResultsPipeline(_TenantEventPipeline):
         if value.actual_units > 0:  # a run that cost nothing has no efficiency to speak of
             efficiency = value.estimated_units / value.actual_units
             m.cost_efficiency.labels(*labels, value.result.value).observe(efficiency)
-
-
-class OverlayPipeline(Pipeline):
-    """fusion-observations → tripwire, gates, breaker events and routing, per scope."""
-
-    def __init__(self, gov: Governor, fusion_metrics: FusionMetrics) -> None:
-        super().__init__(gov, "fusion-overlays", "fusion-observations")
-        self.fusion_metrics = fusion_metrics
-        self.config = gov.settings.fusion
-        self.scopes = self.table(
-            "fusion-scopes", ScopeEntry, "Tripwire, gates and breaker per scope; outbox"
-        )
-        self.bound = self.entity_bound(self.scopes, self.config.max_scopes_per_partition)
-        self.box: Outbox[ScopeOutputs] = self.outbox(
-            self.scopes,
-            ScopeEntry,
-            gov.settings.fusion.outbox_records_per_partition,
-        )
-        self.topics = {
-            name: self.output(name)
-            for name in (
-                "tripwire-events", "fusion-gate-events", "overlay-breaker-events",
-                "overlay-routing",
-            )
-        }  # fmt: skip
-        self.start_agent("fusion-overlays")
-
-    def scope_state(self, scope: str) -> ScopeState | None:
-        entry = self.scopes.get(scope)
-        return entry.state if entry is not None else None
-
-    async def handle(self, message: Any) -> None:
-        coordinates = source_coordinates(message)
-        obs = await self.decode(message, OverlayObservation.from_json_bytes)
-        if obs is None:
-            return
-        rejection = key_rejection(message.key, obs.scope, "scope")
-        if rejection is not None:
-            await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
-        position = self.position_of(message)
-        if not await self.admitted(self.bound, obs.scope, position, coordinates):
-            return
-        self.box.ensure_indexed(position.partition)
-        try:
-            outcome = overlays.observe(self.scope_state(obs.scope), obs, position, self.config)
-        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
-            log.exception("overlay rules failed on %s[%d]@%d", *_where(message))
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
-            return
-        outputs = outcome.outputs
-        if outcome.replayed:
-            outputs = self.box.get(position) or ScopeOutputs()
-        if outcome.state is not None:
-            self.box.record(position, outputs)
-            self.scopes[obs.scope] = ScopeEntry(state=outcome.state)
-        await self._send(obs.scope, outputs)
-        if not outcome.replayed and outcome.state is not None:
-            count_scope(self.fusion_metrics, obs, outcome.state, outputs)
-        self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
-
-    async def _send(self, scope: str, outputs: ScopeOutputs) -> None:
-        records: list[tuple[str, list[bytes]]] = [
-            ("tripwire-events", [e.to_json_bytes() for e in outputs.tripwire_events]),
-            ("fusion-gate-events", [g.to_json_bytes() for g in outputs.gate_transitions]),
-            ("overlay-breaker-events", [b.to_json_bytes() for b in outputs.breaker_transitions]),
-            ("overlay-routing", [outputs.routing.to_json_bytes()] if outputs.routing else []),
-        ]
-        for name, values in records:
-            await send_same_key(
-                self.gov.app, self.topics[name].get_topic_name(), scope.encode(), values
-            )
 
 
 def _segment(tenant: str, event_id: str, timestamp: Any, position: Position) -> DedupSegment:

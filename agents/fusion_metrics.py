@@ -110,6 +110,28 @@ class FusionMetrics:
             ["scope"],
             registry=metrics.registry,
         )
+        self.observations = Counter(
+            "governor_fusion_observations_total",
+            "Runs the overlay stage took, by how: in_order (released in event-time order),"
+            " late (arrived after their time was released: applied at once, may differ from"
+            " replay) or duplicate (a run re-sent after a restart: ignored).",
+            ["how"],
+            registry=metrics.registry,
+        )
+        self.waiting = Gauge(
+            "governor_fusion_observations_waiting",
+            "Runs held by the overlay stage until every fusion-results partition has passed"
+            " their event time, per fusion-observations partition on this worker.",
+            ["partition"],
+            registry=metrics.registry,
+        )
+        self.progress_records = Counter(
+            "governor_fusion_progress_records_total",
+            "Progress and idle records this worker sent to fusion-observations for its"
+            " fusion-results partitions (one per fusion-observations partition each).",
+            ["kind"],
+            registry=metrics.registry,
+        )
 
 
 def audit_event(event_type: str, **fields: Any) -> None:

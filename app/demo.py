@@ -319,6 +319,9 @@ def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 300
         public = Ed25519PrivateKey.from_private_bytes(policy_seed).public_key().public_bytes_raw()
         trusted = [*settings.traffic.policy_public_keys, base64.b64encode(public).decode()]
         env["GOVERNOR_TRAFFIC__POLICY_PUBLIC_KEYS"] = orjson.dumps(trusted).decode()
+        # The demo's AI runs come in one burst: their last ones are applied once the
+        # fusion-results partitions have been quiet this long (30 s by default).
+        env.setdefault("GOVERNOR_FUSION__ORDERING__IDLE_PARTITION_S", "5")
         if not settings.audit.sites and settings.audit.default_capacity_kw is None:
             env["GOVERNOR_AUDIT__SITES"] = SITE_CAPACITIES  # sample sites, unless configured
             env["GOVERNOR_AUDIT__DEFAULT_CAPACITY_KW"] = DEFAULT_CAPACITY_KW
@@ -356,6 +359,10 @@ def run_demo(settings: Settings, readings: int, serve: bool, requests: int = 300
         series = 'governor_records_total{outcome="accepted",pipeline="fusion-results"}'
         _wait(lambda: _metric(base, series) >= runs)
         print(f"  all {runs} generated AI runs admitted and settled in"
+              f" {time.monotonic() - started:.1f} s")  # fmt: skip
+        taken = 'governor_fusion_observations_total{how="%s"}'
+        _wait(lambda: sum(_metric(base, taken % how) for how in ("in_order", "late")) >= runs)
+        print(f"  all {runs} runs applied by the overlay stage in event-time order in"
               f" {time.monotonic() - started:.1f} s")  # fmt: skip
         ledger_base = base
         if settings.ledger.mode == "process":

@@ -139,6 +139,23 @@ class ApprovalSettings(Section):
         return None
 
 
+class OrderingSettings(Section):
+    """How the overlay stage puts a scope's runs in event-time order, whatever partition
+    they come from (:mod:`app.rules.fusion.ordering`)."""
+
+    allowed_lateness_s: float = Field(default=5.0, ge=0)
+    """How far back of its newest run a fusion-results partition may still send one in
+    order; an older run is applied late (counted) and may differ from replay."""
+    marker_step_s: float = Field(default=1.0, gt=0)
+    """A partition's progress is sent when it has moved this much event time."""
+    idle_partition_s: float = Field(default=30.0, gt=0)
+    """A partition with no run for this long (wall clock, the broker reachable) is not
+    waited for until its next run; also how long the last runs before a quiet spell, and
+    the first runs after a start with empty partitions, wait to be applied. Keep it above
+    the pauses a partition's producers ride out (a broker restart): a partition thought
+    idle that then sends older runs makes them late."""
+
+
 class FusionSettings(WithOutbox):
     multipliers: MultiplierSettings = MultiplierSettings()
     limits: BudgetLimits = BudgetLimits()
@@ -148,6 +165,7 @@ class FusionSettings(WithOutbox):
     cache: CacheSettings = CacheSettings()
     adaptive_backoff: AdaptiveBackoff = AdaptiveBackoff()
     early_termination: EarlyTermination = EarlyTermination()
+    ordering: OrderingSettings = OrderingSettings()
     flags: tuple[FeatureFlag, ...] = ()
     enabled_features: tuple[str, ...] | None = None
     """Environment override (``GOVERNOR_FUSION__ENABLED_FEATURES=a,b``): only these flags

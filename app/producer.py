@@ -50,3 +50,9 @@ async def send_same_key(app: Any, topic: str, key: bytes, values: Sequence[bytes
             if batch.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"record of {len(value)} bytes exceeds the producer batch size")
     await producer.send_batch(batch, topic, partition=partition)
+
+
+async def send_to_partition(app: Any, topic: str, partition: int, value: bytes) -> None:
+    """Queue one keyless ``value`` on ``topic``'s ``partition`` (a record that speaks for a
+    partition, not for a key)."""
+    await app.producer.send(topic, None, value, partition, None, None)

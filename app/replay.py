@@ -8,9 +8,9 @@ to try a policy or a threshold on past traffic (run it with other settings).
 Supported inputs: meter-readings (carbon emissions), request-events (traffic decisions,
 breaker transitions, burn-rate alerts), control-ticks (the budget-audit slot log, day
 rollup versions, compliance alerts) and fusion-results (energy decisions, tripwire,
-gate and breaker events, routing). Settlements never read live routing, so energy decisions
-are the live ones; the overlay stage's events are too when a scope's runs reach it in the
-input's order (docs/fusion-event-time.md).
+gate and breaker events, routing). Settlements never read live routing, and the overlay
+stage applies a scope's runs in event-time order (:mod:`app.rules.fusion.ordering`), so AI
+cost decisions are the live ones too, except for runs the live overlay stage counted late.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def _audit(values: list[bytes], settings: Settings, out: Replayed, progress: Pro
 
 
 def _fusion(values: list[bytes], settings: Settings, out: Replayed, progress: Progress) -> None:
-    offline = OfflineFusion(settings.fusion)
+    offline = OfflineFusion(settings.fusion, ordered=True)
     for offset, value in enumerate(values):
         progress.update(offset + 1)
         try:
@@ -180,14 +180,13 @@ def _fusion(values: list[bytes], settings: Settings, out: Replayed, progress: Pr
         except ValueError as exc:
             out.rejected.append((offset + 1, str(exc)[:300]))
             continue
-        before = len(offline.scope_outputs)
         out.add("energy-decisions", [d.to_json_bytes() for d in offline.result(result)])
-        for o in offline.scope_outputs[before:]:
-            out.add("tripwire-events", [e.to_json_bytes() for e in o.tripwire_events])
-            out.add("fusion-gate-events", [g.to_json_bytes() for g in o.gate_transitions])
-            out.add("overlay-breaker-events", [b.to_json_bytes() for b in o.breaker_transitions])
-            if o.routing is not None:
-                out.add("overlay-routing", [o.routing.to_json_bytes()])
+    offline.finish()
+    for o in offline.scope_outputs:
+        out.add("tripwire-events", [e.to_json_bytes() for e in o.tripwire_events])
+        out.add("fusion-gate-events", [g.to_json_bytes() for g in o.gate_transitions])
+        out.add("overlay-breaker-events", [b.to_json_bytes() for b in o.breaker_transitions])
+        out.add("overlay-routing", [r.to_json_bytes() for r in o.routings])
 
 
 def replay(topic: str, values: list[bytes], settings: Settings, active: ActivePolicy) -> Replayed:

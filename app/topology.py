@@ -8,6 +8,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from agents import audit, carbon, facility, fusion, ledger, traffic
+from agents.fusion_overlays import OverlayPipeline
 from app.faust_app import Governor, create_app
 from app.metrics import Metrics
 from app.policy_feed import PolicyFeed
@@ -33,7 +34,7 @@ class Topology:
     traffic: traffic.TrafficPipeline
     policy_feed: PolicyFeed
     fusion_context: fusion.FusionContext
-    fusion_overlays: fusion.OverlayPipeline
+    fusion_overlays: OverlayPipeline
     facilities: facility.FacilityContext
     ledger: ledger.LedgerAppender
     registry: CollectorRegistry

@@ -7,7 +7,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+import orjson
+from pydantic import Field, model_validator
 
 from schemas.common import Contract, EntityId, EventId, UtcDatetime
 from schemas.energy import RoutingMode
@@ -19,6 +20,12 @@ class ObservationKind(StrEnum):
     """A finished run's figures."""
     TRIPWIRE_RESET = "tripwire_reset"
     """An authenticated reset of the scope's tripwire."""
+    PROGRESS = "progress"
+    """A fusion-results partition's progress, sent to every partition: every run it sends
+    from now on has an event time at or after ``watermark`` (keyless)."""
+    IDLE = "idle"
+    """A fusion-results partition with nothing to send for a while: the overlay stage stops
+    waiting for it until its next progress record (keyless)."""
 
 
 class OverlayObservation(Contract):
@@ -38,7 +45,39 @@ class OverlayObservation(Contract):
     approval_id: str | None = Field(default=None, max_length=64)
     """A reset: the id of the approval token it was made with; the scope's state keeps the
     ids it has used, so one token resets once, whichever worker it reaches."""
+    source_partition: int | None = Field(default=None, ge=0)
+    """Progress and idle records: the fusion-results partition they speak for."""
+    watermark: UtcDatetime | None = None
+    """Progress records: the event time the partition has passed."""
     timestamp: UtcDatetime
+
+    @model_validator(mode="after")
+    def _marker_fields(self) -> OverlayObservation:
+        marker = self.kind in (ObservationKind.PROGRESS, ObservationKind.IDLE)
+        if marker and self.source_partition is None:
+            raise ValueError(f"a {self.kind.value} record names its source_partition")
+        if (self.kind is ObservationKind.PROGRESS) != (self.watermark is not None):
+            raise ValueError("a progress record, and only one, carries a watermark")
+        if self.kind is ObservationKind.RUN and None in (
+            self.token_delta_pct,
+            self.latency_ms,
+            self.quality_score,
+            self.result,
+        ):
+            raise ValueError("a run carries token_delta_pct, latency_ms, quality_score, result")
+        return self
+
+    @property
+    def is_marker(self) -> bool:
+        return self.kind in (ObservationKind.PROGRESS, ObservationKind.IDLE)
+
+    def to_json_bytes(self) -> bytes:
+        """Runs and resets without the progress fields, byte for byte as workers before
+        them wrote them (so a rolling upgrade's old workers still read them)."""
+        if self.is_marker:
+            return super().to_json_bytes()
+        fields = self.model_dump(mode="python", exclude={"source_partition", "watermark"})
+        return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
 
 
 class TripwireKind(StrEnum):

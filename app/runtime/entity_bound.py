@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from murmurhash2 import murmurhash2
 
 from app.runtime.lanes import REPARTITIONED
-from app.runtime.state import JOURNAL_PREFIX
+from app.runtime.state import BOOKKEEPING_PREFIX, JOURNAL_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ def home_partition(key: str, partitions: int) -> int:
 
 
 def is_entity_key(key: str) -> bool:
-    """Table keys that name an entity (not an outbox or dedup journal entry)."""
-    return not key.startswith(JOURNAL_PREFIX)
+    """Table keys that name an entity (not an outbox or dedup journal entry, nor a
+    partition's bookkeeping)."""
+    return not key.startswith((JOURNAL_PREFIX, BOOKKEEPING_PREFIX))
 
 
 class EntityBound:

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_DIRTY = 10_000
 JOURNAL_PREFIX = "@"
 """Keys flushed before all others (outbox blocks); state keys never start with it."""
+BOOKKEEPING_PREFIX = "~"
+"""Keys of a partition's own bookkeeping (written in the partition being handled, not in
+their key's home partition; flushed in order of last write like state); never entities."""
 _DELETED = object()
 
 

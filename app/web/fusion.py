@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 from faust.web import View
 
-from agents.fusion import FusionContext, OverlayPipeline, RequestsPipeline
+from agents.fusion import FusionContext, RequestsPipeline
+from agents.fusion_overlays import OverlayPipeline
 from app.faust_app import Governor
 from app.rules.fusion import budget as budgets
 from app.rules.fusion import tokens

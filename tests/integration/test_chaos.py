@@ -5,10 +5,9 @@ A mixed workload (meter readings, request events, control ticks and AI runs' res
 worker at random moments (restarting it each time) and once stops the broker and starts it
 again on the same data. At the end every decision, deduplicated by its id, must be byte for
 byte what `governor replay` makes of the same input, every facility's total must be the
-replay's, and every ledger chain must verify. Of the AI cost decisions, energy-decisions are
-compared; the overlay stage's topics (tripwire, gates, breaker, routing) are not yet: it
-takes a scope's observations in the order they arrive from the tenant partitions
-(docs/fusion-event-time.md).
+replay's, and every ledger chain must verify. AI runs' decisions include the overlay
+stage's (tripwire, gate, breaker events and routing versions), which it makes in event-time
+order whichever worker's partitions the runs come from (app/rules/fusion/ordering.py).
 
 CI runs the short version; the full soak is the same test with more:
 ``GOVERNOR_CHAOS_KILLS=20 GOVERNOR_CHAOS_HOURS=6 bin/test tests/integration/test_chaos.py -s``.
@@ -25,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -172,6 +172,16 @@ def test_chaos_soak_gives_what_replay_gives(
     assert any(b'"downgrade_active":true' in v for v in routing), "the tripwire should trip"
     live_energy = wait_for(lambda: everything("energy-decisions", "decision_id", len(energy)),
                            300, 2)  # fmt: skip
+    overlay_stage = []
+    for topic, field in (("tripwire-events", "tripwire_event_id"),
+                         ("fusion-gate-events", "transition_id"),
+                         ("overlay-breaker-events", "transition_id"),
+                         ("overlay-routing", "routing_id")):  # fmt: skip
+        want = by_id(offline.get(topic, []), field)
+        wanted = len(want)
+        # The last runs wait for quiet partitions (fusion.ordering.idle_partition_s).
+        live = wait_for(partial(everything, topic, field, wanted), 120, 2)
+        overlay_stage.append((live, want))
 
     offline = replay(cluster, prefix, "meter-readings", readings, tmp_path / "carbon", policy)
     emissions = by_id(offline["carbon-emissions"], "event_id")
@@ -182,6 +192,7 @@ def test_chaos_soak_gives_what_replay_gives(
         (live_emissions, emissions),
         (live_decisions, decisions),
         (live_energy, energy),
+        *overlay_stage,
         (live_slots, by_id(offline["budget-audit"], "event_id")),
     ]
     for topic, field in (("budget-audit-rollups", "rollup_id"),
@@ -210,7 +221,8 @@ def test_chaos_soak_gives_what_replay_gives(
     verified = ledger_cli(pair[0], "verify", "--vkey", vkey)
     duration = time.monotonic() - began
     print(f"\nchaos soak: {kills} kills, {restarts} broker restart, {len(readings)} readings,"
-          f" {len(requests)} requests, {len(ticks)} ticks and {len(runs)} AI runs,"
+          f" {len(requests)} requests, {len(ticks)} ticks and {len(runs)} AI runs (overlay"
+          f" stage: {sum(len(want) for _, want in overlay_stage)} records),"
           f" {duration:.0f} s,"
           f" {len(mismatches)} mismatches, {len(extra)} decisions replay does not"
           " make")  # fmt: skip

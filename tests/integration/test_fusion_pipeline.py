@@ -39,7 +39,11 @@ from tests.seed_payloads import SEED_000_REQUEST
 pytestmark = pytest.mark.integration
 
 SECRET = "approval-secret-for-tests"
-ENV = {"GOVERNOR_FUSION__APPROVALS__HMAC_SECRET": SECRET}
+ENV = {
+    "GOVERNOR_FUSION__APPROVALS__HMAC_SECRET": SECRET,
+    # Runs come in bursts here: the last ones wait for quiet partitions (default 30 s).
+    "GOVERNOR_FUSION__ORDERING__IDLE_PARTITION_S": "5",
+}
 
 
 def routing_mode(worker: WorkerProcess, scope: str) -> str | None:

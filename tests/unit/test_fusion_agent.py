@@ -4,6 +4,7 @@ share the tenants table; dead letters; outbox; observations forwarded by scope."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -15,7 +16,8 @@ from app.settings import Settings, load_settings
 from app.topology import Topology, build
 from schemas.dead_letter import DeadLetterReason
 from schemas.energy import EnergyDecision, Outcome
-from tests.factories import energy_budget, fusion_request, fusion_result
+from schemas.overlay import ObservationKind, OverlayObservation
+from tests.factories import BASE_TIME, energy_budget, fusion_request, fusion_result
 
 
 @pytest.fixture
@@ -28,9 +30,13 @@ class Sent:
     def __init__(self, topology: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
         self.records: dict[str, list[bytes]] = {}
         self.dead: list[dict[str, Any]] = []
+        self.markers: list[tuple[str, int, bytes]] = []
 
         async def send(app: Any, topic: str, key: bytes, values: Any) -> None:
             self.records.setdefault(topic, []).extend(values)
+
+        async def send_to_partition(app: Any, topic: str, partition: int, value: bytes) -> None:
+            self.markers.append((topic, partition, value))
 
         async def dead_letter(**fields: Any) -> None:
             self.dead.append(fields)
@@ -40,6 +46,8 @@ class Sent:
 
         monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
         monkeypatch.setattr("agents.fusion.send_same_key", send)
+        monkeypatch.setattr("agents.fusion_overlays.send_same_key", send)
+        monkeypatch.setattr("agents.fusion_progress.send_to_partition", send_to_partition)
         for agent_name in (
             "fusion-budgets",
             "fusion-admissions",
@@ -84,6 +92,14 @@ async def test_budget_admission_settlement_through_the_agents(
     ]
     state = topology.fusion_context.tenant_state("tenant-a")
     assert state is not None and state.spent_units == 80.0 and not state.reservations
+    # After the run, its partition's progress went to every fusion-observations partition.
+    targets = topology.gov.catalogue["fusion-observations"].partitions
+    progress = [(p, OverlayObservation.from_json_bytes(v)) for _, p, v in sent.markers]
+    assert sorted(p for p, _ in progress) == list(range(targets))
+    late_by = topology.gov.settings.fusion.ordering.allowed_lateness_s
+    assert {(m.kind, m.source_partition, m.watermark) for _, m in progress} == {
+        (ObservationKind.PROGRESS, 0, fusion_result(0).timestamp - timedelta(seconds=late_by))
+    }
     observations = [orjson.loads(v) for v in sent.records["fusion-observations"]]
     assert [o["scope"] for o in observations] == ["refund_processing|rollback_first"]
     requests_pipeline = app.agents["fusion-admissions"].fun.__self__
@@ -105,27 +121,76 @@ async def test_budget_admission_settlement_through_the_agents(
     assert {s.labels["tenant"]: s.value for s in used} == {"tenant-a": 0.08}
 
 
-async def test_overlay_agent_emits_tripwire_and_routing(
+def run(n: int, seconds: float, token_delta_pct: float = 30.0) -> OverlayObservation:
+    when = BASE_TIME + timedelta(seconds=seconds)
+    result = fusion_result(n, token_delta_pct=token_delta_pct, timestamp=when)
+    [obs] = observations_of(result, Settings().fusion)
+    return obs
+
+
+def marker(source: int, seconds: float | None) -> bytes:
+    """Progress of fusion-results partition ``source`` to ``seconds``; ``None``: idle."""
+    at = None if seconds is None else BASE_TIME + timedelta(seconds=seconds)
+    kind = ObservationKind.IDLE if at is None else ObservationKind.PROGRESS
+    return OverlayObservation(
+        kind=kind, event_id=f"{kind.value}-{source}", scope=f"~{kind.value}",
+        scenario_type="-", overlay="-", source_partition=source, watermark=at,
+        timestamp=at or BASE_TIME,
+    ).to_json_bytes()  # fmt: skip
+
+
+async def test_overlay_agent_applies_runs_in_event_time_order(
     topology: Topology, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Runs of one scope from two fusion-results partitions, arriving out of order: held
+    until both partitions have passed them, applied in event-time order (the third breach
+    in event time trips the wire, although it arrived first); a re-sent run is ignored, a
+    late one applied at once and counted, idle partitions release the rest."""
     sent = Sent(topology, monkeypatch)
     agent = topology.gov.app.agents["fusion-overlays"]
-    config = Settings().fusion
     scope = b"refund_processing|rollback_first"
+    sources = topology.gov.catalogue["fusion-results"].partitions
     async with agent.test_context() as ctx:
-        for n in range(3):
-            [obs] = observations_of(fusion_result(n, token_delta_pct=30.0), config)
-            await ctx.put(obs.to_json_bytes(), key=scope)
-        await ctx.put(obs.to_json_bytes(), key=b"elsewhere")
+        await ctx.put(run(2, 20).to_json_bytes(), key=scope)  # from partition 1
+        for source in range(2, sources):  # the other partitions of fusion-results: quiet
+            await ctx.put(marker(source, None), key=None)
+        await ctx.put(run(0, 0).to_json_bytes(), key=scope)  # from partition 0
+        await ctx.put(run(1, 10).to_json_bytes(), key=scope)
+        await ctx.put(marker(0, 15), key=None)  # partition 1 not heard from: nothing yet
+        assert topology.fusion_context.metrics.observations.collect()[0].samples == []
+        await ctx.put(marker(1, 12), key=None)  # runs 0 and 1 released
+        assert "tripwire-events" not in sent.records  # two breaches applied
+        await ctx.put(marker(1, 25), key=None)  # partition 0 holds it at 15
+        assert "tripwire-events" not in sent.records
+        await ctx.put(marker(0, 30), key=None)  # both past 20: run 2 released
+        await ctx.put(run(1, 10).to_json_bytes(), key=scope)  # re-sent after a restart
+        await ctx.put(run(3, 5).to_json_bytes(), key=scope)  # late: 25 was released
+        await ctx.put(run(4, 40, token_delta_pct=0.0).to_json_bytes(), key=scope)
+        state = topology.fusion_overlays.scope_state(scope.decode())
+        assert state is not None and state.tripwire.consecutive_breaches == 4
+        await ctx.put(marker(0, None), key=None)
+        await ctx.put(marker(1, None), key=None)  # both idle: run 4 released
+        await ctx.put(run(4, 40).to_json_bytes(), key=b"elsewhere")
     events = [orjson.loads(v) for v in sent.records["tripwire-events"]]
-    assert [(e["kind"], e["consecutive_breaches"]) for e in events] == [("activated", 3)]
+    assert [(e["kind"], e["consecutive_breaches"], e["event_id"]) for e in events] == [
+        ("activated", 3, "run-000002")
+    ]
     routing = [orjson.loads(v) for v in sent.records["overlay-routing"]]
-    assert [(r["version"], r["mode"]) for r in routing] == [(1, "downgraded")]
+    assert [(r["version"], r["mode"], r["gate_state"], r["event_id"]) for r in routing] == [
+        (1, "downgraded", "pass", "run-000002"),
+        (2, "downgraded", "warn", "run-000004"),  # a token-delta mean over 12 % in 5 runs
+    ]
     assert [d["reason"] for d in sent.dead] == [DeadLetterReason.KEY_MISMATCH]
     state = topology.fusion_overlays.scope_state(scope.decode())
     assert state is not None and state.tripwire.downgrade_active
+    assert state.tripwire.consecutive_breaches == 0  # run 4 was under the threshold
+    assert topology.fusion_overlays.buffer(0).pending == ()
+    taken = topology.fusion_context.metrics.observations.collect()[0].samples
+    assert {s.labels["how"]: s.value for s in taken if s.name.endswith("_total")} == {
+        "in_order": 4.0, "late": 1.0, "duplicate": 1.0,
+    }  # fmt: skip
     breaches = topology.fusion_context.metrics.consecutive_breaches.collect()[0].samples
-    assert {s.labels["scope"]: s.value for s in breaches} == {scope.decode(): 3.0}
+    assert {s.labels["scope"]: s.value for s in breaches} == {scope.decode(): 0.0}
 
 
 async def test_tenants_and_scopes_past_their_partition_limits_are_dead_lettered(
@@ -162,6 +227,8 @@ async def test_tenants_and_scopes_past_their_partition_limits_are_dead_lettered(
             [obs] = observations_of(fusion_result(n, scenario_type=f"scenario-{n}"), config)
             obs = obs.model_copy(update={"scope": scope})
             await ctx.put(obs.to_json_bytes(), key=scope.encode())
+        for source in range(topology.gov.catalogue["fusion-results"].partitions):
+            await ctx.put(marker(source, None), key=None)  # all quiet: runs released
     assert [d["reason"] for d in sent.dead] == [DeadLetterReason.ENTITY_LIMIT] * 18
-    scopes = {k for k in topology.fusion_overlays.scopes if not k.startswith("@")}
+    scopes = {k for k in topology.fusion_overlays.scopes if not k.startswith(("@", "~"))}
     assert scopes == {"scenario-0|overlay", "scenario-1|overlay"}

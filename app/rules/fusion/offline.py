@@ -1,7 +1,8 @@
 """The AI cost governance agents' loops without Kafka: tables as dicts, for tests and
-benchmarks. Observations reach the overlay stage and routing reaches admission at once
-(live, they travel through topics and arrive a moment later; settlements use no routing, so
-only admissions see the difference)."""
+benchmarks. Routing reaches admission at once (live, it crosses a topic first; settlements
+use no routing, so only admissions see the difference). Observations reach the overlay
+stage at once, or, with ``ordered`` (as ``governor replay`` runs it), all at :meth:`finish`
+in the overlay stage's release order (:mod:`app.rules.fusion.ordering`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 
 from app.fusion_settings import FusionSettings
 from app.rules.dedup import DedupIndex, DedupSegment, Position
-from app.rules.fusion import budget, overlay, settlement
+from app.rules.fusion import budget, ordering, overlay, settlement
 from app.rules.fusion.budget import TenantOutcome, TenantState
 from app.rules.fusion.overlay import ScopeOutputs, ScopeState
 from schemas.energy import EnergyBudget, EnergyDecision
@@ -28,6 +29,8 @@ class OfflineFusion:
     request_ids: DedupIndex = field(default_factory=lambda: DedupIndex(86_400.0, 1_000_000))
     result_ids: DedupIndex = field(default_factory=lambda: DedupIndex(86_400.0, 1_000_000))
     offsets: dict[str, int] = field(default_factory=dict)
+    ordered: bool = False
+    waiting: list[OverlayObservation] = field(default_factory=list)
 
     def _position(self, source: str) -> Position:
         offset = self.offsets.get(source, 0)
@@ -57,16 +60,25 @@ class OfflineFusion:
         )  # fmt: skip
         self._seen(self.result_ids, value.event_id, value.tenant, position, outcome)
         decided = self._keep(value.tenant, outcome)
-        for obs in outcome.outputs.observations:
-            self.observe(obs)
+        if self.ordered:
+            self.waiting.extend(outcome.outputs.observations)
+        else:
+            for obs in outcome.outputs.observations:
+                self.observe(obs)
         return decided
+
+    def finish(self) -> None:
+        """Apply the runs held back by ``ordered``, in release order."""
+        waiting, self.waiting = self.waiting, []
+        for obs in ordering.replay_order(waiting):
+            self.observe(obs)
 
     def observe(self, obs: OverlayObservation) -> ScopeOutputs:
         outcome = overlay.observe(self.scopes.get(obs.scope), obs, self._position("o"), self.config)
         if outcome.state is not None:
             self.scopes[obs.scope] = outcome.state
-        if outcome.outputs.routing is not None:
-            self.routing[obs.scope] = outcome.outputs.routing
+        for routing in outcome.outputs.routings:
+            self.routing[routing.scope] = routing
         self.scope_outputs.append(outcome.outputs)
         return outcome.outputs
 

@@ -1,18 +1,21 @@
 """One scope (a scenario and overlay, or a tenant) → tripwire, gates, breaker, routing.
 
-Runs of a scope arrive in its partition's order. Scenario-and-overlay scopes keep gates
-and a breaker, and the tripwire when ``tripwire.scope`` is ``scenario_overlay``; tenant
-scopes (``tenant:<id>``, when it is ``tenant``) keep only the tripwire. Every change is an
-event, and a changed routing (mode, downgrade, breaker or gate state) is a new version on
-overlay-routing, which every worker reads to admit requests.
+Runs of a scope are applied in event-time order (:mod:`app.rules.fusion.ordering`).
+Scenario-and-overlay scopes keep gates and a breaker, and the tripwire when
+``tripwire.scope`` is ``scenario_overlay``; tenant scopes (``tenant:<id>``, when it is
+``tenant``) keep only the tripwire. Every change is an event, and a changed routing (mode,
+downgrade, breaker or gate state) is a new version on overlay-routing, which every worker
+reads to admit requests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from app.fusion_settings import FusionSettings
 from app.rules.dedup import Position
@@ -52,12 +55,33 @@ class ScopeState(Watermarked):
 
 
 class ScopeOutputs(BaseModel):
+    """What one source record of the overlay stage sends: the records of every run it
+    applied (each keyed by its own scope)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tripwire_events: tuple[TripwireEvent, ...] = ()
     gate_transitions: tuple[GateTransition, ...] = ()
     breaker_transitions: tuple[OverlayBreakerTransition, ...] = ()
-    routing: OverlayRouting | None = None
+    routings: tuple[OverlayRouting, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_routing(cls, data: Any) -> Any:
+        """Outbox entries written before runs were released in batches held one routing."""
+        if isinstance(data, dict) and "routing" in data:
+            data = dict(data)
+            routing = data.pop("routing")
+            data["routings"] = () if routing is None else (routing,)
+        return data
+
+    def merged(self, other: ScopeOutputs) -> ScopeOutputs:
+        return ScopeOutputs(
+            tripwire_events=self.tripwire_events + other.tripwire_events,
+            gate_transitions=self.gate_transitions + other.gate_transitions,
+            breaker_transitions=self.breaker_transitions + other.breaker_transitions,
+            routings=self.routings + other.routings,
+        )
 
 
 @dataclass(slots=True)
@@ -78,9 +102,29 @@ def observe(
     config: FusionSettings,
 ) -> ScopeOutcome:
     """One run or reset command of ``obs.scope``."""
-    current = state or ScopeState(scope=obs.scope)
+    return observe_all(state, (obs,), position, config)
+
+
+def observe_all(
+    state: ScopeState | None,
+    observations: Sequence[OverlayObservation],
+    position: Position,
+    config: FusionSettings,
+) -> ScopeOutcome:
+    """Runs (or a reset) of one scope that one source record applies, in order."""
+    current = state or ScopeState(scope=observations[0].scope)
     if current.has_applied(position):
         return ScopeOutcome(replayed=True)
+    outputs = ScopeOutputs()
+    for obs in observations:
+        current, step = _apply(current, obs, config)
+        outputs = outputs.merged(step)
+    return ScopeOutcome(state=current.stamped(position), outputs=outputs)
+
+
+def _apply(
+    current: ScopeState, obs: OverlayObservation, config: FusionSettings
+) -> tuple[ScopeState, ScopeOutputs]:
     at_s = obs.timestamp.timestamp()
     now_s = max(current.watermark_s or at_s, at_s)
     when = obs.timestamp
@@ -96,7 +140,7 @@ def observe(
                 if at_s - t <= 2 * config.approvals.max_age_s}  # fmt: skip
         if obs.approval_id is not None and obs.approval_id in used:
             # The token was used already (perhaps on another worker): nothing changes.
-            return ScopeOutcome(state=current.stamped(position))
+            return current, ScopeOutputs()
         if obs.approval_id is not None:
             used[obs.approval_id] = at_s
         current = current.model_copy(update={"used_resets": used})
@@ -145,9 +189,9 @@ def observe(
         tripwire_events=tuple(events),
         gate_transitions=tuple(gate_moves),
         breaker_transitions=tuple(breaker_moves),
-        routing=routing,
+        routings=(routing,) if routing is not None else (),
     )
-    return ScopeOutcome(state=updated.stamped(position), outputs=outputs)
+    return updated, outputs
 
 
 def _routing(

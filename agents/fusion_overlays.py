@@ -1,0 +1,201 @@
+"""The overlay stage: fusion-observations (key: scope) → tripwire, gates, breaker events and
+routing versions, with a scope's runs applied in event-time order.
+
+Runs wait in their partition's :class:`~app.rules.fusion.ordering.ObservationBuffer` until
+every fusion-results partition has passed their event time (progress records, sent by
+:mod:`agents.fusion_progress`), then are applied in (event time, event id, scope) order, as
+``governor replay`` applies them. A run re-sent after a restart of the tenant stage is
+recognised by its event id and ignored. Reset commands apply at once.
+
+Per source record: the outbox entry is written first, then every scope state it changed, then
+the buffer; a record whose buffer write survived is done, and one handled again after a
+crash finds the states it already changed stamped with its position and re-sends its
+outbox entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from agents.base import Pipeline
+from agents.fusion_metrics import FusionMetrics, count_scope
+from app.core.outbox_entry import Entry
+from app.dead_letters import source_coordinates
+from app.faust_app import Governor
+from app.outbox import Outbox
+from app.producer import send_same_key
+from app.rules.checks import key_rejection
+from app.rules.dedup import DedupSegment, Position
+from app.rules.fusion import ordering
+from app.rules.fusion import overlay as overlays
+from app.rules.fusion.ordering import ObservationBuffer, Step
+from app.rules.fusion.overlay import ScopeOutcome, ScopeOutputs, ScopeState
+from app.runtime.lanes import REPARTITIONED
+from app.runtime.state import BOOKKEEPING_PREFIX
+from schemas.dead_letter import DeadLetterReason
+from schemas.overlay import ObservationKind, OverlayObservation
+
+log = logging.getLogger(__name__)
+
+ScopeEntry = Entry[ScopeState | ObservationBuffer, ScopeOutputs]
+"""A value of fusion-scopes: a scope's state, a partition's buffer, or an outbox entry."""
+
+
+def buffer_key(partition: int) -> str:
+    """The table key of a fusion-observations partition's buffer."""
+    return f"{BOOKKEEPING_PREFIX}order:{partition}"
+
+
+class OverlayPipeline(Pipeline):
+    """fusion-observations → tripwire, gates, breaker events and routing, per scope."""
+
+    def __init__(self, gov: Governor, fusion_metrics: FusionMetrics) -> None:
+        super().__init__(gov, "fusion-overlays", "fusion-observations")
+        self.fusion_metrics = fusion_metrics
+        self.config = gov.settings.fusion
+        self.scopes = self.table(
+            "fusion-scopes",
+            ScopeEntry,
+            "Tripwire, gates, breaker per scope; run buffers; outbox",
+        )
+        self.sources = gov.catalogue["fusion-results"].partitions
+        self.bound = self.entity_bound(self.scopes, self.config.max_scopes_per_partition)
+        self.box: Outbox[ScopeOutputs] = self.outbox(
+            self.scopes, ScopeEntry, gov.settings.fusion.outbox_records_per_partition
+        )
+        self.ids = self.dedup_store(
+            "fusion-observation-dedup", self.config.dedup_window_s,
+            self.config.dedup_max_events_per_partition,
+        )  # fmt: skip
+        self.topics = {
+            name: self.output(name)
+            for name in (
+                "tripwire-events", "fusion-gate-events", "overlay-breaker-events",
+                "overlay-routing",
+            )
+        }  # fmt: skip
+        self.start_agent("fusion-overlays")
+
+    def scope_state(self, scope: str) -> ScopeState | None:
+        entry = self.scopes.get(scope)
+        state = entry.state if entry is not None else None
+        return state if isinstance(state, ScopeState) else None
+
+    def buffer(self, partition: int) -> ObservationBuffer:
+        entry = self.scopes.get(buffer_key(partition))
+        state = entry.state if entry is not None else None
+        if isinstance(state, ObservationBuffer):
+            return state
+        return ObservationBuffer(buffer_partition=partition)
+
+    async def handle(self, message: Any) -> None:
+        coordinates = source_coordinates(message)
+        obs = await self.decode(message, OverlayObservation.from_json_bytes)
+        if obs is None:
+            return
+        position = self.position_of(message)
+        partition = position.partition % REPARTITIONED
+        self.box.ensure_indexed(position.partition)
+        buffer = self.buffer(partition)
+        if obs.is_marker:
+            step = ordering.progress(buffer, obs, position, self.sources)
+            await self._release(step, position, message)
+            return
+        rejection = key_rejection(message.key, obs.scope, "scope")
+        if rejection is not None:
+            await self.dead_letter(coordinates, rejection.reason, rejection.message)
+            return
+        if not await self.admitted(self.bound, obs.scope, position, coordinates):
+            return
+        self.ids.ensure_indexed(position.partition)
+        first = self.ids.first_position(obs.scope, obs.event_id)
+        if first is not None and first != position:
+            self.fusion_metrics.observations.labels(how="duplicate").inc()
+            return
+        if obs.kind is ObservationKind.TRIPWIRE_RESET:  # an operator's command: at once
+            step = (
+                Step(buffer=None)
+                if buffer.has_applied(position)
+                else Step(buffer=buffer.stamped(position), release=(obs,))
+            )
+        else:
+            step = ordering.arrive(buffer, obs, position)
+        await self._release(step, position, message)
+        self.ids.record(
+            DedupSegment(entity_id=obs.scope, position=position,
+                         max_event_time_s=obs.timestamp.timestamp(), event_ids=(obs.event_id,))
+        )  # fmt: skip
+
+    async def _release(self, step: Step, position: Position, message: Any) -> None:
+        """Apply what the record releases; write outbox, scope states, then the buffer."""
+        partition = position.partition % REPARTITIONED
+        if step.buffer is None:  # handled before a crash: send what it sent then
+            await self._send(self.box.get(position) or ScopeOutputs())
+            return
+        try:
+            outcomes = self._apply(step.release, position)
+        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
+            log.exception("overlay rules failed on %s[%d]@%d", *_where(message))
+            coordinates = source_coordinates(message)
+            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            return
+        outputs = ScopeOutputs()
+        for _, outcome in outcomes:
+            outputs = outputs.merged(outcome.outputs)
+        earlier = self.box.get(position)  # states of it survived a crash: its entry did too
+        if earlier is None:
+            self.box.record(position, outputs)
+        else:
+            outputs = earlier
+        for scope, outcome in outcomes:
+            if outcome.state is not None:
+                self.scopes[scope] = ScopeEntry(state=outcome.state)
+        self.scopes[buffer_key(partition)] = ScopeEntry(state=step.buffer)
+        await self._send(outputs)
+        self._count(step, outcomes, partition)
+        self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
+
+    def _apply(
+        self, released: Sequence[OverlayObservation], position: Position
+    ) -> list[tuple[str, ScopeOutcome]]:
+        """The released runs, a scope at a time, each scope's in release order."""
+        by_scope: dict[str, list[OverlayObservation]] = {}
+        for obs in released:
+            by_scope.setdefault(obs.scope, []).append(obs)
+        return [
+            (scope, overlays.observe_all(self.scope_state(scope), runs, position, self.config))
+            for scope, runs in by_scope.items()
+        ]
+
+    def _count(self, step: Step, outcomes: list[tuple[str, ScopeOutcome]], partition: int) -> None:
+        m = self.fusion_metrics
+        runs = [o for o in step.release if o.kind is ObservationKind.RUN]
+        if runs:
+            m.observations.labels(how="late" if step.late else "in_order").inc(len(runs))
+        assert step.buffer is not None
+        m.waiting.labels(partition=str(partition)).set(len(step.buffer.pending))
+        last_of = {obs.scope: obs for obs in step.release}
+        for scope, outcome in outcomes:
+            if outcome.state is not None:
+                count_scope(m, last_of[scope], outcome.state, outcome.outputs)
+
+    async def _send(self, outputs: ScopeOutputs) -> None:
+        """Each record keyed by its own scope (one source record may release many)."""
+        records: list[tuple[str, Sequence[Any]]] = [
+            ("tripwire-events", outputs.tripwire_events),
+            ("fusion-gate-events", outputs.gate_transitions),
+            ("overlay-breaker-events", outputs.breaker_transitions),
+            ("overlay-routing", outputs.routings),
+        ]
+        for name, values in records:
+            topic = self.topics[name].get_topic_name()
+            for value in values:
+                await send_same_key(
+                    self.gov.app, topic, value.scope.encode(), [value.to_json_bytes()]
+                )
+
+
+def _where(message: Any) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
