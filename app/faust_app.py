@@ -12,6 +12,7 @@ from app.codecs import ModelCodec, Utf8KeyCodec
 from app.connection import aiokafka_options, faust_broker
 from app.metrics import Metrics
 from app.resume_points import ResumePoints
+from app.runtime.changelog import ChangelogSender
 from app.runtime.entity_bound import EntityBound
 from app.runtime.monitor import LeanMonitor
 from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
@@ -34,8 +35,11 @@ class Governor:
     tables: list[WriteBehindTable] = field(default_factory=list)
     """Every table, flushed before each offset commit (:mod:`app.runtime.state`)."""
     entity_bounds: dict[str, EntityBound] = field(default_factory=dict)
+    changelog: ChangelogSender = field(init=False)
+    """Sends every table's changelog records (:mod:`app.runtime.changelog`)."""
 
     def __post_init__(self) -> None:
+        self.changelog = ChangelogSender(self.app)
         self.app.sensors.add(FlushBeforeCommit(self.tables))
         self.app.on_partitions_revoked.connect(cast(Any, self._flush_revoked))
 
@@ -107,6 +111,7 @@ class Governor:
         table.changelog_topic = table._new_changelog_topic()
         table.max_dirty = self.settings.worker.state_max_dirty_keys
         table.sent_counter = self.metrics.changelog_records.labels(table=name)
+        table.changelog_sender = self.changelog
         self.metrics.table_keys.labels(table=name).set_function(lambda: float(len(table)))
         self.tables.append(table)
         return table

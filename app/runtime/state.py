@@ -17,7 +17,8 @@ Where the flush hooks in: ``Consumer.force_commit`` (faust/transport/consumer.py
 ``_commit_offsets`` awaits ``app.producer.flush()`` and only then commits the offsets. A
 sensor's ``on_commit_initiated`` is therefore the one place that runs before every offset
 commit (the periodic one, the one on revocation in ``wait_empty``, the one on stop), and
-``send_changelog`` only queues into the buffer that flush drains. So the changelog records
+the flush only queues sends that the wrapped ``producer.flush`` waits for
+(:mod:`app.runtime.changelog`). So the changelog records
 that cover a committed offset are always in the log before the commit: a crash between a
 flush and its commit replays records whose effect is already there, which the offset
 watermarks in every state value (:mod:`app.rules.watermark`) recognise.
@@ -40,6 +41,7 @@ from typing import Any
 import faust
 from faust.sensors import Sensor
 
+from app.runtime.changelog import ChangelogSender, Record
 from app.runtime.partition_check import PartitionCheckIgnoresUnseenTopics
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
         self.flushed_records = 0
         self.sent_counter: Any = None
         """A metric child with ``inc(n)``, counting changelog records sent."""
+        self.changelog_sender: ChangelogSender | None = None
 
     def on_key_set(self, key: Any, value: Any) -> None:
         """Faust calls this after a write reached the store: mark the key, send nothing."""
@@ -89,26 +92,47 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
     def flush_changelog(self, partitions: Iterable[int] | None = None) -> int:
         """Queue one changelog record per dirty key (of ``partitions``, or all), journal
         keys first, then in order of last write; return how many. Synchronous: it only
-        fills Faust's producer buffer, which Faust drains before it commits."""
+        queues the sends, which the producer flush before every commit waits for
+        (:mod:`app.runtime.changelog`)."""
         wanted = None if partitions is None else set(partitions)
         dirty = list(self._dirty.items())
         journal = [item for item in dirty if _is_journal(item[0])]
         if journal:
             dirty = journal + [item for item in dirty if not _is_journal(item[0])]
-        sent = 0
+        records: list[tuple[int, Any, Any]] = []
         for key, (partition, value) in dirty:
             if wanted is not None and partition not in wanted:
                 continue
             del self._dirty[key]
-            if value is _DELETED:
-                self.send_changelog(partition, key, None, value_serializer="raw")
-            else:
-                self.send_changelog(partition, key, value)
-            sent += 1
-        self.flushed_records += sent
-        if sent and self.sent_counter is not None:
-            self.sent_counter.inc(sent)
-        return sent
+            records.append((partition, key, None if value is _DELETED else value))
+        if records:
+            self._queue(records)
+        self.flushed_records += len(records)
+        if records and self.sent_counter is not None:
+            self.sent_counter.inc(len(records))
+        return len(records)
+
+    def _queue(self, records: list[tuple[int, Any, Any]]) -> None:
+        """Send (partition, key, value) records, ``None`` values as tombstones (tables here
+        never hold ``None``): one batch per partition through the app's
+        :class:`~app.runtime.changelog.ChangelogSender`, or, without one, Faust's own
+        ``send_changelog`` per record."""
+        if self.changelog_sender is None:
+            for partition, key, value in records:
+                if value is None:
+                    self.send_changelog(partition, key, None, value_serializer="raw")
+                else:
+                    self.send_changelog(partition, key, value)
+            return
+        topic = self.changelog_topic
+        by_partition: dict[int, list[Record]] = {}
+        for partition, key, value in records:
+            key_bytes, _ = topic.prepare_key(key, self.key_serializer)
+            value_bytes = None
+            if value is not None:
+                value_bytes, _ = topic.prepare_value(value, self.value_serializer)
+            by_partition.setdefault(partition, []).append((key_bytes, value_bytes))
+        self.changelog_sender.send(topic.get_topic_name(), list(by_partition.items()))
 
 
 def _is_journal(key: Any) -> bool:

@@ -21,12 +21,9 @@ def table(monkeypatch: pytest.MonkeyPatch) -> WriteBehindTable:
 
 
 def sends(table: WriteBehindTable, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """What the table's flushes queue: (partition, key, value; ``None`` a tombstone)."""
     sent: list[tuple[Any, ...]] = []
-
-    def send_changelog(partition: int, key: Any, value: Any, *_: Any, **__: Any) -> None:
-        sent.append((partition, key, value))
-
-    monkeypatch.setattr(table, "send_changelog", send_changelog)
+    monkeypatch.setattr(table, "_queue", sent.extend)
     return sent
 
 
