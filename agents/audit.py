@@ -5,7 +5,7 @@ tables, send the slot record, the day's rollup version and any alert. All decisi
 :mod:`app.rules.audit`.
 
 A tick's rollup version comes from its day's state and its alert from its period's state,
-so each is kept in an outbox in the table of the state it came from (:mod:`app.outbox`):
+so each is kept in an outbox in the table of the state it came from (:mod:`app.runtime.outbox`):
 after a SIGKILL, a day (or period) recovered with a tick's effect holds that tick's rollup
 (or alert) too, and the re-delivered tick re-sends it, even when later ticks of the same
 day were applied as well. (The rules alone can re-send only the last tick's: the state
@@ -22,12 +22,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from agents.base import Pipeline
+from app.core.dedup import Position
 from app.core.outbox_entry import Entry
-from app.dead_letters import source_coordinates
-from app.faust_app import Governor
+from app.core.retention import DayIndex
 from app.metrics import JOULES_PER_KWH
-from app.outbox import Outbox
-from app.producer import send_same_key
 from app.rules.audit import (
     AuditOutcome,
     DayRollup,
@@ -38,8 +36,10 @@ from app.rules.audit import (
     period_key,
     process_tick,
 )
-from app.rules.dedup import Position
-from app.rules.retention import DayIndex
+from app.runtime.dead_letters import source_coordinates
+from app.runtime.faust_app import Governor
+from app.runtime.outbox import Outbox
+from app.runtime.producer import send_same_key
 from schemas.budget_audit import ComplianceAlert, DayRollupRecord
 from schemas.control_tick import ControlTick
 from schemas.dead_letter import DeadLetterReason

@@ -20,14 +20,13 @@ import orjson
 from faust.types import TP
 
 from agents.pipeline_state import PipelineState
-from app.connection import aiokafka_options
+from app.core.dedup import Position
 from app.core.origin import REPARTITION_SUFFIX
-from app.dead_letters import DeadLetterSink, source_coordinates
-from app.failstop import fail_stop
-from app.faust_app import Governor
-from app.producer import await_metadata
-from app.rules.dedup import Position
+from app.runtime.connection import aiokafka_options
+from app.runtime.dead_letters import DeadLetterSink, source_coordinates
 from app.runtime.entity_bound import EntityBound
+from app.runtime.failstop import fail_stop
+from app.runtime.faust_app import Governor
 from app.runtime.lanes import (
     REPARTITIONED,
     Lane,
@@ -37,8 +36,9 @@ from app.runtime.lanes import (
     passed_over,
 )
 from app.runtime.placement import Placement, TooLargeToForward
+from app.runtime.producer import await_metadata
 from app.runtime.retry import ride_out
-from app.topic_reader import partition_ends, read_range
+from app.runtime.topic_reader import partition_ends, read_range
 from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Pipeline(PipelineState, ABC):
     async def _consume(self, lane: Lane, stream: Any) -> None:
         """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
         (a producer that cannot send, a bug in persisting) ends the process at once, before
-        Faust can acknowledge the record (see :func:`app.failstop.fail_stop`).
+        Faust can acknowledge the record (see :func:`app.runtime.failstop.fail_stop`).
         """
         await await_metadata(
             self.gov.app,

@@ -15,11 +15,9 @@ from enum import Enum
 from typing import Any, Protocol, cast
 
 from agents.base import Pipeline
-from app.dead_letters import source_coordinates
-from app.faust_app import Governor
-from app.feeds import GridIntensityFeed, InstrumentsFeed
+from app.core.dedup import Position
+from app.core.retention import DayIndex
 from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
-from app.producer import send_same_key
 from app.rules.carbon import (
     CarbonOutcome,
     DayTotals,
@@ -31,9 +29,11 @@ from app.rules.carbon import (
     process_readings,
 )
 from app.rules.carbon_budget import BudgetOutcome, BudgetOutputs
-from app.rules.dedup import Position
 from app.rules.grid import EmissionContext
-from app.rules.retention import DayIndex
+from app.runtime.dead_letters import source_coordinates
+from app.runtime.faust_app import Governor
+from app.runtime.feeds import GridIntensityFeed, InstrumentsFeed
+from app.runtime.producer import send_same_key
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
 from schemas.meter_reading import MeterReading, MeterReadingBatch

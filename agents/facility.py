@@ -9,7 +9,7 @@
 
 All these sources are keyed by facility with the same partition count, so a facility's
 carbon and load state live on the same worker. Decisions are in :mod:`app.rules`; each
-agent writes its outbox entry before its state (:mod:`app.outbox`).
+agent writes its outbox entry before its state (:mod:`app.runtime.outbox`).
 """
 
 from __future__ import annotations
@@ -21,20 +21,20 @@ from typing import Any
 
 from agents.base import Pipeline
 from agents.carbon import CarbonPipeline
+from app.core.checks import Rejection, future_rejection, key_rejection
+from app.core.dedup import Position
 from app.core.outbox_entry import Entry
-from app.dead_letters import source_coordinates
-from app.faust_app import Governor
-from app.outbox import Outbox
-from app.producer import send_same_key
 from app.rules import balancing
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
 from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
-from app.rules.checks import Rejection, future_rejection, key_rejection
-from app.rules.dedup import Position
 from app.rules.load import FacilityLoad, LoadOutputs
+from app.runtime.dead_letters import source_coordinates
 from app.runtime.entity_bound import EntityBound
-from app.waiters import Waiters
+from app.runtime.faust_app import Governor
+from app.runtime.outbox import Outbox
+from app.runtime.producer import send_same_key
+from app.runtime.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetterReason
@@ -116,7 +116,7 @@ class _FacilityPipeline(Pipeline):
 
     def clock_rejection(self, value: Any, record_timestamp_ms: int | None) -> Rejection | None:
         """Events with an event time are checked against their record's (see
-        :func:`app.rules.checks.future_rejection`); budgets have none."""
+        :func:`app.core.checks.future_rejection`); budgets have none."""
         return None
 
 

@@ -10,7 +10,7 @@ scenario and overlay.
   (:class:`app.routing_feed.RoutingFeed`) to admit requests.
 
 All decisions are in :mod:`app.rules.fusion`; each pipeline writes its outbox entry before
-its state, as the traffic decider does (:mod:`app.outbox`).
+its state, as the traffic decider does (:mod:`app.runtime.outbox`).
 """
 
 from __future__ import annotations
@@ -23,20 +23,20 @@ from agents.base import Pipeline
 from agents.fusion_metrics import FusionMetrics, count_decisions
 from agents.fusion_overlays import OverlayPipeline
 from agents.fusion_progress import ProgressMarkers
-from app.connection import aiokafka_options
+from app.core.checks import Rejection, future_rejection, key_rejection
+from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
-from app.dead_letters import source_coordinates
-from app.faust_app import Governor
-from app.outbox import Outbox
-from app.producer import send_same_key
 from app.routing_feed import RoutingFeed
-from app.rules.checks import Rejection, future_rejection, key_rejection
-from app.rules.dedup import DedupSegment, Position
 from app.rules.fusion import budget as budgets
 from app.rules.fusion import settlement, tokens
 from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
-from app.topic_reader import partition_ends
-from app.waiters import Waiters
+from app.runtime.connection import aiokafka_options
+from app.runtime.dead_letters import source_coordinates
+from app.runtime.faust_app import Governor
+from app.runtime.outbox import Outbox
+from app.runtime.producer import send_same_key
+from app.runtime.topic_reader import partition_ends
+from app.runtime.waiters import Waiters
 from schemas.dead_letter import DeadLetterReason
 from schemas.energy import EnergyBudget, EnergyDecision
 from schemas.fusion_result import FusionRequest, FusionResult

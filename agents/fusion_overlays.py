@@ -21,18 +21,18 @@ from typing import Any
 
 from agents.base import Pipeline
 from agents.fusion_metrics import FusionMetrics, count_scope
+from app.core.checks import key_rejection
+from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
-from app.dead_letters import source_coordinates
-from app.faust_app import Governor
-from app.outbox import Outbox
-from app.producer import send_same_key
-from app.rules.checks import key_rejection
-from app.rules.dedup import DedupSegment, Position
 from app.rules.fusion import ordering
 from app.rules.fusion import overlay as overlays
 from app.rules.fusion.ordering import ObservationBuffer, Step
 from app.rules.fusion.overlay import ScopeOutcome, ScopeOutputs, ScopeState
+from app.runtime.dead_letters import source_coordinates
+from app.runtime.faust_app import Governor
 from app.runtime.lanes import REPARTITIONED
+from app.runtime.outbox import Outbox
+from app.runtime.producer import send_same_key
 from app.runtime.state import BOOKKEEPING_PREFIX
 from schemas.dead_letter import DeadLetterReason
 from schemas.overlay import ObservationKind, OverlayObservation

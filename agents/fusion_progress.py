@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
-from app.faust_app import Governor
 from app.fusion_settings import OrderingSettings
-from app.producer import send_to_partition
+from app.runtime.faust_app import Governor
+from app.runtime.producer import send_to_partition
 from schemas.overlay import ObservationKind, OverlayObservation
 
 log = logging.getLogger(__name__)

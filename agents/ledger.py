@@ -31,9 +31,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from app.connection import aiokafka_options
-from app.failstop import fail_stop
-from app.faust_app import Governor
 from app.ledger.chain import (
     append_decisions,
     new_head,
@@ -45,6 +42,9 @@ from app.ledger.loading import ChainLocation, load_head
 from app.ledger.note import Signer, Verifier, checkpoint_text
 from app.ledger.resume import Untrusted
 from app.metrics import Metrics
+from app.runtime.connection import aiokafka_options
+from app.runtime.failstop import fail_stop
+from app.runtime.faust_app import Governor
 from app.runtime.processes import on_own_thread, supervise
 from app.runtime.retry import ride_out, started
 from app.settings import Settings

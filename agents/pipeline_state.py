@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from app.core.outbox_entry import Entry
-from app.dedup_store import DedupBlock, DedupStore
-from app.faust_app import Governor
-from app.outbox import Outbox
-from app.rules.watermark import Watermarked
+from app.core.watermark import Watermarked
+from app.runtime.dedup_store import DedupBlock, DedupStore
 from app.runtime.entity_bound import EntityBound
 from app.runtime.expiry import ExpiringKeys, watermarked_partition
+from app.runtime.faust_app import Governor
+from app.runtime.outbox import Outbox
 
 W = TypeVar("W", bound=Watermarked)
 
@@ -82,7 +82,7 @@ class PipelineState:
     def outbox(
         self, table: Any, entry: type[Entry[Any, Any]], keep_per_partition: int, name: str = ""
     ) -> Outbox[Any]:
-        """An outbox in ``table``, whose values are ``entry`` (see :mod:`app.outbox`),
+        """An outbox in ``table``, whose values are ``entry`` (see :mod:`app.runtime.outbox`),
         dropped per revoked partition; ``name`` tells apart the outboxes of pipelines that
         share a table."""
         box: Outbox[Any] = Outbox(table, entry, keep_per_partition, name)

@@ -13,13 +13,9 @@ import time
 from typing import Any
 
 from agents.base import Pipeline
-from app.dead_letters import source_coordinates
-from app.faust_app import Governor
-from app.outbox import Outbox
+from app.core.checks import future_rejection, key_rejection
+from app.core.dedup import Position
 from app.policy_feed import PolicyFeed
-from app.producer import send_same_key
-from app.rules.checks import future_rejection, key_rejection
-from app.rules.dedup import Position
 from app.rules.traffic.contracts import UNKNOWN
 from app.rules.traffic.engine import (
     ClientRate,
@@ -31,7 +27,11 @@ from app.rules.traffic.engine import (
     process_request,
     route,
 )
+from app.runtime.dead_letters import source_coordinates
 from app.runtime.expiry import ExpiringKeys
+from app.runtime.faust_app import Governor
+from app.runtime.outbox import Outbox
+from app.runtime.producer import send_same_key
 from schemas.dead_letter import DeadLetterReason
 from schemas.seed_forms import parse_request_event
 from schemas.traffic import CircuitState, RoutedRequest

@@ -26,7 +26,7 @@ from app.rules.audit_report import (
     newest_day,
     period_report,
 )
-from app.topic_reader import read_topic
+from app.runtime.topic_reader import read_topic
 from schemas.budget_audit import SlotRecord
 
 ROW_GROUP_ROWS = 50_000

@@ -23,7 +23,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.connection import aiokafka_options
 from app.metrics import Metrics
 from app.rules.traffic.policy import (
     ActivePolicy,
@@ -33,6 +32,7 @@ from app.rules.traffic.policy import (
     newest_verified,
     trusted_keys,
 )
+from app.runtime.connection import aiokafka_options
 from app.runtime.retry import ride_out
 from app.settings import Settings
 

@@ -8,7 +8,7 @@ topic hop); each decision records the routing it used. The fusion agents wait fo
 
 from __future__ import annotations
 
-from app.feeds import CompactedFeed
+from app.runtime.feeds import CompactedFeed
 from app.settings import Settings
 from schemas.overlay import OverlayRouting
 

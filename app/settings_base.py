@@ -15,7 +15,7 @@ class Section(BaseModel):
 
 
 class WithOutbox(Section):
-    """A section of a pipeline whose outputs depend on earlier state (:mod:`app.outbox`)."""
+    """A section of a pipeline whose outputs depend on earlier state (:mod:`app.runtime.outbox`)."""
 
     outbox_records_per_partition: int = Field(default=5_000, ge=100)
     """Outputs of recent source records kept beside the state they came from, per source

@@ -41,10 +41,10 @@ from throughput import (  # noqa: E402
 
 from app.carbon_settings import CarbonSettings  # noqa: E402
 from app.ledger.chain import Decision, append_decisions, new_head  # noqa: E402
-from app.localkafka import free_port  # noqa: E402
 from app.rules.carbon import emission_of  # noqa: E402
-from app.sample import sample_reading  # noqa: E402
-from app.topic_reader import partitions_of, read_last  # noqa: E402
+from app.runtime.topic_reader import partitions_of, read_last  # noqa: E402
+from app.tools.localkafka import free_port  # noqa: E402
+from app.tools.sample import sample_reading  # noqa: E402
 
 
 def emissions(count: int, keys: int) -> list[tuple[bytes, bytes, int]]:

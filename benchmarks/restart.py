@@ -32,7 +32,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.sample import sample_reading  # noqa: E402
+from app.tools.sample import sample_reading  # noqa: E402
 from benchmarks.throughput import (  # noqa: E402
     WORK,
     create_topics,

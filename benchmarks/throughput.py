@@ -43,17 +43,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.generate import Workload as GeneratedWorkload  # noqa: E402
-from app.localkafka import LocalBroker, free_port  # noqa: E402
-from app.sample import (  # noqa: E402
+from app.runtime.topic_reader import partitions_of  # noqa: E402
+from app.settings import load_settings  # noqa: E402
+from app.tools.generate import Workload as GeneratedWorkload  # noqa: E402
+from app.tools.localkafka import LocalBroker, free_port  # noqa: E402
+from app.tools.sample import (  # noqa: E402
     sample_fusion_run,
     sample_policy,
     sample_records,
     sample_request_records,
     sample_tick_records,
 )
-from app.settings import load_settings  # noqa: E402
-from app.topic_reader import partitions_of  # noqa: E402
 from app.topics import Catalogue, apply_catalogue  # noqa: E402
 
 WORK = REPO / "var" / "bench"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.common import UsageError, require_cluster, settings_of
-from app.connection import aiokafka_options
+from app.runtime.connection import aiokafka_options
 from app.settings import Settings
 
 

@@ -33,7 +33,7 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
     """Write (or with --check, verify) the AsyncAPI document of every topic."""
     from importlib.metadata import version
 
-    from app.asyncapi import render
+    from app.tools.asyncapi import render
 
     text = render(Catalogue.load(), version("governor"))
     out = Path(args.out)
@@ -51,7 +51,7 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
     """Write (or with --check, verify) the Grafana dashboards of deploy/grafana/dashboards."""
-    from app.dashboards import OUT, files
+    from app.tools.dashboards import OUT, files
 
     stale = []
     for name, text in files().items():

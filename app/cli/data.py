@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.common import UsageError, require_cluster, settings_of
-from app.connection import aiokafka_options
+from app.runtime.connection import aiokafka_options
 from app.topics import Catalogue, TopicRole
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     """Validate every line of a JSONL or CSV file (or stdin), then publish the good ones."""
-    from app.produce import detect_format, parse, read_input, send, summary
+    from app.tools.produce import detect_format, parse, read_input, send, summary
 
     settings = settings_of(args)
     catalogue = Catalogue.load()
@@ -56,7 +56,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Write a seeded workload for an input topic as JSONL (stdout or --out)."""
     from datetime import UTC, datetime
 
-    from app.generate import GENERATORS, Workload, generate
+    from app.tools.generate import GENERATORS, Workload, generate
 
     if args.topic not in GENERATORS:
         raise UsageError(f"no generator for {args.topic!r} (have: {', '.join(GENERATORS)})")
@@ -87,8 +87,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run a pipeline's rules over a JSONL or Parquet file offline; write decisions and ledger."""
-    from app.replay import ReplayError, read_values, replay, write
     from app.rules.traffic.policy import ActivePolicy
+    from app.tools.replay import ReplayError, read_values, replay, write
 
     settings = settings_of(args)
     source = Path(args.file)
@@ -110,7 +110,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write a self-contained HTML report of a facility, site or tenant over a period."""
     from datetime import UTC, datetime, timedelta
 
-    from app.report import Subject, build, render
+    from app.tools.report import Subject, build, render
 
     settings = settings_of(args)
     require_cluster(settings)
@@ -134,7 +134,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     """Print a topic's records live (or from its beginning), filtered by key."""
-    from app.tail import tail
+    from app.tools.tail import tail
 
     settings = settings_of(args)
     try:

@@ -8,13 +8,13 @@ import sys
 from typing import Any
 
 from app.cli.common import require_cluster, settings_of
-from app.connection import aiokafka_options
+from app.runtime.connection import aiokafka_options
 from app.topics import Catalogue, TopicRole
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     """List dead letters, or re-publish selected ones to their source topic."""
-    from app.dlq import CannotRepublish, read_letters, republish
+    from app.tools.dlq import CannotRepublish, read_letters, republish
     from schemas.dead_letter import DeadLetterReason
 
     settings = settings_of(args)

@@ -13,7 +13,7 @@ from app.cli.common import UsageError, require_cluster, settings_of
 
 def cmd_policy(args: argparse.Namespace) -> int:
     """Traffic policies: keygen, sign, verify, publish, key."""
-    from app import policy_tool
+    from app.tools import policy_tool
 
     try:
         if args.action == "keygen":

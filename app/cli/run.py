@@ -15,7 +15,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.cli.common import require_cluster, settings_of
-from app.connection import aiokafka_options
+from app.runtime.connection import aiokafka_options
 from app.settings import Settings
 from app.topics import Catalogue, TopicStatus, apply_catalogue
 
@@ -24,7 +24,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run one worker; several with the same app id form one consumer group."""
     from faust.worker import Worker
 
-    from app.topology import build
+    from app.runtime.topology import build
 
     if args.config:  # the ledger process a worker starts reads the same file
         os.environ["GOVERNOR_CONFIG"] = str(Path(args.config).resolve())
@@ -64,8 +64,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 def cmd_kafka(args: argparse.Namespace) -> int:
     """Run a local single-node broker in the foreground until interrupted (Ctrl-C, SIGTERM,
-    SIGHUP); the broker also ends if this process is killed (see app/localkafka.py)."""
-    from app.localkafka import LocalBroker
+    SIGHUP); the broker also ends if this process is killed (see app/tools/localkafka.py)."""
+    from app.tools.localkafka import LocalBroker
 
     settings = settings_of(args)
     work = Path(args.dir)
@@ -92,7 +92,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Everything at once: broker, topics, worker, sample traffic, results, then serve."""
-    from app.demo import run_demo
+    from app.tools.demo import run_demo
 
     # The demo reads topics to print results; aiokafka's per-subscription INFO lines would
     # interleave with them.

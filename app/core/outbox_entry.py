@@ -1,4 +1,4 @@
-"""The values of a table with an outbox (:mod:`app.outbox`): a key's state, or a block of
+"""The values of a table with an outbox (:mod:`app.runtime.outbox`): a key's state, or a block of
 recent records' outputs. Pure models, so rules can name their table's value type without
 importing the runtime."""
 

@@ -21,7 +21,7 @@ from app.ledger.keys import KeySet
 from app.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash
 from app.ledger.note import NoteError, parse_checkpoint_text
 from app.ledger.verify import ChainReport, verify_checkpoints, verify_records
-from app.topic_reader import Reader, read_partitions
+from app.runtime.topic_reader import Reader, read_partitions
 from schemas.ledger import LedgerCheckpoint
 
 

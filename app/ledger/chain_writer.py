@@ -7,7 +7,7 @@ record lands detects that only after both wrote, and the chain is forked in the 
 each chain is written through a producer whose transactional id is the chain's
 (``<app id>-ledger-<partition>``): when the next owner starts it, the broker aborts the
 zombie's open transaction and refuses its writes from then on (``ProducerFenced``), and
-readers see committed records only (:data:`app.topic_reader.COMMITTED`). Records and the
+readers see committed records only (:data:`app.runtime.topic_reader.COMMITTED`). Records and the
 checkpoints that cover them commit together. Each commit writes a marker that takes an
 offset of the ledger partition, so a leaf's offset is its index plus the commits before it.
 """

@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from app.dead_letters import letter_of
 from app.ledger.chain import Gap
 from app.metrics import Metrics
+from app.runtime.dead_letters import letter_of
 from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from app.ledger.merkle import BLOCK, Blocked, leaf_hash, root
-from app.topic_reader import Reader
+from app.runtime.topic_reader import Reader
 
 HASH_BYTES = 32
 

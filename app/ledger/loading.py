@@ -23,7 +23,7 @@ from app.ledger.resume import (
     source_mismatch,
     trusted_frontier,
 )
-from app.topic_reader import partition_end, read_keyed, read_last, read_partition
+from app.runtime.topic_reader import partition_end, read_keyed, read_last, read_partition
 from schemas.ledger import LedgerCheckpoint, LedgerRecord
 
 

@@ -22,10 +22,10 @@ from datetime import date, datetime, timedelta
 from pydantic import BaseModel, ConfigDict
 
 from app.audit_settings import DAYS_PER_YEAR, AuditSettings
-from app.rules.checks import Rejection, future_rejection, key_rejection
-from app.rules.dedup import DedupSegment, Position
-from app.rules.units import MWH_PER_KWH, kwh_to_mwh
-from app.rules.watermark import Watermarked
+from app.core.checks import Rejection, future_rejection, key_rejection
+from app.core.dedup import DedupSegment, Position
+from app.core.units import MWH_PER_KWH, kwh_to_mwh
+from app.core.watermark import Watermarked
 from schemas.budget_audit import (
     ComplianceAlert,
     CompliancePeriod,

@@ -11,8 +11,8 @@ from datetime import date
 from pydantic import BaseModel
 
 from app.audit_settings import AuditSettings
+from app.core.units import MWH_PER_KWH
 from app.rules.audit import DayRollup, Projection, period_bounds
-from app.rules.units import MWH_PER_KWH
 from schemas.budget_audit import ComplianceState, SlotRecord
 
 

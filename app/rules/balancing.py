@@ -6,8 +6,8 @@ Pure, like :mod:`app.rules.load`, whose state and automatic rules they share.
 
 from __future__ import annotations
 
+from app.core.dedup import Position
 from app.energy_settings import LoadSettings
-from app.rules.dedup import Position
 from app.rules.load import (
     COMMANDS,
     FacilityLoad,

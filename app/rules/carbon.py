@@ -24,11 +24,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.carbon_settings import CarbonSettings
-from app.rules.checks import Rejection, future_rejection, key_rejection
-from app.rules.dedup import DedupIndex, DedupSegment, Position
+from app.core.checks import Rejection, future_rejection, key_rejection
+from app.core.dedup import DedupIndex, DedupSegment, Position
+from app.core.units import MG_PER_KG, MWH_PER_KWH
+from app.core.watermark import Watermarked
 from app.rules.grid import EmissionContext
-from app.rules.units import MG_PER_KG, MWH_PER_KWH
-from app.rules.watermark import Watermarked
 from schemas.carbon_budget import ContractualInstrument
 from schemas.carbon_emission import AccountingMethod, CarbonEmission, IntensitySource
 from schemas.common import EnergySource
@@ -131,7 +131,7 @@ def check_record(
 ) -> Rejection | None:
     """Check a whole source record: key, batch consistency, then every reading.
 
-    The key must be the facility id (see :func:`app.rules.checks.key_rejection`).
+    The key must be the facility id (see :func:`app.core.checks.key_rejection`).
     """
     if isinstance(readings, MeterReadingBatch):
         facility_id = readings.facility_id

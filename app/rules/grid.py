@@ -1,7 +1,7 @@
 """The grid's carbon intensity over event time, per zone, and facilities' contractual
 instruments: what the carbon rules need besides the reading to compute both Scope 2 figures.
 
-Pure data structures. Workers fill them from compacted topics (:mod:`app.feeds`); a replay
+Pure data structures. Workers fill them from compacted topics (:mod:`app.runtime.feeds`); a replay
 that feeds them the same records gets the same answers.
 """
 

@@ -26,9 +26,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from app.core.dedup import Position
+from app.core.watermark import SourcesWatermarked
 from app.energy_settings import LoadSettings
-from app.rules.dedup import Position
-from app.rules.watermark import SourcesWatermarked
 from schemas.load import (
     BalancingAction,
     CommandResult,

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from app.failstop import fail_stop
+from app.runtime.failstop import fail_stop
 
 log = logging.getLogger(__name__)
 

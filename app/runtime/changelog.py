@@ -24,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from app.failstop import fail_stop
+from app.runtime.failstop import fail_stop
 
 log = logging.getLogger(__name__)
 

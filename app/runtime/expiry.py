@@ -19,7 +19,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from app.rules.watermark import Watermarked
+from app.core.watermark import Watermarked
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from faust.streams import _current_event
 
+from app.core.dedup import Position
 from app.core.origin import REPARTITION_SUFFIX, origin_of
-from app.rules.dedup import Position
 
 
 class _ReadBackEvent:

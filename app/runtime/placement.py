@@ -20,7 +20,7 @@ The forward goes through Faust's producer, which Faust flushes before it commits
 offset, so a SIGKILL loses no forward. It may repeat one: the source record is handled again
 after a restart and forwarded again. Forwards from one source partition reach a key's
 partition in source-offset order, and state remembers the highest source offset it applied
-through a forward (:mod:`app.rules.watermark`), so the repeat changes nothing.
+through a forward (:mod:`app.core.watermark`), so the repeat changes nothing.
 """
 
 from __future__ import annotations

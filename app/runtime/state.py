@@ -14,17 +14,17 @@ per-checkpoint transaction; this is the same idea in Faust's terms:
 
 Where the flush hooks in: ``Consumer.force_commit`` (faust/transport/consumer.py) calls
 ``app.sensors.on_commit_initiated`` synchronously before ``_commit_tps``, whose
-``_commit_offsets`` awaits ``app.producer.flush()`` and only then commits the offsets. A
+``_commit_offsets`` awaits ``app.runtime.producer.flush()`` and only then commits the offsets. A
 sensor's ``on_commit_initiated`` is therefore the one place that runs before every offset
 commit (the periodic one, the one on revocation in ``wait_empty``, the one on stop), and
 the flush only queues sends that the wrapped ``producer.flush`` waits for
 (:mod:`app.runtime.changelog`). So the changelog records
 that cover a committed offset are always in the log before the commit: a crash between a
 flush and its commit replays records whose effect is already there, which the offset
-watermarks in every state value (:mod:`app.rules.watermark`) recognise.
+watermarks in every state value (:mod:`app.core.watermark`) recognise.
 
 Order: recovery relies on a record's outputs surviving whenever state that says the record
-was applied survives (:mod:`app.outbox`). Outbox entries live in blocks under keys that
+was applied survives (:mod:`app.runtime.outbox`). Outbox entries live in blocks under keys that
 start with :data:`JOURNAL_PREFIX`, rewritten in place as records are added, so a block's last
 write comes after the state written for its earlier records. A flush therefore sends the
 journal keys first, then the others in order of last write: a block as flushed holds the

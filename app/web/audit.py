@@ -13,7 +13,6 @@ import orjson
 from faust.web import View
 
 from agents.audit import AuditPipeline
-from app.faust_app import Governor
 from app.rules.audit_report import (
     PeriodReport,
     current_period,
@@ -21,6 +20,7 @@ from app.rules.audit_report import (
     newest_day,
     period_report,
 )
+from app.runtime.faust_app import Governor
 from app.web.http import problem, reply
 from app.web.peers import ask_peers, is_peer_request
 

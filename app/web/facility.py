@@ -18,11 +18,11 @@ from faust.web import View
 from pydantic import TypeAdapter, ValidationError
 
 from agents.facility import FacilityContext
-from app.faust_app import Governor
+from app.core.units import MG_PER_KG
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
 from app.rules import optimization
-from app.rules.units import MG_PER_KG
+from app.runtime.faust_app import Governor
 from app.web.http import authorised, problem, publish, read_contract, reply
 from app.web.peers import reply_from_owner
 from schemas.carbon_budget import CarbonBudget

@@ -20,9 +20,9 @@ from faust.web import View
 
 from agents.fusion import FusionContext, RequestsPipeline
 from agents.fusion_overlays import OverlayPipeline
-from app.faust_app import Governor
 from app.rules.fusion import budget as budgets
 from app.rules.fusion import tokens
+from app.runtime.faust_app import Governor
 from app.web import fusion_execute
 from app.web.fusion_admission import (
     APPROVAL_HEADER,

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from agents.fusion import FusionContext, RequestsPipeline
-from app.faust_app import Governor
 from app.rules.fusion import tokens
+from app.runtime.faust_app import Governor
 from app.web.http import parse, problem
 from app.web.peers import reply_from_owner
 from schemas.energy import EnergyDecision

@@ -8,8 +8,8 @@ from typing import Any
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from app.faust_app import Governor
 from app.runtime.broker_watch import BrokerWatch
+from app.runtime.faust_app import Governor
 from app.web.http import reply
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from app.faust_app import Governor
+from app.runtime.faust_app import Governor
 
 JSON = "application/json"
 

@@ -10,11 +10,11 @@ from typing import Any
 from faust.web import View
 
 from agents.ledger import LedgerAppender
-from app.connection import aiokafka_options
-from app.faust_app import Governor
 from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.keys import KeySet, configured_keys
 from app.ledger.note import NoteError
+from app.runtime.connection import aiokafka_options
+from app.runtime.faust_app import Governor
 from app.web.http import problem, reply
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from app.faust_app import Governor
+from app.runtime.faust_app import Governor
 
 LOCAL_ONLY_HEADER = "X-Governor-Local-Only"
 PEER_TIMEOUT_S = 5.0

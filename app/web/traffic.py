@@ -9,11 +9,11 @@ from faust.web import View
 from pydantic import BaseModel
 
 from agents.traffic import TrafficPipeline
-from app.faust_app import Governor
 from app.policy_feed import PolicyFeed
 from app.rules.traffic.engine import EndpointState
 from app.rules.traffic.policy import ActivePolicy, Verdict, judge_record
 from app.rules.traffic.slo import baseline_of
+from app.runtime.faust_app import Governor
 from app.web.http import authorised, problem, read_body, reply, too_large
 from schemas.traffic import Baseline, CircuitState
 from schemas.traffic_policy import PolicyArtifact, ServiceContract

@@ -19,8 +19,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.localkafka import LocalBroker, free_port
 from app.settings import load_settings
+from app.tools.localkafka import LocalBroker, free_port
 from app.topics import Catalogue, apply_catalogue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ class Cluster:
     stop: Any = None
 
     def client_options(self) -> dict[str, Any]:
-        from app.connection import aiokafka_options
+        from app.runtime.connection import aiokafka_options
 
         return aiokafka_options(load_settings().kafka.model_copy(
             update={"bootstrap_servers": self.bootstrap_servers}
@@ -320,7 +320,7 @@ async def produce(
 
 
 async def end_offsets(cluster: Cluster, topic: str) -> dict[int, int]:
-    from app.topic_reader import partitions_of
+    from app.runtime.topic_reader import partitions_of
 
     tps = [TopicPartition(topic, p) for p in await partitions_of(cluster.client_options(), topic)]
     consumer = AIOKafkaConsumer(**cluster.client_options())

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from app.carbon_settings import CarbonSettings
-from app.rules.units import MG_PER_KG, MWH_PER_KWH
+from app.core.units import MG_PER_KG, MWH_PER_KWH
 from schemas.carbon_emission import CarbonEmission
 from schemas.common import EnergySource
 from schemas.dead_letter import DeadLetter, DeadLetterReason

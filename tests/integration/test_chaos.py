@@ -30,9 +30,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.generate import Workload, generate
 from app.ledger.note import Signer
-from app.sample import sample_policy
+from app.tools.generate import Workload, generate
+from app.tools.sample import sample_policy
 from tests.integration.harness import (
     Cluster,
     WorkerProcess,

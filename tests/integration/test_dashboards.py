@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from app.dashboards import DASHBOARDS
-from app.generate import Workload, generate
-from app.localkafka import free_port
-from app.sample import sample_policy
+from app.tools.dashboards import DASHBOARDS
+from app.tools.generate import Workload, generate
+from app.tools.localkafka import free_port
+from app.tools.sample import sample_policy
 from tests.integration.harness import (
     Cluster,
     WorkerProcess,

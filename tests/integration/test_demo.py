@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.localkafka import free_port
+from app.tools.localkafka import free_port
 from tests.integration.harness import Cluster, governor_env
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import pytest
 
 from app.fusion_settings import FusionSettings
 from app.rules.fusion import cost, tokens
-from app.sample import sample_fusion_run
+from app.tools.sample import sample_fusion_run
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.energy import EnergyDecision
 from schemas.ledger import LedgerRecord

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app.generate import Workload, generate
+from app.tools.generate import Workload, generate
 from app.topics import Catalogue
 from schemas.dead_letter import DeadLetter
 from tests.integration.harness import (

@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaProducer
 from app.ledger.chain import Decision, append_decisions, head_from_records
 from app.ledger.merkle import Frontier
 from app.ledger.note import Signer, checkpoint_text
-from app.localkafka import free_port
-from app.topic_reader import read_partition, read_partitions
+from app.runtime.topic_reader import read_partition, read_partitions
+from app.tools.localkafka import free_port
 from schemas.dead_letter import DeadLetter
 from schemas.ledger import LedgerRecord, RecordKind
 from tests.factories import batch

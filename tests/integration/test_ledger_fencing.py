@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 from agents.ledger import LedgerAppender
 from app.ledger.verify import verify_records
 from app.metrics import Metrics
+from app.runtime.topic_reader import read_partition
 from app.settings import load_settings
-from app.topic_reader import read_partition
 from app.topics import Catalogue
 from tests.integration.harness import Cluster
 

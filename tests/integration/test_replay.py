@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.generate import Workload, generate
-from app.sample import sample_policy
+from app.tools.generate import Workload, generate
+from app.tools.sample import sample_policy
 from tests.integration.harness import (
     REPO,
     Cluster,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.sample import sample_fusion_run, sample_tick
+from app.tools.sample import sample_fusion_run, sample_tick
 from schemas.carbon_budget import CarbonBudget, CarbonPeriod
 from tests.factories import reading
 from tests.integration.harness import (

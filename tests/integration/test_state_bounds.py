@@ -12,8 +12,8 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from app.generate import Workload, generate
 from app.runtime.entity_bound import home_partition
+from app.tools.generate import Workload, generate
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from tests.integration.harness import (
     Cluster,

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from app.asyncapi import DEFAULT_PATH, render
+from app.tools.asyncapi import DEFAULT_PATH, render
 from app.topics import Catalogue
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from agents.audit import AuditPipeline
 from app.rules.audit import AuditOutcome
+from app.runtime.topology import Topology, build
 from app.settings import load_settings
-from app.topology import Topology, build
 from schemas.budget_audit import ComplianceAlert, ComplianceState, SlotRecord
 from schemas.dead_letter import DeadLetterReason
 from tests.factories import tick
@@ -82,9 +82,9 @@ async def test_replay_gives_the_agents_records_byte_for_byte(
 ) -> None:
     """`governor replay control-ticks` runs the same rules: slot log, rollup versions and
     alerts as the agent sends them, a duplicate ignored by both."""
-    from app.replay import replay
     from app.rules.traffic.policy import ActivePolicy
-    from app.sample import sample_policy
+    from app.tools.replay import replay
+    from app.tools.sample import sample_policy
 
     pipeline = topology.audit
     sent: dict[str, list[bytes]] = {}
@@ -119,7 +119,7 @@ async def test_a_tick_redelivered_after_later_ones_re_sends_its_own_rollup_and_a
     """After a SIGKILL the day and period can be recovered with several ticks applied while
     the rollup versions and alert of the earlier ones never reached their topics: each
     re-delivered tick re-sends exactly what it sent, from the outbox beside the state."""
-    from app.rules.dedup import Position
+    from app.core.dedup import Position
 
     pipeline = topology.audit
     sent: list[tuple[bytes | None, bytes | None]] = []

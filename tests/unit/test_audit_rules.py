@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.audit_settings import AuditSettings, SiteSettings
+from app.core.dedup import DedupIndex, Position
 from app.rules.audit import (
     DayRollup,
     PeriodRollup,
@@ -21,7 +22,6 @@ from app.rules.audit import (
     slot_record_of,
 )
 from app.rules.audit_report import daily_summary, fold_slots, period_report
-from app.rules.dedup import DedupIndex, Position
 from schemas.budget_audit import (
     ComplianceAlert,
     CompliancePeriod,

@@ -16,8 +16,8 @@ import pytest
 from agents.carbon import CarbonPipeline
 from app.rules import carbon_budget
 from app.rules.carbon import Emission
+from app.runtime.topology import Topology, build
 from app.settings import load_settings
-from app.topology import Topology, build
 from schemas.common import EnergySource
 from schemas.dead_letter import DeadLetterReason
 from tests.factories import BASE_TIME, batch, reading

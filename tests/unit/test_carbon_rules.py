@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.carbon_settings import CarbonSettings
+from app.core.dedup import DedupIndex, Position
+from app.core.retention import DayIndex
 from app.rules.carbon import (
     DayTotals,
     ReadingIndex,
@@ -19,8 +21,6 @@ from app.rules.carbon import (
     emission_of,
     process_readings,
 )
-from app.rules.dedup import DedupIndex, Position
-from app.rules.retention import DayIndex
 from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
 from schemas.dead_letter import DeadLetterReason
@@ -282,7 +282,7 @@ class TestViews:
 def test_a_record_timestamp_of_zero_or_less_is_refused() -> None:
     """Issue 16: a record timestamp of 0 skipped the clock check; offline (None) it is
     still skipped, since replayed files carry no Kafka timestamps."""
-    from app.rules.checks import future_rejection
+    from app.core.checks import future_rejection
 
     stamp = reading(0).timestamp
     for bad in (0, -1):

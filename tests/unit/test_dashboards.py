@@ -8,8 +8,8 @@ import re
 from prometheus_client import CollectorRegistry
 
 from agents.fusion_metrics import FusionMetrics
-from app.dashboards import DASHBOARDS, OUT, files
 from app.metrics import Metrics
+from app.tools.dashboards import DASHBOARDS, OUT, files
 
 FAUST = {"faust_topic_partition_end_offset", "faust_topic_partition_offset_commited",
          "faust_total_rebalances", "up"}  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from app.dead_letters import letter_of
+from app.runtime.dead_letters import letter_of
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.rules.dedup import DedupIndex, DedupSegment, Position
+from app.core.dedup import DedupIndex, DedupSegment, Position
 
 
 def segment(offset: int, ids: list[str], t: float, partition: int = 0) -> DedupSegment:

@@ -3,8 +3,14 @@ at once, block deletes paced."""
 
 from __future__ import annotations
 
-from app.dedup_store import BLOCK_EVENTS, BLOCK_SEGMENTS, DELETES_PER_RECORD, DedupBlock, DedupStore
-from app.rules.dedup import DedupSegment, Position
+from app.core.dedup import DedupSegment, Position
+from app.runtime.dedup_store import (
+    BLOCK_EVENTS,
+    BLOCK_SEGMENTS,
+    DELETES_PER_RECORD,
+    DedupBlock,
+    DedupStore,
+)
 
 
 class FakeTable(dict[str, DedupBlock]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from app.rules.dedup import Position
+from app.core.dedup import Position
 from app.rules.traffic.engine import ClientRate
 from app.runtime.expiry import ExpiringKeys, watermarked_partition
 

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from app.rules.dedup import Position
+from app.core.dedup import Position
 from app.rules.fusion.settlement import observations_of
+from app.runtime.topology import Topology, build
 from app.settings import Settings, load_settings
-from app.topology import Topology, build
 from schemas.dead_letter import DeadLetterReason
 from schemas.energy import EnergyDecision, Outcome
 from schemas.overlay import ObservationKind, OverlayObservation

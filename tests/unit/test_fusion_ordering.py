@@ -8,8 +8,8 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.core.dedup import Position
 from app.fusion_settings import FusionSettings
-from app.rules.dedup import Position
 from app.rules.fusion import ordering
 from app.rules.fusion.ordering import ObservationBuffer
 from app.rules.fusion.settlement import observations_of

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from app.core.dedup import Position
 from app.fusion_settings import (
     FeatureFlag,
     FusionSettings,
@@ -16,7 +17,6 @@ from app.fusion_settings import (
     OverlayBreakerSettings,
     TripwireSettings,
 )
-from app.rules.dedup import Position
 from app.rules.fusion import breaker as breakers
 from app.rules.fusion import cost, flags, tokens, tripwire
 from app.rules.fusion.offline import OfflineFusion

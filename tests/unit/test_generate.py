@@ -7,7 +7,7 @@ from statistics import fmean
 
 import pytest
 
-from app.generate import GENERATORS, Workload, generate
+from app.tools.generate import GENERATORS, Workload, generate
 from app.topics import Catalogue, TopicRole
 from schemas.common import EnergySource
 from schemas.load import LoadMetric

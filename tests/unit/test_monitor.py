@@ -11,8 +11,8 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from app.runtime.monitor import LeanMonitor, LeanPrometheusMonitor
+from app.runtime.topology import build
 from app.settings import load_settings
-from app.topology import build
 
 TOPIC_PARTITION = TP("meter-readings", 0)
 

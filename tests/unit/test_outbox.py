@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core.dedup import Position
 from app.core.outbox_entry import Entry
-from app.outbox import BLOCK_ENTRIES, DELETES_PER_RECORD, Outbox, outbox_key
-from app.rules.dedup import Position
+from app.runtime.outbox import BLOCK_ENTRIES, DELETES_PER_RECORD, Outbox, outbox_key
 
 Value = Entry[str, str]
 

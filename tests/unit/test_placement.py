@@ -9,10 +9,10 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
+from app.core.dedup import Position
 from app.core.origin import FORWARDED_FROM, Origin, origin_of
-from app.dead_letters import source_coordinates
-from app.rules.dedup import Position
-from app.rules.watermark import SourcesWatermarked, Watermarked
+from app.core.watermark import SourcesWatermarked, Watermarked
+from app.runtime.dead_letters import source_coordinates
 from app.runtime.placement import Placement
 
 PARTITIONS = 6

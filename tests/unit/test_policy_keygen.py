@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app import policy_tool
+from app.tools import policy_tool
 
 
 def test_the_key_file_is_never_readable_by_others(

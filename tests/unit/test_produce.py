@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from app.cli import main
-from app.produce import parse
+from app.tools.produce import parse
 from app.topics import Catalogue
 from schemas.control_tick import ControlTick
 from tests.factories import batch, reading, tick

@@ -8,11 +8,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.generate import Workload, generate
-from app.replay import ReplayError, read_values, replay, write
 from app.rules.traffic.policy import ActivePolicy
-from app.sample import sample_policy
 from app.settings import Settings
+from app.tools.generate import Workload, generate
+from app.tools.replay import ReplayError, read_values, replay, write
+from app.tools.sample import sample_policy
 from app.topics import Catalogue
 
 SETTINGS = Settings()

@@ -1,5 +1,5 @@
 """Where a worker starts handling a partition: the resume points read at assignment
-(app/resume_points.py) and the choice between them and the recovered state
+(app/runtime/resume_points.py) and the choice between them and the recovered state
 (app.runtime.lanes.first_unhandled), and when a delivered record shows records passed over
 (app.runtime.lanes.passed_over)."""
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import NamedTuple
 
-from app.resume_points import ResumePoints
 from app.runtime.lanes import first_unhandled, passed_over
+from app.runtime.resume_points import ResumePoints
 
 
 class TP(NamedTuple):

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from app.runtime.topology import Topology, build
 from app.settings import load_settings
-from app.topology import Topology, build
 from schemas.dead_letter import DeadLetterReason
 from schemas.seed_forms import (
     SEED_OVERLAY,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.report import Report, Subject, render
-from app.svg import bar_chart, line_chart
+from app.tools.report import Report, Subject, render
+from app.tools.svg import bar_chart, line_chart
 
 T0 = datetime(2024, 1, 15, tzinfo=UTC)
 

@@ -16,14 +16,14 @@ from faust.types import TP
 
 from agents.base import STUCK_CHECKS
 from agents.traffic import TrafficPipeline
+from app.core.dedup import Position
 from app.policy_feed import PolicyFeed
-from app.rules.dedup import Position
 from app.rules.traffic.engine import TrafficOutcome, route
 from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy, key_id, newest_verified, sign
+from app.runtime.topic_reader import SourceRecord
+from app.runtime.topology import Topology, build
 from app.settings import load_settings
-from app.topic_reader import SourceRecord
-from app.topology import Topology, build
 from schemas.dead_letter import DeadLetterReason
 from schemas.traffic import TrafficDecision
 from tests.factories import BASE_TIME, request, traffic_policy

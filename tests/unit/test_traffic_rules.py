@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from app.rules.dedup import Position
-from app.rules.sketch import RollingSketch, Sketch
+from app.core.dedup import Position
+from app.core.sketch import RollingSketch, Sketch
 from app.rules.traffic import breaker as breakers
 from app.rules.traffic import risk as risk_rules
 from app.rules.traffic.contracts import ContractIndex

@@ -1,10 +1,10 @@
-"""Synchronous HTTP answers from the stream (app/waiters.py)."""
+"""Synchronous HTTP answers from the stream (app/runtime/waiters.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from app.waiters import Waiters
+from app.runtime.waiters import Waiters
 
 
 def test_an_answer_given_while_publishing_is_not_missed() -> None:

@@ -24,13 +24,13 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from app.core.dedup import Position
+from app.core.watermark import SourcesWatermarked
 from app.fusion_settings import FusionSettings
 from app.rules.audit import period_bounds
-from app.rules.dedup import Position
 from app.rules.fusion import cost as costs
 from app.rules.fusion import flags, knobs
 from app.rules.fusion.knobs import SignalAttempts
-from app.rules.watermark import SourcesWatermarked
 from schemas.budget_audit import CompliancePeriod
 from schemas.energy import (
     BudgetPeriod,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+from app.core.sketch import RollingSketch
 from app.fusion_settings import GateSettings
-from app.rules.sketch import RollingSketch
 from schemas.overlay import GateName, GateState
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.core.dedup import DedupIndex, DedupSegment, Position
 from app.fusion_settings import FusionSettings
-from app.rules.dedup import DedupIndex, DedupSegment, Position
 from app.rules.fusion import budget, ordering, overlay, settlement
 from app.rules.fusion.budget import TenantOutcome, TenantState
 from app.rules.fusion.overlay import ScopeOutputs, ScopeState

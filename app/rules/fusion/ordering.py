@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from app.rules.dedup import Position
-from app.rules.watermark import Watermarked
+from app.core.dedup import Position
+from app.core.watermark import Watermarked
 from schemas.overlay import ObservationKind, OverlayObservation
 
 

@@ -17,15 +17,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from app.core.dedup import Position
+from app.core.watermark import Watermarked
 from app.fusion_settings import FusionSettings
-from app.rules.dedup import Position
 from app.rules.fusion import breaker as breakers
 from app.rules.fusion import gates as gating
 from app.rules.fusion import tripwire as tripwires
 from app.rules.fusion.breaker import OverlayBreaker
 from app.rules.fusion.gates import GateWindow
 from app.rules.fusion.tripwire import Tripwire
-from app.rules.watermark import Watermarked
 from schemas.energy import RoutingMode
 from schemas.fusion_result import RunResult
 from schemas.overlay import (

@@ -16,8 +16,8 @@ gives the same decisions whatever the timing of the overlay stage
 
 from __future__ import annotations
 
+from app.core.dedup import Position
 from app.fusion_settings import FusionSettings
-from app.rules.dedup import Position
 from app.rules.fusion import cost as costs
 from app.rules.fusion import knobs
 from app.rules.fusion.budget import (

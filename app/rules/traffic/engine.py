@@ -4,7 +4,7 @@ The reference's pipeline, in order: observation, contract pairing, risk assessme
 boundaries, decision execution, stability control (breaker and burn rate), ledger append
 (the decision topic is a ledger topic). Idempotency: the endpoint state records the source
 offsets applied to it, so a re-delivered request changes nothing; the agent re-sends its
-outputs, byte-identical, from the outbox kept beside the state (:mod:`app.outbox`).
+outputs, byte-identical, from the outbox kept beside the state (:mod:`app.runtime.outbox`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
-from app.rules.dedup import DedupSegment, Position
-from app.rules.sketch import RollingSketch
+from app.core.sketch import RollingSketch
+from app.core.watermark import Watermarked
 from app.rules.traffic import breaker as breakers
 from app.rules.traffic import invariants as checks
 from app.rules.traffic import risk as risks
@@ -32,7 +33,6 @@ from app.rules.traffic.slo import (
     endpoint_baseline,
 )
 from app.rules.traffic.windows import Windows
-from app.rules.watermark import Watermarked
 from schemas.request_event import RequestEvent
 from schemas.traffic import (
     BurnRateAlert,
@@ -80,7 +80,7 @@ class EndpointState(Watermarked):
 
 EndpointEntry = Entry[EndpointState, TrafficOutputs]
 """A value of the endpoints table: an endpoint's state, or an outbox entry (the outputs
-of one source record; see :mod:`app.outbox`)."""
+of one source record; see :mod:`app.runtime.outbox`)."""
 
 
 class ClientRate(Watermarked):

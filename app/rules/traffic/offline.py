@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.rules.dedup import DedupIndex, Position
+from app.core.dedup import DedupIndex, Position
 from app.rules.traffic.engine import (
     ClientRate,
     EndpointState,

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from app.rules.carbon import emission_of
-from app.sample import sample_reading
 from app.settings import Settings
+from app.tools.sample import sample_reading
 
 HttpCall = Callable[..., Any]
 USAGE_TARGETS = (0.5, 0.7, 0.85, 0.9, 0.97, 1.1, 1.3, 0.6)

@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from agents import audit, carbon, facility, fusion, ledger, traffic
 from agents.fusion_overlays import OverlayPipeline
-from app.faust_app import Governor, create_app
 from app.metrics import Metrics
 from app.policy_feed import PolicyFeed
+from app.runtime.faust_app import Governor, create_app
 from app.runtime.monitor import lean_prometheus_monitor
 from app.settings import Settings
 from app.topics import Catalogue

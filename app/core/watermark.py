@@ -15,7 +15,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.rules.dedup import Position
+from app.core.dedup import Position
 
 
 class Watermarked(BaseModel):

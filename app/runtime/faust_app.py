@@ -8,13 +8,13 @@ from typing import Any, cast
 import faust
 from faust.sensors import Monitor
 
-from app.codecs import ModelCodec, Utf8KeyCodec
-from app.connection import aiokafka_options, faust_broker
 from app.metrics import Metrics
-from app.resume_points import ResumePoints
 from app.runtime.changelog import ChangelogSender
+from app.runtime.codecs import ModelCodec, Utf8KeyCodec
+from app.runtime.connection import aiokafka_options, faust_broker
 from app.runtime.entity_bound import EntityBound
 from app.runtime.monitor import LeanMonitor
+from app.runtime.resume_points import ResumePoints
 from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
 from app.settings import Settings
 from app.topics import Catalogue
@@ -77,7 +77,7 @@ class Governor:
         return self._topics[name]
 
     def resume_points(self) -> ResumePoints:
-        """Where the group resumed each assigned partition (see :mod:`app.resume_points`);
+        """Where the group resumed each assigned partition (see :mod:`app.runtime.resume_points`);
         one broker read per assignment, shared by every pipeline."""
         if self._resume_points is None:
             points = ResumePoints.for_group(

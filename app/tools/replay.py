@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
+from app.core.dedup import DedupIndex, Position
 from app.ledger.chain import Decision, append_decisions, new_head
-from app.produce import Progress
 from app.rules.audit import (
     DayRollup,
     PeriodRollup,
@@ -36,12 +36,12 @@ from app.rules.audit import (
 )
 from app.rules.audit import day_key as site_day_key
 from app.rules.carbon import DayTotals, check_record, day_key, process_readings
-from app.rules.dedup import DedupIndex, Position
 from app.rules.fusion.offline import OfflineFusion
 from app.rules.traffic.engine import route
 from app.rules.traffic.offline import OfflineTraffic
 from app.rules.traffic.policy import ActivePolicy
 from app.settings import Settings
+from app.tools.produce import Progress
 from app.topics import Catalogue
 from schemas.fusion_result import FusionResult
 from schemas.meter_reading import MeterReadingBatch

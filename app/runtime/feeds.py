@@ -18,11 +18,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from app.connection import aiokafka_options
 from app.rules.grid import GridIntensityHistory
+from app.runtime.connection import aiokafka_options
 from app.runtime.retry import ride_out
+from app.runtime.topic_reader import partitions_of
 from app.settings import Settings
-from app.topic_reader import partitions_of
 from schemas.carbon_budget import CarbonBudget, ContractualInstrument, GridIntensity
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from app.rules.dedup import DedupIndex, DedupSegment, Position
+from app.core.dedup import DedupIndex, DedupSegment, Position
 
 log = logging.getLogger(__name__)
 

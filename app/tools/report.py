@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from app.svg import bar_chart, line_chart
-from app.topic_reader import read_topic
+from app.runtime.topic_reader import read_topic
+from app.tools.svg import bar_chart, line_chart
 
 MAX_POINTS = 400
 

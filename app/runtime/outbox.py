@@ -28,8 +28,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic
 
+from app.core.dedup import Position
 from app.core.outbox_entry import Entry, Outputs
-from app.rules.dedup import Position
 from app.runtime.state import JOURNAL_PREFIX
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards"
+OUT = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from app.connection import aiokafka_options
-from app.generate import Workload, generate
+from app.runtime.connection import aiokafka_options
+from app.runtime.topic_reader import read_topic
 from app.settings import Settings
-from app.topic_reader import read_topic
+from app.tools.generate import Workload, generate
 from schemas.energy import EnergyDecision
 
 HOURS = 0.25

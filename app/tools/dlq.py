@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from app.topic_reader import read_range, read_topic
+from app.runtime.topic_reader import read_range, read_topic
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 
 

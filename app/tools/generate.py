@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app.sample import sample_fusion_run, sample_tick
+from app.tools.sample import sample_fusion_run, sample_tick
 from schemas.carbon_budget import CarbonBudget, CarbonPeriod, GridIntensity
 from schemas.common import Contract, EnergySource
 from schemas.energy import EnergyBudget
@@ -162,7 +162,7 @@ class Workload:
             )  # fmt: skip
 
     def fusion_runs(self) -> Iterator[Contract]:
-        """Finished runs, one every 2 s (see :func:`app.sample.sample_fusion_run`)."""
+        """Finished runs, one every 2 s (see :func:`app.tools.sample.sample_fusion_run`)."""
         for n in range(int(self.hours * 1800)):
             yield sample_fusion_run(n, self.start, f"gen{self.seed}", self.tenants)[1]
 

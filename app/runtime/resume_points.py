@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from app.topic_reader import resume_offsets
+from app.runtime.topic_reader import resume_offsets
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.topic_reader import partitions_of
+from app.runtime.topic_reader import partitions_of
 
 
 def format_record(message: Any, compact: bool) -> str:

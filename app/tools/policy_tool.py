@@ -19,7 +19,6 @@ from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from app.connection import aiokafka_options
 from app.rules.traffic.policy import (
     ActivePolicy,
     Verdict,
@@ -29,6 +28,7 @@ from app.rules.traffic.policy import (
     trusted_keys,
     verify_artifact,
 )
+from app.runtime.connection import aiokafka_options
 from app.settings import Settings
 from schemas.traffic_policy import PolicyArtifact, TrafficPolicy
 

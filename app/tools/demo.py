@@ -23,26 +23,26 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app import demo_facility, demo_fusion
 from app.audit_log import as_table
-from app.connection import aiokafka_options
-from app.dlq import read_letters
 from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.keys import KeySet
 from app.ledger.note import Signer
-from app.localkafka import LocalBroker
 from app.rules.audit_report import PeriodReport
 from app.rules.traffic.policy import sign
+from app.runtime.connection import aiokafka_options
 from app.runtime.processes import end_with_parent
-from app.sample import (
+from app.runtime.topic_reader import read_topic
+from app.settings import Settings
+from app.tools import demo_facility, demo_fusion
+from app.tools.dlq import read_letters
+from app.tools.localkafka import LocalBroker
+from app.tools.sample import (
     sample_policy,
     sample_reading,
     sample_records,
     sample_request_records,
     sample_tick_records,
 )
-from app.settings import Settings
-from app.topic_reader import read_topic
 from app.topics import Catalogue, apply_catalogue
 from schemas.carbon_emission import CarbonEmission
 from schemas.traffic import TrafficDecision

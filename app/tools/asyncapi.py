@@ -14,7 +14,7 @@ import yaml
 
 from app.topics import Catalogue, TopicRole, TopicSpec
 
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "asyncapi.yaml"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "asyncapi.yaml"
 KAFKA_BINDING_VERSION = "0.5.0"
 
 

@@ -1,0 +1,1 @@
+"""Operator tools behind the CLI: demo, generators, replay, reports, local Kafka, docs."""
