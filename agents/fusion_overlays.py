@@ -134,13 +134,8 @@ class OverlayPipeline(Pipeline):
         if step.buffer is None:  # handled before a crash: send what it sent then
             await self._send(self.box.get(position) or ScopeOutputs())
             return
-        try:
-            outcomes = self._apply(step.release, position)
-        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
-            log.exception("overlay rules failed on %s[%d]@%d", *_where(message))
-            coordinates = source_coordinates(message)
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
-            return
+        failures: list[str] = []
+        outcomes = self._apply(step.release, position, failures)
         outputs = ScopeOutputs()
         for _, outcome in outcomes:
             outputs = outputs.merged(outcome.outputs)
@@ -154,20 +149,35 @@ class OverlayPipeline(Pipeline):
                 self.scopes[scope] = ScopeEntry(state=outcome.state)
         self.scopes[buffer_key(partition)] = ScopeEntry(state=step.buffer)
         await self._send(outputs)
+        for failure in failures:  # the record is kept, the failing run named
+            await self.dead_letter(
+                source_coordinates(message), DeadLetterReason.PROCESSING_ERROR, failure
+            )
         self._count(step, outcomes, partition)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
 
     def _apply(
-        self, released: Sequence[OverlayObservation], position: Position
+        self, released: Sequence[OverlayObservation], position: Position, failures: list[str]
     ) -> list[tuple[str, ScopeOutcome]]:
-        """The released runs, a scope at a time, each scope's in release order."""
+        """The released runs, a scope at a time, each scope's in release order; a run the
+        rules fail on (a bug) is left out and described in ``failures``, since one record
+        may release many runs and none may hold back the others."""
+
+        def failed(obs: OverlayObservation, exc: Exception) -> None:
+            log.error("overlay rules failed on run %s of %s", obs.event_id, obs.scope,
+                      exc_info=exc)  # fmt: skip
+            failures.append(f"overlay rules failed on run {obs.event_id} of {obs.scope}"
+                            f" (released by this record): {exc!r}")  # fmt: skip
+
         by_scope: dict[str, list[OverlayObservation]] = {}
         for obs in released:
             by_scope.setdefault(obs.scope, []).append(obs)
         return [
-            (scope, overlays.observe_all(self.scope_state(scope), runs, position, self.config))
+            (scope, overlays.observe_all(
+                self.scope_state(scope), runs, position, self.config, on_error=failed
+            ))
             for scope, runs in by_scope.items()
-        ]
+        ]  # fmt: skip
 
     def _count(self, step: Step, outcomes: list[tuple[str, ScopeOutcome]], partition: int) -> None:
         m = self.fusion_metrics
@@ -196,6 +206,3 @@ class OverlayPipeline(Pipeline):
                     self.gov.app, topic, value.scope.encode(), [value.to_json_bytes()]
                 )
 
-
-def _where(message: Any) -> tuple[str, int, int]:
-    return message.topic, message.partition, message.offset

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from app.core.dedup import Position
+from app.rules.fusion import overlay as overlay_rules
 from app.rules.fusion.settlement import observations_of
 from app.runtime.topology import Topology, build
 from app.settings import Settings, load_settings
@@ -191,6 +192,35 @@ async def test_overlay_agent_applies_runs_in_event_time_order(
     }  # fmt: skip
     breaches = topology.fusion_context.metrics.consecutive_breaches.collect()[0].samples
     assert {s.labels["scope"]: s.value for s in breaches} == {scope.decode(): 0.0}
+
+
+async def test_a_run_the_rules_fail_on_is_dead_lettered_and_the_others_applied(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One progress record releases many runs: a rules bug on one of them must not hold
+    back the rest (nor every later release)."""
+    sent = Sent(topology, monkeypatch)
+    real = overlay_rules._apply
+
+    def buggy(state: Any, obs: OverlayObservation, config: Any) -> Any:
+        if obs.event_id == "run-000001":
+            raise ZeroDivisionError("a rules bug")
+        return real(state, obs, config)
+
+    monkeypatch.setattr(overlay_rules, "_apply", buggy)
+    agent = topology.gov.app.agents["fusion-overlays"]
+    scope = b"refund_processing|rollback_first"
+    async with agent.test_context() as ctx:
+        for n in range(4):
+            await ctx.put(run(n, n).to_json_bytes(), key=scope)
+        for source in range(topology.gov.catalogue["fusion-results"].partitions):
+            await ctx.put(marker(source, None), key=None)
+    [letter] = sent.dead
+    assert letter["reason"] == DeadLetterReason.PROCESSING_ERROR
+    assert "run run-000001 of refund_processing|rollback_first" in letter["error"]
+    events = [orjson.loads(v) for v in sent.records["tripwire-events"]]
+    assert [(e["consecutive_breaches"], e["event_id"]) for e in events] == [(3, "run-000003")]
+    assert topology.fusion_overlays.buffer(0).pending == ()
 
 
 async def test_tenants_and_scopes_past_their_partition_limits_are_dead_lettered(

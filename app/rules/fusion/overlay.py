@@ -10,7 +10,7 @@ reads to admit requests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -110,14 +110,23 @@ def observe_all(
     observations: Sequence[OverlayObservation],
     position: Position,
     config: FusionSettings,
+    on_error: Callable[[OverlayObservation, Exception], None] | None = None,
 ) -> ScopeOutcome:
-    """Runs (or a reset) of one scope that one source record applies, in order."""
+    """Runs (or a reset) of one scope that one source record applies, in order. With
+    ``on_error``, a run the rules raise on is left out and reported (the scope goes on from
+    the state before it), so a rules bug does not hold back every run after it."""
     current = state or ScopeState(scope=observations[0].scope)
     if current.has_applied(position):
         return ScopeOutcome(replayed=True)
     outputs = ScopeOutputs()
     for obs in observations:
-        current, step = _apply(current, obs, config)
+        try:
+            current, step = _apply(current, obs, config)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(obs, exc)
+            continue
         outputs = outputs.merged(step)
     return ScopeOutcome(state=current.stamped(position), outputs=outputs)
 
