@@ -205,4 +205,3 @@ class OverlayPipeline(Pipeline):
                 await send_same_key(
                     self.gov.app, topic, value.scope.encode(), [value.to_json_bytes()]
                 )
-
