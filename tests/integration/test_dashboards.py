@@ -104,12 +104,19 @@ def test_every_dashboard_panel_returns_data(
     cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess],
     prometheus: Callable[[list[str]], str],
 ) -> None:  # fmt: skip
-    worker = workers(GOVERNOR_TRAFFIC__POLICY=sample_policy().model_dump_json())
+    worker = workers(
+        GOVERNOR_TRAFFIC__POLICY=sample_policy().model_dump_json(),
+        # The AI runs come in one burst: the overlay stage applies them (and sets the
+        # breaker and gate gauges) once the quiet fusion-results partitions are passed.
+        GOVERNOR_FUSION__ORDERING__IDLE_PARTITION_S="5",
+    )
     worker.wait_ready()
     feed(cluster, prefix)
     for pipeline in PIPELINES:
         series = f'governor_records_total{{outcome="accepted",pipeline="{pipeline}"}}'
         wait_for(lambda s=series: metric_value(worker, s) > 0, 90)
+    applied = 'governor_fusion_observations_total{how="in_order"}'
+    wait_for(lambda: metric_value(worker, applied) > 0, 90)
     url = prometheus([f"127.0.0.1:{worker.port}"])
     empty: list[str] = []
     for dashboard in DASHBOARDS:
