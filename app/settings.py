@@ -83,6 +83,12 @@ class WorkerSettings(Section):
     key or value is cut there; the letter keeps its size and SHA-256, and
     ``governor dlq republish`` re-reads the whole record from its source."""
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
+    state_store: Literal["rocksdb", "memory"] = "rocksdb"
+    """Where tables live on a worker: RocksDB under ``data_dir`` behind a record cache, so a
+    restart replays only the changelog's tail (after a clean stop; see
+    :mod:`app.runtime.local_store`), or memory, which replays every changelog on start."""
+    state_cache_keys: int = Field(default=50_000, ge=1)
+    """Per table, with RocksDB: decoded values kept in memory, least recently used evicted."""
     state_max_dirty_keys: int = Field(default=10_000, ge=1)
     """Per table: keys written since the last commit whose changelog records wait for it
     (coalesced, one record per key, see :mod:`app.runtime.state`); reaching this many sends

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.runtime.failstop import fail_stop
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 Record = tuple[bytes | None, bytes | None]
 """A changelog record: key bytes, value bytes (``None``: a tombstone)."""
+Delivered = Callable[[int, int], None]
+"""Told (partition, offset of its last record) once the broker has acknowledged a batch."""
 
 
 class ChangelogSender:
@@ -40,12 +42,23 @@ class ChangelogSender:
         self._tail: asyncio.Future[None] | None = None
         self._installed = False
 
-    def send(self, topic: str, batches: Sequence[tuple[int, list[Record]]]) -> None:
-        """Queue ``batches`` (partition, records in order) after everything queued before."""
+    def send(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, list[Record]]],
+        delivered: Delivered | None = None,
+    ) -> None:
+        """Queue ``batches`` (partition, records in order) after everything queued before;
+        ``delivered`` hears of each acknowledged batch."""
         if not self._installed:
             self._install()
         previous = self._tail
-        self._tail = asyncio.ensure_future(self._send(previous, topic, batches))
+        self._tail = asyncio.ensure_future(self._send(previous, topic, batches, delivered))
+
+    @property
+    def idle(self) -> bool:
+        """Whether every record queued so far is with the producer."""
+        return self._tail is None or self._tail.done()
 
     async def wait(self) -> None:
         """Until every record queued so far is with the producer (and then in its flush)."""
@@ -69,18 +82,21 @@ class ChangelogSender:
         previous: asyncio.Future[None] | None,
         topic: str,
         batches: Sequence[tuple[int, list[Record]]],
+        delivered: Delivered | None,
     ) -> None:
         if previous is not None:
             await previous
         try:
             producer = self.app.producer._ensure_producer()
             for partition, records in batches:
-                await _send_partition(producer, topic, partition, records)
+                await _send_partition(producer, topic, partition, records, delivered)
         except Exception as exc:  # a producer that cannot send: stop before any commit
             fail_stop("changelog", exc)
 
 
-async def _send_partition(producer: Any, topic: str, partition: int, records: list[Record]) -> None:
+async def _send_partition(
+    producer: Any, topic: str, partition: int, records: list[Record], delivered: Delivered | None
+) -> None:
     """``records`` to one partition, in order: as few batches as fit; a record too large for
     a batch goes alone through ``send`` (which allows up to the maximum request size)."""
     batch = producer.create_batch()
@@ -88,10 +104,25 @@ async def _send_partition(producer: Any, topic: str, partition: int, records: li
         if batch.append(key=key, value=value, timestamp=None) is not None:
             continue
         if batch.record_count():
-            await producer.send_batch(batch, topic, partition=partition)
+            _tell(await producer.send_batch(batch, topic, partition=partition), batch, delivered)
             batch = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is not None:
                 continue
-        await producer.send(topic, value, key=key, partition=partition)
+        _tell(await producer.send(topic, value, key=key, partition=partition), None, delivered)
     if batch.record_count():
-        await producer.send_batch(batch, topic, partition=partition)
+        _tell(await producer.send_batch(batch, topic, partition=partition), batch, delivered)
+
+
+def _tell(future: asyncio.Future[Any], batch: Any, delivered: Delivered | None) -> None:
+    """Call ``delivered`` with the partition and last offset once ``future`` resolves (the
+    metadata of a batch gives its first offset)."""
+    if delivered is None:
+        return
+    count = 1 if batch is None else batch.record_count()
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is None:
+            metadata = f.result()
+            delivered(metadata.partition, metadata.offset + count - 1)
+
+    future.add_done_callback(done)

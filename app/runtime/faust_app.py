@@ -110,6 +110,7 @@ class Governor:
         table.value_serializer = ModelCodec(model)
         table.changelog_topic = table._new_changelog_topic()
         table.max_dirty = self.settings.worker.state_max_dirty_keys
+        table.cache_keys = self.settings.worker.state_cache_keys
         table.sent_counter = self.metrics.changelog_records.labels(table=name)
         table.changelog_sender = self.changelog
         self.metrics.table_keys.labels(table=name).set_function(lambda: float(len(table)))
@@ -126,7 +127,7 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         worker.app_id,
         broker=urls,
         broker_credentials=credentials,
-        store="memory://",
+        store=f"{worker.state_store}://",
         autodiscover=False,
         datadir=str(worker.data_dir),
         web_enabled=True,

@@ -40,8 +40,11 @@ from typing import Any
 
 import faust
 from faust.sensors import Sensor
+from faust.types import TP
+from yarl import URL
 
 from app.runtime.changelog import ChangelogSender, Record
+from app.runtime.local_store import CachedRocksStore
 from app.runtime.partition_check import PartitionCheckIgnoresUnseenTopics
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,8 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
     """A Faust table whose changelog writes coalesce per key until the next flush."""
 
     max_dirty: int = DEFAULT_MAX_DIRTY
+    cache_keys: int = 50_000
+    """With the RocksDB store: decoded values kept in memory (:mod:`app.runtime.local_store`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,6 +72,21 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
         self.sent_counter: Any = None
         """A metric child with ``inc(n)``, counting changelog records sent."""
         self.changelog_sender: ChangelogSender | None = None
+
+    def _new_store_by_url(self, url: str | URL) -> Any:
+        """``rocksdb://`` is RocksDB behind a record cache; any other store is Faust's."""
+        if URL(str(url)).scheme != "rocksdb":
+            return super()._new_store_by_url(url)
+        return CachedRocksStore(
+            url, self.app, self,
+            cache_keys=self.cache_keys,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+        )  # fmt: skip
 
     def on_key_set(self, key: Any, value: Any) -> None:
         """Faust calls this after a write reached the store: mark the key, send nothing."""
@@ -125,14 +145,27 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
                     self.send_changelog(partition, key, value)
             return
         topic = self.changelog_topic
-        by_partition: dict[int, list[Record]] = {}
+        by_partition: dict[int, list[tuple[Any, bytes, bytes | None]]] = {}
         for partition, key, value in records:
             key_bytes, _ = topic.prepare_key(key, self.key_serializer)
             value_bytes = None
             if value is not None:
                 value_bytes, _ = topic.prepare_value(value, self.value_serializer)
-            by_partition.setdefault(partition, []).append((key_bytes, value_bytes))
-        self.changelog_sender.send(topic.get_topic_name(), list(by_partition.items()))
+            by_partition.setdefault(partition, []).append((key, key_bytes, value_bytes))
+        store = self.data
+        delivered = None
+        if isinstance(store, CachedRocksStore):
+            for partition, encoded in by_partition.items():
+                store.write(partition, encoded)
+            name = topic.get_topic_name()
+            delivered = lambda partition, offset: store.set_persisted_offset(  # noqa: E731
+                TP(name, partition), offset
+            )
+        batches: list[tuple[int, list[Record]]] = [
+            (partition, [(k, v) for _, k, v in encoded])
+            for partition, encoded in by_partition.items()
+        ]
+        self.changelog_sender.send(topic.get_topic_name(), batches, delivered)
 
 
 def _is_journal(key: Any) -> bool:

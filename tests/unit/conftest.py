@@ -17,3 +17,9 @@ def placed_where_delivered(monkeypatch: pytest.MonkeyPatch) -> None:
         return False
 
     monkeypatch.setattr("app.runtime.placement.Placement.forward_if_misplaced", stay)
+
+
+@pytest.fixture(autouse=True)
+def own_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Each test's worker state (the RocksDB store, the default) in a directory of its own."""
+    monkeypatch.setenv("GOVERNOR_WORKER__DATA_DIR", str(tmp_path / "governor"))
