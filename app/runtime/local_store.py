@@ -135,7 +135,7 @@ class CachedRocksStore(rocksdb.Store):
     def _dbs_for_actives(self) -> Iterator[Any]:
         """The open databases of partitions that are not standbys (Faust's own store asks
         the assignor for active ones, which a worker's test context has none of)."""
-        topic = self.table.changelog_topic_name
+        topic = self.table.changelog_topic.get_topic_name()
         standbys = self.app.assignor.assigned_standbys()
         for partition, db in list(self._dbs.items()):
             if TP(topic, partition) not in standbys:
