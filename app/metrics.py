@@ -189,6 +189,14 @@ class Metrics:
             ["table"],
             registry=registry,
         )
+        self.restored_records = Counter(
+            "governor_state_restored_records_total",
+            "Changelog records a worker applied to its local store (recovery of assigned"
+            " partitions, standbys): after a clean restart with RocksDB only the changelog's"
+            " tail, with the memory store or after a crash every record.",
+            ["table"],
+            registry=registry,
+        )
         self.changelog_records = Counter(
             "governor_changelog_records_total",
             "Changelog records sent per table: one per key written since the last commit"

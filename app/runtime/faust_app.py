@@ -112,6 +112,7 @@ class Governor:
         table.max_dirty = self.settings.worker.state_max_dirty_keys
         table.cache_keys = self.settings.worker.state_cache_keys
         table.sent_counter = self.metrics.changelog_records.labels(table=name)
+        table.restored_counter = self.metrics.restored_records.labels(table=name)
         table.changelog_sender = self.changelog
         self.metrics.table_keys.labels(table=name).set_function(lambda: float(len(table)))
         self.tables.append(table)

@@ -186,8 +186,8 @@ class CachedRocksStore(rocksdb.Store):
         a co-partitioned key lives), then every open partition database."""
         event = current_event()
         first = None if event is None else event.message.partition
-        if first is not None and (db := self._dbs.get(first)) is not None:
-            raw = db.get(raw_key)
+        if first is not None:
+            raw = self._db_for_partition(first).get(raw_key)
             if raw is not None:
                 return first, raw
         for partition, db in list(self._dbs.items()):

@@ -71,6 +71,8 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
         self.flushed_records = 0
         self.sent_counter: Any = None
         """A metric child with ``inc(n)``, counting changelog records sent."""
+        self.restored_counter: Any = None
+        """A metric child with ``inc(n)``, counting changelog records applied on recovery."""
         self.changelog_sender: ChangelogSender | None = None
 
     def _new_store_by_url(self, url: str | URL) -> Any:
@@ -87,6 +89,14 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
             value_type=self.value_type,
             loop=self.loop,
         )  # fmt: skip
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        """Faust's recovery (and standby) applies changelog records: counted, so that how
+        much of the changelog a start replays is visible."""
+        events = list(batch)
+        super().apply_changelog_batch(events)
+        if self.restored_counter is not None and events:
+            self.restored_counter.inc(len(events))
 
     def on_key_set(self, key: Any, value: Any) -> None:
         """Faust calls this after a write reached the store: mark the key, send nothing."""
