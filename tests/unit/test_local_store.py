@@ -54,16 +54,18 @@ def on_disk(store: CachedRocksStore, partition: int, key: str) -> bytes | None:
 def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteBehindTable:
     table = make_table(tmp_path)
     sent: list[Any] = []
-    monkeypatch.setattr(table, "changelog_sender", SimpleNamespace(send=_record_into(sent), idle=True))
+    monkeypatch.setattr(table, "changelog_sender", sender(sent))
     table.sent_batches = sent  # type: ignore[attr-defined]
     return table
 
 
-def _record_into(sent: list[Any]) -> Any:
+def sender(sent: list[Any]) -> Any:
+    """A changelog sender that keeps what it is given and has nothing in flight."""
+
     def send(topic: str, batches: Any, delivered: Any = None) -> None:
         sent.append((topic, batches, delivered))
 
-    return send
+    return SimpleNamespace(send=send, idle=True)
 
 
 def test_writes_wait_in_the_cache_and_the_flush_writes_the_changelog_bytes(
@@ -78,8 +80,11 @@ def test_writes_wait_in_the_cache_and_the_flush_writes_the_changelog_bytes(
     assert on_disk(store, 0, "a") is None  # not written before the flush
     assert table.flush_changelog() == 2
     assert on_disk(store, 0, "a") == b'{"n":3}' and on_disk(store, 1, "b") == b'{"n":2}'
-    (_, batches, delivered), = table.sent_batches  # type: ignore[attr-defined]  # fmt: skip
+    (topic, batches, delivered), = table.sent_batches  # type: ignore[attr-defined]  # fmt: skip
     assert sorted(batches) == [(0, [(b"a", b'{"n":3}')]), (1, [(b"b", b'{"n":2}')])]
+    assert store.persisted_offset(TP(topic, 0)) is None
+    delivered(0, 17)  # the broker acknowledged partition 0's batch, up to offset 17
+    assert store.persisted_offset(TP(topic, 0)) == 17
     write(table, 0, "a", None)
     assert "a" not in table and table.get("a") is None
     table.flush_changelog()
@@ -90,7 +95,7 @@ def test_a_read_decodes_once_and_evicted_values_come_back_from_rocksdb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = make_table(tmp_path, cache_keys=2)
-    monkeypatch.setattr(table, "changelog_sender", SimpleNamespace(send=_record_into([]), idle=True))
+    monkeypatch.setattr(table, "changelog_sender", sender([]))
     for i in range(5):
         write(table, i % 2, f"k{i}", i)
     table.flush_changelog()
@@ -117,7 +122,7 @@ def test_iteration_sees_writes_the_flush_has_not_reached(table: WriteBehindTable
 
 def test_the_local_databases_survive_a_clean_stop_only(tmp_path: Path) -> None:
     first = make_table(tmp_path)
-    first.changelog_sender = SimpleNamespace(send=_record_into([]), idle=True)
+    first.changelog_sender = sender([])  # type: ignore[assignment]
     write(first, 0, "a", 1)
     first.flush_changelog()
     store = first.data
@@ -155,9 +160,7 @@ def test_recovery_and_rebalances_invalidate_what_they_change(table: WriteBehindT
     store.apply_changelog_batch([restored], to_key=None, to_value=None)
     assert table["a"] == Count(n=7) and store.persisted_offset(TP(changelog, 0)) == 41
     assert "c" not in table  # a cached absence
-    table.loop.run_until_complete(
-        store.on_rebalance(set(), {TP(changelog, 1)}, set())
-    )
+    table.loop.run_until_complete(store.on_rebalance(set(), {TP(changelog, 1)}, set()))
     assert "b" not in store._cache and "c" not in store._cache and "a" in store._cache
     store.set_persisted_offset(TP(changelog, 1), 99)  # revoked: its database stays as it was
     assert 1 not in store._dbs
