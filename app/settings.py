@@ -87,8 +87,10 @@ class WorkerSettings(Section):
     """Where tables live on a worker: RocksDB under ``data_dir`` behind a record cache, so a
     restart replays only the changelog's tail (after a clean stop; see
     :mod:`app.runtime.local_store`), or memory, which replays every changelog on start."""
-    state_cache_keys: int = Field(default=50_000, ge=1)
+    state_cache_keys: int = Field(default=20_000, ge=1)
     """Per table, with RocksDB: decoded values kept in memory, least recently used evicted."""
+    state_rocksdb_memory_mib: int = Field(default=64, ge=8)
+    """With RocksDB: one block cache for every table, in which the memtables are charged."""
     state_max_dirty_keys: int = Field(default=10_000, ge=1)
     """Per table: keys written since the last commit whose changelog records wait for it
     (coalesced, one record per key, see :mod:`app.runtime.state`); reaching this many sends

@@ -393,7 +393,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     proc = start_worker(
         bootstrap, prefix, port, sensor=not args.no_faust_sensor,
         GOVERNOR_LEDGER__MODE=args.ledger, GOVERNOR_LEDGER__METRICS_PORT=str(free_port()),
-        **workload.worker_env(),
+        GOVERNOR_WORKER__STATE_STORE=args.state_store, **workload.worker_env(),
     )  # fmt: skip
     reader = OutputReader(bootstrap, prefix + workload.output)
     peak_rss = 0
@@ -446,7 +446,10 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     now = datetime.now(UTC)
     ledger = {"thread": "ledger on a worker thread", "process": "ledger in its own process",
               "off": "no ledger"}[args.ledger]  # fmt: skip
-    print(f"\nGovernor {workload.name} pipeline benchmark, {ledger} ({now:%Y-%m-%d %H:%M} UTC)")
+    print(
+        f"\nGovernor {workload.name} pipeline benchmark, {ledger}, state in {args.state_store}"
+        f" ({now:%Y-%m-%d %H:%M} UTC)"
+    )
     print(
         f"  input: {args.readings} {unit} as {len(records)} records ({mode}), "
         f"{args.facilities} keys, {payload_mb:.1f} MB; broker: {bootstrap}"
@@ -516,6 +519,10 @@ def main() -> None:
     parser.add_argument(
         "--ledger", choices=["process", "thread", "off"], default="process",
         help="ledger.mode of the worker: a child process (default), a thread, or none",
+    )  # fmt: skip
+    parser.add_argument(
+        "--state-store", choices=["rocksdb", "memory"], default="rocksdb",
+        help="worker.state_store of the worker",
     )  # fmt: skip
     args = parser.parse_args()
     run_on_broker(run, args)

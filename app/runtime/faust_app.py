@@ -111,6 +111,7 @@ class Governor:
         table.changelog_topic = table._new_changelog_topic()
         table.max_dirty = self.settings.worker.state_max_dirty_keys
         table.cache_keys = self.settings.worker.state_cache_keys
+        table.rocksdb_memory_bytes = self.settings.worker.state_rocksdb_memory_mib * 1_048_576
         table.sent_counter = self.metrics.changelog_records.labels(table=name)
         table.restored_counter = self.metrics.restored_records.labels(table=name)
         table.changelog_sender = self.changelog

@@ -49,16 +49,50 @@ ABSENT: Any = object()
 
 CLEAN_MARKER_SUFFIX = ".clean"
 
-ROCKSDB_OPTIONS = {
-    # Faust's defaults (64 MiB write buffers, a 2 GiB block cache per partition database)
-    # are sized for one large table; a worker has about 20 tables of 6 partitions each.
-    "write_buffer_size": 4 * 1_048_576,
-    "max_write_buffer_number": 2,
-    "target_file_size_base": 16 * 1_048_576,
-    "block_cache_size": 8 * 1_048_576,
-    "block_cache_compressed_size": 0,
-    "driver": "rocksdict",
-}
+MEMTABLE_BYTES = 4 * 1_048_576
+"""One memtable's size: RocksDB flushes it to a file when full (or when the shared budget is)."""
+
+
+class SharedMemoryOptions(rocksdb.RocksDBOptions):
+    """Faust's options for each partition database, except that every database of the worker
+    shares one block cache and one memtable budget. Faust's defaults (64 MiB write buffers,
+    up to three, and a 2 GiB block cache per database) are sized for one large table; a
+    worker opens about 20 tables of 6 partitions each, which alone could reach gigabytes."""
+
+    def __init__(self, cache: Any, write_buffers: Any) -> None:
+        super().__init__(use_rocksdict=True)
+        self.cache = cache
+        self.write_buffers = write_buffers
+
+    def as_options(self) -> Any:
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_write_buffer_size(MEMTABLE_BYTES)
+        options.set_max_write_buffer_number(2)
+        options.set_write_buffer_manager(self.write_buffers)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        table.set_block_cache(self.cache)
+        options.set_block_based_table_factory(table)
+        return options
+
+
+_SHARED: dict[int, SharedMemoryOptions] = {}
+
+
+def shared_options(memory_bytes: int) -> SharedMemoryOptions:
+    """The process's options for ``memory_bytes`` of RocksDB memory: a block cache of that
+    size, in which the memtables (at most half of it) are charged too."""
+    found = _SHARED.get(memory_bytes)
+    if found is None:
+        cache = rocksdict.Cache(memory_bytes)
+        buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            memory_bytes // 2, False, cache
+        )
+        found = _SHARED[memory_bytes] = SharedMemoryOptions(cache, buffers)
+    return found
+
+
 EXACT_COUNT_UP_TO = 100_000
 """``len(table)`` counts keys one by one up to about this many; beyond, RocksDB's estimate."""
 
@@ -66,9 +100,12 @@ EXACT_COUNT_UP_TO = 100_000
 class CachedRocksStore(rocksdb.Store):
     """Faust's RocksDB store with a record cache of decoded values in front (see module)."""
 
-    def __init__(self, url: Any, app: Any, table: Any, *, cache_keys: int, **kwargs: Any):
-        kwargs["options"] = dict(ROCKSDB_OPTIONS)
+    def __init__(
+        self, url: Any, app: Any, table: Any, *, cache_keys: int, memory_bytes: int, **kwargs: Any
+    ) -> None:
+        kwargs["options"] = {"driver": "rocksdict"}
         super().__init__(url, app, table, **kwargs)
+        self.rocksdb_options = shared_options(memory_bytes)
         self.cache_keys = cache_keys
         self._cache: OrderedDict[Any, tuple[int | None, Any]] = OrderedDict()
         """key -> (partition or None when unknown, decoded value or ABSENT)."""

@@ -62,8 +62,10 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
     """A Faust table whose changelog writes coalesce per key until the next flush."""
 
     max_dirty: int = DEFAULT_MAX_DIRTY
-    cache_keys: int = 50_000
+    cache_keys: int = 20_000
     """With the RocksDB store: decoded values kept in memory (:mod:`app.runtime.local_store`)."""
+    rocksdb_memory_bytes: int = 64 * 1_048_576
+    """With the RocksDB store: its block cache and memtables, shared by every table."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,6 +84,7 @@ class WriteBehindTable(PartitionCheckIgnoresUnseenTopics, faust.Table):  # type:
         return CachedRocksStore(
             url, self.app, self,
             cache_keys=self.cache_keys,
+            memory_bytes=self.rocksdb_memory_bytes,
             table_name=self.name,
             key_type=self.key_type,
             key_serializer=self.key_serializer,
