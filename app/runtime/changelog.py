@@ -41,6 +41,9 @@ class ChangelogSender:
         self.app = app
         self._tail: asyncio.Future[None] | None = None
         self._installed = False
+        self._unacknowledged = 0
+        """Batches handed to the producer whose acknowledgement has not arrived."""
+        self._failed = False
 
     def send(
         self,
@@ -57,8 +60,10 @@ class ChangelogSender:
 
     @property
     def idle(self) -> bool:
-        """Whether every record queued so far is with the producer."""
-        return self._tail is None or self._tail.done()
+        """Whether every record queued so far has been acknowledged by the broker (and none
+        failed): the local store may then call its stop clean."""
+        queued = self._tail is None or self._tail.done()
+        return queued and self._unacknowledged == 0 and not self._failed
 
     async def wait(self) -> None:
         """Until every record queued so far is with the producer (and then in its flush)."""
@@ -89,40 +94,49 @@ class ChangelogSender:
         try:
             producer = self.app.producer._ensure_producer()
             for partition, records in batches:
-                await _send_partition(producer, topic, partition, records, delivered)
+                await self._send_partition(producer, topic, partition, records, delivered)
         except Exception as exc:  # a producer that cannot send: stop before any commit
             fail_stop("changelog", exc)
 
-
-async def _send_partition(
-    producer: Any, topic: str, partition: int, records: list[Record], delivered: Delivered | None
-) -> None:
-    """``records`` to one partition, in order: as few batches as fit; a record too large for
-    a batch goes alone through ``send`` (which allows up to the maximum request size)."""
-    batch = producer.create_batch()
-    for key, value in records:
-        if batch.append(key=key, value=value, timestamp=None) is not None:
-            continue
-        if batch.record_count():
-            _tell(await producer.send_batch(batch, topic, partition=partition), batch, delivered)
-            batch = producer.create_batch()
+    async def _send_partition(
+        self,
+        producer: Any,
+        topic: str,
+        partition: int,
+        records: list[Record],
+        delivered: Delivered | None,
+    ) -> None:
+        """``records`` to one partition, in order: as few batches as fit; a record too large
+        for a batch goes alone through ``send`` (which allows up to the maximum request
+        size)."""
+        batch = producer.create_batch()
+        for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is not None:
                 continue
-        _tell(await producer.send(topic, value, key=key, partition=partition), None, delivered)
-    if batch.record_count():
-        _tell(await producer.send_batch(batch, topic, partition=partition), batch, delivered)
+            if batch.record_count():
+                sent = await producer.send_batch(batch, topic, partition=partition)
+                self._track(sent, batch.record_count(), delivered)
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is not None:
+                    continue
+            sent = await producer.send(topic, value, key=key, partition=partition)
+            self._track(sent, 1, delivered)
+        if batch.record_count():
+            sent = await producer.send_batch(batch, topic, partition=partition)
+            self._track(sent, batch.record_count(), delivered)
 
+    def _track(self, future: asyncio.Future[Any], count: int, delivered: Delivered | None) -> None:
+        """Count ``future`` as unacknowledged until it resolves, then tell ``delivered`` the
+        partition and offset of the last of its ``count`` records (a batch's metadata gives
+        its first offset)."""
+        self._unacknowledged += 1
 
-def _tell(future: asyncio.Future[Any], batch: Any, delivered: Delivered | None) -> None:
-    """Call ``delivered`` with the partition and last offset once ``future`` resolves (the
-    metadata of a batch gives its first offset)."""
-    if delivered is None:
-        return
-    count = 1 if batch is None else batch.record_count()
+        def done(f: asyncio.Future[Any]) -> None:
+            self._unacknowledged -= 1
+            if f.cancelled() or f.exception() is not None:
+                self._failed = True
+            elif delivered is not None:
+                metadata = f.result()
+                delivered(metadata.partition, metadata.offset + count - 1)
 
-    def done(f: asyncio.Future[Any]) -> None:
-        if not f.cancelled() and f.exception() is None:
-            metadata = f.result()
-            delivered(metadata.partition, metadata.offset + count - 1)
-
-    future.add_done_callback(done)
+        future.add_done_callback(done)

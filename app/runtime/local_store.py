@@ -93,7 +93,7 @@ def shared_options(memory_bytes: int) -> SharedMemoryOptions:
     return found
 
 
-EXACT_COUNT_UP_TO = 100_000
+EXACT_COUNT_UP_TO = 10_000
 """``len(table)`` counts keys one by one up to about this many; beyond, RocksDB's estimate."""
 
 
