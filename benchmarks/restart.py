@@ -64,18 +64,21 @@ def records(facilities: int, days: int, start: datetime) -> list[tuple[bytes, by
 
 
 def timed_start(
-    bootstrap: str, prefix: str, port: int, data_dir: Path
-) -> tuple[float, float, float]:
-    """Start a worker on ``data_dir``: seconds to ready, RSS (MiB) then, keys reported."""
+    bootstrap: str, prefix: str, port: int, data_dir: Path, store: str
+) -> tuple[float, float, float, float]:
+    """Start a worker on ``data_dir``: seconds to ready, RSS (MiB) then, keys reported,
+    changelog records it replayed."""
     began = time.perf_counter()
     proc = start_worker(bootstrap, prefix, port, False, GOVERNOR_LEDGER__MODE="off",
-                        GOVERNOR_WORKER__DATA_DIR=str(data_dir))  # fmt: skip
+                        GOVERNOR_WORKER__DATA_DIR=str(data_dir),
+                        GOVERNOR_WORKER__STATE_STORE=store)  # fmt: skip
     try:
         wait_ready(port, proc, timeout_s=900)
         ready_s = time.perf_counter() - began
         rss = psutil.Process(proc.pid).memory_info().rss / 2**20
         keys = metric_sum(port, "governor_table_keys")
-        return ready_s, rss, keys
+        replayed = metric_sum(port, "governor_state_restored_records_total")
+        return ready_s, rss, keys, replayed
     finally:
         proc.terminate()
         proc.wait(600)
@@ -91,7 +94,8 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     data_dir = WORK / f"restart-{prefix.rstrip('-')}"
     port = free_port()
     proc = start_worker(bootstrap, prefix, port, False, GOVERNOR_LEDGER__MODE="off",
-                        GOVERNOR_WORKER__DATA_DIR=str(data_dir))  # fmt: skip
+                        GOVERNOR_WORKER__DATA_DIR=str(data_dir),
+                        GOVERNOR_WORKER__STATE_STORE=args.state_store)  # fmt: skip
     try:
         wait_ready(port, proc, timeout_s=900)
         began = time.perf_counter()
@@ -107,17 +111,18 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     finally:
         proc.terminate()
         proc.wait(600)
-    print(f"\nrestart benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, broker {bootstrap})")
+    print(f"\nrestart benchmark, state in {args.state_store} ({datetime.now(UTC):%Y-%m-%d %H:%M}"
+          f" UTC, broker {bootstrap})")  # fmt: skip
     print(f"  filled: {total:,} readings ({args.facilities:,} facilities x {args.days} days) in"
           f" {fill_s:.1f} s; {filled_keys:,.0f} table keys; RSS {filled_rss:,.0f} MiB")  # fmt: skip
-    again = timed_start(bootstrap, prefix, free_port(), data_dir)
+    again = timed_start(bootstrap, prefix, free_port(), data_dir, args.state_store)
     print(f"  restart, same data directory: ready in {again[0]:.1f} s, RSS {again[1]:,.0f} MiB,"
-          f" {again[2]:,.0f} keys")  # fmt: skip
+          f" {again[2]:,.0f} keys, {again[3]:,.0f} changelog records replayed")  # fmt: skip
     empty = data_dir.with_name(data_dir.name + "-empty")
     shutil.rmtree(empty, ignore_errors=True)
-    fresh = timed_start(bootstrap, prefix, free_port(), empty)
+    fresh = timed_start(bootstrap, prefix, free_port(), empty, args.state_store)
     print(f"  start, empty data directory:  ready in {fresh[0]:.1f} s, RSS {fresh[1]:,.0f} MiB,"
-          f" {fresh[2]:,.0f} keys")  # fmt: skip
+          f" {fresh[2]:,.0f} keys, {fresh[3]:,.0f} changelog records replayed")  # fmt: skip
 
 
 def main() -> None:
@@ -127,6 +132,7 @@ def main() -> None:
     parser.add_argument("--facilities", type=int, default=2_740)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--timeout", type=float, default=1_800.0)
+    parser.add_argument("--state-store", choices=["rocksdb", "memory"], default="rocksdb")
     run_on_broker(run, parser.parse_args())
 
 
