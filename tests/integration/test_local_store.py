@@ -58,3 +58,6 @@ def test_a_clean_restart_keeps_the_local_store_and_a_killed_worker_rebuilds_it(
     # The day totals were written at every commit of both runs: the rebuild replays all of
     # that changelog, the clean restart none of what the first run wrote.
     assert rebuilt > 0 and kept < rebuilt, (kept, rebuilt)
+    print(
+        f"changelog records replayed: {kept:.0f} after the clean stop, {rebuilt:.0f} after the kill"
+    )
