@@ -31,6 +31,7 @@ design reasons about (:mod:`app.runtime.outbox`).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -126,7 +127,8 @@ class CachedRocksStore(rocksdb.Store):
         if marker.exists():
             marker.unlink()
             return
-        stale = sorted(Path(self.path).glob(f"{self.basename}-*.db"))
+        mine = re.compile(rf"{re.escape(str(self.basename))}-\d+\.db")
+        stale = sorted(p for p in Path(self.path).glob("*.db") if mine.fullmatch(p.name))
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
         if stale:

@@ -135,9 +135,12 @@ def test_the_local_databases_survive_a_clean_stop_only(tmp_path: Path) -> None:
     assert not kept.data.clean_marker.exists()
     kept.data._dbs.clear()  # killed: no stop, no marker
 
+    neighbour = Path(store.path) / "counts-extra-0.db"  # another table's database
+    neighbour.mkdir()
     wiped = make_table(tmp_path)
     with handled_as_current(record(0)):
         assert "a" not in wiped and list(wiped.keys()) == []
+    assert neighbour.exists()
 
 
 def test_an_unsent_changelog_record_leaves_no_clean_marker(table: WriteBehindTable) -> None:
