@@ -15,13 +15,13 @@ holds no earlier version.)
 from __future__ import annotations
 
 import logging
-import time
 from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from agents.base import Pipeline
+from agents.template import Pipeline
+from app.core.checks import Rejection
 from app.core.dedup import Position
 from app.core.outbox_entry import Entry
 from app.core.retention import DayIndex
@@ -36,13 +36,12 @@ from app.rules.audit import (
     period_key,
     process_tick,
 )
-from app.runtime.dead_letters import source_coordinates
+from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
 from schemas.budget_audit import ComplianceAlert, DayRollupRecord
 from schemas.control_tick import ControlTick
-from schemas.dead_letter import DeadLetterReason
 from schemas.seed_forms import parse_tick
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ def _wrap_bare(data: Any) -> Any:
     return data
 
 
-class AuditPipeline(Pipeline):
+class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
     """The budget-audit agent, its tables and the local queries the HTTP views use."""
 
     def __init__(self, gov: Governor) -> None:
@@ -118,31 +117,25 @@ class AuditPipeline(Pipeline):
         )
         self.start_agent("budget-audit")
 
-    async def handle(self, message: Any) -> None:
-        """Process one control tick; never raises for bad input."""
-        started = time.perf_counter()
-        coordinates = source_coordinates(message)
-        tick = await self.decode(message, lambda v: parse_tick(v, message.key))
-        if tick is None:
-            return
-        rejection = check_tick(message.key, tick, coordinates["timestamp_ms"], self.config)
-        if rejection is not None:
-            await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
-        position = self.position_of(message)
-        if not await self.admitted(self.sites, tick.site_id, position, coordinates):
-            return
-        try:
-            outcome = self._decide(tick, position)
-        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
-            log.exception("audit rules failed on %s[%d]@%d", *_where(message))
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
-            return
+    def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> ControlTick:
+        return parse_tick(value, key)
+
+    def check(
+        self, key: bytes | None, tick: ControlTick, timestamp_ms: int | None
+    ) -> Rejection | None:
+        return check_tick(key, tick, timestamp_ms, self.config)
+
+    def entity(self, tick: ControlTick) -> tuple[EntityBound, str]:
+        return self.sites, tick.site_id
+
+    def decide(self, tick: ControlTick, position: Position) -> AuditOutcome:
+        return self._decide(tick, position)
+
+    async def apply(self, tick: ControlTick, outcome: AuditOutcome, position: Position) -> None:
         outcome = self._recorded(outcome, position)
         self._persist(tick.site_id, outcome, position)
         await self._send(tick.site_id, outcome)
         self._count(tick, outcome)
-        self.metrics.processing.labels(pipeline=PIPELINE).observe(time.perf_counter() - started)
 
     def _decide(self, tick: ControlTick, position: Position) -> AuditOutcome:
         self.ticks_dedup.ensure_indexed(position.partition)

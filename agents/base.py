@@ -49,8 +49,9 @@ STUCK_CHECKS = 6
 Faust's consumer has not moved past it: behind for that long is stuck, not busy."""
 
 
-class Pipeline(PipelineState, ABC):
-    """One source topic → rules → tables and output topics, in one Faust agent."""
+class Stage(PipelineState, ABC):
+    """One source topic, consumed by one Faust agent (one per lane): every offset handled
+    once and in order, bad input dead-lettered, any other failure a fail-stop."""
 
     keyed_state = True
     """Whether records must be handled in their key's partition (:mod:`app.runtime.placement`);

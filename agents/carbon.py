@@ -7,14 +7,15 @@ tables, send the emissions. All decisions are in :mod:`app.rules.carbon`.
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 from typing import Any, Protocol, cast
 
-from agents.base import Pipeline
+from agents.template import Pipeline
+from app.core.checks import Rejection
 from app.core.dedup import Position
 from app.core.retention import DayIndex
 from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
@@ -30,12 +31,11 @@ from app.rules.carbon import (
 )
 from app.rules.carbon_budget import BudgetOutcome, BudgetOutputs
 from app.rules.grid import EmissionContext
-from app.runtime.dead_letters import source_coordinates
+from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.feeds import GridIntensityFeed, InstrumentsFeed
 from app.runtime.producer import send_same_key
 from schemas.carbon_emission import CarbonEmission
-from schemas.dead_letter import DeadLetterReason
 from schemas.meter_reading import MeterReading, MeterReadingBatch
 from schemas.seed_forms import parse_reading_record
 
@@ -62,6 +62,25 @@ class BudgetUsage(Protocol):
     async def send(self, facility_id: str, outputs: BudgetOutputs) -> None: ...
 
 
+ReadingRecord = MeterReading | MeterReadingBatch
+"""A meter-readings record: one reading, or a batch envelope of one facility's readings."""
+
+
+@dataclass(frozen=True, slots=True)
+class CarbonDecision:
+    """What the rules decided for one meter-readings record."""
+
+    outcome: CarbonOutcome
+    contracts: list[CarbonEmission]
+    """The emissions as their published contract (what the budget and the rings keep)."""
+    budget: BudgetOutcome | None
+    """What they do to the facility's carbon budget, when budgets are on."""
+
+
+def _readings(record: ReadingRecord) -> list[MeterReading]:
+    return record.readings if isinstance(record, MeterReadingBatch) else [record]
+
+
 class IndexState(Enum):
     """Whether :class:`ReadingIndex` matches the rings this worker holds."""
 
@@ -72,7 +91,7 @@ class IndexState(Enum):
     """Partitions were assigned and their rings may still be recovering: rebuild per lookup."""
 
 
-class CarbonPipeline(Pipeline):
+class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
     """The carbon agent, its tables and the local queries the HTTP views use."""
 
     def __init__(self, gov: Governor) -> None:
@@ -116,41 +135,42 @@ class CarbonPipeline(Pipeline):
         await self.grid.caught_up.wait()
         await self.instruments.caught_up.wait()
 
-    async def handle(self, message: Any) -> None:
-        """Process one source record; never raises for bad input."""
-        started = time.perf_counter()
-        coordinates = source_coordinates(message)
-        timestamp_ms = coordinates["timestamp_ms"]
-        record = await self.decode(message, parse_reading_record)
-        if record is None:
-            return
-        rejection = check_record(message.key, record, timestamp_ms, self.config)
-        if rejection is not None:
-            await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
-        readings = record.readings if isinstance(record, MeterReadingBatch) else [record]
-        position = self.position_of(message)
-        facility_id = readings[0].facility_id
-        if not await self.admitted(self.facilities, facility_id, position, coordinates):
-            return
+    def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> ReadingRecord:
+        return parse_reading_record(value)
+
+    def check(
+        self, key: bytes | None, record: ReadingRecord, timestamp_ms: int | None
+    ) -> Rejection | None:
+        return check_record(key, record, timestamp_ms, self.config)
+
+    def entity(self, record: ReadingRecord) -> tuple[EntityBound, str]:
+        return self.facilities, _readings(record)[0].facility_id
+
+    def decide(self, record: ReadingRecord, position: Position) -> CarbonDecision:
+        """Every rule runs before anything is written: the emissions, and what they do to
+        the facility's carbon budget."""
+        readings = _readings(record)
+        outcome = self._decide(readings, position)
+        contracts = [e.to_contract() for e in outcome.emissions]
         usage = self.budget_usage
-        try:  # every rule runs before anything is written
-            outcome = self._decide(readings, position)
-            contracts = [e.to_contract() for e in outcome.emissions]
-            budget = usage.decide(facility_id, contracts, position) if usage and contracts else None
-        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
-            log.exception(
-                "carbon rules failed on %s[%d]@%d", message.topic, message.partition, message.offset
-            )
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
-            return
-        self._persist(outcome, contracts, facility_id)
-        alerts = usage.write(facility_id, budget, position) if usage and budget else None
-        await self._send_emissions(outcome.emissions)
+        budget = None
+        if usage is not None and contracts:
+            budget = usage.decide(readings[0].facility_id, contracts, position)
+        return CarbonDecision(outcome, contracts, budget)
+
+    async def apply(
+        self, record: ReadingRecord, decision: CarbonDecision, position: Position
+    ) -> None:
+        facility_id = _readings(record)[0].facility_id
+        usage = self.budget_usage
+        self._persist(decision.outcome, decision.contracts, facility_id)
+        alerts = None
+        if usage is not None and decision.budget is not None:
+            alerts = usage.write(facility_id, decision.budget, position)
+        await self._send_emissions(decision.outcome.emissions)
         if usage is not None and alerts is not None:
             await usage.send(facility_id, alerts)
-        self._count(outcome)
-        self.metrics.processing.labels(pipeline=PIPELINE).observe(time.perf_counter() - started)
+        self._count(decision.outcome)
 
     async def _send_emissions(self, emissions: Sequence[Emission]) -> None:
         """Queue the emissions of one record (one facility, so one key) as one record batch."""

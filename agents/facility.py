@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from agents.base import Pipeline
+from agents.base import Stage
 from agents.carbon import CarbonPipeline
+from agents.template import OutcomeT, Pipeline
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import Position
 from app.core.outbox_entry import Entry
@@ -29,7 +31,6 @@ from app.rules import carbon_budget as budgets
 from app.rules import load as loads
 from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
 from app.rules.load import FacilityLoad, LoadOutputs
-from app.runtime.dead_letters import source_coordinates
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
@@ -37,7 +38,6 @@ from app.runtime.producer import send_same_key
 from app.runtime.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
 from schemas.carbon_emission import CarbonEmission
-from schemas.dead_letter import DeadLetterReason
 from schemas.load import BalancingCommand, CommandResult, LoadMetric
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,16 @@ class FacilityContext:
             self.waiters.resolve((facility_id, result.command_id), result)
 
 
-class _FacilityPipeline(Pipeline):
+class _OfFacility(Protocol):
+    @property
+    def facility_id(self) -> str: ...
+
+
+EventT = TypeVar("EventT", bound=_OfFacility)
+"""A facility pipeline's event: a budget, a load metric or a balancing command."""
+
+
+class _FacilityPipeline(Pipeline[EventT, OutcomeT]):
     """Decode, check the key, decide, write outbox then state, send."""
 
     model: type[Any]
@@ -82,39 +91,30 @@ class _FacilityPipeline(Pipeline):
         super().__init__(gov, name, source)
         self.ctx = ctx
 
-    def facility_of(self, value: Any) -> str:
+    def facility_of(self, value: EventT) -> str:
         return str(value.facility_id)
 
-    async def handle(self, message: Any) -> None:
-        started = time.perf_counter()
-        coordinates = source_coordinates(message)
-        value = await self.decode(message, self.model.from_json_bytes)
-        if value is None:
-            return
-        rejection: Rejection | None = key_rejection(
-            message.key, self.facility_of(value), "facility_id"
-        ) or self.clock_rejection(value, coordinates["timestamp_ms"])
-        if rejection is not None:
-            await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
-        position = self.position_of(message)
-        facility_id = self.facility_of(value)
-        if not await self.admitted(self.facilities, facility_id, position, coordinates):
-            return
-        try:
-            await self.process(value, position)
-        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
-            log.exception("%s rules failed on %s[%d]@%d", self.name, message.topic,
-                          message.partition, message.offset)  # fmt: skip
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
-            return
+    def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> EventT:
+        parsed: EventT = self.model.from_json_bytes(value)
+        return parsed
+
+    def check(self, key: bytes | None, value: EventT, timestamp_ms: int | None) -> Rejection | None:
+        return key_rejection(key, self.facility_of(value), "facility_id") or self.clock_rejection(
+            value, timestamp_ms
+        )
+
+    def entity(self, value: EventT) -> tuple[EntityBound, str]:
+        return self.facilities, self.facility_of(value)
+
+    async def apply(self, value: EventT, outcome: OutcomeT, position: Position) -> None:
+        await self.finish(self.facility_of(value), outcome, position)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
-        self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
 
-    async def process(self, value: Any, position: Position) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def finish(self, facility_id: str, outcome: OutcomeT, position: Position) -> None:
+        """Write the outcome (outbox first, then state) and send its outputs."""
 
-    def clock_rejection(self, value: Any, record_timestamp_ms: int | None) -> Rejection | None:
+    def clock_rejection(self, value: EventT, record_timestamp_ms: int | None) -> Rejection | None:
         """Events with an event time are checked against their record's (see
         :func:`app.core.checks.future_rejection`); budgets have none."""
         return None
@@ -125,7 +125,7 @@ class CarbonBudgetWriter:
     two records that change it: a budget (its own agent) or a meter-readings record (the
     carbon agent, through :class:`CarbonUsage`)."""
 
-    def __init__(self, ctx: FacilityContext, pipeline: Pipeline, outbox_name: str) -> None:
+    def __init__(self, ctx: FacilityContext, pipeline: Stage, outbox_name: str) -> None:
         gov = ctx.gov
         self.ctx = ctx
         self.metrics = gov.metrics
@@ -177,7 +177,7 @@ class CarbonBudgetWriter:
         self.metrics.carbon_budget_state.labels(facility=label).set(SEVERITY[status.state])
 
 
-class CarbonBudgetsPipeline(_FacilityPipeline):
+class CarbonBudgetsPipeline(_FacilityPipeline[CarbonBudget, budgets.BudgetOutcome]):
     model = CarbonBudget
     kind = "b"
 
@@ -193,12 +193,16 @@ class CarbonBudgetsPipeline(_FacilityPipeline):
         )
         self.start_agent("carbon-budgets")
 
-    async def process(self, value: Any, position: Position) -> None:
+    def decide(self, value: CarbonBudget, position: Position) -> budgets.BudgetOutcome:
         self.writer.box.ensure_indexed(position.partition)
         state = self.ctx.carbon_state(value.facility_id)
-        outcome = budgets.apply_budget(state, value, position, self.config)
-        outputs = self.writer.write(value.facility_id, outcome, position)
-        await self.writer.send(value.facility_id, outputs)
+        return budgets.apply_budget(state, value, position, self.config)
+
+    async def finish(
+        self, facility_id: str, outcome: budgets.BudgetOutcome, position: Position
+    ) -> None:
+        outputs = self.writer.write(facility_id, outcome, position)
+        await self.writer.send(facility_id, outputs)
 
 
 class CarbonUsage:
@@ -217,7 +221,7 @@ class CarbonUsage:
 
     NAME = "carbon-usage"
 
-    def __init__(self, ctx: FacilityContext, carbon: Pipeline) -> None:
+    def __init__(self, ctx: FacilityContext, carbon: Stage) -> None:
         self.ctx = ctx
         self.metrics = ctx.gov.metrics
         self.config = ctx.gov.settings.carbon_budgets
@@ -254,7 +258,7 @@ class CarbonUsage:
         await self.writer.send(facility_id, outputs)
 
 
-class _LoadPipeline(_FacilityPipeline):
+class _LoadPipeline(_FacilityPipeline[EventT, loads.LoadOutcome]):
     def __init__(self, gov: Governor, ctx: FacilityContext, name: str, source: str) -> None:
         super().__init__(gov, ctx, name, source)
         self.config = gov.settings.load
@@ -297,11 +301,13 @@ class _LoadPipeline(_FacilityPipeline):
             ).set(zone.load_kw / zone.capacity_kw)
 
 
-class LoadMetricsPipeline(_LoadPipeline):
+class LoadMetricsPipeline(_LoadPipeline[LoadMetric]):
     model = LoadMetric
     kind = "m"
 
-    def clock_rejection(self, value: Any, record_timestamp_ms: int | None) -> Rejection | None:
+    def clock_rejection(
+        self, value: LoadMetric, record_timestamp_ms: int | None
+    ) -> Rejection | None:
         """A metric dated far ahead would freeze its zone (older metrics are ignored)."""
         return future_rejection(
             value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
@@ -311,15 +317,14 @@ class LoadMetricsPipeline(_LoadPipeline):
         super().__init__(gov, ctx, "load-metrics", "load-metrics")
         self.start_agent("load-metrics")
 
-    async def process(self, value: Any, position: Position) -> None:
+    def decide(self, value: LoadMetric, position: Position) -> loads.LoadOutcome:
         self.box.ensure_indexed(position.partition)
-        outcome = loads.apply_metric(
+        return loads.apply_metric(
             self.ctx.load_state(value.facility_id), value, position, self.config
         )
-        await self.finish(value.facility_id, outcome, position)
 
 
-class BalancingCommandsPipeline(_LoadPipeline):
+class BalancingCommandsPipeline(_LoadPipeline[BalancingCommand]):
     model = BalancingCommand
     kind = "c"
 
@@ -327,12 +332,11 @@ class BalancingCommandsPipeline(_LoadPipeline):
         super().__init__(gov, ctx, "balancing-commands", "balancing-commands")
         self.start_agent("balancing-commands")
 
-    async def process(self, value: Any, position: Position) -> None:
+    def decide(self, value: BalancingCommand, position: Position) -> loads.LoadOutcome:
         self.box.ensure_indexed(position.partition)
-        outcome = balancing.apply_command(
+        return balancing.apply_command(
             self.ctx.load_state(value.facility_id), value, position, self.config
         )
-        await self.finish(value.facility_id, outcome, position)
 
 
 def register(gov: Governor, carbon: CarbonPipeline) -> FacilityContext:

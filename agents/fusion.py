@@ -16,13 +16,14 @@ its state, as the traffic decider does (:mod:`app.runtime.outbox`).
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any
+from abc import abstractmethod
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
-from agents.base import Pipeline
 from agents.fusion_metrics import FusionMetrics, count_decisions
 from agents.fusion_overlays import OverlayPipeline
 from agents.fusion_progress import ProgressMarkers
+from agents.template import Pipeline
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
@@ -31,8 +32,9 @@ from app.rules.fusion import budget as budgets
 from app.rules.fusion import settlement, tokens
 from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
 from app.runtime.connection import aiokafka_options
-from app.runtime.dead_letters import source_coordinates
+from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
+from app.runtime.lanes import REPARTITIONED
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
 from app.runtime.topic_reader import partition_ends
@@ -71,7 +73,28 @@ class FusionContext:
             self.waiters.resolve((decision.tenant, decision.event_id), decision)
 
 
-class _TenantPipeline(Pipeline):
+class _OfTenant(Protocol):
+    @property
+    def tenant(self) -> str: ...
+
+
+EventT = TypeVar("EventT", bound=_OfTenant)
+"""A fusion tenant pipeline's event: a budget, a request or a result."""
+
+
+class _TenantEvent(_OfTenant, Protocol):
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def timestamp(self) -> datetime: ...
+
+
+TenantEventT = TypeVar("TenantEventT", bound=_TenantEvent)
+"""A request or a result: deduplicated by id, checked against its record's time."""
+
+
+class _TenantPipeline(Pipeline[EventT, TenantOutcome]):
     """Decode, check, decide with the budget rules, write outbox then state, send."""
 
     model: type[Any]
@@ -98,29 +121,30 @@ class _TenantPipeline(Pipeline):
     async def ready(self) -> None:
         await self.ctx.routing.caught_up.wait()
 
-    async def handle(self, message: Any) -> None:
-        started = time.perf_counter()
-        coordinates = source_coordinates(message)
-        stamp_ms = coordinates["timestamp_ms"]
-        value = await self.decode(message, lambda v: self.parse(v, message.key, stamp_ms))
-        if value is None:
-            return
-        rejection = key_rejection(message.key, value.tenant, "tenant") or self.check(
-            value, coordinates["timestamp_ms"]
-        )
-        if rejection is not None:
-            await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
-        position = self.position_of(message)
-        if not await self.admitted(self.tenants, value.tenant, position, coordinates):
-            return
+    def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> EventT:
+        """The record's value as this pipeline's contract (raises as ``from_json_bytes``)."""
+        parsed: EventT = self.model.from_json_bytes(value)
+        return parsed
+
+    def check(self, key: bytes | None, value: EventT, timestamp_ms: int | None) -> Rejection | None:
+        return key_rejection(key, value.tenant, "tenant") or self.check_event(value, timestamp_ms)
+
+    def check_event(self, value: EventT, record_timestamp_ms: int | None) -> Rejection | None:
+        """What the rules need of the event besides its key."""
+        return None
+
+    def entity(self, value: EventT) -> tuple[EntityBound, str]:
+        return self.tenants, value.tenant
+
+    def decide(self, value: EventT, position: Position) -> TenantOutcome:
         self.box.ensure_indexed(position.partition)
-        try:
-            outcome = self.decide(value, position)
-        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
-            log.exception("fusion rules failed on %s[%d]@%d", *_where(message))
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
-            return
+        return self.rule(value, position)
+
+    @abstractmethod
+    def rule(self, value: EventT, position: Position) -> TenantOutcome:
+        """The budget rule for this pipeline's event."""
+
+    async def apply(self, value: EventT, outcome: TenantOutcome, position: Position) -> None:
         outputs = outcome.outputs
         if outcome.replayed:
             outputs = self.box.get(position) or TenantOutputs()
@@ -129,27 +153,16 @@ class _TenantPipeline(Pipeline):
             self.ctx.tenants[value.tenant] = TenantEntry(state=outcome.state)
         self.after(value, position, outcome)
         await self._send(value.tenant, outputs)
-        await self.sent(message, value)
+        await self.sent(position, value)
         if not outcome.replayed:
             count_decisions(self.ctx.metrics, outputs)
         self.ctx.resolve(outputs.decisions)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
-        self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
 
-    def parse(self, value: bytes, key: bytes | None, stamp_ms: int | None) -> Any:
-        """The record's value as this pipeline's contract (raises as ``from_json_bytes``)."""
-        return self.model.from_json_bytes(value)
-
-    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
-        return None
-
-    def decide(self, value: Any, position: Position) -> TenantOutcome:
-        raise NotImplementedError
-
-    def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
+    def after(self, value: EventT, position: Position, outcome: TenantOutcome) -> None:
         """Hook: record the event id for deduplication."""
 
-    async def sent(self, message: Any, value: Any) -> None:
+    async def sent(self, position: Position, value: EventT) -> None:
         """Hook: the record's outputs are on their way."""
 
     async def _send(self, tenant: str, outputs: TenantOutputs) -> None:
@@ -165,7 +178,7 @@ class _TenantPipeline(Pipeline):
             )  # fmt: skip
 
 
-class BudgetsPipeline(_TenantPipeline):
+class BudgetsPipeline(_TenantPipeline[EnergyBudget]):
     model = EnergyBudget
     source_kind = "b"
 
@@ -173,11 +186,11 @@ class BudgetsPipeline(_TenantPipeline):
         super().__init__(gov, ctx, "fusion-budgets", "energy-budgets")
         self.start_agent("fusion-budgets")
 
-    def decide(self, value: Any, position: Position) -> TenantOutcome:
+    def rule(self, value: EnergyBudget, position: Position) -> TenantOutcome:
         return budgets.apply_budget(self.ctx.tenant_state(value.tenant), value, position)
 
 
-class _TenantEventPipeline(_TenantPipeline):
+class _TenantEventPipeline(_TenantPipeline[TenantEventT]):
     """Requests and results: events with an id and an event time, deduplicated by id, then
     decided by one budget rule."""
 
@@ -192,31 +205,35 @@ class _TenantEventPipeline(_TenantPipeline):
         )  # fmt: skip
         self.start_agent(self.agent_name)
 
-    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
+    def check_event(self, value: TenantEventT, record_timestamp_ms: int | None) -> Rejection | None:
         return future_rejection(
             value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
         )
 
-    def decide(self, value: Any, position: Position) -> TenantOutcome:
+    def rule(self, value: TenantEventT, position: Position) -> TenantOutcome:
         self.ids.ensure_indexed(position.partition)
-        return self.apply(
+        return self.event_rule(
             self.ctx.tenant_state(value.tenant), value, position,
             self.ids.first_position(value.tenant, value.event_id),
         )  # fmt: skip
 
-    def apply(
-        self, state: TenantState | None, value: Any, position: Position, first: Position | None
+    @abstractmethod
+    def event_rule(
+        self,
+        state: TenantState | None,
+        value: TenantEventT,
+        position: Position,
+        first: Position | None,
     ) -> TenantOutcome:
         """The budget rule for this event (``first``: where its id was applied before)."""
-        raise NotImplementedError
 
-    def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
+    def after(self, value: TenantEventT, position: Position, outcome: TenantOutcome) -> None:
         if outcome.duplicate:
             return
         self.ids.record(_segment(value.tenant, value.event_id, value.timestamp, position))
 
 
-class RequestsPipeline(_TenantEventPipeline):
+class RequestsPipeline(_TenantEventPipeline[FusionRequest]):
     model = FusionRequest
     source_kind = "q"
     dedup_table = "fusion-request-dedup"
@@ -226,11 +243,13 @@ class RequestsPipeline(_TenantEventPipeline):
         super().__init__(gov, ctx, "fusion-requests", "fusion-requests")
         self.approval_secret = gov.settings.fusion.approvals.secret()
 
-    def parse(self, value: bytes, key: bytes | None, stamp_ms: int | None) -> Any:
+    def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> FusionRequest:
         """Governor's request, or the AI cost reference's (:mod:`schemas.seed_forms`)."""
-        return parse_fusion_request(value, key, stamp_ms)
+        return parse_fusion_request(value, key, timestamp_ms)
 
-    def check(self, value: Any, record_timestamp_ms: int | None) -> Any:
+    def check_event(
+        self, value: FusionRequest, record_timestamp_ms: int | None
+    ) -> Rejection | None:
         """Besides the clock: an approval must carry the seal only Governor's approval
         endpoint can make (a producer on the topic cannot approve its own spend)."""
         approval = value.manual_approval_id
@@ -243,16 +262,20 @@ class RequestsPipeline(_TenantEventPipeline):
                 f"event {value.event_id}: manual_approval_id is not sealed by Governor's"
                 " approval endpoint (POST /api/v1/fusion/validate with an X-Approval-Token)",
             )
-        return super().check(value, record_timestamp_ms)
+        return super().check_event(value, record_timestamp_ms)
 
-    def apply(
-        self, state: TenantState | None, value: Any, position: Position, first: Position | None
+    def event_rule(
+        self,
+        state: TenantState | None,
+        value: FusionRequest,
+        position: Position,
+        first: Position | None,
     ) -> TenantOutcome:
         routing = self.ctx.routing.routing
         return budgets.admit(state, value, position, first, routing, self.config)
 
 
-class ResultsPipeline(_TenantEventPipeline):
+class ResultsPipeline(_TenantEventPipeline[FusionResult]):
     model = FusionResult
     source_kind = "r"
     dedup_table = "fusion-result-dedup"
@@ -265,9 +288,10 @@ class ResultsPipeline(_TenantEventPipeline):
         interval = max(0.5, self.config.ordering.idle_partition_s / 4)
         gov.app.timer(interval)(self._check_idle)
 
-    async def sent(self, message: Any, value: Any) -> None:
+    async def sent(self, position: Position, value: FusionResult) -> None:
         """Tell the overlay stage how far this partition has come (after its runs)."""
-        await self.progress.after_result(message.partition, value.timestamp.timestamp())
+        partition = position.partition % REPARTITIONED
+        await self.progress.after_result(partition, value.timestamp.timestamp())
 
     async def _check_idle(self) -> None:
         """Report owned partitions that have been quiet, once the broker confirms that
@@ -294,12 +318,16 @@ class ResultsPipeline(_TenantEventPipeline):
             return
         await self.progress.report_idle([p for p in quiet if p not in waiting])
 
-    def apply(
-        self, state: TenantState | None, value: Any, position: Position, first: Position | None
+    def event_rule(
+        self,
+        state: TenantState | None,
+        value: FusionResult,
+        position: Position,
+        first: Position | None,
     ) -> TenantOutcome:
         return settlement.settle(state, value, position, first, self.config)
 
-    def after(self, value: Any, position: Position, outcome: TenantOutcome) -> None:
+    def after(self, value: FusionResult, position: Position, outcome: TenantOutcome) -> None:
         super().after(value, position, outcome)
         if outcome.duplicate or outcome.replayed:
             return
@@ -314,15 +342,11 @@ class ResultsPipeline(_TenantEventPipeline):
             m.cost_efficiency.labels(*labels, value.result.value).observe(efficiency)
 
 
-def _segment(tenant: str, event_id: str, timestamp: Any, position: Position) -> DedupSegment:
+def _segment(tenant: str, event_id: str, timestamp: datetime, position: Position) -> DedupSegment:
     return DedupSegment(
         entity_id=tenant, position=position, max_event_time_s=timestamp.timestamp(),
         event_ids=(event_id,),
     )  # fmt: skip
-
-
-def _where(message: Any) -> tuple[str, int, int]:
-    return message.topic, message.partition, message.offset
 
 
 def register(gov: Governor) -> tuple[FusionContext, RequestsPipeline, OverlayPipeline]:

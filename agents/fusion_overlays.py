@@ -17,24 +17,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from agents.base import Pipeline
 from agents.fusion_metrics import FusionMetrics, count_scope
-from app.core.checks import key_rejection
+from agents.template import Pipeline
+from app.core.checks import Rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
 from app.rules.fusion import ordering
 from app.rules.fusion import overlay as overlays
 from app.rules.fusion.ordering import ObservationBuffer, Step
 from app.rules.fusion.overlay import ScopeOutcome, ScopeOutputs, ScopeState
-from app.runtime.dead_letters import source_coordinates
+from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.lanes import REPARTITIONED
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
 from app.runtime.state import BOOKKEEPING_PREFIX
-from schemas.dead_letter import DeadLetterReason
 from schemas.overlay import ObservationKind, OverlayObservation
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,20 @@ def buffer_key(partition: int) -> str:
     return f"{BOOKKEEPING_PREFIX}order:{partition}"
 
 
-class OverlayPipeline(Pipeline):
+@dataclass(frozen=True, slots=True)
+class OverlayDecision:
+    """What one fusion-observations record decided."""
+
+    step: Step | None
+    """What it releases from its partition's buffer; ``None``: a run seen before (a
+    re-sent result), ignored."""
+    outcomes: list[tuple[str, ScopeOutcome]] = field(default_factory=list)
+    """Each scope the released runs changed, and how."""
+    failures: list[str] = field(default_factory=list)
+    """Released runs the rules failed on (left out, each dead-lettered with the record)."""
+
+
+class OverlayPipeline(Pipeline[OverlayObservation, OverlayDecision]):
     """fusion-observations → tripwire, gates, breaker events and routing, per scope."""
 
     def __init__(self, gov: Governor, fusion_metrics: FusionMetrics) -> None:
@@ -90,52 +103,69 @@ class OverlayPipeline(Pipeline):
             return state
         return ObservationBuffer(buffer_partition=partition)
 
-    async def handle(self, message: Any) -> None:
-        coordinates = source_coordinates(message)
-        obs = await self.decode(message, OverlayObservation.from_json_bytes)
-        if obs is None:
-            return
-        position = self.position_of(message)
-        partition = position.partition % REPARTITIONED
+    def parse(
+        self, value: bytes, key: bytes | None, timestamp_ms: int | None
+    ) -> OverlayObservation:
+        return OverlayObservation.from_json_bytes(value)
+
+    def check(
+        self, key: bytes | None, obs: OverlayObservation, timestamp_ms: int | None
+    ) -> Rejection | None:
+        """A progress record is the tenant stage's, keyed by partition; a run its scope's."""
+        return None if obs.is_marker else key_rejection(key, obs.scope, "scope")
+
+    def entity(self, obs: OverlayObservation) -> tuple[EntityBound, str] | None:
+        return None if obs.is_marker else (self.bound, obs.scope)
+
+    def decide(self, obs: OverlayObservation, position: Position) -> OverlayDecision:
+        """What the record releases from its partition's buffer, and what the released runs
+        do to their scopes."""
         self.box.ensure_indexed(position.partition)
-        buffer = self.buffer(partition)
+        buffer = self.buffer(position.partition % REPARTITIONED)
         if obs.is_marker:
             step = ordering.progress(buffer, obs, position, self.sources)
-            await self._release(step, position, message)
-            return
-        rejection = key_rejection(message.key, obs.scope, "scope")
-        if rejection is not None:
-            await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
-        if not await self.admitted(self.bound, obs.scope, position, coordinates):
-            return
-        self.ids.ensure_indexed(position.partition)
-        first = self.ids.first_position(obs.scope, obs.event_id)
-        if first is not None and first != position:
+        else:
+            self.ids.ensure_indexed(position.partition)
+            first = self.ids.first_position(obs.scope, obs.event_id)
+            if first is not None and first != position:
+                return OverlayDecision(step=None)
+            if obs.kind is ObservationKind.TRIPWIRE_RESET:  # an operator's command: at once
+                step = (
+                    Step(buffer=None)
+                    if buffer.has_applied(position)
+                    else Step(buffer=buffer.stamped(position), release=(obs,))
+                )
+            else:
+                step = ordering.arrive(buffer, obs, position)
+        failures: list[str] = []
+        outcomes = [] if step.buffer is None else self._apply(step.release, position, failures)
+        return OverlayDecision(step, outcomes, failures)
+
+    async def apply(
+        self, obs: OverlayObservation, decision: OverlayDecision, position: Position
+    ) -> None:
+        if decision.step is None:
             self.fusion_metrics.observations.labels(how="duplicate").inc()
             return
-        if obs.kind is ObservationKind.TRIPWIRE_RESET:  # an operator's command: at once
-            step = (
-                Step(buffer=None)
-                if buffer.has_applied(position)
-                else Step(buffer=buffer.stamped(position), release=(obs,))
-            )
-        else:
-            step = ordering.arrive(buffer, obs, position)
-        await self._release(step, position, message)
-        self.ids.record(
-            DedupSegment(entity_id=obs.scope, position=position,
-                         max_event_time_s=obs.timestamp.timestamp(), event_ids=(obs.event_id,))
-        )  # fmt: skip
+        await self._release(decision.step, decision.outcomes, position)
+        if not obs.is_marker:
+            self.ids.record(
+                DedupSegment(entity_id=obs.scope, position=position,
+                             max_event_time_s=obs.timestamp.timestamp(),
+                             event_ids=(obs.event_id,))
+            )  # fmt: skip
 
-    async def _release(self, step: Step, position: Position, message: Any) -> None:
+    def failures(self, decision: OverlayDecision) -> Sequence[str]:
+        return decision.failures
+
+    async def _release(
+        self, step: Step, outcomes: list[tuple[str, ScopeOutcome]], position: Position
+    ) -> None:
         """Apply what the record releases; write outbox, scope states, then the buffer."""
         partition = position.partition % REPARTITIONED
         if step.buffer is None:  # handled before a crash: send what it sent then
             await self._send(self.box.get(position) or ScopeOutputs())
             return
-        failures: list[str] = []
-        outcomes = self._apply(step.release, position, failures)
         outputs = ScopeOutputs()
         for _, outcome in outcomes:
             outputs = outputs.merged(outcome.outputs)
@@ -149,10 +179,6 @@ class OverlayPipeline(Pipeline):
                 self.scopes[scope] = ScopeEntry(state=outcome.state)
         self.scopes[buffer_key(partition)] = ScopeEntry(state=step.buffer)
         await self._send(outputs)
-        for failure in failures:  # the record is kept, the failing run named
-            await self.dead_letter(
-                source_coordinates(message), DeadLetterReason.PROCESSING_ERROR, failure
-            )
         self._count(step, outcomes, partition)
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
 

@@ -9,11 +9,11 @@ policy records the feed refused. All decisions are in :mod:`app.rules.traffic`.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from agents.base import Pipeline
-from app.core.checks import future_rejection, key_rejection
+from agents.base import Stage
+from agents.template import Pipeline
+from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import Position
 from app.policy_feed import PolicyFeed
 from app.rules.traffic.contracts import UNKNOWN
@@ -28,11 +28,13 @@ from app.rules.traffic.engine import (
     route,
 )
 from app.runtime.dead_letters import source_coordinates
+from app.runtime.entity_bound import EntityBound
 from app.runtime.expiry import ExpiringKeys
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
 from schemas.dead_letter import DeadLetterReason
+from schemas.request_event import RequestEvent
 from schemas.seed_forms import parse_request_event
 from schemas.traffic import CircuitState, RoutedRequest
 
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 
-class TrafficRouter(Pipeline):
+class TrafficRouter(Pipeline[RequestEvent, RoutedRequest]):
     """request-events → traffic-routed, keyed by endpoint."""
 
     keyed_state = False  # any key is accepted: state is kept per endpoint, after routing
@@ -56,23 +58,20 @@ class TrafficRouter(Pipeline):
     async def ready(self) -> None:
         await self.feed.caught_up.wait()
 
-    async def handle(self, message: Any) -> None:
-        coordinates = source_coordinates(message)
-        stamp_ms = coordinates["timestamp_ms"]
-        event = await self.decode(message, lambda v: parse_request_event(v, message.key, stamp_ms))
-        if event is None:
-            return
-        rejection = future_rejection(
-            event.event_id,
-            event.timestamp,
-            coordinates["timestamp_ms"],
-            self.config.max_future_skew_s,
+    def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> RequestEvent:
+        return parse_request_event(value, key, timestamp_ms)
+
+    def check(
+        self, key: bytes | None, event: RequestEvent, timestamp_ms: int | None
+    ) -> Rejection | None:
+        return future_rejection(
+            event.event_id, event.timestamp, timestamp_ms, self.config.max_future_skew_s
         )
-        if rejection is not None:
-            await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
-        position = self.position_of(message)
-        routed = route(event, position, self.feed.active)
+
+    def decide(self, event: RequestEvent, position: Position) -> RoutedRequest:
+        return route(event, position, self.feed.active)
+
+    async def apply(self, event: RequestEvent, routed: RoutedRequest, position: Position) -> None:
         await send_same_key(
             self.gov.app,
             self.routed.get_topic_name(),
@@ -82,7 +81,7 @@ class TrafficRouter(Pipeline):
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
 
 
-class TrafficPipeline(Pipeline):
+class TrafficPipeline(Pipeline[RoutedRequest, TrafficOutcome]):
     """traffic-routed → decisions, transitions, alerts; endpoint and client state."""
 
     def __init__(self, gov: Governor, feed: PolicyFeed) -> None:
@@ -117,34 +116,34 @@ class TrafficPipeline(Pipeline):
     async def ready(self) -> None:
         await self.feed.caught_up.wait()
 
-    async def handle(self, message: Any) -> None:
-        started = time.perf_counter()
-        coordinates = source_coordinates(message)
-        routed = await self.decode(message, RoutedRequest.from_json_bytes)
-        if routed is None:
-            return
-        rejection = key_rejection(message.key, routed.endpoint_key, "endpoint_key")
-        if rejection is not None:
-            await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
-        position = self.position_of(message)
-        if not await self.admitted(self.bound, routed.endpoint_key, position, coordinates):
-            return
-        try:
-            outcome = self._decide(routed, position)
-        except Exception as exc:  # a rules bug must not stop the stream; the record is kept
-            log.exception("traffic rules failed on %s[%d]@%d", *_where(message))
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
-            return
+    def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> RoutedRequest:
+        return RoutedRequest.from_json_bytes(value)
+
+    def check(
+        self, key: bytes | None, routed: RoutedRequest, timestamp_ms: int | None
+    ) -> Rejection | None:
+        return key_rejection(key, routed.endpoint_key, "endpoint_key")
+
+    def entity(self, routed: RoutedRequest) -> tuple[EntityBound, str]:
+        return self.bound, routed.endpoint_key
+
+    def decide(self, routed: RoutedRequest, position: Position) -> TrafficOutcome:
+        return self._decide(routed, position)
+
+    async def apply(
+        self, routed: RoutedRequest, outcome: TrafficOutcome, position: Position
+    ) -> None:
         if outcome.replayed:
             outcome.outputs = self.decisions_outbox.get(position)
             if outcome.outputs is None:
                 self.metrics.outbox_misses.labels(pipeline=self.name).inc()
-                log.warning("no outbox entry for re-delivered %s[%d]@%d", *_where(message))
+                log.warning(
+                    "no outbox entry for re-delivered %s[%d]@%d",
+                    self.source_name, position.partition, position.offset,
+                )  # fmt: skip
         self._persist(position, outcome)
         await self._send(routed.endpoint_key, outcome)
         self._count(routed, outcome)
-        self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
 
     def _decide(self, routed: RoutedRequest, position: Position) -> TrafficOutcome:
         self.requests_dedup.ensure_indexed(position.partition)
@@ -236,7 +235,7 @@ class TrafficPipeline(Pipeline):
         m.dedup_events.labels(pipeline=self.name).set(len(self.requests_dedup))
 
 
-class PolicyReporter(Pipeline):
+class PolicyReporter(Stage):
     """traffic-policies: dead-letter the records the feed refused (once, by the group).
 
     Every worker judges every policy record (:class:`PolicyFeed`); this agent, consumed by
@@ -260,10 +259,6 @@ class PolicyReporter(Pipeline):
             "invalid": DeadLetterReason.INVALID_SCHEMA,
         }.get(judgement.verdict.value, DeadLetterReason.POLICY_REJECTED)
         await self.dead_letter(source_coordinates(message), reason, judgement.message)
-
-
-def _where(message: Any) -> tuple[str, int, int]:
-    return message.topic, message.partition, message.offset
 
 
 def register(gov: Governor) -> tuple[PolicyFeed, TrafficRouter, TrafficPipeline]:
