@@ -25,12 +25,27 @@ def end_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def supervise(command: list[str], on_failure: Callable[[int], None]) -> None:
+SIGNALLED_GRACE_S = 30.0
+"""How long a child ended by SIGTERM or SIGINT may wait for its parent's own stop."""
+
+
+async def supervise(
+    command: list[str],
+    on_failure: Callable[[int], None],
+    signalled_grace_s: float = SIGNALLED_GRACE_S,
+) -> None:
     """Run ``command`` as a child for as long as the caller's task runs.
 
     The child dies with this process, even on SIGKILL (:func:`end_with_parent`); cancelling
     the task stops it (SIGTERM, then 30 s). A non-zero exit calls ``on_failure`` with the
     code; exit 0 (stopped on request) is only logged.
+
+    A child ended by SIGTERM or SIGINT was most likely stopped with its parent (a process
+    manager signals the whole group, as systemd does and ``kill -- -PGID``): the parent is
+    then stopping too, and cancels this task on its way. So such an exit is a failure only if
+    the task is still running ``signalled_grace_s`` later; calling it a failure at once would
+    turn every group stop into a crash (a worker's local state store would then not count
+    its stop as clean, see :mod:`app.runtime.local_store`).
     """
     child = await asyncio.create_subprocess_exec(*command, preexec_fn=end_with_parent)
     try:
@@ -44,6 +59,10 @@ async def supervise(command: list[str], on_failure: Callable[[int], None]) -> No
     if code == 0:
         log.warning("%s stopped", " ".join(command[-2:]))
         return
+    if code in (-signal.SIGTERM, -signal.SIGINT):
+        log.warning("%s ended by signal %d: a failure unless this process stops within %.0f s",
+                    " ".join(command[-2:]), -code, signalled_grace_s)  # fmt: skip
+        await asyncio.sleep(signalled_grace_s)  # a stop of this process cancels it here
     on_failure(code)
 
 
