@@ -22,6 +22,7 @@ from agents.fusion import FusionContext, RequestsPipeline
 from agents.fusion_overlays import OverlayPipeline
 from app.rules.fusion import budget as budgets
 from app.rules.fusion import tokens
+from app.rules.fusion.routing import tenant_scope
 from app.runtime.faust_app import Governor
 from app.web import fusion_execute
 from app.web.fusion_admission import (
@@ -108,7 +109,7 @@ def register(
                 body["tenant"] = tenant
                 body["budget"] = budgets.snapshot(state, config).model_dump(mode="json")
                 body["reservations"] = len(state.reservations)
-                body["tenant_tripwire"] = routing.get(budgets.tenant_scope(tenant))
+                body["tenant_tripwire"] = routing.get(tenant_scope(tenant))
             return reply(self, request, gov, self.ROUTE, body)
 
     @app.page("/api/v1/fusion/tripwire/reset")

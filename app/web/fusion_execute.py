@@ -23,7 +23,7 @@ from faust.web import View
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.fusion import FusionContext
-from app.rules.fusion.budget import scope_of
+from app.rules.fusion.routing import scope_of
 from app.runtime.faust_app import Governor
 from app.web.fusion_admission import DECISION_WAIT_S, Admission, Admitted, parse_request
 from app.web.http import BadInput, authorised, problem, read_body, reply, too_large

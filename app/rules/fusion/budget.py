@@ -29,8 +29,9 @@ from app.core.watermark import SourcesWatermarked
 from app.fusion_settings import FusionSettings
 from app.rules.audit import period_bounds
 from app.rules.fusion import cost as costs
-from app.rules.fusion import flags, knobs
+from app.rules.fusion import knobs
 from app.rules.fusion.knobs import SignalAttempts
+from app.rules.fusion.routing import Routing, routing_for
 from schemas.budget_audit import CompliancePeriod
 from schemas.energy import (
     BudgetPeriod,
@@ -109,14 +110,6 @@ class TenantOutcome:
     outputs: TenantOutputs = field(default_factory=TenantOutputs)
     replayed: bool = False
     duplicate: bool = False
-
-
-def scope_of(scenario_type: str, overlay: str) -> str:
-    return f"{scenario_type}|{overlay}"
-
-
-def tenant_scope(tenant: str) -> str:
-    return f"tenant:{tenant}"
 
 
 def period_start(day: date, period: BudgetPeriod) -> date:
@@ -206,27 +199,6 @@ def _expiry(
         released_units=r.units, budget=snapshot(state, config),
         event_time=datetime.fromtimestamp(now_s, UTC),
     )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Routing:
-    mode: RoutingMode
-    tripwire_active: bool
-
-
-def routing_for(
-    request: FusionRequest, routing: Mapping[str, OverlayRouting], config: FusionSettings
-) -> Routing:
-    """Flags first (is the overlay on for this routing key?), then the overlay's state."""
-    key = request.routing_key or request.event_id
-    scope = routing.get(scope_of(request.scenario_type, request.overlay))
-    tenant = routing.get(tenant_scope(request.tenant))
-    downgrade = bool((scope and scope.downgrade_active) or (tenant and tenant.downgrade_active))
-    if not flags.overlay_enabled(config, request.scenario_type, request.overlay, key):
-        return Routing(RoutingMode.BASELINE_ONLY, downgrade)
-    if scope is not None and scope.mode is RoutingMode.BASELINE_ONLY:
-        return Routing(RoutingMode.BASELINE_ONLY, downgrade)
-    return Routing(RoutingMode.DOWNGRADED if downgrade else RoutingMode.OVERLAY, downgrade)
 
 
 def apply_budget(

@@ -23,17 +23,14 @@ from app.rules.fusion import knobs
 from app.rules.fusion.budget import (
     RESULTS,
     CacheEntry,
-    Routing,
     TenantOutcome,
     TenantOutputs,
     TenantState,
     advance,
     decide,
     decision_of,
-    routing_for,
-    scope_of,
-    tenant_scope,
 )
+from app.rules.fusion.routing import Routing, routing_for, scope_of, tenant_scope
 from schemas.energy import DecisionKind, Outcome, Reason
 from schemas.fusion_result import FusionResult
 from schemas.overlay import ObservationKind, OverlayObservation, OverlayRouting
