@@ -285,8 +285,8 @@ class ResultsPipeline(_TenantEventPipeline[FusionResult]):
         super().__init__(gov, ctx, "fusion-results", "fusion-results")
         sent = ctx.metrics.progress_records
         self.progress = ProgressMarkers(gov, "fusion-results", self.config.ordering, sent)
-        interval = max(0.5, self.config.ordering.idle_partition_s / 4)
-        gov.app.timer(interval)(self._check_idle)
+        self._idle_check_s = max(0.5, self.config.ordering.idle_partition_s / 4)
+        gov.app.timer(self._idle_check_s)(self._check_idle)
 
     async def sent(self, position: Position, value: FusionResult) -> None:
         """Tell the overlay stage how far this partition has come (after its runs)."""
@@ -295,19 +295,27 @@ class ResultsPipeline(_TenantEventPipeline[FusionResult]):
 
     async def _check_idle(self) -> None:
         """Report owned partitions that have been quiet, once the broker confirms that
-        nothing waits in them (here or in the repartition topic)."""
+        nothing waits in them (here or in the repartition topic).
+
+        The broker is asked on every check, not only when a partition seems quiet: quiet
+        time counts only across checks that it answered, no further apart than
+        ``max_gap_s`` (an outage, a rebalance or a stalled worker in between restarts it).
+        Asking only at the end of the quiet spell let a broker restart that was over by
+        then count as quiet; the producers' batches it held back then arrived with runs the
+        overlay stage had already passed (late runs, seen as a chaos-soak mismatch in CI).
+        """
         if not self._taking or self.gov.app.rebalancing:
             return
         assigned = self.gov.app.consumer.assignment()
         owned = {tp.partition for tp in assigned if tp.topic == self.lanes[0].name}
-        quiet = self.progress.quiet(owned)
-        if not quiet:
+        if not owned:
             return
+        quiet = self.progress.quiet(owned)
         options = aiokafka_options(self.gov.settings.kafka)
         waiting: set[int] = set()
         try:
             for lane in self.lanes:
-                ends = await partition_ends(options, lane.name, quiet)
+                ends = await partition_ends(options, lane.name, quiet or sorted(owned))
                 for partition, end in ends.items():
                     first = self._next_unprocessed(lane, partition)
                     if end > (first if first is not None else 0):
@@ -316,7 +324,8 @@ class ResultsPipeline(_TenantEventPipeline[FusionResult]):
             log.info("fusion-results idle check: broker unreachable (%r)", exc)
             self.progress.unreachable()
             return
-        await self.progress.report_idle([p for p in quiet if p not in waiting])
+        if self.progress.answered(self._idle_check_s * 2 + 5.0) and quiet:
+            await self.progress.report_idle([p for p in quiet if p not in waiting])
 
     def event_rule(
         self,

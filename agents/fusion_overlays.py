@@ -208,9 +208,15 @@ class OverlayPipeline(Pipeline[OverlayObservation, OverlayDecision]):
     def _count(self, step: Step, outcomes: list[tuple[str, ScopeOutcome]], partition: int) -> None:
         m = self.fusion_metrics
         runs = [o for o in step.release if o.kind is ObservationKind.RUN]
+        assert step.buffer is not None
         if runs:
             m.observations.labels(how="late" if step.late else "in_order").inc(len(runs))
-        assert step.buffer is not None
+        if step.late:
+            for obs in runs:
+                log.warning("late run %s of %s (event time %s, partition %d released to %s):"
+                            " applied now, replay may differ", obs.event_id, obs.scope,
+                            obs.timestamp.isoformat(), partition,
+                            step.buffer.released_to_s)  # fmt: skip
         m.waiting.labels(partition=str(partition)).set(len(step.buffer.pending))
         last_of = {obs.scope: obs for obs in step.release}
         for scope, outcome in outcomes:

@@ -44,6 +44,8 @@ class ProgressMarkers:
         self.quiet_since: dict[int, float] = {}
         """Owned partition → monotonic time of its last record (or of its assignment)."""
         self.idle: set[int] = set()
+        self.answered_at: float | None = None
+        """Monotonic time of the broker's last answer to an idle check."""
 
     async def after_result(self, partition: int, event_time_s: float) -> None:
         """A result of ``partition`` was handled and its runs sent."""
@@ -68,6 +70,17 @@ class ProgressMarkers:
             p for p in owned
             if p not in self.idle and now - self.quiet_since[p] >= self.config.idle_partition_s
         )  # fmt: skip
+
+    def answered(self, max_gap_s: float) -> bool:
+        """The broker answered a check: ``False`` (and quiet time starts again) when the
+        previous answer is more than ``max_gap_s`` ago, or there was none, since what
+        happened in between (an outage, a rebalance, a stalled worker) is not quiet."""
+        now = time.monotonic()
+        previous, self.answered_at = self.answered_at, now
+        if previous is None or now - previous > max_gap_s:
+            self.unreachable()
+            return False
+        return True
 
     def unreachable(self) -> None:
         """The broker did not answer: time without it does not count as quiet (a source

@@ -49,7 +49,7 @@ pytestmark = pytest.mark.integration
 KILLS = int(os.environ.get("GOVERNOR_CHAOS_KILLS", "3"))
 HOURS = float(os.environ.get("GOVERNOR_CHAOS_HOURS", "1"))
 SEED = int(os.environ.get("GOVERNOR_CHAOS_SEED", "20261202"))
-OUTAGE_S = 10.0
+OUTAGE_S = float(os.environ.get("GOVERNOR_CHAOS_OUTAGE_S", "10"))
 
 
 def feed(cluster: Cluster, prefix: str, batches: list[tuple[str, list[tuple[bytes, bytes]]]],
@@ -226,5 +226,7 @@ def test_chaos_soak_gives_what_replay_gives(
           f" {duration:.0f} s,"
           f" {len(mismatches)} mismatches, {len(extra)} decisions replay does not"
           " make")  # fmt: skip
-    assert not mismatches and not extra, (mismatches[:5], sorted(extra)[:5])
+    late = [line for worker in pair for line in worker.log_file.read_text().splitlines()
+            if "late run" in line]  # fmt: skip
+    assert not mismatches and not extra, (mismatches[:5], sorted(extra)[:5], late[:5])
     assert verified.returncode == 0 and verified.stdout.count(": ok") == 6, verified.stdout
