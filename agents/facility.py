@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 from agents.base import Stage
-from agents.carbon import CarbonPipeline
+from agents.carbon.agent import CarbonPipeline
 from agents.template import OutcomeT, Pipeline
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import Position
@@ -207,7 +207,7 @@ class CarbonBudgetsPipeline(_FacilityPipeline[CarbonBudget, budgets.BudgetOutcom
 
 class CarbonUsage:
     """Counts each meter-readings record's emissions into its facility's budget period, as
-    one update per record, inside the carbon agent (:class:`agents.carbon.BudgetUsage`).
+    one update per record, inside the carbon agent (:class:`agents.carbon.agent.BudgetUsage`).
 
     Why not an agent of its own over carbon-emissions: that was one Faust event and one state
     update per emission, and it held batched readings to about 3,000/s (issue "State that

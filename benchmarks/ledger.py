@@ -39,9 +39,9 @@ from throughput import (  # noqa: E402
     wait_ready,
 )
 
-from app.carbon_settings import CarbonSettings  # noqa: E402
+from agents.carbon.rules import emission_of  # noqa: E402
+from agents.carbon.settings import CarbonSettings  # noqa: E402
 from app.ledger.chain import Decision, append_decisions, new_head  # noqa: E402
-from app.rules.carbon import emission_of  # noqa: E402
 from app.runtime.topic_reader import partitions_of, read_last  # noqa: E402
 from app.tools.localkafka import free_port  # noqa: E402
 from app.tools.sample import sample_reading  # noqa: E402

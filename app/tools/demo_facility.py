@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from app.rules.carbon import emission_of
+from agents.carbon.rules import emission_of
 from app.settings import Settings
 from app.tools.sample import sample_reading
 

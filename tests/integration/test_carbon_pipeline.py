@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from app.carbon_settings import CarbonSettings
+from agents.carbon.settings import CarbonSettings
 from app.core.units import MG_PER_KG, MWH_PER_KWH
 from schemas.carbon_emission import CarbonEmission
 from schemas.common import EnergySource

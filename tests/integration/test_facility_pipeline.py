@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from app.carbon_settings import CarbonSettings
+from agents.carbon.rules import emission_of
+from agents.carbon.settings import CarbonSettings
 from app.core.dedup import Position
 from app.energy_settings import CarbonBudgetSettings
 from app.rules import carbon_budget as budgets
-from app.rules.carbon import emission_of
 from schemas.carbon_budget import CarbonBudget, CarbonBudgetAlert, CarbonPeriod, GridIntensity
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetter

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 # state after the trigger file appears raises, as a broken disk or a bug in persisting would.
 FAULT = """
 import os
-import agents.carbon as carbon
+import agents.carbon.agent as carbon
 
 _original = carbon.CarbonPipeline._persist
 _trigger = os.environ["GOVERNOR_TEST_FAULT_TRIGGER"]

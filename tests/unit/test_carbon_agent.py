@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.carbon import CarbonPipeline
+from agents.carbon.agent import CarbonPipeline
+from agents.carbon.rules import Emission
 from app.rules import carbon_budget
-from app.rules.carbon import Emission
 from app.runtime.topology import Topology, build
 from app.settings import load_settings
 from schemas.common import EnergySource

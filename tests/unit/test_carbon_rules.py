@@ -9,10 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.carbon_settings import CarbonSettings
-from app.core.dedup import DedupIndex, Position
-from app.core.retention import DayIndex
-from app.rules.carbon import (
+from agents.carbon.rules import (
     DayTotals,
     ReadingIndex,
     RecentReadings,
@@ -21,6 +18,9 @@ from app.rules.carbon import (
     emission_of,
     process_readings,
 )
+from agents.carbon.settings import CarbonSettings
+from app.core.dedup import DedupIndex, Position
+from app.core.retention import DayIndex
 from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
 from schemas.dead_letter import DeadLetterReason

@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.carbon_settings import CarbonSettings
+from agents.carbon.rules import emission_of
+from agents.carbon.settings import CarbonSettings
 from app.core.dedup import Position
 from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.rules import balancing, optimization
 from app.rules import carbon_budget as budgets
 from app.rules import load as loads
-from app.rules.carbon import emission_of
 from app.rules.carbon_budget import FacilityCarbon
 from app.rules.grid import EmissionContext, GridIntensityHistory
 from app.rules.load import FacilityLoad, ZoneState

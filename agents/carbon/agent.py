@@ -1,7 +1,7 @@
 """meter-readings → carbon-emissions, with per-facility/source/day totals in Faust tables.
 
 Thin adapter: decode, dead-letter what cannot be accepted, call the carbon rules, write the
-tables, send the emissions. All decisions are in :mod:`app.rules.carbon`.
+tables, send the emissions. All decisions are in :mod:`agents.carbon.rules`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,7 @@ from datetime import date
 from enum import Enum
 from typing import Any, Protocol, cast
 
-from agents.template import Pipeline
-from app.core.checks import Rejection
-from app.core.dedup import Position
-from app.core.retention import DayIndex
-from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
-from app.rules.carbon import (
+from agents.carbon.rules import (
     CarbonOutcome,
     DayTotals,
     Emission,
@@ -29,6 +24,11 @@ from app.rules.carbon import (
     day_key,
     process_readings,
 )
+from agents.template import Pipeline
+from app.core.checks import Rejection
+from app.core.dedup import Position
+from app.core.retention import DayIndex
+from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
 from app.rules.carbon_budget import BudgetOutcome, BudgetOutputs
 from app.rules.grid import EmissionContext
 from app.runtime.entity_bound import EntityBound

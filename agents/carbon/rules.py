@@ -23,7 +23,7 @@ from datetime import date, datetime
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.carbon_settings import CarbonSettings
+from agents.carbon.settings import CarbonSettings
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import DedupIndex, DedupSegment, Position
 from app.core.units import MG_PER_KG, MWH_PER_KWH

@@ -14,8 +14,8 @@ import orjson
 from faust.web import View
 from pydantic import BaseModel, ValidationError
 
-from agents.carbon import CarbonPipeline
-from app.rules.carbon import DayTotals, check_record, emission_of
+from agents.carbon.agent import CarbonPipeline
+from agents.carbon.rules import DayTotals, check_record, emission_of
 from app.runtime.faust_app import Governor
 from app.web.http import authorised, problem, read_body, reply, too_large
 from app.web.peers import ask_peers, is_peer_request
