@@ -75,29 +75,10 @@ class Metrics:
             ["pipeline", "outcome"],
             registry=registry,
         )
-        self.readings = Counter(
-            "governor_meter_readings_total",
-            "Meter readings by outcome: applied to totals, duplicate event id, or replayed"
-            " (re-delivered record already counted).",
-            ["outcome"],
-            registry=registry,
-        )
         self.dead_letters = Counter(
             "governor_dead_letters_total",
             "Records sent to the dead-letter topic, by source topic and reason.",
             ["topic", "reason"],
-            registry=registry,
-        )
-        self.energy = Counter(
-            "governor_energy_consumed_joules_total",
-            "Energy consumed according to accepted meter readings (1 kWh = 3.6e6 J).",
-            ["facility", "source"],
-            registry=registry,
-        )
-        self.emissions = Counter(
-            "governor_carbon_emissions_grams_total",
-            "Location-based emissions in grams CO2e of accepted meter readings.",
-            ["facility", "source"],
             registry=registry,
         )
         self.processing = Histogram(
@@ -316,12 +297,6 @@ class Metrics:
             "governor_carbon_budget_alerts_total",
             "Carbon budget state changes, by new state.",
             ["state"],
-            registry=registry,
-        )
-        self.market_emissions = Counter(
-            "governor_carbon_emissions_market_based_grams_total",
-            "Market-based emissions in grams CO2e of accepted meter readings.",
-            ["facility"],
             registry=registry,
         )
         self.zone_utilization = Gauge(

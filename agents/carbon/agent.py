@@ -14,6 +14,7 @@ from datetime import date
 from enum import Enum
 from typing import Any, Protocol, cast
 
+from agents.carbon.metrics import CarbonMetrics
 from agents.carbon.rules import (
     CarbonOutcome,
     DayTotals,
@@ -97,6 +98,7 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
     def __init__(self, gov: Governor) -> None:
         super().__init__(gov, PIPELINE, SOURCE)
         self.config = gov.settings.carbon
+        self.carbon_metrics = CarbonMetrics(gov.metrics)
         self.emissions_topic = self.output("carbon-emissions")
         self.totals = self.table(
             "carbon-day-totals", DayTotals, "Energy and emissions per facility, source, UTC day"
@@ -217,7 +219,7 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
 
     def _count(self, outcome: CarbonOutcome) -> None:
         applied = outcome.applied
-        readings = self.metrics.readings
+        readings = self.carbon_metrics.readings
         readings.labels(outcome="applied").inc(len(applied))
         if outcome.duplicate_event_ids:
             readings.labels(outcome="duplicate").inc(len(outcome.duplicate_event_ids))
@@ -233,10 +235,11 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
             sums[label][0] += emission.consumption_kwh
             sums[label][1] += emission.emissions_kg_co2e
             sums[label][2] += emission.market_based_kg_co2e
+        carbon = self.carbon_metrics
         for (facility, source), (kwh, kg, market_kg) in sums.items():
-            self.metrics.energy.labels(facility=facility, source=source).inc(kwh * JOULES_PER_KWH)
-            self.metrics.emissions.labels(facility=facility, source=source).inc(kg * GRAMS_PER_KG)
-            self.metrics.market_emissions.labels(facility=facility).inc(market_kg * GRAMS_PER_KG)
+            carbon.energy.labels(facility=facility, source=source).inc(kwh * JOULES_PER_KWH)
+            carbon.emissions.labels(facility=facility, source=source).inc(kg * GRAMS_PER_KG)
+            carbon.market_emissions.labels(facility=facility).inc(market_kg * GRAMS_PER_KG)
         self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.readings_dedup))
 
     # Local queries for the HTTP views (the view routes to the owning worker first).

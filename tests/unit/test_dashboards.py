@@ -7,6 +7,7 @@ import re
 
 from prometheus_client import CollectorRegistry
 
+from agents.carbon.metrics import CarbonMetrics
 from agents.fusion_metrics import FusionMetrics
 from app.metrics import Metrics
 from app.tools.dashboards import DASHBOARDS, OUT, files
@@ -23,7 +24,9 @@ def test_the_checked_in_dashboards_are_current() -> None:
 
 def test_every_panel_and_variable_queries_an_exported_metric() -> None:
     registry = CollectorRegistry()
-    FusionMetrics(Metrics(10, registry))
+    metrics = Metrics(10, registry)
+    FusionMetrics(metrics)
+    CarbonMetrics(metrics)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     exported = {
         family.name + suffix
