@@ -123,32 +123,6 @@ class Metrics:
             ["pipeline"],
             registry=registry,
         )
-        self.audit_ticks = Counter(
-            "governor_audit_ticks_total",
-            "Control ticks by outcome: applied to the rollups, duplicate event id, or replayed"
-            " (re-delivered record already counted).",
-            ["outcome"],
-            registry=registry,
-        )
-        self.audit_energy = Counter(
-            "governor_audit_energy_cost_joules_total",
-            "Energy given up by controller interventions, from applied control ticks.",
-            ["site"],
-            registry=registry,
-        )
-        self.audit_utilization = Gauge(
-            "governor_audit_ceiling_utilization_ratio",
-            "Projected annual energy cost of the current compliance period over the site's"
-            " annual ceiling (1 = at the ceiling), as of the newest tick this worker applied.",
-            ["site"],
-            registry=registry,
-        )
-        self.audit_alerts = Counter(
-            "governor_audit_compliance_alerts_total",
-            "Compliance crossings, by the state crossed into.",
-            ["state"],
-            registry=registry,
-        )
         self.ledger_records = Counter(
             "governor_ledger_records_total",
             "Decisions the ledger appended, or skipped because its chain already held them.",

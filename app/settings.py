@@ -20,8 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agents.audit.settings import AuditSettings
 from agents.carbon.settings import CarbonSettings, builtin_factor_sets
-from app.audit_settings import AuditSettings
 from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.fusion_settings import FusionSettings
 from app.settings_base import Section

@@ -34,7 +34,7 @@ def _day_range(args: argparse.Namespace) -> tuple[date | None, date | None]:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Budget-audit reports and Parquet export, read from the slot log topic."""
-    from app.audit_log import CorruptSlotLog
+    from app.tools.audit_log import CorruptSlotLog
 
     settings = settings_of(args)
     require_cluster(settings)
@@ -51,7 +51,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def _audit_export(
     settings: Settings, args: argparse.Namespace, first: date | None, last: date | None
 ) -> int:
-    from app.audit_log import export_parquet
+    from app.tools.audit_log import export_parquet
 
     if first is None or last is None:
         raise UsageError("audit export needs --from and --to")
@@ -69,7 +69,7 @@ def _audit_report(
 ) -> int:
     import json
 
-    from app.audit_log import as_table, read_slots, reports
+    from app.tools.audit_log import as_table, read_slots, reports
     from schemas.budget_audit import SlotRecord
 
     options = aiokafka_options(settings.kafka)

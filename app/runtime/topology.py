@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from agents import audit, facility, fusion, ledger, traffic
+from agents import facility, fusion, ledger, traffic
+from agents.audit import agent as audit
+from agents.audit import api as audit_views
 from agents.carbon import agent as carbon
 from agents.carbon import api as carbon_views
 from agents.fusion_overlays import OverlayPipeline
@@ -17,7 +19,6 @@ from app.runtime.faust_app import Governor, create_app
 from app.runtime.monitor import lean_prometheus_monitor
 from app.settings import Settings
 from app.topics import Catalogue
-from app.web import audit as audit_views
 from app.web import facility as facility_views
 from app.web import fusion as fusion_views
 from app.web import health

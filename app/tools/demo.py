@@ -23,17 +23,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.audit_log import as_table
+from agents.audit.rules.report import PeriodReport
 from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.keys import KeySet
 from app.ledger.note import Signer
-from app.rules.audit_report import PeriodReport
 from app.rules.traffic.policy import sign
 from app.runtime.connection import aiokafka_options
 from app.runtime.processes import end_with_parent
 from app.runtime.topic_reader import read_topic
 from app.settings import Settings
 from app.tools import demo_facility, demo_fusion
+from app.tools.audit_log import as_table
 from app.tools.dlq import read_letters
 from app.tools.localkafka import LocalBroker
 from app.tools.sample import (

@@ -24,10 +24,7 @@ from typing import Any
 
 import orjson
 
-from agents.carbon.rules import DayTotals, check_record, day_key, process_readings
-from app.core.dedup import DedupIndex, Position
-from app.ledger.chain import Decision, append_decisions, new_head
-from app.rules.audit import (
+from agents.audit.rules.ticks import (
     DayRollup,
     PeriodRollup,
     check_tick,
@@ -35,7 +32,10 @@ from app.rules.audit import (
     period_key,
     process_tick,
 )
-from app.rules.audit import day_key as site_day_key
+from agents.audit.rules.ticks import day_key as site_day_key
+from agents.carbon.rules import DayTotals, check_record, day_key, process_readings
+from app.core.dedup import DedupIndex, Position
+from app.ledger.chain import Decision, append_decisions, new_head
 from app.rules.fusion.offline import OfflineFusion
 from app.rules.traffic.engine import route
 from app.rules.traffic.offline import OfflineTraffic

@@ -15,9 +15,9 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from app.audit_settings import AuditSettings, SiteSettings
-from app.rules.audit import slot_record_of
-from app.rules.audit_report import fold_slots, period_report
+from agents.audit.rules.report import fold_slots, period_report
+from agents.audit.rules.ticks import slot_record_of
+from agents.audit.settings import AuditSettings, SiteSettings
 from schemas.budget_audit import ComplianceAlert, DayRollupRecord, SlotRecord
 from schemas.control_tick import ControlTick
 from schemas.dead_letter import DeadLetter, DeadLetterReason

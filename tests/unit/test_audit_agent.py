@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.audit import AuditPipeline
-from app.rules.audit import AuditOutcome
+from agents.audit.agent import AuditPipeline
+from agents.audit.rules.ticks import AuditOutcome
 from app.runtime.topology import Topology, build
 from app.settings import load_settings
 from schemas.budget_audit import ComplianceAlert, ComplianceState, SlotRecord
@@ -151,8 +151,8 @@ async def test_a_tick_redelivered_after_later_ones_re_sends_its_own_rollup_and_a
 
 def test_rollups_written_before_the_outbox_still_load() -> None:
     """The tables' changelogs from before the outbox hold bare rollups."""
-    from agents.audit import DayEntry, PeriodEntry
-    from app.rules.audit import DayRollup, PeriodRollup
+    from agents.audit.agent import DayEntry, PeriodEntry
+    from agents.audit.rules.ticks import DayRollup, PeriodRollup
     from schemas.budget_audit import CompliancePeriod
 
     day = DayRollup(site_id="site-001", utc_day=tick(0).timestamp.date())

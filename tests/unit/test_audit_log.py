@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.audit_log import as_table, reports
-from app.audit_settings import AuditSettings, SiteSettings
-from app.rules.audit import slot_record_of
-from app.rules.audit_report import DailySummary, PeriodReport
+from agents.audit.rules.report import DailySummary, PeriodReport
+from agents.audit.rules.ticks import slot_record_of
+from agents.audit.settings import AuditSettings, SiteSettings
+from app.tools.audit_log import as_table, reports
 from schemas.budget_audit import SlotRecord
 from schemas.control_tick import ControlTick
 from tests.factories import BASE_TIME, tick

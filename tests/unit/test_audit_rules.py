@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.audit_settings import AuditSettings, SiteSettings
-from app.core.dedup import DedupIndex, Position
-from app.rules.audit import (
+from agents.audit.rules.report import daily_summary, fold_slots, period_report
+from agents.audit.rules.ticks import (
     DayRollup,
     PeriodRollup,
     check_tick,
@@ -21,7 +20,8 @@ from app.rules.audit import (
     process_tick,
     slot_record_of,
 )
-from app.rules.audit_report import daily_summary, fold_slots, period_report
+from agents.audit.settings import AuditSettings, SiteSettings
+from app.core.dedup import DedupIndex, Position
 from schemas.budget_audit import (
     ComplianceAlert,
     CompliancePeriod,

@@ -7,6 +7,7 @@ import re
 
 from prometheus_client import CollectorRegistry
 
+from agents.audit.metrics import AuditMetrics
 from agents.carbon.metrics import CarbonMetrics
 from agents.fusion_metrics import FusionMetrics
 from app.metrics import Metrics
@@ -27,6 +28,7 @@ def test_every_panel_and_variable_queries_an_exported_metric() -> None:
     metrics = Metrics(10, registry)
     FusionMetrics(metrics)
     CarbonMetrics(metrics)
+    AuditMetrics(metrics)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     exported = {
         family.name + suffix

@@ -24,10 +24,10 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.audit.rules.ticks import period_bounds
 from app.core.dedup import Position
 from app.core.watermark import SourcesWatermarked
 from app.fusion_settings import FusionSettings
-from app.rules.audit import period_bounds
 from app.rules.fusion import cost as costs
 from app.rules.fusion import knobs
 from app.rules.fusion.knobs import SignalAttempts

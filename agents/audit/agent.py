@@ -2,7 +2,7 @@
 
 Thin adapter: decode, dead-letter what cannot be accepted, call the audit rules, write the
 tables, send the slot record, the day's rollup version and any alert. All decisions are in
-:mod:`app.rules.audit`.
+:mod:`agents.audit.rules.ticks`.
 
 A tick's rollup version comes from its day's state and its alert from its period's state,
 so each is kept in an outbox in the table of the state it came from (:mod:`app.runtime.outbox`):
@@ -20,13 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from agents.template import Pipeline
-from app.core.checks import Rejection
-from app.core.dedup import Position
-from app.core.outbox_entry import Entry
-from app.core.retention import DayIndex
-from app.metrics import JOULES_PER_KWH
-from app.rules.audit import (
+from agents.audit.metrics import AuditMetrics
+from agents.audit.rules.ticks import (
     AuditOutcome,
     DayRollup,
     PeriodRollup,
@@ -36,6 +31,12 @@ from app.rules.audit import (
     period_key,
     process_tick,
 )
+from agents.template import Pipeline
+from app.core.checks import Rejection
+from app.core.dedup import Position
+from app.core.outbox_entry import Entry
+from app.core.retention import DayIndex
+from app.metrics import JOULES_PER_KWH
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
@@ -98,6 +99,7 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
     def __init__(self, gov: Governor) -> None:
         super().__init__(gov, PIPELINE, SOURCE)
         self.config = gov.settings.audit
+        self.audit_metrics = AuditMetrics(gov.metrics)
         self.slot_log = self.output("budget-audit")
         self.alerts_topic = self.output("budget-compliance-alerts")
         self.rollups_topic = self.output("budget-audit-rollups")
@@ -210,20 +212,20 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
     def _count(self, tick: ControlTick, outcome: AuditOutcome) -> None:
         self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()
         if outcome.duplicate:
-            self.metrics.audit_ticks.labels(outcome="duplicate").inc()
+            self.audit_metrics.ticks.labels(outcome="duplicate").inc()
             return
         if outcome.replayed:
-            self.metrics.audit_ticks.labels(outcome="replayed").inc()
+            self.audit_metrics.ticks.labels(outcome="replayed").inc()
             return
-        self.metrics.audit_ticks.labels(outcome="applied").inc()
+        self.audit_metrics.ticks.labels(outcome="applied").inc()
         site = self.metrics.site_label(tick.site_id)
-        self.metrics.audit_energy.labels(site=site).inc(tick.energy_cost_kwh * JOULES_PER_KWH)
+        self.audit_metrics.energy.labels(site=site).inc(tick.energy_cost_kwh * JOULES_PER_KWH)
         ceiling = self.config.ceiling_kwh(tick.site_id)
         if outcome.period is not None and ceiling:
             ratio = outcome.period.projection().projected_annual_kwh / ceiling
-            self.metrics.audit_utilization.labels(site=site).set(ratio)
+            self.audit_metrics.utilization.labels(site=site).set(ratio)
         if outcome.alert is not None:
-            self.metrics.audit_alerts.labels(state=outcome.alert.state.value).inc()
+            self.audit_metrics.alerts.labels(state=outcome.alert.state.value).inc()
         self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.ticks_dedup))
 
     # Local queries for the HTTP views (the view routes to the owning worker first).

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from faust.web import View
 
-from agents.audit import AuditPipeline
-from app.rules.audit_report import (
+from agents.audit.agent import AuditPipeline
+from agents.audit.rules.report import (
     PeriodReport,
     current_period,
     daily_summary,

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from app.audit_settings import DAYS_PER_YEAR, AuditSettings
+from agents.audit.settings import DAYS_PER_YEAR, AuditSettings
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
 from app.core.units import MWH_PER_KWH, kwh_to_mwh

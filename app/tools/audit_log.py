@@ -1,7 +1,7 @@
 """Reading the budget-audit slot log: reports and Parquet export, with no worker needed.
 
 The slot log is the audit trail: reports here fold it with the same rules the worker's
-tables use (:func:`app.rules.audit.fold_slots`), so the two must agree, and the integration
+tables use (:func:`agents.audit.rules.fold_slots`), so the two must agree, and the integration
 tests check that they do. The log is at least once; every reader deduplicates by event id.
 """
 
@@ -18,14 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
-from app.audit_settings import AuditSettings
-from app.rules.audit_report import (
+from agents.audit.rules.report import (
     current_period,
     daily_summary,
     fold_slots,
     newest_day,
     period_report,
 )
+from agents.audit.settings import AuditSettings
 from app.runtime.topic_reader import read_topic
 from schemas.budget_audit import SlotRecord
 

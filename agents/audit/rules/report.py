@@ -10,9 +10,9 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from app.audit_settings import AuditSettings
+from agents.audit.rules.ticks import DayRollup, Projection, period_bounds
+from agents.audit.settings import AuditSettings
 from app.core.units import MWH_PER_KWH
-from app.rules.audit import DayRollup, Projection, period_bounds
 from schemas.budget_audit import ComplianceState, SlotRecord
 
 
