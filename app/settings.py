@@ -22,10 +22,10 @@ from pydantic_settings import (
 
 from agents.audit.settings import AuditSettings
 from agents.carbon.settings import CarbonSettings, builtin_factor_sets
+from agents.traffic.settings import TrafficSettings
 from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.fusion_settings import FusionSettings
 from app.settings_base import Section
-from app.traffic_settings import TrafficSettings
 
 DEFAULT_CONFIG_PATH = Path("config/governor.yaml")
 log = logging.getLogger(__name__)

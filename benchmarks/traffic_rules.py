@@ -28,12 +28,12 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from agents.traffic.rules import risk  # noqa: E402
+from agents.traffic.rules.contracts import ContractIndex  # noqa: E402
+from agents.traffic.rules.engine import route  # noqa: E402
+from agents.traffic.rules.offline import OfflineTraffic  # noqa: E402
+from agents.traffic.rules.policy import ActivePolicy  # noqa: E402
 from app.core.dedup import Position  # noqa: E402
-from app.rules.traffic import risk  # noqa: E402
-from app.rules.traffic.contracts import ContractIndex  # noqa: E402
-from app.rules.traffic.engine import route  # noqa: E402
-from app.rules.traffic.offline import OfflineTraffic  # noqa: E402
-from app.rules.traffic.policy import ActivePolicy  # noqa: E402
 from app.tools.sample import sample_policy, sample_request  # noqa: E402
 from schemas.request_event import RequestEvent  # noqa: E402
 from schemas.traffic_policy import ServiceContract  # noqa: E402

@@ -87,7 +87,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run a pipeline's rules over a JSONL or Parquet file offline; write decisions and ledger."""
-    from app.rules.traffic.policy import ActivePolicy
+    from agents.traffic.rules.policy import ActivePolicy
     from app.tools.replay import ReplayError, read_values, replay, write
 
     settings = settings_of(args)

@@ -24,10 +24,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agents.audit.rules.report import PeriodReport
+from agents.traffic.rules.policy import sign
 from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.keys import KeySet
 from app.ledger.note import Signer
-from app.rules.traffic.policy import sign
 from app.runtime.connection import aiokafka_options
 from app.runtime.processes import end_with_parent
 from app.runtime.topic_reader import read_topic

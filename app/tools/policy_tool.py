@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from app.rules.traffic.policy import (
+from agents.traffic.rules.policy import (
     ActivePolicy,
     Verdict,
     judge_record,

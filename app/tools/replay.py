@@ -34,12 +34,12 @@ from agents.audit.rules.ticks import (
 )
 from agents.audit.rules.ticks import day_key as site_day_key
 from agents.carbon.rules import DayTotals, check_record, day_key, process_readings
+from agents.traffic.rules.engine import route
+from agents.traffic.rules.offline import OfflineTraffic
+from agents.traffic.rules.policy import ActivePolicy
 from app.core.dedup import DedupIndex, Position
 from app.ledger.chain import Decision, append_decisions, new_head
 from app.rules.fusion.offline import OfflineFusion
-from app.rules.traffic.engine import route
-from app.rules.traffic.offline import OfflineTraffic
-from app.rules.traffic.policy import ActivePolicy
 from app.settings import Settings
 from app.tools.produce import Progress
 from app.topics import Catalogue

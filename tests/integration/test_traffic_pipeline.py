@@ -18,9 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agents.traffic.rules.offline import OfflineTraffic
+from agents.traffic.rules.policy import ActivePolicy, policy_hash, sign
 from app.core.dedup import Position
-from app.rules.traffic.offline import OfflineTraffic
-from app.rules.traffic.policy import ActivePolicy, policy_hash, sign
 from app.tools.sample import sample_policy, sample_request
 from app.topics import Catalogue
 from schemas.dead_letter import DeadLetter, DeadLetterReason

@@ -82,7 +82,7 @@ async def test_replay_gives_the_agents_records_byte_for_byte(
 ) -> None:
     """`governor replay control-ticks` runs the same rules: slot log, rollup versions and
     alerts as the agent sends them, a duplicate ignored by both."""
-    from app.rules.traffic.policy import ActivePolicy
+    from agents.traffic.rules.policy import ActivePolicy
     from app.tools.replay import replay
     from app.tools.sample import sample_policy
 

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from agents.audit.metrics import AuditMetrics
 from agents.carbon.metrics import CarbonMetrics
 from agents.fusion_metrics import FusionMetrics
+from agents.traffic.metrics import TrafficMetrics
 from app.metrics import Metrics
 from app.tools.dashboards import DASHBOARDS, OUT, files
 
@@ -29,6 +30,7 @@ def test_every_panel_and_variable_queries_an_exported_metric() -> None:
     FusionMetrics(metrics)
     CarbonMetrics(metrics)
     AuditMetrics(metrics)
+    TrafficMetrics(metrics)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     exported = {
         family.name + suffix

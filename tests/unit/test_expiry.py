@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from agents.traffic.rules.engine import ClientRate
 from app.core.dedup import Position
-from app.rules.traffic.engine import ClientRate
 from app.runtime.expiry import ExpiringKeys, watermarked_partition
 
 TTL_S = 180.0

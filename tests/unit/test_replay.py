@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.rules.traffic.policy import ActivePolicy
+from agents.traffic.rules.policy import ActivePolicy
 from app.settings import Settings
 from app.tools.generate import Workload, generate
 from app.tools.replay import ReplayError, read_values, replay, write

@@ -114,7 +114,12 @@ def _quiet(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> tuple[Sent, D
         return None
 
     monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
-    for module in ("agents.carbon.agent", "agents.audit.agent", "agents.traffic", "agents.fusion"):
+    for module in (
+        "agents.carbon.agent",
+        "agents.audit.agent",
+        "agents.traffic.agent",
+        "agents.fusion",
+    ):
         monkeypatch.setattr(f"{module}.send_same_key", send)
     for agent in topology.gov.app.agents.values():
         pipeline = getattr(agent.fun, "__self__", None)

@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faust.types import TP
 
 from agents.base import STUCK_CHECKS
-from agents.traffic import TrafficPipeline
+from agents.traffic.agent import TrafficPipeline
+from agents.traffic.policy_feed import PolicyFeed
+from agents.traffic.rules.engine import TrafficOutcome, route
+from agents.traffic.rules.offline import OfflineTraffic
+from agents.traffic.rules.policy import ActivePolicy, key_id, newest_verified, sign
 from app.core.dedup import Position
-from app.policy_feed import PolicyFeed
-from app.rules.traffic.engine import TrafficOutcome, route
-from app.rules.traffic.offline import OfflineTraffic
-from app.rules.traffic.policy import ActivePolicy, key_id, newest_verified, sign
 from app.runtime.topic_reader import SourceRecord
 from app.runtime.topology import Topology, build
 from app.settings import load_settings

@@ -11,14 +11,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from app.core.dedup import Position
-from app.core.sketch import RollingSketch, Sketch
-from app.rules.traffic import breaker as breakers
-from app.rules.traffic import risk as risk_rules
-from app.rules.traffic.contracts import ContractIndex
-from app.rules.traffic.engine import process_request, route
-from app.rules.traffic.offline import OfflineTraffic
-from app.rules.traffic.policy import (
+from agents.traffic.rules import breaker as breakers
+from agents.traffic.rules import risk as risk_rules
+from agents.traffic.rules.contracts import ContractIndex
+from agents.traffic.rules.engine import process_request, route
+from agents.traffic.rules.offline import OfflineTraffic
+from agents.traffic.rules.policy import (
     ActivePolicy,
     Verdict,
     canonical_json,
@@ -27,8 +25,10 @@ from app.rules.traffic.policy import (
     sign,
     trusted_keys,
 )
-from app.rules.traffic.risk import by_threshold, decide
-from app.rules.traffic.windows import Windows
+from agents.traffic.rules.risk import by_threshold, decide
+from agents.traffic.rules.windows import Windows
+from app.core.dedup import Position
+from app.core.sketch import RollingSketch, Sketch
 from schemas.request_event import RequestEvent
 from schemas.traffic import AlertState, CircuitState, ReasonCode, RiskFactors, TrafficDecision
 from schemas.traffic_policy import (

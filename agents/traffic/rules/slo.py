@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from app.rules.traffic.contracts import UNKNOWN
+from agents.traffic.rules.contracts import UNKNOWN
 from schemas.traffic import AlertState, Baseline, BurnRateAlert, RoutedRequest
 from schemas.traffic_policy import RiskTuning, ServiceContract, TrafficPolicy
 
 if TYPE_CHECKING:  # the state module's decisions use these rules
-    from app.rules.traffic.engine import EndpointState
+    from agents.traffic.rules.engine import EndpointState
 
 
 ERROR_RATE_WINDOW_S = 300

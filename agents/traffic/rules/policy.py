@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import ValidationError
 
-from app.rules.traffic.contracts import ContractIndex
+from agents.traffic.rules.contracts import ContractIndex
 from schemas.traffic_policy import PolicyArtifact, TrafficPolicy
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.core.dedup import DedupIndex, Position
-from app.rules.traffic.engine import (
+from agents.traffic.rules.engine import (
     ClientRate,
     EndpointState,
     TrafficOutcome,
@@ -18,7 +17,8 @@ from app.rules.traffic.engine import (
     process_request,
     route,
 )
-from app.rules.traffic.policy import ActivePolicy
+from agents.traffic.rules.policy import ActivePolicy
+from app.core.dedup import DedupIndex, Position
 from schemas.request_event import RequestEvent
 from schemas.traffic import RoutedRequest
 

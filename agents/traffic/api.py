@@ -8,11 +8,11 @@ from typing import Any
 from faust.web import View
 from pydantic import BaseModel
 
-from agents.traffic import TrafficPipeline
-from app.policy_feed import PolicyFeed
-from app.rules.traffic.engine import EndpointState
-from app.rules.traffic.policy import ActivePolicy, Verdict, judge_record
-from app.rules.traffic.slo import baseline_of
+from agents.traffic.agent import TrafficPipeline
+from agents.traffic.policy_feed import PolicyFeed
+from agents.traffic.rules.engine import EndpointState
+from agents.traffic.rules.policy import ActivePolicy, Verdict, judge_record
+from agents.traffic.rules.slo import baseline_of
 from app.runtime.faust_app import Governor
 from app.web.http import authorised, problem, read_body, reply, too_large
 from schemas.traffic import Baseline, CircuitState

@@ -3,7 +3,7 @@
 Two stages, as Kafka Streams would repartition: the router pairs each request with its
 contract and re-keys it by endpoint (stateless), so that the decider finds all of an
 endpoint's requests, statistics and breaker in one partition. A third small agent reports
-policy records the feed refused. All decisions are in :mod:`app.rules.traffic`.
+policy records the feed refused. All decisions are in :mod:`agents.traffic.rules`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from typing import Any
 
 from agents.base import Stage
 from agents.template import Pipeline
-from app.core.checks import Rejection, future_rejection, key_rejection
-from app.core.dedup import Position
-from app.policy_feed import PolicyFeed
-from app.rules.traffic.contracts import UNKNOWN
-from app.rules.traffic.engine import (
+from agents.traffic.metrics import TrafficMetrics
+from agents.traffic.policy_feed import PolicyFeed
+from agents.traffic.rules.contracts import UNKNOWN
+from agents.traffic.rules.engine import (
     ClientRate,
     EndpointEntry,
     EndpointState,
@@ -27,6 +26,8 @@ from app.rules.traffic.engine import (
     process_request,
     route,
 )
+from app.core.checks import Rejection, future_rejection, key_rejection
+from app.core.dedup import Position
 from app.runtime.dead_letters import source_coordinates
 from app.runtime.entity_bound import EntityBound
 from app.runtime.expiry import ExpiringKeys
@@ -84,9 +85,10 @@ class TrafficRouter(Pipeline[RequestEvent, RoutedRequest]):
 class TrafficPipeline(Pipeline[RoutedRequest, TrafficOutcome]):
     """traffic-routed → decisions, transitions, alerts; endpoint and client state."""
 
-    def __init__(self, gov: Governor, feed: PolicyFeed) -> None:
+    def __init__(self, gov: Governor, feed: PolicyFeed, traffic_metrics: TrafficMetrics) -> None:
         super().__init__(gov, "traffic", "traffic-routed")
         self.feed = feed
+        self.traffic_metrics = traffic_metrics
         self.config = gov.settings.traffic
         self.decisions = self.output("traffic-decisions")
         self.transitions = self.output("circuit-breaker-events")
@@ -201,38 +203,36 @@ class TrafficPipeline(Pipeline[RoutedRequest, TrafficOutcome]):
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
         if outcome.duplicate or outcome.replayed or outcome.outputs is None:
             return
-        m = self.metrics
+        m = self.traffic_metrics
         decision = outcome.outputs.decision
         platform = m.platform_label(decision.platform)
         contract = m.contract_label(decision.contract_id or UNKNOWN)
         event = routed.event
         failed = event.status_code >= 500 or event.error_count > 0
-        m.traffic_requests.labels(
+        m.requests.labels(
             platform=platform, contract=contract, result="error" if failed else "ok"
         ).inc()
-        m.traffic_decisions.labels(
+        m.decisions.labels(
             platform=platform, tier=decision.platform_tier.value, decision=decision.decision.value
         ).inc()
-        m.traffic_risk.labels(platform=platform).observe(decision.risk_score)
-        m.traffic_latency.labels(platform=platform, contract=contract).observe(
-            event.latency_ms / 1000.0
-        )
+        m.risk.labels(platform=platform).observe(decision.risk_score)
+        m.latency.labels(platform=platform, contract=contract).observe(event.latency_ms / 1000.0)
         if decision.contract_id is not None:
-            m.traffic_circuit_state.labels(platform=platform, contract=contract).set(
+            m.circuit_state.labels(platform=platform, contract=contract).set(
                 CIRCUIT_GAUGE[decision.circuit_state]
             )
             remaining = decision.baseline.error_budget_remaining
             if remaining is not None:
-                m.traffic_error_budget.labels(platform=platform, contract=contract).set(remaining)
+                m.error_budget.labels(platform=platform, contract=contract).set(remaining)
         for transition in outcome.outputs.transitions:
-            m.traffic_circuit_transitions.labels(
+            m.circuit_transitions.labels(
                 platform=platform, contract=contract, to_state=transition.to_state.value
             ).inc()
         for alert in outcome.outputs.alerts:
-            m.traffic_burn_alerts.labels(
+            m.burn_alerts.labels(
                 rule=alert.rule, severity=alert.severity.value, state=alert.state.value
             ).inc()
-        m.dedup_events.labels(pipeline=self.name).set(len(self.requests_dedup))
+        self.metrics.dedup_events.labels(pipeline=self.name).set(len(self.requests_dedup))
 
 
 class PolicyReporter(Stage):
@@ -263,10 +263,11 @@ class PolicyReporter(Stage):
 
 def register(gov: Governor) -> tuple[PolicyFeed, TrafficRouter, TrafficPipeline]:
     """Wire the traffic pipeline (policy feed, router, decider, reporter) into ``gov``."""
-    feed = PolicyFeed(gov.settings, gov.metrics)
+    traffic_metrics = TrafficMetrics(gov.metrics)
+    feed = PolicyFeed(gov.settings, traffic_metrics)
     gov.app.task(feed.run)
     router = TrafficRouter(gov, feed)
-    pipeline = TrafficPipeline(gov, feed)
+    pipeline = TrafficPipeline(gov, feed, traffic_metrics)
     PolicyReporter(gov, feed)
     return feed, router, pipeline
 

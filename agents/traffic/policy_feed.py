@@ -1,7 +1,7 @@
 """The traffic policy in force on this worker, read from the traffic-policies topic.
 
 Every worker reads the whole (single-partition, compacted) topic from its start and judges
-each record in offset order with :func:`app.rules.traffic.policy.judge_record`, so all
+each record in offset order with :func:`agents.traffic.rules.policy.judge_record`, so all
 workers that have read to the same offset hold the same policy. The traffic agents wait for
 :attr:`PolicyFeed.caught_up` (the end of the topic as it was at start) before their first
 record: a restarted worker never decides under an older policy than the one it left.
@@ -23,8 +23,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.metrics import Metrics
-from app.rules.traffic.policy import (
+from agents.traffic.metrics import TrafficMetrics
+from agents.traffic.rules.policy import (
     ActivePolicy,
     Judgement,
     Verdict,
@@ -44,7 +44,7 @@ KEPT_JUDGEMENTS = 1_000
 class PolicyFeed:
     """Holds :attr:`active` and the judgements of the records read so far."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: TrafficMetrics) -> None:
         self.topic = settings.kafka.topic_prefix + "traffic-policies"
         self.applied_topic = settings.kafka.topic_prefix + "traffic-policies-applied"
         self._recorded: set[str] = set()
@@ -78,7 +78,7 @@ class PolicyFeed:
         candidate, judgement = judge_record(self.active, offset, value, self.trusted)
         self.judgements.append(judgement)
         if judgement.rejected:
-            self._metrics.traffic_policy_rejections.labels(reason=judgement.verdict.value).inc()
+            self._metrics.policy_rejections.labels(reason=judgement.verdict.value).inc()
             log.warning("traffic policy record at offset %d refused: %s", offset, judgement.message)
         return (candidate if judgement.verdict is Verdict.APPLIED else None), judgement
 
@@ -177,11 +177,11 @@ class PolicyFeed:
             self._advanced.notify_all()
 
     def _publish_active(self) -> None:
-        self._metrics.traffic_policy_info.clear()
-        self._metrics.traffic_policy_info.labels(
+        self._metrics.policy_info.clear()
+        self._metrics.policy_info.labels(
             version=self.active.policy.version, policy_hash=self.active.hash
         ).set(1)
-        budgets = self._metrics.traffic_slo_error_budget
+        budgets = self._metrics.slo_error_budget
         budgets.clear()
         for contract in self.active.policy.contracts:
             label = self._metrics.contract_label(contract.contract_id)

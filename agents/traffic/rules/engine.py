@@ -14,17 +14,13 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from app.core.dedup import DedupSegment, Position
-from app.core.outbox_entry import Entry
-from app.core.sketch import RollingSketch
-from app.core.watermark import Watermarked
-from app.rules.traffic import breaker as breakers
-from app.rules.traffic import invariants as checks
-from app.rules.traffic import risk as risks
-from app.rules.traffic.breaker import Breaker, Transition
-from app.rules.traffic.contracts import endpoint_key
-from app.rules.traffic.policy import ActivePolicy
-from app.rules.traffic.slo import (
+from agents.traffic.rules import breaker as breakers
+from agents.traffic.rules import invariants as checks
+from agents.traffic.rules import risk as risks
+from agents.traffic.rules.breaker import Breaker, Transition
+from agents.traffic.rules.contracts import endpoint_key
+from agents.traffic.rules.policy import ActivePolicy
+from agents.traffic.rules.slo import (
     ERROR_RATE_WINDOW_S,
     HOUR_S,
     baseline_rpm,
@@ -32,7 +28,11 @@ from app.rules.traffic.slo import (
     burn_rate,
     endpoint_baseline,
 )
-from app.rules.traffic.windows import Windows
+from agents.traffic.rules.windows import Windows
+from app.core.dedup import DedupSegment, Position
+from app.core.outbox_entry import Entry
+from app.core.sketch import RollingSketch
+from app.core.watermark import Watermarked
 from schemas.request_event import RequestEvent
 from schemas.traffic import (
     BurnRateAlert,

@@ -5,8 +5,8 @@ invariants held by construction)."""
 
 from __future__ import annotations
 
-from app.rules.traffic import risk as risks
-from app.rules.traffic.policy import ActivePolicy
+from agents.traffic.rules import risk as risks
+from agents.traffic.rules.policy import ActivePolicy
 from schemas.traffic import InvariantCheck, ReasonCode, RoutedRequest
 from schemas.traffic_policy import Action, Invariant, Phase
 
