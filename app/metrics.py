@@ -186,37 +186,6 @@ class Metrics:
         whose scenario, overlay and tenant names come from producers."""
         self.registry = registry
         self.zone_label = BoundedLabels(max_facility_labels)
-        self.carbon_budget_usage = Gauge(
-            "governor_carbon_budget_usage_ratio",
-            "A facility's carbon budget usage in the current period (1 = the limit).",
-            ["facility"],
-            registry=registry,
-        )
-        self.carbon_budget_state = Gauge(
-            "governor_carbon_budget_state",
-            "A facility's carbon budget state: 0 ok, 1 warning, 2 critical, 3 exceeded.",
-            ["facility"],
-            registry=registry,
-        )
-        self.carbon_budget_alerts = Counter(
-            "governor_carbon_budget_alerts_total",
-            "Carbon budget state changes, by new state.",
-            ["state"],
-            registry=registry,
-        )
-        self.zone_utilization = Gauge(
-            "governor_zone_utilization_ratio",
-            "A zone's load over its capacity at its newest load metric.",
-            ["facility", "zone"],
-            registry=registry,
-        )
-        self.load_decisions = Counter(
-            "governor_load_balancing_decisions_total",
-            "Load-balancing decisions by action, origin and status (pending when taken,"
-            " executed when carried out).",
-            ["action", "origin", "status"],
-            registry=registry,
-        )
         self.http_requests = Counter(
             "governor_http_requests_total",
             "HTTP API requests by route template, method and status code.",

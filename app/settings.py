@@ -22,8 +22,8 @@ from pydantic_settings import (
 
 from agents.audit.settings import AuditSettings
 from agents.carbon.settings import CarbonSettings, builtin_factor_sets
+from agents.facility.settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from agents.traffic.settings import TrafficSettings
-from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.fusion_settings import FusionSettings
 from app.settings_base import Section
 

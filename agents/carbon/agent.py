@@ -25,13 +25,13 @@ from agents.carbon.rules import (
     day_key,
     process_readings,
 )
+from agents.facility.rules.carbon_budget import BudgetOutcome, BudgetOutputs
 from agents.template import Pipeline
 from app.core.checks import Rejection
 from app.core.dedup import Position
+from app.core.grid import EmissionContext
 from app.core.retention import DayIndex
 from app.metrics import GRAMS_PER_KG, JOULES_PER_KWH
-from app.rules.carbon_budget import BudgetOutcome, BudgetOutputs
-from app.rules.grid import EmissionContext
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.feeds import GridIntensityFeed, InstrumentsFeed
@@ -47,7 +47,7 @@ SOURCE = "meter-readings"
 
 
 class BudgetUsage(Protocol):
-    """What counts a record's emissions into its facility's budget (``agents.facility``)."""
+    """What counts a record's emissions into its facility's budget (``agents.facility.agent``)."""
 
     def decide(
         self, facility_id: str, emissions: Sequence[CarbonEmission], position: Position

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.carbon.settings import CarbonSettings
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import DedupIndex, DedupSegment, Position
+from app.core.grid import EmissionContext
 from app.core.units import MG_PER_KG, MWH_PER_KWH
 from app.core.watermark import Watermarked
-from app.rules.grid import EmissionContext
 from schemas.carbon_budget import ContractualInstrument
 from schemas.carbon_emission import AccountingMethod, CarbonEmission, IntensitySource
 from schemas.common import EnergySource

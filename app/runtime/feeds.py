@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from app.rules.grid import GridIntensityHistory
+from app.core.grid import GridIntensityHistory
 from app.runtime.connection import aiokafka_options
 from app.runtime.retry import ride_out
 from app.runtime.topic_reader import partitions_of

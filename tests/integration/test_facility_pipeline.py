@@ -16,9 +16,9 @@ import pytest
 
 from agents.carbon.rules import emission_of
 from agents.carbon.settings import CarbonSettings
+from agents.facility.rules import carbon_budget as budgets
+from agents.facility.settings import CarbonBudgetSettings
 from app.core.dedup import Position
-from app.energy_settings import CarbonBudgetSettings
-from app.rules import carbon_budget as budgets
 from schemas.carbon_budget import CarbonBudget, CarbonBudgetAlert, CarbonPeriod, GridIntensity
 from schemas.carbon_emission import CarbonEmission
 from schemas.dead_letter import DeadLetter

@@ -15,7 +15,7 @@ import pytest
 
 from agents.carbon.agent import CarbonPipeline
 from agents.carbon.rules import Emission
-from app.rules import carbon_budget
+from agents.facility.rules import carbon_budget
 from app.runtime.topology import Topology, build
 from app.settings import load_settings
 from schemas.common import EnergySource

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from agents.audit.metrics import AuditMetrics
 from agents.carbon.metrics import CarbonMetrics
+from agents.facility.metrics import FacilityMetrics
 from agents.fusion_metrics import FusionMetrics
 from agents.traffic.metrics import TrafficMetrics
 from app.metrics import Metrics
@@ -31,6 +32,7 @@ def test_every_panel_and_variable_queries_an_exported_metric() -> None:
     CarbonMetrics(metrics)
     AuditMetrics(metrics)
     TrafficMetrics(metrics)
+    FacilityMetrics(metrics)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     exported = {
         family.name + suffix

@@ -11,14 +11,14 @@ import pytest
 
 from agents.carbon.rules import emission_of
 from agents.carbon.settings import CarbonSettings
+from agents.facility.rules import balancing, optimization
+from agents.facility.rules import carbon_budget as budgets
+from agents.facility.rules import load as loads
+from agents.facility.rules.carbon_budget import FacilityCarbon
+from agents.facility.rules.load import FacilityLoad, ZoneState
+from agents.facility.settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.core.dedup import Position
-from app.energy_settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
-from app.rules import balancing, optimization
-from app.rules import carbon_budget as budgets
-from app.rules import load as loads
-from app.rules.carbon_budget import FacilityCarbon
-from app.rules.grid import EmissionContext, GridIntensityHistory
-from app.rules.load import FacilityLoad, ZoneState
+from app.core.grid import EmissionContext, GridIntensityHistory
 from schemas.carbon_budget import (
     AlertReason,
     CarbonBudget,

@@ -22,15 +22,16 @@ from typing import Any, Protocol, TypeVar
 
 from agents.base import Stage
 from agents.carbon.agent import CarbonPipeline
+from agents.facility.metrics import FacilityMetrics
+from agents.facility.rules import balancing
+from agents.facility.rules import carbon_budget as budgets
+from agents.facility.rules import load as loads
+from agents.facility.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
+from agents.facility.rules.load import FacilityLoad, LoadOutputs
 from agents.template import OutcomeT, Pipeline
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import Position
 from app.core.outbox_entry import Entry
-from app.rules import balancing
-from app.rules import carbon_budget as budgets
-from app.rules import load as loads
-from app.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
-from app.rules.load import FacilityLoad, LoadOutputs
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
@@ -53,6 +54,7 @@ class FacilityContext:
 
     def __init__(self, gov: Governor) -> None:
         self.gov = gov
+        self.facility_metrics = FacilityMetrics(gov.metrics)
         self.carbon: Any = None
         self.load: Any = None
         self.waiters: Waiters[CommandResult] = Waiters()
@@ -155,7 +157,7 @@ class CarbonBudgetWriter:
             self.ctx.carbon[facility_id] = CarbonEntry(state=outcome.state)
             self._gauge(outcome.state)
             for alert in outputs.alerts:
-                self.metrics.carbon_budget_alerts.labels(state=alert.state.value).inc()
+                self.ctx.facility_metrics.budget_alerts.labels(state=alert.state.value).inc()
                 log.info("carbon budget %s: %s → %s (%s, %.1f%%)", facility_id,
                          alert.previous_state, alert.state, alert.reason,
                          100 * alert.usage_ratio)  # fmt: skip
@@ -173,8 +175,8 @@ class CarbonBudgetWriter:
         if status is None:
             return
         label = self.metrics.facility_label(state.facility_id)
-        self.metrics.carbon_budget_usage.labels(facility=label).set(status.usage_ratio)
-        self.metrics.carbon_budget_state.labels(facility=label).set(SEVERITY[status.state])
+        self.ctx.facility_metrics.budget_usage.labels(facility=label).set(status.usage_ratio)
+        self.ctx.facility_metrics.budget_state.labels(facility=label).set(SEVERITY[status.state])
 
 
 class CarbonBudgetsPipeline(_FacilityPipeline[CarbonBudget, budgets.BudgetOutcome]):
@@ -283,7 +285,7 @@ class _LoadPipeline(_FacilityPipeline[EventT, loads.LoadOutcome]):
             self.ctx.load[facility_id] = LoadEntry(state=outcome.state)
             self._gauge(outcome.state)
             for d in outputs.decisions:
-                self.metrics.load_decisions.labels(
+                self.ctx.facility_metrics.load_decisions.labels(
                     action=d.action.value, origin=d.origin.value, status=d.status.value
                 ).inc()
         if outputs.decisions:
@@ -296,7 +298,7 @@ class _LoadPipeline(_FacilityPipeline[EventT, loads.LoadOutcome]):
     def _gauge(self, state: FacilityLoad) -> None:
         facility = self.metrics.facility_label(state.facility_id)
         for zone in state.zones.values():
-            self.metrics.zone_utilization.labels(
+            self.ctx.facility_metrics.zone_utilization.labels(
                 facility=facility, zone=self.metrics.zone_label(zone.zone_id)
             ).set(zone.load_kw / zone.capacity_kw)
 

@@ -17,11 +17,11 @@ from typing import Any
 from faust.web import View
 from pydantic import TypeAdapter, ValidationError
 
-from agents.facility import FacilityContext
+from agents.facility.agent import FacilityContext
+from agents.facility.rules import carbon_budget as budgets
+from agents.facility.rules import load as loads
+from agents.facility.rules import optimization
 from app.core.units import MG_PER_KG
-from app.rules import carbon_budget as budgets
-from app.rules import load as loads
-from app.rules import optimization
 from app.runtime.faust_app import Governor
 from app.web.http import authorised, problem, publish, read_contract, reply
 from app.web.peers import reply_from_owner

@@ -1,14 +1,12 @@
 """Operators' balancing commands against a facility's load state: create a manual
 decision, execute a pending one (once: a repeat says it already was), or balance now.
 
-Pure, like :mod:`app.rules.load`, whose state and automatic rules they share.
+Pure, like :mod:`agents.facility.rules.load`, whose state and automatic rules they share.
 """
 
 from __future__ import annotations
 
-from app.core.dedup import Position
-from app.energy_settings import LoadSettings
-from app.rules.load import (
+from agents.facility.rules.load import (
     COMMANDS,
     FacilityLoad,
     LoadOutcome,
@@ -18,6 +16,8 @@ from app.rules.load import (
     pct_of,
     with_decision,
 )
+from agents.facility.settings import LoadSettings
+from app.core.dedup import Position
 from schemas.load import (
     BalancingAction,
     BalancingCommand,

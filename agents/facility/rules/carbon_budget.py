@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.facility.settings import CarbonBudgetSettings
 from app.core.dedup import Position
 from app.core.units import MG_PER_KG, MWH_PER_KWH
 from app.core.watermark import SourcesWatermarked
-from app.energy_settings import CarbonBudgetSettings
 from schemas.carbon_budget import (
     AlertReason,
     CarbonBudget,

@@ -26,9 +26,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.facility.settings import LoadSettings
 from app.core.dedup import Position
 from app.core.watermark import SourcesWatermarked
-from app.energy_settings import LoadSettings
 from schemas.load import (
     BalancingAction,
     CommandResult,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from agents.facility.rules.carbon_budget import FacilityCarbon, Usage
+from agents.facility.rules.load import FacilityLoad
+from agents.facility.settings import LoadSettings, OptimizationSettings
 from app.core.units import MG_PER_KG
-from app.energy_settings import LoadSettings, OptimizationSettings
-from app.rules.carbon_budget import FacilityCarbon, Usage
-from app.rules.load import FacilityLoad
 from schemas.common import EnergySource
 
 
