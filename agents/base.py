@@ -3,7 +3,7 @@ the fail-stop consume loop, dead letters, and the dedup index across rebalances.
 
 A pipeline subclasses :class:`Pipeline`, creates its tables with :meth:`Pipeline.table` and
 its outputs with :meth:`Pipeline.output`, and implements :meth:`Pipeline.handle` for one
-source record. The decisions stay in ``app/rules``.
+source record. The decisions stay in each pipeline's ``rules``.
 """
 
 from __future__ import annotations

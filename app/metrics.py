@@ -182,7 +182,7 @@ class Metrics:
         self.fusion_labels = LabelGuard(
             max_label_sets_per_metric, max_label_sets_total, self.label_overflow
         )
-        """Label sets of the AI cost metrics (:class:`agents.fusion_metrics.FusionMetrics`),
+        """Label sets of the AI cost metrics (:class:`agents.fusion.metrics.FusionMetrics`),
         whose scenario, overlay and tenant names come from producers."""
         self.registry = registry
         self.zone_label = BoundedLabels(max_facility_labels)

@@ -23,8 +23,8 @@ from pydantic_settings import (
 from agents.audit.settings import AuditSettings
 from agents.carbon.settings import CarbonSettings, builtin_factor_sets
 from agents.facility.settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
+from agents.fusion.settings import FusionSettings
 from agents.traffic.settings import TrafficSettings
-from app.fusion_settings import FusionSettings
 from app.settings_base import Section
 
 DEFAULT_CONFIG_PATH = Path("config/governor.yaml")

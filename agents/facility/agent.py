@@ -8,7 +8,7 @@
   go to load-decisions. The HTTP API waits for its command's result (:class:`LoadContext`).
 
 All these sources are keyed by facility with the same partition count, so a facility's
-carbon and load state live on the same worker. Decisions are in :mod:`app.rules`; each
+carbon and load state live on the same worker. Decisions are in :mod:`agents.facility.rules`; each
 agent writes its outbox entry before its state (:mod:`app.runtime.outbox`).
 """
 

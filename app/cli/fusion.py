@@ -15,7 +15,7 @@ def cmd_fusion(args: argparse.Namespace) -> int:
     """Feature-flag validation and approval tokens for AI cost governance."""
     import json
 
-    from app.rules.fusion import flags, tokens
+    from agents.fusion.rules import flags, tokens
 
     settings = settings_of(args)
     config = settings.fusion

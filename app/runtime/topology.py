@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from agents import fusion, ledger
+from agents import ledger
 from agents.audit import agent as audit
 from agents.audit import api as audit_views
 from agents.carbon import agent as carbon
 from agents.carbon import api as carbon_views
 from agents.facility import agent as facility
 from agents.facility import api as facility_views
-from agents.fusion_overlays import OverlayPipeline
+from agents.fusion import agent as fusion
+from agents.fusion import api as fusion_views
+from agents.fusion.overlays import OverlayPipeline
 from agents.traffic import agent as traffic
 from agents.traffic import api as traffic_views
 from agents.traffic.policy_feed import PolicyFeed
@@ -23,7 +25,6 @@ from app.runtime.faust_app import Governor, create_app
 from app.runtime.monitor import lean_prometheus_monitor
 from app.settings import Settings
 from app.topics import Catalogue
-from app.web import fusion as fusion_views
 from app.web import health
 from app.web import ledger as ledger_views
 

@@ -9,7 +9,7 @@ Supported inputs: meter-readings (carbon emissions), request-events (traffic dec
 breaker transitions, burn-rate alerts), control-ticks (the budget-audit slot log, day
 rollup versions, compliance alerts) and fusion-results (energy decisions, tripwire,
 gate and breaker events, routing). Settlements never read live routing, and the overlay
-stage applies a scope's runs in event-time order (:mod:`app.rules.fusion.ordering`), so AI
+stage applies a scope's runs in event-time order (:mod:`agents.fusion.rules.ordering`), so AI
 cost decisions are the live ones too, except for runs the live overlay stage counted late.
 """
 
@@ -34,12 +34,12 @@ from agents.audit.rules.ticks import (
 )
 from agents.audit.rules.ticks import day_key as site_day_key
 from agents.carbon.rules import DayTotals, check_record, day_key, process_readings
+from agents.fusion.rules.offline import OfflineFusion
 from agents.traffic.rules.engine import route
 from agents.traffic.rules.offline import OfflineTraffic
 from agents.traffic.rules.policy import ActivePolicy
 from app.core.dedup import DedupIndex, Position
 from app.ledger.chain import Decision, append_decisions, new_head
-from app.rules.fusion.offline import OfflineFusion
 from app.settings import Settings
 from app.tools.produce import Progress
 from app.topics import Catalogue

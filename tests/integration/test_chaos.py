@@ -7,7 +7,7 @@ again on the same data. At the end every decision, deduplicated by its id, must 
 byte what `governor replay` makes of the same input, every facility's total must be the
 replay's, and every ledger chain must verify. AI runs' decisions include the overlay
 stage's (tripwire, gate, breaker events and routing versions), which it makes in event-time
-order whichever worker's partitions the runs come from (app/rules/fusion/ordering.py).
+order whichever worker's partitions the runs come from (agents/fusion/rules/ordering.py).
 
 CI runs the short version; the full soak is the same test with more:
 ``GOVERNOR_CHAOS_KILLS=20 GOVERNOR_CHAOS_HOURS=6 bin/test tests/integration/test_chaos.py -s``.

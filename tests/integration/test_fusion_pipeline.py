@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from app.fusion_settings import FusionSettings
-from app.rules.fusion import cost, tokens
+from agents.fusion.rules import cost, tokens
+from agents.fusion.settings import FusionSettings
 from app.tools.sample import sample_fusion_run
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.energy import EnergyDecision
@@ -210,7 +210,7 @@ def test_a_producer_cannot_approve_its_own_spend_on_the_topic(
     """Issue 16: a request above the approval threshold with a manual_approval_id a producer
     made up (or sealed with another secret) is dead-lettered, not approved; one approved
     through the endpoint with an HMAC token is."""
-    from app.rules.fusion.tokens import approval_fields, seal_approval
+    from agents.fusion.rules.tokens import approval_fields, seal_approval
     from schemas.fusion_result import FusionRequest
 
     worker = workers(**ENV)

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from agents.audit.metrics import AuditMetrics
 from agents.carbon.metrics import CarbonMetrics
 from agents.facility.metrics import FacilityMetrics
-from agents.fusion_metrics import FusionMetrics
+from agents.fusion.metrics import FusionMetrics
 from agents.traffic.metrics import TrafficMetrics
 from app.metrics import Metrics
 from app.tools.dashboards import DASHBOARDS, OUT, files

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
+from agents.fusion.rules import overlay as overlay_rules
+from agents.fusion.rules.settlement import observations_of
 from app.core.dedup import Position
-from app.rules.fusion import overlay as overlay_rules
-from app.rules.fusion.settlement import observations_of
 from app.runtime.topology import Topology, build
 from app.settings import Settings, load_settings
 from schemas.dead_letter import DeadLetterReason
@@ -46,9 +46,9 @@ class Sent:
             return None
 
         monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
-        monkeypatch.setattr("agents.fusion.send_same_key", send)
-        monkeypatch.setattr("agents.fusion_overlays.send_same_key", send)
-        monkeypatch.setattr("agents.fusion_progress.send_to_partition", send_to_partition)
+        monkeypatch.setattr("agents.fusion.agent.send_same_key", send)
+        monkeypatch.setattr("agents.fusion.overlays.send_same_key", send)
+        monkeypatch.setattr("agents.fusion.progress.send_to_partition", send_to_partition)
         for agent_name in (
             "fusion-budgets",
             "fusion-admissions",

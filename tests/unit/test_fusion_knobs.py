@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from app.fusion_settings import FusionSettings, OverlayBreakerSettings
-from app.rules.fusion.offline import OfflineFusion
+from agents.fusion.rules.offline import OfflineFusion
+from agents.fusion.settings import FusionSettings, OverlayBreakerSettings
 from schemas.energy import Outcome, Reason, RoutingMode
 from schemas.fusion_result import RunResult
 from schemas.overlay import BreakerState

@@ -1,4 +1,4 @@
-"""The overlay stage's event-time order (app.rules.fusion.ordering): whatever the arrival
+"""The overlay stage's event-time order (agents.fusion.rules.ordering): whatever the arrival
 order across fusion-results partitions, runs are released as replay applies them."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.fusion.rules import ordering
+from agents.fusion.rules.ordering import ObservationBuffer
+from agents.fusion.rules.settlement import observations_of
+from agents.fusion.settings import FusionSettings
 from app.core.dedup import Position
-from app.fusion_settings import FusionSettings
-from app.rules.fusion import ordering
-from app.rules.fusion.ordering import ObservationBuffer
-from app.rules.fusion.settlement import observations_of
 from schemas.overlay import ObservationKind, OverlayObservation
 from tests.factories import BASE_TIME, fusion_result
 
@@ -120,7 +120,7 @@ def test_any_interleaving_of_in_order_sources_releases_the_replay_order(
     times: list[list[int]], lateness: int, interleaving: object
 ) -> None:
     """Each source sends its runs (each no older than its newest so far minus the lateness)
-    with progress after each, as agents/fusion_progress.py does; the sources' streams
+    with progress after each, as agents/fusion/progress.py does; the sources' streams
     interleave at random; then every source goes quiet. Released: replay's order, none
     late."""
     streams: list[list[OverlayObservation]] = []

@@ -1,4 +1,4 @@
-"""When a fusion-results partition counts as idle (agents.fusion_progress): quiet time runs
+"""When a fusion-results partition counts as idle (agents.fusion.progress): quiet time runs
 only while the broker answers the idle checks; an outage, or a gap between answers, starts
 it again, so a broker restart is not mistaken for a quiet partition whose producer then
 sends older runs (they would be late)."""
@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-import agents.fusion_progress as progress_module
-from agents.fusion_progress import ProgressMarkers
-from app.fusion_settings import OrderingSettings
+import agents.fusion.progress as progress_module
+from agents.fusion.progress import ProgressMarkers
+from agents.fusion.settings import OrderingSettings
 
 IDLE_S = 30.0
 CHECK_S = 7.5

@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.core.dedup import Position
-from app.fusion_settings import (
+from agents.fusion.rules import breaker as breakers
+from agents.fusion.rules import cost, flags, tokens, tripwire
+from agents.fusion.rules.offline import OfflineFusion
+from agents.fusion.settings import (
     FeatureFlag,
     FusionSettings,
     MultiplierSettings,
     OverlayBreakerSettings,
     TripwireSettings,
 )
-from app.rules.fusion import breaker as breakers
-from app.rules.fusion import cost, flags, tokens, tripwire
-from app.rules.fusion.offline import OfflineFusion
+from app.core.dedup import Position
 from schemas.energy import BudgetState, DecisionKind, Outcome, Reason, RoutingMode
 from schemas.fusion_result import ComplexityLevel, FusionRequest, RunResult
 from schemas.overlay import BreakerState, GateName, GateState, TripwireKind
@@ -375,7 +375,7 @@ def test_only_governors_seal_approves_a_request_on_the_topic() -> None:
     """Issue 16: a producer on fusion-requests could approve its own spend by setting
     manual_approval_id; only a seal over the request's fields, made with the secret, is an
     approval now."""
-    from app.rules.fusion.tokens import approval_fields, approval_sealed, seal_approval
+    from agents.fusion.rules.tokens import approval_fields, approval_sealed, seal_approval
 
     secret = b"approval-secret"
     request = FusionRequest(
@@ -397,7 +397,7 @@ def test_only_governors_seal_approves_a_request_on_the_topic() -> None:
 def test_a_reset_token_resets_once_whichever_worker_it_reaches() -> None:
     """Issue 16: reset tokens were single use per worker and in memory only; the scope's
     state now keeps the token ids it was reset with."""
-    from app.rules.fusion import overlay as overlays
+    from agents.fusion.rules import overlay as overlays
     from schemas.overlay import ObservationKind, OverlayObservation
 
     config = FusionSettings()

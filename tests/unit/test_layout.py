@@ -83,7 +83,7 @@ def test_contracts_and_shared_pieces_import_nothing_above_them(path: Path) -> No
 
 def test_the_check_sees_a_rules_module_that_imports_the_runtime() -> None:
     source = "import faust\nfrom app.runtime.state import WriteBehindTable\nfrom . import grid\n"
-    assert foreign(imports_in(source, "app.rules"), RULES_MAY_IMPORT) == [
+    assert foreign(imports_in(source, "agents.water.rules"), RULES_MAY_IMPORT) == [
         "app.runtime.state",
         "faust",
     ]

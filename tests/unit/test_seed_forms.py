@@ -118,7 +118,7 @@ def _quiet(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> tuple[Sent, D
         "agents.carbon.agent",
         "agents.audit.agent",
         "agents.traffic.agent",
-        "agents.fusion",
+        "agents.fusion.agent",
     ):
         monkeypatch.setattr(f"{module}.send_same_key", send)
     for agent in topology.gov.app.agents.values():

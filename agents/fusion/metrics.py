@@ -8,10 +8,10 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from agents.fusion.rules import overlay as overlays
+from agents.fusion.rules.budget import TenantOutputs
+from agents.fusion.rules.overlay import ScopeOutputs, ScopeState
 from app.metrics import Metrics
-from app.rules.fusion import overlay as overlays
-from app.rules.fusion.budget import TenantOutputs
-from app.rules.fusion.overlay import ScopeOutputs, ScopeState
 from schemas.energy import DecisionKind, Outcome
 from schemas.overlay import BreakerState, GateState, OverlayObservation
 

@@ -1,6 +1,6 @@
 """One scope (a scenario and overlay, or a tenant) → tripwire, gates, breaker, routing.
 
-Runs of a scope are applied in event-time order (:mod:`app.rules.fusion.ordering`).
+Runs of a scope are applied in event-time order (:mod:`agents.fusion.rules.ordering`).
 Scenario-and-overlay scopes keep gates and a breaker, and the tripwire when
 ``tripwire.scope`` is ``scenario_overlay``; tenant scopes (``tenant:<id>``, when it is
 ``tenant``) keep only the tripwire. Every change is an event, and a changed routing (mode,
@@ -17,15 +17,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from agents.fusion.rules import breaker as breakers
+from agents.fusion.rules import gates as gating
+from agents.fusion.rules import tripwire as tripwires
+from agents.fusion.rules.breaker import OverlayBreaker
+from agents.fusion.rules.gates import GateWindow
+from agents.fusion.rules.tripwire import Tripwire
+from agents.fusion.settings import FusionSettings
 from app.core.dedup import Position
 from app.core.watermark import Watermarked
-from app.fusion_settings import FusionSettings
-from app.rules.fusion import breaker as breakers
-from app.rules.fusion import gates as gating
-from app.rules.fusion import tripwire as tripwires
-from app.rules.fusion.breaker import OverlayBreaker
-from app.rules.fusion.gates import GateWindow
-from app.rules.fusion.tripwire import Tripwire
 from schemas.energy import RoutingMode
 from schemas.fusion_result import RunResult
 from schemas.overlay import (

@@ -4,7 +4,7 @@ tripwire status, routing, tripwire reset.
 ``POST /api/v1/fusion/validate`` is served by the worker that owns the tenant's partition:
 it publishes the request to fusion-requests and answers with the decision the admission
 agent makes there, reserving the spend in the same table the stream uses
-(:mod:`app.web.fusion_admission`, which ``/execute`` shares).
+(:mod:`agents.fusion.api_admission`, which ``/execute`` shares).
 """
 
 from __future__ import annotations
@@ -18,20 +18,20 @@ from typing import Any
 import orjson
 from faust.web import View
 
-from agents.fusion import FusionContext, RequestsPipeline
-from agents.fusion_overlays import OverlayPipeline
-from app.rules.fusion import budget as budgets
-from app.rules.fusion import tokens
-from app.rules.fusion.routing import tenant_scope
-from app.runtime.faust_app import Governor
-from app.web import fusion_execute
-from app.web.fusion_admission import (
+from agents.fusion import api_execute as fusion_execute
+from agents.fusion.agent import FusionContext, RequestsPipeline
+from agents.fusion.api_admission import (
     APPROVAL_HEADER,
     Admission,
     Admitted,
     request_defaults,
     seed_request_now,
 )
+from agents.fusion.overlays import OverlayPipeline
+from agents.fusion.rules import budget as budgets
+from agents.fusion.rules import tokens
+from agents.fusion.rules.routing import tenant_scope
+from app.runtime.faust_app import Governor
 from app.web.http import authorised, problem, publish, read_body, read_contract, reply, too_large
 from app.web.peers import reply_from_owner
 from schemas.energy import EnergyBudget, Outcome

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.fusion_settings import FusionSettings
-from app.rules.fusion import flags
+from agents.fusion.rules import flags
+from agents.fusion.settings import FusionSettings
 from schemas.energy import RoutingMode
 from schemas.fusion_result import FusionRequest
 from schemas.overlay import OverlayRouting

@@ -1,5 +1,5 @@
 """The fusion-results partitions' progress, told to the overlay stage (the sending half of
-:mod:`app.rules.fusion.ordering`).
+:mod:`agents.fusion.rules.ordering`).
 
 After the runs of a result are on fusion-observations, the partition's owner sends, to every
 fusion-observations partition, a progress record: every run it sends from now on has an
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
-from app.fusion_settings import OrderingSettings
+from agents.fusion.settings import OrderingSettings
 from app.runtime.faust_app import Governor
 from app.runtime.producer import send_to_partition
 from schemas.overlay import ObservationKind, OverlayObservation

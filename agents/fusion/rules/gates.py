@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.fusion.settings import GateSettings
 from app.core.sketch import RollingSketch
-from app.fusion_settings import GateSettings
 from schemas.overlay import GateName, GateState
 
 

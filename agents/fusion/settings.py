@@ -141,7 +141,7 @@ class ApprovalSettings(Section):
 
 class OrderingSettings(Section):
     """How the overlay stage puts a scope's runs in event-time order, whatever partition
-    they come from (:mod:`app.rules.fusion.ordering`)."""
+    they come from (:mod:`agents.fusion.rules.ordering`)."""
 
     allowed_lateness_s: float = Field(default=5.0, ge=0)
     """How far back of its newest run a fusion-results partition may still send one in

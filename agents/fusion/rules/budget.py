@@ -11,7 +11,7 @@ Per request, in the tenant's event order (one partition holds a tenant):
    85 % approved with an auto-review flag, from 95 % rejected (hard limit); with 99 %
    already used the tenant is in emergency state and everything is rejected;
 5. an approved run reserves its cost; its result releases the reservation and charges the
-   actual units (x the same multipliers, :mod:`app.rules.fusion.settlement`). A burst of
+   actual units (x the same multipliers, :mod:`agents.fusion.rules.settlement`). A burst of
    requests therefore cannot overspend: each one sees the reservations of those before it
    (LiteLLM's reported flaw records spend only after the call).
 """
@@ -25,13 +25,13 @@ from datetime import UTC, date, datetime
 from pydantic import BaseModel, ConfigDict
 
 from agents.audit.rules.ticks import period_bounds
+from agents.fusion.rules import cost as costs
+from agents.fusion.rules import knobs
+from agents.fusion.rules.knobs import SignalAttempts
+from agents.fusion.rules.routing import Routing, routing_for
+from agents.fusion.settings import FusionSettings
 from app.core.dedup import Position
 from app.core.watermark import SourcesWatermarked
-from app.fusion_settings import FusionSettings
-from app.rules.fusion import cost as costs
-from app.rules.fusion import knobs
-from app.rules.fusion.knobs import SignalAttempts
-from app.rules.fusion.routing import Routing, routing_for
 from schemas.budget_audit import CompliancePeriod
 from schemas.energy import (
     BudgetPeriod,
@@ -89,7 +89,7 @@ class TenantState(SourcesWatermarked):
     settled: dict[str, float] = {}
     """Runs settled within the reservation TTL: a late admission of one changes nothing."""
     signals: dict[str, SignalAttempts] = {}
-    """Runs admitted per signal within the signal window (:mod:`app.rules.fusion.knobs`)."""
+    """Runs admitted per signal within the signal window (:mod:`agents.fusion.rules.knobs`)."""
     slow_runs: int = 0
     """Settled runs in a row slower than the adaptive backoff threshold."""
     watermark_s: float | None = None

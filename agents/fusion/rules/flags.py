@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from app.fusion_settings import FeatureFlag, FusionSettings
+from agents.fusion.settings import FeatureFlag, FusionSettings
 
 
 def bucket(feature: str, routing_key: str) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from app.fusion_settings import AdaptiveBackoff, BudgetLimits
+from agents.fusion.settings import AdaptiveBackoff, BudgetLimits
 
 
 class SignalAttempts(BaseModel):

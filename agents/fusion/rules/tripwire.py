@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from app.fusion_settings import TripwireSettings
+from agents.fusion.settings import TripwireSettings
 from schemas.overlay import TripwireKind
 
 

@@ -7,9 +7,9 @@ scenario and overlay.
   keyed by scope (``<scenario>|<overlay>``, and ``tenant:<id>`` for a per-tenant tripwire).
 - fusion-observations (key: scope) → tripwire, gates, overlay breaker; their events, and a
   new overlay-routing version whenever routing changes. Every worker reads overlay-routing
-  (:class:`app.routing_feed.RoutingFeed`) to admit requests.
+  (:class:`agents.fusion.routing_feed.RoutingFeed`) to admit requests.
 
-All decisions are in :mod:`app.rules.fusion`; each pipeline writes its outbox entry before
+All decisions are in :mod:`agents.fusion.rules`; each pipeline writes its outbox entry before
 its state, as the traffic decider does (:mod:`app.runtime.outbox`).
 """
 
@@ -20,17 +20,17 @@ from abc import abstractmethod
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from agents.fusion_metrics import FusionMetrics, count_decisions
-from agents.fusion_overlays import OverlayPipeline
-from agents.fusion_progress import ProgressMarkers
+from agents.fusion.metrics import FusionMetrics, count_decisions
+from agents.fusion.overlays import OverlayPipeline
+from agents.fusion.progress import ProgressMarkers
+from agents.fusion.routing_feed import RoutingFeed
+from agents.fusion.rules import budget as budgets
+from agents.fusion.rules import settlement, tokens
+from agents.fusion.rules.budget import TenantOutcome, TenantOutputs, TenantState
 from agents.template import Pipeline
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
-from app.routing_feed import RoutingFeed
-from app.rules.fusion import budget as budgets
-from app.rules.fusion import settlement, tokens
-from app.rules.fusion.budget import TenantOutcome, TenantOutputs, TenantState
 from app.runtime.connection import aiokafka_options
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from app.fusion_settings import OverlayBreakerSettings
+from agents.fusion.settings import OverlayBreakerSettings
 from schemas.overlay import BreakerState
 
 

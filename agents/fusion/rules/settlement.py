@@ -16,11 +16,9 @@ gives the same decisions whatever the timing of the overlay stage
 
 from __future__ import annotations
 
-from app.core.dedup import Position
-from app.fusion_settings import FusionSettings
-from app.rules.fusion import cost as costs
-from app.rules.fusion import knobs
-from app.rules.fusion.budget import (
+from agents.fusion.rules import cost as costs
+from agents.fusion.rules import knobs
+from agents.fusion.rules.budget import (
     RESULTS,
     CacheEntry,
     TenantOutcome,
@@ -30,7 +28,9 @@ from app.rules.fusion.budget import (
     decide,
     decision_of,
 )
-from app.rules.fusion.routing import Routing, routing_for, scope_of, tenant_scope
+from agents.fusion.rules.routing import Routing, routing_for, scope_of, tenant_scope
+from agents.fusion.settings import FusionSettings
+from app.core.dedup import Position
 from schemas.energy import DecisionKind, Outcome, Reason
 from schemas.fusion_result import FusionResult
 from schemas.overlay import ObservationKind, OverlayObservation, OverlayRouting

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.fusion_settings import MultiplierSettings
+from agents.fusion.settings import MultiplierSettings
 from schemas.energy import Multiplier
 from schemas.fusion_result import ComplexityLevel, FusionRequest
 

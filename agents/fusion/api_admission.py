@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from agents.fusion import FusionContext, RequestsPipeline
-from app.rules.fusion import tokens
+from agents.fusion.agent import FusionContext, RequestsPipeline
+from agents.fusion.rules import tokens
 from app.runtime.faust_app import Governor
 from app.web.http import parse, problem
 from app.web.peers import reply_from_owner

@@ -1,9 +1,9 @@
 """The overlay stage: fusion-observations (key: scope) → tripwire, gates, breaker events and
 routing versions, with a scope's runs applied in event-time order.
 
-Runs wait in their partition's :class:`~app.rules.fusion.ordering.ObservationBuffer` until
+Runs wait in their partition's :class:`~agents.fusion.rules.ordering.ObservationBuffer` until
 every fusion-results partition has passed their event time (progress records, sent by
-:mod:`agents.fusion_progress`), then are applied in (event time, event id, scope) order, as
+:mod:`agents.fusion.progress`), then are applied in (event time, event id, scope) order, as
 ``governor replay`` applies them. A run re-sent after a restart of the tenant stage is
 recognised by its event id and ignored. Reset commands apply at once.
 
@@ -20,15 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.fusion_metrics import FusionMetrics, count_scope
+from agents.fusion.metrics import FusionMetrics, count_scope
+from agents.fusion.rules import ordering
+from agents.fusion.rules import overlay as overlays
+from agents.fusion.rules.ordering import ObservationBuffer, Step
+from agents.fusion.rules.overlay import ScopeOutcome, ScopeOutputs, ScopeState
 from agents.template import Pipeline
 from app.core.checks import Rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
-from app.rules.fusion import ordering
-from app.rules.fusion import overlay as overlays
-from app.rules.fusion.ordering import ObservationBuffer, Step
-from app.rules.fusion.overlay import ScopeOutcome, ScopeOutputs, ScopeState
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.lanes import REPARTITIONED

@@ -2,17 +2,17 @@
 benchmarks. Routing reaches admission at once (live, it crosses a topic first; settlements
 use no routing, so only admissions see the difference). Observations reach the overlay
 stage at once, or, with ``ordered`` (as ``governor replay`` runs it), all at :meth:`finish`
-in the overlay stage's release order (:mod:`app.rules.fusion.ordering`)."""
+in the overlay stage's release order (:mod:`agents.fusion.rules.ordering`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents.fusion.rules import budget, ordering, overlay, settlement
+from agents.fusion.rules.budget import TenantOutcome, TenantState
+from agents.fusion.rules.overlay import ScopeOutputs, ScopeState
+from agents.fusion.settings import FusionSettings
 from app.core.dedup import DedupIndex, DedupSegment, Position
-from app.fusion_settings import FusionSettings
-from app.rules.fusion import budget, ordering, overlay, settlement
-from app.rules.fusion.budget import TenantOutcome, TenantState
-from app.rules.fusion.overlay import ScopeOutputs, ScopeState
 from schemas.energy import EnergyBudget, EnergyDecision
 from schemas.fusion_result import FusionRequest, FusionResult
 from schemas.overlay import OverlayObservation, OverlayRouting
