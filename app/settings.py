@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -95,6 +95,9 @@ class WorkerSettings(Section):
     """Per table: keys written since the last commit whose changelog records wait for it
     (coalesced, one record per key, see :mod:`app.runtime.state`); reaching this many sends
     them early. 1 sends every write at once, as Faust does."""
+    pipelines: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")], ...] = ()
+    """Pipelines to install besides the built-in ones, as ``package.module:SPEC`` import
+    paths of :class:`agents.spec.PipelineSpec` objects (see :mod:`agents.registry`)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     faust_prometheus_sensor: bool = True
     faust_event_metrics: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -119,6 +120,17 @@ class Catalogue:
 
     def __contains__(self, name: object) -> bool:
         return any(spec.name == name for spec in self.topics)
+
+    def with_topics(self, extra: Iterable[TopicSpec]) -> Catalogue:
+        """This catalogue plus ``extra`` (a pipeline's own topics); a name twice is refused."""
+        added = tuple(extra)
+        if not added:
+            return self
+        names = [s.name for s in (*self.topics, *added)]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"topics declared twice: {', '.join(twice)}")
+        return Catalogue((*self.topics, *added))
 
     @classmethod
     def load(cls, path: Path = DEFAULT_CATALOGUE) -> Catalogue:

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from app.cli.common import require_cluster, settings_of
 from app.runtime.connection import aiokafka_options
 from app.settings import Settings
-from app.topics import Catalogue, TopicStatus, apply_catalogue
+from app.topics import TopicStatus, apply_catalogue
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -40,11 +40,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 async def _apply_topics(settings: Settings, create: bool) -> int:
+    from agents.registry import catalogue_for  # the pipelines' own topics too
+
     admin = AIOKafkaAdminClient(**aiokafka_options(settings.kafka))
     await admin.start()
     try:
         reports = await apply_catalogue(
-            admin, Catalogue.load(), settings.kafka.topic_prefix, create=create
+            admin, catalogue_for(settings), settings.kafka.topic_prefix, create=create
         )
     finally:
         await admin.close()

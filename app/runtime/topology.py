@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from agents import ledger
+from agents import registry as registry_of
 from agents.audit import agent as audit
 from agents.audit import api as audit_views
 from agents.carbon import agent as carbon
@@ -17,6 +19,7 @@ from agents.facility import api as facility_views
 from agents.fusion import agent as fusion
 from agents.fusion import api as fusion_views
 from agents.fusion.overlays import OverlayPipeline
+from agents.spec import Installable
 from agents.traffic import agent as traffic
 from agents.traffic import api as traffic_views
 from agents.traffic.policy_feed import PolicyFeed
@@ -43,11 +46,17 @@ class Topology:
     facilities: facility.FacilityContext
     ledger: ledger.LedgerAppender
     registry: CollectorRegistry
+    added: dict[str, object] = field(default_factory=dict)
+    """The pipelines installed through :mod:`agents.registry`, by name: their handles."""
 
 
-def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
-    """Build the app for ``settings`` (its cluster must be resolved already)."""
-    catalogue = catalogue or Catalogue.load()
+def build(
+    settings: Settings, catalogue: Catalogue | None = None, extra: Sequence[Installable] = ()
+) -> Topology:
+    """Build the app for ``settings`` (its cluster must be resolved already): the built-in
+    pipelines, then those of :mod:`agents.registry` and ``extra``."""
+    added_pipelines = registry_of.pipelines(settings, extra)
+    catalogue = registry_of.catalogue_for(settings, catalogue, extra)
     registry = CollectorRegistry()
     metrics = Metrics(
         settings.metrics.max_facility_labels,
@@ -78,6 +87,7 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
     fusion_views.register(gov, fusion_ctx, fusion_requests, fusion_overlays, health_of)
     facility_views.register(gov, facilities)
     ledger_views.register(gov, appender)
+    added = {spec.name: spec.install(gov) for spec in added_pipelines}
     return Topology(
         gov=gov,
         carbon=carbon_pipeline,
@@ -89,4 +99,5 @@ def build(settings: Settings, catalogue: Catalogue | None = None) -> Topology:
         facilities=facilities,
         ledger=appender,
         registry=registry,
+        added=added,
     )
