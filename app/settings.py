@@ -71,7 +71,7 @@ class WorkerSettings(Section):
     table_standby_replicas: int = Field(default=0, ge=0)
     idle_catch_up_s: float = Field(default=10.0, gt=0)
     """How long a pipeline's source may be quiet before it checks for records Faust passed
-    over without delivering (see ``agents/base.py``)."""
+    over without delivering (see ``app/runtime/stage.py``)."""
     broker_check_interval_s: float = Field(default=2.0, gt=0)
     broker_check_timeout_s: float = Field(default=5.0, gt=0)
     broker_outage_deadline_s: float = Field(default=600.0, gt=0)

@@ -31,7 +31,6 @@ from agents.audit.rules.ticks import (
     period_key,
     process_tick,
 )
-from agents.template import Pipeline
 from app.core.checks import Rejection
 from app.core.dedup import Position
 from app.core.outbox_entry import Entry
@@ -41,6 +40,7 @@ from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
+from app.runtime.template import Pipeline
 from schemas.budget_audit import ComplianceAlert, DayRollupRecord
 from schemas.control_tick import ControlTick
 from schemas.seed_forms import parse_tick

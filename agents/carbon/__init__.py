@@ -2,7 +2,7 @@
 carbon budgets' usage (Scope 2, location- and market-based).
 
 - :mod:`.rules`: the pure decisions (emission of a reading, day totals, checks);
-- :mod:`.agent`: the Faust side, through :class:`agents.template.Pipeline`;
+- :mod:`.agent`: the Faust side, through :class:`app.runtime.template.Pipeline`;
 - :mod:`.api`: its HTTP views (ingest, emissions per facility);
 - :mod:`.settings`: its section of the settings (``carbon:``);
 - :mod:`.metrics`: its metrics (readings, energy, emissions).

@@ -26,7 +26,6 @@ from agents.carbon.rules import (
     process_readings,
 )
 from agents.facility.rules.carbon_budget import BudgetOutcome, BudgetOutputs
-from agents.template import Pipeline
 from app.core.checks import Rejection
 from app.core.dedup import Position
 from app.core.grid import EmissionContext
@@ -36,6 +35,7 @@ from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.feeds import GridIntensityFeed, InstrumentsFeed
 from app.runtime.producer import send_same_key
+from app.runtime.template import Pipeline
 from schemas.carbon_emission import CarbonEmission
 from schemas.meter_reading import MeterReading, MeterReadingBatch
 from schemas.seed_forms import parse_reading_record

@@ -3,7 +3,7 @@ zone load evaluation from load metrics, and load-balancing decisions and command
 
 - :mod:`.rules`: the pure decisions (carbon budgets, load, balancing, optimization);
 - :mod:`.agent`: the Faust side (:class:`~agents.facility.agent.FacilityContext` and its
-  pipelines), through :class:`agents.template.Pipeline`;
+  pipelines), through :class:`app.runtime.template.Pipeline`;
 - :mod:`.api`: its HTTP views (budgets, zones, balancing execute);
 - :mod:`.settings`: its sections of the settings (``carbon_budgets:``, ``load:``, ...);
 - :mod:`.metrics`: its metrics (budget usage and state, zone utilization, decisions).

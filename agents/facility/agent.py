@@ -20,7 +20,6 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from agents.base import Stage
 from agents.carbon.agent import CarbonPipeline
 from agents.facility.metrics import FacilityMetrics
 from agents.facility.rules import balancing
@@ -28,7 +27,6 @@ from agents.facility.rules import carbon_budget as budgets
 from agents.facility.rules import load as loads
 from agents.facility.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
 from agents.facility.rules.load import FacilityLoad, LoadOutputs
-from agents.template import OutcomeT, Pipeline
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import Position
 from app.core.outbox_entry import Entry
@@ -36,6 +34,8 @@ from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
+from app.runtime.stage import Stage
+from app.runtime.template import OutcomeT, Pipeline
 from app.runtime.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
 from schemas.carbon_emission import CarbonEmission

@@ -5,7 +5,7 @@ routing, in event-time order.
 - :mod:`.rules`: the pure decisions (a package: budget, settlement, cost, tripwire, gates,
   breaker, overlay, ordering, flags, knobs, tokens, routing, offline replay);
 - :mod:`.agent`: the tenant stage (requests, results, budgets), through
-  :class:`agents.template.Pipeline`; :mod:`.overlays`: the overlay stage;
+  :class:`app.runtime.template.Pipeline`; :mod:`.overlays`: the overlay stage;
   :mod:`.progress`: the progress records that order the overlay stage's runs;
   :mod:`.routing_feed`: the compacted overlay-routing topic, read by every worker;
 - :mod:`.api`, :mod:`.api_admission`, :mod:`.api_execute`: its HTTP views (synchronous

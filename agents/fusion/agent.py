@@ -27,7 +27,6 @@ from agents.fusion.routing_feed import RoutingFeed
 from agents.fusion.rules import budget as budgets
 from agents.fusion.rules import settlement, tokens
 from agents.fusion.rules.budget import TenantOutcome, TenantOutputs, TenantState
-from agents.template import Pipeline
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
@@ -37,6 +36,7 @@ from app.runtime.faust_app import Governor
 from app.runtime.lanes import REPARTITIONED
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
+from app.runtime.template import Pipeline
 from app.runtime.topic_reader import partition_ends
 from app.runtime.waiters import Waiters
 from schemas.dead_letter import DeadLetterReason

@@ -25,7 +25,6 @@ from agents.fusion.rules import ordering
 from agents.fusion.rules import overlay as overlays
 from agents.fusion.rules.ordering import ObservationBuffer, Step
 from agents.fusion.rules.overlay import ScopeOutcome, ScopeOutputs, ScopeState
-from agents.template import Pipeline
 from app.core.checks import Rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
@@ -35,6 +34,7 @@ from app.runtime.lanes import REPARTITIONED
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
 from app.runtime.state import BOOKKEEPING_PREFIX
+from app.runtime.template import Pipeline
 from schemas.overlay import ObservationKind, OverlayObservation
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agents.base import Stage
-from agents.template import Pipeline
 from agents.traffic.metrics import TrafficMetrics
 from agents.traffic.policy_feed import PolicyFeed
 from agents.traffic.rules.contracts import UNKNOWN
@@ -34,6 +32,8 @@ from app.runtime.expiry import ExpiringKeys
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
+from app.runtime.stage import Stage
+from app.runtime.template import Pipeline
 from schemas.dead_letter import DeadLetterReason
 from schemas.request_event import RequestEvent
 from schemas.seed_forms import parse_request_event

@@ -1,5 +1,5 @@
 """The topics a pipeline takes records from, and where in them it stands: what the fail-stop
-consume loop in :mod:`agents.base` needs to handle every offset once, in order, after a
+consume loop in :mod:`app.runtime.stage` needs to handle every offset once, in order, after a
 SIGKILL, a rebalance, or records faust-streaming passed over.
 """
 

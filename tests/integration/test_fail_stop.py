@@ -67,7 +67,7 @@ def test_persist_failure_stops_the_worker_and_the_restart_loses_nothing(
     # The exited worker never left the group: a replacement with another identity is
     # assigned its partitions once that member's session times out (Faust's default, 60 s).
     # Faust was seen not to deliver the waiting readings to it (2 of 3 full runs on Kafka
-    # 4.1.1); the idle catch-up in agents/base.py then handles them.
+    # 4.1.1); the idle catch-up in app/runtime/stage.py then handles them.
     healthy = workers()
     healthy.wait_ready(timeout_s=150)
     try:

@@ -44,7 +44,7 @@ class Recorder:
         async def no_metadata_wait(app: Any, topics: Any) -> None:
             return None
 
-        monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
+        monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
         monkeypatch.setattr(pipeline, "_send", send)
         monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
 

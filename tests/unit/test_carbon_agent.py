@@ -43,7 +43,7 @@ class Recorder:
         async def no_metadata_wait(app: Any, topics: Any) -> None:
             return None
 
-        monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
+        monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
         monkeypatch.setattr(pipeline, "_send_emissions", send_emissions)
         pipeline.grid.caught_up.set()  # no broker: the feeds hold nothing
         pipeline.instruments.caught_up.set()

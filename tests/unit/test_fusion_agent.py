@@ -45,7 +45,7 @@ class Sent:
         async def no_metadata_wait(app: Any, topics: Any) -> None:
             return None
 
-        monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
+        monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
         monkeypatch.setattr("agents.fusion.agent.send_same_key", send)
         monkeypatch.setattr("agents.fusion.overlays.send_same_key", send)
         monkeypatch.setattr("agents.fusion.progress.send_to_partition", send_to_partition)

@@ -113,7 +113,7 @@ def _quiet(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> tuple[Sent, D
     async def no_metadata_wait(app: Any, topics: Any) -> None:
         return None
 
-    monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
+    monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
     for module in (
         "agents.carbon.agent",
         "agents.audit.agent",

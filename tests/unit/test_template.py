@@ -14,12 +14,12 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agents.template import Pipeline
 from app.core.checks import Rejection, key_rejection
 from app.core.dedup import Position
 from app.metrics import Metrics
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor, create_app
+from app.runtime.template import Pipeline
 from app.settings import load_settings
 from app.topics import Catalogue
 from schemas.dead_letter import DeadLetterReason

@@ -14,13 +14,13 @@ from aiokafka.errors import KafkaConnectionError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faust.types import TP
 
-from agents.base import STUCK_CHECKS
 from agents.traffic.agent import TrafficPipeline
 from agents.traffic.policy_feed import PolicyFeed
 from agents.traffic.rules.engine import TrafficOutcome, route
 from agents.traffic.rules.offline import OfflineTraffic
 from agents.traffic.rules.policy import ActivePolicy, key_id, newest_verified, sign
 from app.core.dedup import Position
+from app.runtime.stage import STUCK_CHECKS
 from app.runtime.topic_reader import SourceRecord
 from app.runtime.topology import Topology, build
 from app.settings import load_settings
@@ -58,7 +58,7 @@ class Recorder:
         async def no_metadata_wait(app: Any, topics: Any) -> None:
             return None
 
-        monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
+        monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
         monkeypatch.setattr(pipeline, "_send", send)
         monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
 
@@ -196,7 +196,7 @@ async def test_records_passed_over_are_read_back_through_a_broker_outage(
     async def no_wait(_: float) -> None:
         return None
 
-    monkeypatch.setattr("agents.base.read_range", read_range)
+    monkeypatch.setattr("app.runtime.stage.read_range", read_range)
     monkeypatch.setattr("app.runtime.retry.asyncio.sleep", no_wait)
     agent = topology.gov.app.agents["traffic-decisions"]
     async with agent.test_context():
@@ -226,7 +226,7 @@ async def test_the_idle_catch_up_reads_back_only_what_faust_moved_past(
     async def read_back(lane: Any, partition: int, start: int, stop: int, owned: Any) -> None:
         read.append((start, stop))
 
-    monkeypatch.setattr("agents.base.partition_ends", ends)
+    monkeypatch.setattr("app.runtime.stage.partition_ends", ends)
     monkeypatch.setattr(app.consumer, "position", consumer_position)
     monkeypatch.setattr(app.consumer, "assignment", lambda: {TP(lane.name, 0)})
     monkeypatch.setattr(pipeline, "_read_back", read_back)

@@ -82,7 +82,7 @@ async def test_readings_are_totalled_alerted_and_bad_ones_dead_lettered(
     async def no_metadata_wait(app: Any, topics: Any) -> None:
         return None
 
-    monkeypatch.setattr("agents.base.await_metadata", no_metadata_wait)
+    monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
     monkeypatch.setattr("tests.water.agent.send_same_key", send)
     monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
     agent = topology.gov.app.agents["water-budgets"]

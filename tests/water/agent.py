@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from agents.template import Pipeline
 from app.core.checks import Rejection, key_rejection
 from app.core.dedup import Position
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.producer import send_same_key
+from app.runtime.template import Pipeline
 from tests.water import rules
 from tests.water.rules import WaterDay, WaterOutcome, WaterSettings
 from tests.water.schemas import WaterReading

@@ -19,7 +19,6 @@ from typing import Any, TypeVar, cast
 import orjson
 from faust.types import TP
 
-from agents.pipeline_state import PipelineState
 from app.core.dedup import Position
 from app.core.origin import REPARTITION_SUFFIX
 from app.runtime.connection import aiokafka_options
@@ -35,6 +34,7 @@ from app.runtime.lanes import (
     lane_of,
     passed_over,
 )
+from app.runtime.pipeline_state import PipelineState
 from app.runtime.placement import Placement, TooLargeToForward
 from app.runtime.producer import await_metadata
 from app.runtime.retry import ride_out

@@ -9,11 +9,11 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from agents.base import Stage
 from app.core.checks import Rejection
 from app.core.dedup import Position
 from app.runtime.dead_letters import source_coordinates
 from app.runtime.entity_bound import EntityBound
+from app.runtime.stage import Stage
 from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)
