@@ -22,7 +22,7 @@ def _ledger_run(args: argparse.Namespace) -> int:
 
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from agents.ledger import LedgerAppender
+    from agents.ledger.agent import LedgerAppender
     from app.metrics import Metrics
 
     settings = settings_of(args)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from agents import ledger
 from agents import registry as registry_of
 from agents.audit import agent as audit
 from agents.audit import api as audit_views
@@ -19,6 +18,8 @@ from agents.facility import api as facility_views
 from agents.fusion import agent as fusion
 from agents.fusion import api as fusion_views
 from agents.fusion.overlays import OverlayPipeline
+from agents.ledger import agent as ledger
+from agents.ledger import api as ledger_views
 from agents.spec import Installable
 from agents.traffic import agent as traffic
 from agents.traffic import api as traffic_views
@@ -29,7 +30,6 @@ from app.runtime.monitor import lean_prometheus_monitor
 from app.settings import Settings
 from app.topics import Catalogue
 from app.web import health
-from app.web import ledger as ledger_views
 
 
 @dataclass

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agents.ledger import LedgerAppender
+from agents.ledger.agent import LedgerAppender
 from app.ledger.verify import verify_records
 from app.metrics import Metrics
 from app.runtime.topic_reader import read_partition

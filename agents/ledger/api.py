@@ -9,7 +9,7 @@ from typing import Any
 
 from faust.web import View
 
-from agents.ledger import LedgerAppender
+from agents.ledger.agent import LedgerAppender
 from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.keys import KeySet, configured_keys
 from app.ledger.note import NoteError
