@@ -123,12 +123,6 @@ class Metrics:
             ["pipeline"],
             registry=registry,
         )
-        self.ledger_records = Counter(
-            "governor_ledger_records_total",
-            "Decisions the ledger appended, or skipped because its chain already held them.",
-            ["outcome"],
-            registry=registry,
-        )
         self.table_keys = Gauge(
             "governor_table_keys",
             "Keys this worker holds per table (its active and standby partitions): the size"
@@ -158,19 +152,6 @@ class Metrics:
             " (writes to a key in between coalesce), compared with records consumed it shows"
             " what state costs per record.",
             ["table"],
-            registry=registry,
-        )
-        self.ledger_chain_halted = Gauge(
-            "governor_ledger_chain_halted",
-            "1 while a ledger chain is halted: what its appender found on the log did not"
-            " check out (a checkpoint that does not verify, a record that does not link or"
-            " does not match its source), so nothing is appended to it.",
-            ["chain"],
-            registry=registry,
-        )
-        self.ledger_checkpoints = Counter(
-            "governor_ledger_checkpoints_total",
-            "Signed tree heads published to ledger-checkpoints.",
             registry=registry,
         )
         self.label_overflow = Counter(

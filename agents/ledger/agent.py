@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from agents.ledger.metrics import LedgerMetrics
 from app.ledger.chain import (
     append_decisions,
     new_head,
@@ -83,8 +84,9 @@ class LedgerAppender:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.gap_letters: GapLetters | None = None
-        self.appended = metrics.ledger_records.labels(outcome="appended")
-        self.skipped = metrics.ledger_records.labels(outcome="skipped")
+        self.ledger_metrics = LedgerMetrics(metrics)
+        self.appended = self.ledger_metrics.records.labels(outcome="appended")
+        self.skipped = self.ledger_metrics.records.labels(outcome="skipped")
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -288,7 +290,7 @@ class LedgerAppender:
         )
         writer.head.since_checkpoint = 0
         writer.checkpointed_at = now
-        self.metrics.ledger_checkpoints.inc()
+        self.ledger_metrics.checkpoints.inc()
 
     async def load_chain(self, partition: int) -> ChainWriter:
         """The head of chain ``partition`` read back, and checked, from the log (genesis if
@@ -327,7 +329,7 @@ class LedgerAppender:
         uncommitted, so none is lost) and say so, until an operator has looked."""
         assert self.consumer is not None
         self.halted.add(partition)
-        self.metrics.ledger_chain_halted.labels(chain=self.chain_name(partition)).set(1)
+        self.ledger_metrics.chain_halted.labels(chain=self.chain_name(partition)).set(1)
         log.error("ledger chain %s HALTED: %s", self.chain_name(partition), why)
         self.consumer.pause(*(tp for tp in self.consumer.assignment() if tp.partition == partition))
 
@@ -345,7 +347,7 @@ class LedgerAppender:
                 self.to_load.discard(partition)
                 if partition in self.halted:  # its next owner checks the log again
                     self.halted.discard(partition)
-                    self.metrics.ledger_chain_halted.labels(chain=self.chain_name(partition)).set(0)
+                    self.ledger_metrics.chain_halted.labels(chain=self.chain_name(partition)).set(0)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

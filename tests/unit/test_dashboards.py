@@ -11,6 +11,7 @@ from agents.audit.metrics import AuditMetrics
 from agents.carbon.metrics import CarbonMetrics
 from agents.facility.metrics import FacilityMetrics
 from agents.fusion.metrics import FusionMetrics
+from agents.ledger.metrics import LedgerMetrics
 from agents.traffic.metrics import TrafficMetrics
 from app.metrics import Metrics
 from app.tools.dashboards import DASHBOARDS, OUT, files
@@ -33,6 +34,7 @@ def test_every_panel_and_variable_queries_an_exported_metric() -> None:
     AuditMetrics(metrics)
     TrafficMetrics(metrics)
     FacilityMetrics(metrics)
+    LedgerMetrics(metrics)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     exported = {
         family.name + suffix
