@@ -72,6 +72,13 @@ class WorkerSettings(Section):
     idle_catch_up_s: float = Field(default=10.0, gt=0)
     """How long a pipeline's source may be quiet before it checks for records Faust passed
     over without delivering (see ``app/runtime/stage.py``)."""
+    batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    """The most source records a pipeline's agent takes as one batch, so that the rules run
+    over many records and each key touched is written and sent once
+    (``app/runtime/batches.py``). 1 = one record at a time."""
+    batch_max_wait_ms: float = Field(default=10.0, gt=0, le=1_000)
+    """How long a batch keeps taking records after its first: the most batching adds to a
+    record's latency (an idle agent waits for nothing)."""
     broker_check_interval_s: float = Field(default=2.0, gt=0)
     broker_check_timeout_s: float = Field(default=5.0, gt=0)
     broker_outage_deadline_s: float = Field(default=600.0, gt=0)

@@ -7,6 +7,7 @@ tables, send the emissions. All decisions are in :mod:`agents.carbon.rules`.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,15 +16,14 @@ from enum import Enum
 from typing import Any, Protocol, cast
 
 from agents.carbon.metrics import CarbonMetrics
+from agents.carbon.recent import ReadingIndex, RecentReadings
 from agents.carbon.rules import (
     CarbonOutcome,
     DayTotals,
     Emission,
-    ReadingIndex,
-    RecentReadings,
     check_record,
     day_key,
-    process_readings,
+    process_records,
 )
 from agents.facility.rules.carbon_budget import BudgetOutcome, BudgetOutputs
 from app.core.checks import Rejection
@@ -35,7 +35,7 @@ from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.feeds import GridIntensityFeed, InstrumentsFeed
 from app.runtime.producer import send_same_key
-from app.runtime.template import Pipeline
+from app.runtime.template import Admitted, Pipeline
 from schemas.carbon_emission import CarbonEmission
 from schemas.meter_reading import MeterReading, MeterReadingBatch
 from schemas.seed_forms import parse_reading_record
@@ -50,9 +50,10 @@ class BudgetUsage(Protocol):
     """What counts a record's emissions into its facility's budget (``agents.facility.agent``)."""
 
     def decide(
-        self, facility_id: str, emissions: Sequence[CarbonEmission], position: Position
-    ) -> BudgetOutcome:
-        """What the record does to the budget; writes nothing, so a rules bug leaves no
+        self, facility_id: str, records: Sequence[tuple[Position, Sequence[CarbonEmission]]]
+    ) -> list[tuple[Position, BudgetOutcome]]:
+        """What records of one facility and partition (offset order) do to the budget, as
+        outcomes to write at their positions; writes nothing, so a rules bug leaves no
         half-written record behind."""
         ...
 
@@ -69,12 +70,15 @@ ReadingRecord = MeterReading | MeterReadingBatch
 
 @dataclass(frozen=True, slots=True)
 class CarbonDecision:
-    """What the rules decided for one meter-readings record."""
+    """What the rules decided for meter-readings records of one facility (one record, or a
+    batch's records of that facility)."""
 
+    facility_id: str
+    records: int
     outcome: CarbonOutcome
     contracts: list[CarbonEmission]
     """The emissions as their published contract (what the budget and the rings keep)."""
-    budget: BudgetOutcome | None
+    budget: list[tuple[Position, BudgetOutcome]]
     """What they do to the facility's carbon budget, when budgets are on."""
 
 
@@ -151,31 +155,89 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
     def decide(self, record: ReadingRecord, position: Position) -> CarbonDecision:
         """Every rule runs before anything is written: the emissions, and what they do to
         the facility's carbon budget."""
-        readings = _readings(record)
-        outcome = self._decide(readings, position)
-        contracts = [e.to_contract() for e in outcome.emissions]
-        usage = self.budget_usage
-        budget = None
-        if usage is not None and contracts:
-            budget = usage.decide(readings[0].facility_id, contracts, position)
-        return CarbonDecision(outcome, contracts, budget)
+        return self._decide_records([(position, _readings(record))])
 
     async def apply(
         self, record: ReadingRecord, decision: CarbonDecision, position: Position
     ) -> None:
-        facility_id = _readings(record)[0].facility_id
+        await self._apply(decision)
+        self._count(decision.outcome, decision.records)
+
+    async def decide_batch(self, batch: Sequence[Admitted[ReadingRecord]]) -> None:
+        """A batch's records decided per facility at once: one rules pass, one write per
+        key, one send per output topic and facility; the same decisions as one at a time.
+
+        Records forwarded from another partition carry their origin's watermark, which one
+        stamp cannot hold for several origins: those are decided one at a time. A facility
+        whose rules fail is decided again one record at a time, so that only the record
+        they fail on is dead-lettered."""
+        if len(batch) == 1 or any(item.position.forwarded_from is not None for item in batch):
+            await super().decide_batch(batch)
+            return
+        by_facility: dict[str, list[Admitted[ReadingRecord]]] = {}
+        for item in batch:
+            by_facility.setdefault(_readings(item.event)[0].facility_id, []).append(item)
+        total = CarbonOutcome()
+        records = 0
+        for items in by_facility.values():
+            try:
+                decision = self._decide_records([(i.position, _readings(i.event)) for i in items])
+            except Exception:  # a rules bug: find the record, keep the rest
+                log.exception("%s rules failed on a batch: deciding its records alone", self.name)
+                await super().decide_batch(items)
+                continue
+            await self._apply(decision)
+            total.emissions += decision.outcome.emissions
+            total.duplicate_event_ids += decision.outcome.duplicate_event_ids
+            total.replayed_event_ids += decision.outcome.replayed_event_ids
+            records += len(items)
+        self._count(total, records)
+        processing = self.metrics.processing.labels(pipeline=self.name)
+        done = time.perf_counter()
+        for item in batch:
+            processing.observe(done - item.started)
+
+    def _decide_records(
+        self, records: Sequence[tuple[Position, Sequence[MeterReading]]]
+    ) -> CarbonDecision:
+        """The emissions of records of one facility and partition (offset order) and what
+        they do to its budget; writes nothing."""
+        self.readings_dedup.ensure_indexed(records[0][0].partition)
+        facility_id = records[0][1][0].facility_id
+        current: dict[date, DayTotals] = {}
+        for utc_day in {r.timestamp.date() for _, readings in records for r in readings}:
+            existing = self.totals.get(day_key(facility_id, utc_day))
+            if existing is not None:
+                current[utc_day] = existing
+        outcome = process_records(
+            records, current, self.readings_dedup.index, self.config, self.context
+        )
+        contracts = [e.to_contract() for e in outcome.emissions]
+        usage = self.budget_usage
+        budget: list[tuple[Position, BudgetOutcome]] = []
+        if usage is not None and contracts:
+            per_record: list[tuple[Position, Sequence[CarbonEmission]]] = []
+            start = 0
+            for (position, _), count in zip(records, outcome.emitted, strict=True):
+                per_record.append((position, contracts[start : start + count]))
+                start += count
+            budget = usage.decide(facility_id, per_record)
+        return CarbonDecision(facility_id, len(records), outcome, contracts, budget)
+
+    async def _apply(self, decision: CarbonDecision) -> None:
+        """Write the decided state, then send the emissions and the budget alerts."""
+        facility_id = decision.facility_id
         usage = self.budget_usage
         self._persist(decision.outcome, decision.contracts, facility_id)
-        alerts = None
-        if usage is not None and decision.budget is not None:
-            alerts = usage.write(facility_id, decision.budget, position)
+        alerts: list[BudgetOutputs] = []
+        if usage is not None:
+            alerts = [usage.write(facility_id, b, position) for position, b in decision.budget]
         await self._send_emissions(decision.outcome.emissions)
-        if usage is not None and alerts is not None:
-            await usage.send(facility_id, alerts)
-        self._count(decision.outcome)
+        if usage is not None and alerts:
+            await usage.send(facility_id, BudgetOutputs.joined(alerts))
 
     async def _send_emissions(self, emissions: Sequence[Emission]) -> None:
-        """Queue the emissions of one record (one facility, so one key) as one record batch."""
+        """Queue the emissions of one facility (so one key) as one record batch."""
         if emissions:
             await send_same_key(
                 self.gov.app,
@@ -184,25 +246,14 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
                 [e.to_json_bytes() for e in emissions],
             )
 
-    def _decide(self, readings: Sequence[MeterReading], position: Position) -> CarbonOutcome:
-        self.readings_dedup.ensure_indexed(position.partition)
-        facility_id = readings[0].facility_id
-        current: dict[date, DayTotals] = {}
-        for utc_day in {r.timestamp.date() for r in readings}:
-            existing = self.totals.get(day_key(facility_id, utc_day))
-            if existing is not None:
-                current[utc_day] = existing
-        return process_readings(
-            readings, position, current, self.readings_dedup.index, self.config, self.context
-        )
-
     def _persist(
         self, outcome: CarbonOutcome, contracts: Sequence[CarbonEmission], facility_id: str
     ) -> None:
         """Write the decided state; each write is idempotent under re-delivery."""
         for totals in outcome.updated_days.values():
             self.totals[totals.key] = totals
-        self.readings_dedup.record(outcome.segment)
+        for segment in outcome.segments:
+            self.readings_dedup.record(segment)
         touched = sorted({e.utc_day for e in outcome.emissions})
         if touched:
             days = self.days.get(facility_id) or DayIndex(entity_id=facility_id)
@@ -217,7 +268,7 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
             self.recent[facility_id] = fresh
             self.reading_index.replace(recent, fresh)
 
-    def _count(self, outcome: CarbonOutcome) -> None:
+    def _count(self, outcome: CarbonOutcome, records: int) -> None:
         applied = outcome.applied
         readings = self.carbon_metrics.readings
         readings.labels(outcome="applied").inc(len(applied))
@@ -225,7 +276,7 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
             readings.labels(outcome="duplicate").inc(len(outcome.duplicate_event_ids))
         if outcome.replayed_event_ids:
             readings.labels(outcome="replayed").inc(len(outcome.replayed_event_ids))
-        self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()
+        self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc(records)
         sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         for emission in applied:
             label = (

@@ -16,7 +16,7 @@ Idempotency has two layers, both decided here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -86,7 +86,15 @@ class CarbonOutcome:
     updated_days: dict[date, DayTotals] = field(default_factory=dict)
     duplicate_event_ids: list[str] = field(default_factory=list)
     replayed_event_ids: list[str] = field(default_factory=list)
-    segment: DedupSegment | None = None
+    segments: list[DedupSegment] = field(default_factory=list)
+    """One per source record with a reading not seen before, at that record's position."""
+    emitted: list[int] = field(default_factory=list)
+    """How many of ``emissions`` each source record gave, in order."""
+
+    @property
+    def segment(self) -> DedupSegment | None:
+        """The dedup segment of a single record's outcome."""
+        return self.segments[-1] if self.segments else None
 
     @property
     def applied(self) -> list[Emission]:
@@ -290,95 +298,63 @@ def process_readings(
     Returns the emissions to publish, the day totals that changed (each stamped with
     ``position``) and the dedup segment to persist. Does not mutate its inputs.
     """
+    return process_records([(position, readings)], days, dedup, config, context)
+
+
+def process_records(
+    records: Sequence[tuple[Position, Sequence[MeterReading]]],
+    days: Mapping[date, DayTotals],
+    dedup: DedupIndex,
+    config: CarbonSettings,
+    context: EmissionContext | None = None,
+) -> CarbonOutcome:
+    """Decide several source records of one facility and partition, in offset order, in one
+    pass: the same emissions, totals and dedup segments as deciding them one at a time
+    (each record's readings are checked against its own position), with each day's totals
+    written once, stamped with the last record that counted into it.
+
+    ``days`` holds the totals before the first record. Does not mutate its inputs.
+    """
     outcome = CarbonOutcome()
-    facility_id = readings[0].facility_id
-    seen_here: set[str] = set()
+    seen_before: set[str] = set()
     to_apply: dict[date, list[Emission]] = {}
-    for reading in readings:
-        event_id = reading.event_id
-        first = dedup.lookup(facility_id, event_id)
-        if event_id in seen_here or (first is not None and first.position != position):
-            outcome.duplicate_event_ids.append(event_id)
-            continue
-        seen_here.add(event_id)
-        emission = emission_of(reading, config, context)
-        outcome.emissions.append(emission)
-        current = days.get(emission.utc_day)
-        if current is not None and current.has_applied(position):
-            outcome.replayed_event_ids.append(event_id)
-            continue
-        to_apply.setdefault(emission.utc_day, []).append(emission)
+    stamps: dict[date, Position] = {}
+    """Per day, the last record that counted into it: its totals are stamped with that."""
+    facility_id = records[0][1][0].facility_id
+    for position, readings in records:
+        seen_here: set[str] = set()
+        emitted_before = len(outcome.emissions)
+        for reading in readings:
+            event_id = reading.event_id
+            first = dedup.lookup(facility_id, event_id)
+            if (
+                event_id in seen_here
+                or event_id in seen_before
+                or (first is not None and first.position != position)
+            ):
+                outcome.duplicate_event_ids.append(event_id)
+                continue
+            seen_here.add(event_id)
+            emission = emission_of(reading, config, context)
+            outcome.emissions.append(emission)
+            current = days.get(emission.utc_day)
+            if current is not None and current.has_applied(position):
+                outcome.replayed_event_ids.append(event_id)
+                continue
+            to_apply.setdefault(emission.utc_day, []).append(emission)
+            stamps[emission.utc_day] = position
+        outcome.emitted.append(len(outcome.emissions) - emitted_before)
+        if seen_here:
+            outcome.segments.append(
+                DedupSegment(
+                    entity_id=facility_id,
+                    position=position,
+                    max_event_time_s=max(r.timestamp.timestamp() for r in readings),
+                    event_ids=tuple(sorted(seen_here)),
+                )
+            )
+            seen_before |= seen_here
     for utc_day, emissions in to_apply.items():
         base = days.get(utc_day) or DayTotals(facility_id=facility_id, utc_day=utc_day)
-        outcome.updated_days[utc_day] = add_to_totals(base, emissions).stamped(position)
-    if seen_here:
-        outcome.segment = DedupSegment(
-            entity_id=facility_id,
-            position=position,
-            max_event_time_s=max(r.timestamp.timestamp() for r in readings),
-            event_ids=tuple(sorted(seen_here)),
-        )
+        outcome.updated_days[utc_day] = add_to_totals(base, emissions).stamped(stamps[utc_day])
     return outcome
-
-
-class RecentReadings(BaseModel):
-    """The newest emissions of one facility, newest last, bounded; serves the readings API."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    facility_id: str
-    items: tuple[CarbonEmission, ...] = ()
-
-    def with_emissions(self, emissions: Sequence[CarbonEmission], limit: int) -> RecentReadings:
-        """Append emissions not already present (a replay appends nothing) and keep ``limit``."""
-        present = {e.event_id for e in self.items}
-        fresh = [e for e in emissions[-limit:] if e.event_id not in present]
-        if not fresh:
-            return self
-        kept = (*self.items, *fresh)[-limit:]
-        return self.model_copy(update={"items": kept})
-
-    def find(self, event_id: str) -> CarbonEmission | None:
-        return next((e for e in self.items if e.event_id == event_id), None)
-
-
-class ReadingIndex:
-    """event id → the facilities whose recent-readings ring holds it.
-
-    Kept beside the rings so that a lookup by event id reads the one ring that has it, and a
-    miss reads none: ``GET /api/v1/readings/{id}`` is unauthenticated, and scanning every
-    facility's ring on every worker for each miss let any caller buy work cheaply. Event ids
-    are each facility's own, so one id may name readings of several facilities.
-    """
-
-    def __init__(self) -> None:
-        self._where: dict[str, set[str]] = {}
-
-    def __len__(self) -> int:
-        return len(self._where)
-
-    def replace(self, old: RecentReadings | None, new: RecentReadings) -> None:
-        """Follow one ring's change: index what it gained, forget what it dropped."""
-        before = {e.event_id for e in old.items} if old is not None else set()
-        after = {e.event_id for e in new.items}
-        for gone in before - after:
-            self.discard(gone, new.facility_id)
-        for added in after - before:
-            self._where.setdefault(added, set()).add(new.facility_id)
-
-    def rebuild(self, rings: Iterable[RecentReadings]) -> None:
-        """Index ``rings`` from scratch (the rings this worker holds changed wholesale)."""
-        self._where.clear()
-        for ring in rings:
-            self.replace(None, ring)
-
-    def facilities(self, event_id: str) -> list[str]:
-        """The facilities that may hold ``event_id``, in a stable order."""
-        return sorted(self._where.get(event_id, ()))
-
-    def discard(self, event_id: str, facility_id: str) -> None:
-        where = self._where.get(event_id)
-        if where is not None:
-            where.discard(facility_id)
-            if not where:
-                del self._where[event_id]

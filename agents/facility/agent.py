@@ -26,6 +26,7 @@ from agents.facility.rules import balancing
 from agents.facility.rules import carbon_budget as budgets
 from agents.facility.rules import load as loads
 from agents.facility.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
+from agents.facility.rules.carbon_usage import apply_records
 from agents.facility.rules.load import FacilityLoad, LoadOutputs
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import Position
@@ -208,8 +209,9 @@ class CarbonBudgetsPipeline(_FacilityPipeline[CarbonBudget, budgets.BudgetOutcom
 
 
 class CarbonUsage:
-    """Counts each meter-readings record's emissions into its facility's budget period, as
-    one update per record, inside the carbon agent (:class:`agents.carbon.agent.BudgetUsage`).
+    """Counts meter-readings records' emissions into their facility's budget period, as
+    one update per facility and batch, inside the carbon agent
+    (:class:`agents.carbon.agent.BudgetUsage`).
 
     Why not an agent of its own over carbon-emissions: that was one Faust event and one state
     update per emission, and it held batched readings to about 3,000/s (issue "State that
@@ -233,15 +235,16 @@ class CarbonUsage:
         (``governor_record_processing_seconds{pipeline="carbon-usage"}``)."""
 
     def decide(
-        self, facility_id: str, emissions: Sequence[CarbonEmission], position: Position
-    ) -> budgets.BudgetOutcome:
-        """What ``emissions`` (the record's, applied or re-sent) do to the budget."""
+        self, facility_id: str, records: Sequence[tuple[Position, Sequence[CarbonEmission]]]
+    ) -> list[tuple[Position, budgets.BudgetOutcome]]:
+        """What records' emissions (applied or re-sent; one facility and partition, offset
+        order) do to the budget, as outcomes to write at their positions."""
         started = time.perf_counter()
-        self.writer.box.ensure_indexed(position.partition)
+        self.writer.box.ensure_indexed(records[0][0].partition)
         state = self.ctx.carbon_state(facility_id)
-        outcome = budgets.apply_emissions(state, facility_id, emissions, position, self.config)
+        outcomes = apply_records(state, facility_id, records, self.config)
         self._deciding_s = time.perf_counter() - started
-        return outcome
+        return outcomes
 
     def write(
         self, facility_id: str, outcome: budgets.BudgetOutcome, position: Position
@@ -253,7 +256,10 @@ class CarbonUsage:
             accepted = self.metrics.records.labels(pipeline=self.NAME, outcome="accepted")
             accepted.inc(outcome.counted)
         spent = self._deciding_s + time.perf_counter() - started
-        self.metrics.processing.labels(pipeline=self.NAME).observe(spent)
+        self._deciding_s = 0.0
+        timed = self.metrics.processing.labels(pipeline=self.NAME)
+        for _ in range(outcome.records):  # the time per record, for each record
+            timed.observe(spent / outcome.records)
         return outputs
 
     async def send(self, facility_id: str, outputs: BudgetOutputs) -> None:

@@ -27,8 +27,15 @@ class _ReadBackEvent:
 
 @contextmanager
 def handled_as_current(record: Any) -> Iterator[None]:
-    event = _ReadBackEvent(record)
-    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    """A record read back outside the stream, as Faust's current event."""
+    with as_current(_ReadBackEvent(record)):
+        yield
+
+
+@contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """``event`` as Faust's current stream event (what ``faust.current_event()`` returns)."""
+    token = _current_event.set(weakref.ref(event))
     try:
         yield
     finally:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -21,6 +21,7 @@ from faust.types import TP
 
 from app.core.dedup import Position
 from app.core.origin import REPARTITION_SUFFIX
+from app.runtime.batches import batches_of, runs_by_partition
 from app.runtime.connection import aiokafka_options
 from app.runtime.dead_letters import DeadLetterSink, source_coordinates
 from app.runtime.entity_bound import EntityBound
@@ -29,6 +30,7 @@ from app.runtime.faust_app import Governor
 from app.runtime.lanes import (
     REPARTITIONED,
     Lane,
+    as_current,
     first_unhandled,
     handled_as_current,
     lane_of,
@@ -136,6 +138,11 @@ class Stage(PipelineState, ABC):
         """Fail-stop: bad input is dead-lettered inside ``handle``; anything else that raises
         (a producer that cannot send, a bug in persisting) ends the process at once, before
         Faust can acknowledge the record (see :func:`app.runtime.failstop.fail_stop`).
+
+        Records come as batches of what Faust has buffered (``stream.take_events``: up to
+        ``worker.batch_max_records``, or what arrived within ``worker.batch_max_wait_ms``),
+        acknowledged only after the whole batch is handled; each partition's run of a batch
+        goes to :meth:`handle_batch` in offset order.
         """
         await await_metadata(
             self.gov.app,
@@ -146,26 +153,63 @@ class Stage(PipelineState, ABC):
         await self.ready()
         log.info("%s pipeline takes records from %s", self.name, lane.name)
         self._taking = True
-        async for event in stream.events():
+        worker = self.gov.settings.worker
+        batches = batches_of(stream, worker.batch_max_records, worker.batch_max_wait_ms)
+        async for events in batches:
             async with self._handling:
                 try:
-                    await self._fill_gap(lane, event.message)
-                    await self._take(lane, event.message)
+                    for run in runs_by_partition(events):
+                        await self._take_run(lane, run)
                 except Exception as exc:
                     fail_stop(self.name, exc)
                 self._last_event_at = time.monotonic()
 
+    async def _take_run(self, lane: Lane, events: Sequence[Any]) -> None:
+        """Handle one partition's records of a batch in offset order: records passed over
+        before one of them are read back and handled first, misplaced ones forwarded."""
+        pending: list[Any] = []
+        for event in events:
+            message = event.message
+            gap = self._gap_before(lane, message)
+            if gap is not None:
+                await self._handle_run(pending)
+                pending = []
+                await self._read_back(lane, message.partition, gap, message.offset)
+            lane.expected[message.partition] = max(
+                message.offset + 1, lane.expected.get(message.partition, 0)
+            )
+            if await self._forwarded(lane, message):
+                continue
+            pending.append(event)
+        await self._handle_run(pending)
+
+    async def _handle_run(self, events: Sequence[Any]) -> None:
+        """:meth:`handle_batch` with the run's first event as Faust's current event (a
+        table write takes its changelog partition from it; all the run's share it)."""
+        if events:
+            with as_current(events[0]):
+                await self.handle_batch([event.message for event in events])
+
+    async def handle_batch(self, messages: Sequence[Any]) -> None:
+        """Process records of one partition, in offset order; by default one at a time."""
+        for message in messages:
+            await self.handle(message)
+
     async def _take(self, lane: Lane, message: Any) -> None:
         """Handle a record here, or forward a source record to its key's partition."""
+        if not await self._forwarded(lane, message):
+            await self.handle(message)
+
+    async def _forwarded(self, lane: Lane, message: Any) -> bool:
+        """Whether a source record was sent on to its key's partition (or dead-lettered as
+        too large to forward) instead of being handled here."""
         placement = self.placement if lane.base == 0 else None
         try:
-            if placement is not None and await placement.forward_if_misplaced(message):
-                return
+            return placement is not None and await placement.forward_if_misplaced(message)
         except TooLargeToForward as exc:
             reason = DeadLetterReason.RECORD_TOO_LARGE
             await self.dead_letter(source_coordinates(message), reason, f"cannot forward: {exc}")
-            return
-        await self.handle(message)
+            return True
 
     def _last_processed(self, lane: Lane, partition: int) -> int | None:
         """The newest offset of the lane's partition that durable state shows as processed."""
@@ -175,29 +219,29 @@ class Stage(PipelineState, ABC):
         offsets = [k for k in known if k is not None]
         return max(offsets) if offsets else None
 
-    async def _fill_gap(self, lane: Lane, message: Any) -> None:
-        """Handle any source records passed over before ``message``, so that no offset is
-        skipped.
+    def _gap_before(self, lane: Lane, message: Any) -> int | None:
+        """The first of the source records passed over before ``message`` (to be read back
+        and handled before it, so that no offset is skipped), or ``None``.
 
         After a SIGKILL and restart, faust-streaming 0.15 was seen (tests/integration,
         traffic pipeline, with other tests' load on the broker) to resume a partition at
         its end as of the kill, thousands of offsets after the last record the state
         holds: the records between were never given to the agent, yet their offsets had
         been committed. Seeking Faust's consumer back did not reliably re-deliver them
-        (paused partitions), so the records are read here directly, from
+        (paused partitions), so the records are read directly, from
         :meth:`_next_unprocessed`, and handled in order before ``message``. Re-handling is
         idempotent, so reading back too far costs only time.
         """
         partition, offset = message.partition, message.offset
         expected = self._next_unprocessed(lane, partition)
         first = partition not in lane.expected
-        if expected is not None and passed_over(offset, expected, first, lane.compacted):
-            log.warning(
-                "%s: %s[%d] delivered offset %d before offsets %d..%d: reading them back",
-                self.name, message.topic, partition, offset, expected, offset - 1,
-            )  # fmt: skip
-            await self._read_back(lane, partition, expected, offset)
-        lane.expected[partition] = max(offset + 1, lane.expected.get(partition, 0))
+        if expected is None or not passed_over(offset, expected, first, lane.compacted):
+            return None
+        log.warning(
+            "%s: %s[%d] delivered offset %d before offsets %d..%d: reading them back",
+            self.name, message.topic, partition, offset, expected, offset - 1,
+        )  # fmt: skip
+        return expected
 
     async def _read_back(
         self,
@@ -241,7 +285,7 @@ class Stage(PipelineState, ABC):
         counts as passed over when two checks in a row find the same first unprocessed
         offset with records after it).
 
-        :meth:`_fill_gap` repairs a passed-over range when the partition's next record
+        :meth:`_gap_before` finds a passed-over range when the partition's next record
         arrives; a partition that gets no more records would keep it unprocessed. Seen in
         tests/integration/test_fail_stop.py: the records already in the topic never
         reached a replacement worker's agent.

@@ -7,6 +7,7 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from app.core.checks import Rejection
@@ -24,6 +25,18 @@ OutcomeT = TypeVar("OutcomeT")
 """What the pipeline's rules decided for one record."""
 
 
+@dataclass(frozen=True, slots=True)
+class Admitted(Generic[EventT]):
+    """A source record past decoding, its checks and its entity bound: ready for the rules."""
+
+    message: Any
+    event: EventT
+    position: Position
+    coordinates: dict[str, Any]
+    started: float
+    """``time.perf_counter()`` when its handling began."""
+
+
 class Pipeline(Stage, Generic[EventT, OutcomeT]):
     """A stage whose records the pipeline's pure rules decide: the one template of
     :meth:`handle`.
@@ -32,40 +45,74 @@ class Pipeline(Stage, Generic[EventT, OutcomeT]):
     (:meth:`check`), admit (:meth:`entity`), decide inside a guard (:meth:`decide`: a rules
     bug dead-letters the record), then :meth:`apply` (persist, send, count) outside it: a
     failure to persist or send is the infrastructure's, and fail-stops the worker before the
-    offset can be committed.
+    offset can be committed. Records come in batches of one partition
+    (:meth:`handle_batch`); a pipeline may decide a batch at once (:meth:`decide_batch`).
     """
 
     async def handle(self, message: Any) -> None:
         """Process one source record; dead-letter bad input, never raise for it."""
+        admitted = await self.admit(message)
+        if admitted is not None:
+            await self.decide_and_apply(admitted)
+
+    async def handle_batch(self, messages: Sequence[Any]) -> None:
+        """Process records of one partition in offset order: each is decoded, checked and
+        admitted, then :meth:`decide_batch` decides and applies the admitted ones."""
+        admitted: list[Admitted[EventT]] = []
+        for message in messages:
+            item = await self.admit(message)
+            if item is not None:
+                admitted.append(item)
+        if admitted:
+            await self.decide_batch(admitted)
+
+    async def decide_batch(self, batch: Sequence[Admitted[EventT]]) -> None:
+        """Decide and apply admitted records of one partition, in offset order. By default
+        one at a time; a pipeline whose rules can decide many records of one key at once
+        overrides it (and falls back to this for a batch its rules fail on)."""
+        for item in batch:
+            await self.decide_and_apply(item)
+
+    async def admit(self, message: Any) -> Admitted[EventT] | None:
+        """The record decoded, checked and past its entity bound; ``None`` once it has been
+        dead-lettered."""
         started = time.perf_counter()
         coordinates = source_coordinates(message)
         stamp_ms = coordinates["timestamp_ms"]
         event = await self.decode(message, lambda value: self.parse(value, message.key, stamp_ms))
         if event is None:
-            return
+            return None
         rejection = self.check(message.key, event, coordinates["timestamp_ms"])
         if rejection is not None:
             await self.dead_letter(coordinates, rejection.reason, rejection.message)
-            return
+            return None
         position = self.position_of(message)
         admission = self.entity(event)
         if admission is not None:
             bound, entity = admission
             if not await self.admitted(bound, entity, position, coordinates):
-                return
+                return None
+        return Admitted(message, event, position, coordinates, started)
+
+    async def decide_and_apply(self, item: Admitted[EventT]) -> None:
+        """Decide one admitted record inside a guard (a rules bug dead-letters it), then
+        apply the outcome outside it."""
+        message = item.message
         try:
-            outcome = self.decide(event, position)
+            outcome = self.decide(item.event, item.position)
         except Exception as exc:  # a rules bug must not stop the stream; the record is kept
             log.exception(
                 "%s rules failed on %s[%d]@%d",
                 self.name, message.topic, message.partition, message.offset,
             )  # fmt: skip
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
+            await self.dead_letter(item.coordinates, DeadLetterReason.PROCESSING_ERROR, repr(exc))
             return
-        await self.apply(event, outcome, position)
+        await self.apply(item.event, outcome, item.position)
         for failure in self.failures(outcome):  # parts the rules failed on; the rest applied
-            await self.dead_letter(coordinates, DeadLetterReason.PROCESSING_ERROR, failure)
-        self.metrics.processing.labels(pipeline=self.name).observe(time.perf_counter() - started)
+            await self.dead_letter(item.coordinates, DeadLetterReason.PROCESSING_ERROR, failure)
+        self.metrics.processing.labels(pipeline=self.name).observe(
+            time.perf_counter() - item.started
+        )
 
     @abstractmethod
     def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> EventT:

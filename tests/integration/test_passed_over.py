@@ -50,7 +50,9 @@ _topic = os.environ.get("GOVERNOR_TEST_FAULT_TOPIC", "meter-readings")
 async def events(self):
     async for event in _events(self):
         if event.message.topic.endswith(_topic) and os.path.exists(_trigger):
-            continue  # Faust acknowledges it when the next event is asked for
+            if not self.enable_acks:  # a batching agent acknowledges what it handled
+                await self.ack(event)
+            continue  # else Faust acknowledges it when the next event is asked for
         yield event
 
 streams.Stream.events = events

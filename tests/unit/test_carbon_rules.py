@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.carbon.recent import ReadingIndex, RecentReadings
 from agents.carbon.rules import (
     DayTotals,
-    ReadingIndex,
-    RecentReadings,
     check_reading,
     check_record,
     emission_of,

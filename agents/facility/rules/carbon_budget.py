@@ -106,6 +106,13 @@ class FacilityCarbon(SourcesWatermarked):
 class BudgetOutputs(_Frozen):
     alerts: tuple[CarbonBudgetAlert, ...] = ()
 
+    @staticmethod
+    def joined(outputs: Sequence[BudgetOutputs]) -> BudgetOutputs:
+        """Several records' outputs as one, in order."""
+        if len(outputs) == 1:
+            return outputs[0]
+        return BudgetOutputs(alerts=tuple(a for o in outputs for a in o.alerts))
+
 
 @dataclass(slots=True)
 class BudgetOutcome:
@@ -114,6 +121,8 @@ class BudgetOutcome:
     replayed: bool = False
     counted: int = 0
     """Emissions counted into the period (those of a meter-readings record)."""
+    records: int = 1
+    """Meter-readings records the outcome covers (several when counted as a batch)."""
 
 
 @dataclass(frozen=True, slots=True)
