@@ -55,12 +55,15 @@ OUTAGE_S = float(os.environ.get("GOVERNOR_CHAOS_OUTAGE_S", "10"))
 def feed(cluster: Cluster, prefix: str, batches: list[tuple[str, list[tuple[bytes, bytes]]]],
          pause_s: float, failures: list[BaseException]) -> None:  # fmt: skip
     """Produce each batch in turn, a pause between; a batch that fails while the broker is
-    down is sent again (idempotent producer; a duplicate is deduplicated downstream)."""
+    down is sent again (idempotent producer; a duplicate is deduplicated downstream).
+
+    Each attempt is bounded: an idempotent aiokafka producer started while the broker is away
+    can wait for its producer id indefinitely ("Unable to update metadata from []")."""
     try:
         for topic, records in batches:
             for attempt in range(60):
                 try:
-                    asyncio.run(produce(cluster, prefix + topic, records))
+                    asyncio.run(asyncio.wait_for(produce(cluster, prefix + topic, records), 30))
                     break
                 except Exception:
                     if attempt == 59:
