@@ -25,7 +25,7 @@ from agents.carbon.rules import (
     day_key,
     process_records,
 )
-from agents.facility.rules.carbon_budget import BudgetOutcome, BudgetOutputs
+from agents.facility.rules.carbon_state import BudgetOutcome, BudgetOutputs
 from app.core.checks import Rejection
 from app.core.dedup import Position
 from app.core.grid import EmissionContext

@@ -25,7 +25,12 @@ from agents.facility.metrics import FacilityMetrics
 from agents.facility.rules import balancing
 from agents.facility.rules import carbon_budget as budgets
 from agents.facility.rules import load as loads
-from agents.facility.rules.carbon_budget import SEVERITY, BudgetOutputs, FacilityCarbon
+from agents.facility.rules.carbon_state import (
+    SEVERITY,
+    BudgetOutcome,
+    BudgetOutputs,
+    FacilityCarbon,
+)
 from agents.facility.rules.carbon_usage import apply_records
 from agents.facility.rules.load import FacilityLoad, LoadOutputs
 from app.core.checks import Rejection, future_rejection, key_rejection
@@ -145,9 +150,7 @@ class CarbonBudgetWriter:
         )
         self.app = gov.app
 
-    def write(
-        self, facility_id: str, outcome: budgets.BudgetOutcome, position: Position
-    ) -> BudgetOutputs:
+    def write(self, facility_id: str, outcome: BudgetOutcome, position: Position) -> BudgetOutputs:
         """Persist ``outcome`` (its outputs in the outbox, then the state); the outputs to
         send, from the outbox for a record already applied."""
         outputs = outcome.outputs
@@ -180,7 +183,7 @@ class CarbonBudgetWriter:
         self.ctx.facility_metrics.budget_state.labels(facility=label).set(SEVERITY[status.state])
 
 
-class CarbonBudgetsPipeline(_FacilityPipeline[CarbonBudget, budgets.BudgetOutcome]):
+class CarbonBudgetsPipeline(_FacilityPipeline[CarbonBudget, BudgetOutcome]):
     model = CarbonBudget
     kind = "b"
 
@@ -196,14 +199,12 @@ class CarbonBudgetsPipeline(_FacilityPipeline[CarbonBudget, budgets.BudgetOutcom
         )
         self.start_agent("carbon-budgets")
 
-    def decide(self, value: CarbonBudget, position: Position) -> budgets.BudgetOutcome:
+    def decide(self, value: CarbonBudget, position: Position) -> BudgetOutcome:
         self.writer.box.ensure_indexed(position.partition)
         state = self.ctx.carbon_state(value.facility_id)
         return budgets.apply_budget(state, value, position, self.config)
 
-    async def finish(
-        self, facility_id: str, outcome: budgets.BudgetOutcome, position: Position
-    ) -> None:
+    async def finish(self, facility_id: str, outcome: BudgetOutcome, position: Position) -> None:
         outputs = self.writer.write(facility_id, outcome, position)
         await self.writer.send(facility_id, outputs)
 
@@ -236,7 +237,7 @@ class CarbonUsage:
 
     def decide(
         self, facility_id: str, records: Sequence[tuple[Position, Sequence[CarbonEmission]]]
-    ) -> list[tuple[Position, budgets.BudgetOutcome]]:
+    ) -> list[tuple[Position, BudgetOutcome]]:
         """What records' emissions (applied or re-sent; one facility and partition, offset
         order) do to the budget, as outcomes to write at their positions."""
         started = time.perf_counter()
@@ -246,9 +247,7 @@ class CarbonUsage:
         self._deciding_s = time.perf_counter() - started
         return outcomes
 
-    def write(
-        self, facility_id: str, outcome: budgets.BudgetOutcome, position: Position
-    ) -> BudgetOutputs:
+    def write(self, facility_id: str, outcome: BudgetOutcome, position: Position) -> BudgetOutputs:
         """Persist ``outcome``; the alerts to send (from the outbox for a record counted)."""
         started = time.perf_counter()
         outputs = self.writer.write(facility_id, outcome, position)

@@ -14,7 +14,7 @@ import pytest
 from agents.carbon.rules import DayTotals, Emission, process_readings, process_records
 from agents.carbon.settings import CarbonSettings
 from agents.facility.rules import carbon_budget as budgets
-from agents.facility.rules.carbon_budget import FacilityCarbon
+from agents.facility.rules.carbon_state import FacilityCarbon
 from agents.facility.rules.carbon_usage import apply_records
 from agents.facility.settings import CarbonBudgetSettings
 from app.core.dedup import DedupIndex, Position

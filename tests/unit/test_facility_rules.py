@@ -3,6 +3,7 @@ recommendations: the rules of issue 3, without Kafka."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from agents.carbon.settings import CarbonSettings
 from agents.facility.rules import balancing, optimization
 from agents.facility.rules import carbon_budget as budgets
 from agents.facility.rules import load as loads
-from agents.facility.rules.carbon_budget import FacilityCarbon
+from agents.facility.rules.carbon_state import READINGS, FacilityCarbon
 from agents.facility.rules.load import FacilityLoad, ZoneState
 from agents.facility.settings import CarbonBudgetSettings, LoadSettings, OptimizationSettings
 from app.core.dedup import Position
@@ -185,6 +186,49 @@ def test_a_record_of_many_emissions_counts_as_they_would_one_by_one() -> None:
     assert out.state.late_readings == 1
     again = budgets.apply_emissions(out.state, "facility-001", values, at, BUDGETS)
     assert again.replayed and again.state is None
+
+
+@pytest.mark.parametrize("method", list(AccountingMethod))
+def test_summing_a_batch_gives_the_bytes_of_copying_the_state_per_emission(
+    method: AccountingMethod,
+) -> None:
+    """apply_emissions sums emissions in plain integers between state copies; the state
+    (to its serialized bytes, so the changelog record) and the alerts are those of counting
+    each emission into a copy of the state. Seeded: sources, hours, days back and forth,
+    thresholds crossed, a budget change in the middle."""
+    rng = random.Random(20261203)
+    sources = list(EnergySource)
+    late = [0, 0, 0, 0, 30, 1500]  # minutes: mostly in order, some a little late, some a day
+    values = [
+        emission(n, rng.choice([0.5, 3.0, 12.0, 40.0]), energy_source=rng.choice(sources),
+                 timestamp=BASE_TIME + timedelta(minutes=12 * n - rng.choice(late)))
+        for n in range(300)
+    ]  # fmt: skip
+    config = BUDGETS
+    state = budgets.apply_budget(
+        None, budget(100.0, period=CarbonPeriod.DAY, accounting_method=method),
+        Position(partition=0, offset=1), config,
+    ).state  # fmt: skip
+    assert state is not None
+    reasons: set[AlertReason] = set()
+    for start, stop in ((0, 120), (120, 300)):
+        chunk = values[start:stop]
+        at = Position(partition=1, offset=stop)
+        reference, alerts = state, []  # type: ignore[var-annotated]
+        for value in chunk:
+            reference = budgets._count(reference, value, config, alerts)
+        summed = budgets.apply_emissions(state, "facility-001", chunk, at, config)
+        assert summed.state is not None
+        assert summed.state.model_dump_json() == reference.stamped(READINGS, at).model_dump_json()
+        assert summed.outputs.alerts == tuple(alerts)
+        reasons |= {a.reason for a in alerts}
+        state = budgets.apply_budget(
+            summed.state, budget(150.0, period=CarbonPeriod.DAY, accounting_method=method),
+            Position(partition=0, offset=2 + start), config,
+        ).state  # fmt: skip
+        assert state is not None
+    assert reasons == {AlertReason.CROSSED, AlertReason.ROLLOVER}
+    assert summed.state.late_readings > 0
 
 
 def test_period_rollover_resets_usage_and_state_and_says_so() -> None:

@@ -20,12 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
-
+from agents.facility.rules.carbon_state import (
+    BUDGETS,
+    READINGS,
+    BudgetOutcome,
+    BudgetOutputs,
+    BudgetStatus,
+    FacilityCarbon,
+    Usage,
+)
 from agents.facility.settings import CarbonBudgetSettings
 from app.core.dedup import Position
 from app.core.units import MG_PER_KG, MWH_PER_KWH
-from app.core.watermark import SourcesWatermarked
 from schemas.carbon_budget import (
     AlertReason,
     CarbonBudget,
@@ -35,116 +41,6 @@ from schemas.carbon_budget import (
 )
 from schemas.carbon_emission import AccountingMethod, CarbonEmission
 from schemas.common import EnergySource
-
-BUDGETS = "b"
-READINGS = "r"
-"""Watermark lane of the meter-readings records whose emissions the carbon agent counted
-(``"e"``, of carbon-emissions records, was the lane when a separate agent counted them)."""
-SEVERITY = {
-    CarbonBudgetState.OK: 0,
-    CarbonBudgetState.WARNING: 1,
-    CarbonBudgetState.CRITICAL: 2,
-    CarbonBudgetState.EXCEEDED: 3,
-}
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Usage(_Frozen):
-    """Energy and both emission figures, in integer milli-units."""
-
-    energy_mwh: int = 0
-    location_mg: int = 0
-    market_mg: int = 0
-    readings: int = 0
-
-    def plus(self, emission: CarbonEmission) -> Usage:
-        return Usage(
-            energy_mwh=self.energy_mwh + round(emission.consumption_kwh * MWH_PER_KWH),
-            location_mg=self.location_mg + round(emission.emissions_kg_co2e * MG_PER_KG),
-            market_mg=self.market_mg + round(emission.market_based_kg_co2e * MG_PER_KG),
-            readings=self.readings + 1,
-        )
-
-    def mg(self, method: AccountingMethod) -> int:
-        return self.market_mg if method is AccountingMethod.MARKET_BASED else self.location_mg
-
-    @property
-    def energy_kwh(self) -> float:
-        return self.energy_mwh / MWH_PER_KWH
-
-
-class FacilityCarbon(SourcesWatermarked):
-    """One facility's budget and its usage in the current period."""
-
-    facility_id: str
-    budget: CarbonBudget | None = None
-    period: CarbonPeriod = CarbonPeriod.MONTH
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-    total: Usage = Usage()
-    by_source: dict[EnergySource, Usage] = {}
-    by_hour: dict[int, Usage] = {}
-    """Per local hour of day, for load-shifting recommendations."""
-    first_event: datetime | None = None
-    last_event: datetime | None = None
-    state: CarbonBudgetState = CarbonBudgetState.OK
-    alerts_sent: int = 0
-    late_readings: int = 0
-
-    @property
-    def method(self) -> AccountingMethod:
-        return self.budget.accounting_method if self.budget else AccountingMethod.LOCATION_BASED
-
-    @property
-    def used_kg(self) -> float:
-        return self.total.mg(self.method) / MG_PER_KG
-
-
-class BudgetOutputs(_Frozen):
-    alerts: tuple[CarbonBudgetAlert, ...] = ()
-
-    @staticmethod
-    def joined(outputs: Sequence[BudgetOutputs]) -> BudgetOutputs:
-        """Several records' outputs as one, in order."""
-        if len(outputs) == 1:
-            return outputs[0]
-        return BudgetOutputs(alerts=tuple(a for o in outputs for a in o.alerts))
-
-
-@dataclass(slots=True)
-class BudgetOutcome:
-    state: FacilityCarbon | None = None
-    outputs: BudgetOutputs = field(default_factory=BudgetOutputs)
-    replayed: bool = False
-    counted: int = 0
-    """Emissions counted into the period (those of a meter-readings record)."""
-    records: int = 1
-    """Meter-readings records the outcome covers (several when counted as a batch)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    """GET /carbon/status: where a facility stands against its budget."""
-
-    facility_id: str
-    period: CarbonPeriod
-    period_start: datetime | None
-    period_end: datetime | None
-    accounting_method: AccountingMethod
-    limit_kg_co2e: float
-    used_kg_co2e: float
-    remaining_kg_co2e: float
-    usage_ratio: float
-    state: CarbonBudgetState
-    projected_kg_co2e: float | None
-    projected_usage_ratio: float | None
-    location_based_kg_co2e: float
-    market_based_kg_co2e: float
-    energy_kwh: float
-    late_readings: int
 
 
 def period_bounds(when: datetime, period: CarbonPeriod, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -295,8 +191,11 @@ def apply_emissions(
     if current.has_applied(READINGS, position):
         return BudgetOutcome(replayed=True)
     alerts: list[CarbonBudgetAlert] = []
+    pending = _Pending(ZoneInfo(config.timezone))
     for emission in emissions:
-        current = _count(current, emission, config, alerts)
+        if not pending.takes(current, emission, config):
+            current = _count(pending.into(current), emission, config, alerts)
+    current = pending.into(current)
     return BudgetOutcome(
         state=current.stamped(READINGS, position),
         outputs=BudgetOutputs(alerts=tuple(alerts)),
@@ -312,6 +211,101 @@ def apply_emission(
 ) -> BudgetOutcome:
     """Count one emission (a record of one reading)."""
     return apply_emissions(state, emission.facility_id, (emission,), position, config)
+
+
+def _usage(emission: CarbonEmission) -> tuple[int, int, int]:
+    """One emission in :class:`Usage`'s integer units (energy, location, market), rounded
+    as :meth:`Usage.plus` rounds it."""
+    return (
+        round(emission.consumption_kwh * MWH_PER_KWH),
+        round(emission.emissions_kg_co2e * MG_PER_KG),
+        round(emission.market_based_kg_co2e * MG_PER_KG),
+    )
+
+
+def _plus(usage: Usage, sums: list[int]) -> Usage:
+    return Usage(
+        energy_mwh=usage.energy_mwh + sums[0],
+        location_mg=usage.location_mg + sums[1],
+        market_mg=usage.market_mg + sums[2],
+        readings=usage.readings + sums[3],
+    )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Emissions counted into the current period but not yet into the (immutable) state.
+
+    Most emissions of a batch fall in the current period and leave the budget state as it
+    was; copying the state model for each of them was the stage's main cost. They are
+    summed here in plain integers instead, and the state is copied once, before any
+    emission that takes :func:`_count`'s full path (rollover, late, a state change) and at
+    the end. Integer sums make the result the same as counting one at a time.
+    """
+
+    tz: ZoneInfo
+    total: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    by_source: dict[EnergySource, list[int]] = field(default_factory=dict)
+    by_hour: dict[int, list[int]] = field(default_factory=dict)
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def takes(
+        self, state: FacilityCarbon, emission: CarbonEmission, config: CarbonBudgetSettings
+    ) -> bool:
+        """Sum ``emission`` here when it is in ``state``'s period and keeps its budget state;
+        ``False`` (nothing summed) when it needs :func:`_count`."""
+        when = emission.timestamp
+        start, end = state.period_start, state.period_end
+        if start is None or end is None or not start <= when < end:
+            return False
+        usage = _usage(emission)
+        if state.budget is not None:
+            market = state.method is AccountingMethod.MARKET_BASED
+            added = self.total[2] + usage[2] if market else self.total[1] + usage[1]
+            if classify(state.total.mg(state.method) + added, state.budget, config) is not (
+                state.state
+            ):
+                return False
+        hour = when.astimezone(self.tz).hour
+        for sums in (
+            self.total,
+            self.by_source.setdefault(emission.energy_source, [0, 0, 0, 0]),
+            self.by_hour.setdefault(hour, [0, 0, 0, 0]),
+        ):
+            sums[0] += usage[0]
+            sums[1] += usage[1]
+            sums[2] += usage[2]
+            sums[3] += 1
+        self.first = when if self.first is None else min(self.first, when)
+        self.last = when if self.last is None else max(self.last, when)
+        return True
+
+    def into(self, state: FacilityCarbon) -> FacilityCarbon:
+        """``state`` with the pending sums added (one copy); the sums start again at zero."""
+        if not self.total[3]:
+            return state
+        first, last = self.first, self.last
+        assert first is not None and last is not None
+        by_source = dict(state.by_source)
+        for source, sums in self.by_source.items():
+            by_source[source] = _plus(by_source.get(source, Usage()), sums)
+        by_hour = dict(state.by_hour)
+        for hour, sums in self.by_hour.items():
+            by_hour[hour] = _plus(by_hour.get(hour, Usage()), sums)
+        updated = state.model_copy(
+            update={
+                "total": _plus(state.total, self.total),
+                "by_source": by_source,
+                "by_hour": by_hour,
+                "first_event": min(state.first_event or first, first),
+                "last_event": max(state.last_event or last, last),
+            }
+        )
+        self.total = [0, 0, 0, 0]
+        self.by_source, self.by_hour = {}, {}
+        self.first = self.last = None
+        return updated
 
 
 def _count(

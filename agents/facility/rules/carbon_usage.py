@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agents.facility.rules import carbon_budget
-from agents.facility.rules.carbon_budget import READINGS, BudgetOutcome, FacilityCarbon
+from agents.facility.rules.carbon_state import READINGS, BudgetOutcome, FacilityCarbon
 from agents.facility.settings import CarbonBudgetSettings
 from app.core.dedup import Position
 from schemas.carbon_emission import CarbonEmission

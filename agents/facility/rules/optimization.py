@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from agents.facility.rules.carbon_budget import FacilityCarbon, Usage
+from agents.facility.rules.carbon_state import FacilityCarbon, Usage
 from agents.facility.rules.load import FacilityLoad
 from agents.facility.settings import LoadSettings, OptimizationSettings
 from app.core.units import MG_PER_KG
