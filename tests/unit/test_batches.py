@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from agents.carbon.rules import DayTotals, Emission, process_readings, process_records
@@ -245,3 +246,111 @@ async def test_the_carbon_agent_takes_a_batch_writes_once_per_facility_and_keeps
         assert day.by_source[EnergySource.GRID].energy_mwh == sum(
             round((1.0 + n) * 1000 * 1000) for n in expected
         )
+
+
+@pytest.fixture
+def no_window(monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None) -> Iterator[Topology]:
+    """Batches that close as soon as they are opened: only what is already queued joins."""
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("GOVERNOR_WORKER__BATCH_MAX_RECORDS", "500")
+    monkeypatch.setenv("GOVERNOR_WORKER__BATCH_MAX_WAIT_MS", "0.001")
+    yield build(load_settings())
+
+
+async def test_a_batch_takes_what_faust_queued_at_once_and_in_order(
+    no_window: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything queued when a batch opens joins it without a loop iteration per event
+    (QueuedEvents), in queue order."""
+    pipeline = no_window.carbon
+    app = no_window.gov.app
+    batches: list[list[str]] = []
+    decide_batch = pipeline.decide_batch
+
+    queued = asyncio.Event()
+
+    async def recorded(admitted: Any) -> Any:
+        batches.append([orjson.loads(a.message.value)["event_id"] for a in admitted])
+        await queued.wait()  # the first batch is held until the rest are queued
+        return await decide_batch(admitted)
+
+    async def send_emissions(emissions: Sequence[Emission]) -> None:
+        return None
+
+    async def no_metadata_wait(app: Any, topics: Any) -> None:
+        return None
+
+    monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
+    monkeypatch.setattr(pipeline, "decide_batch", recorded)
+    monkeypatch.setattr(pipeline, "_send_emissions", send_emissions)
+    pipeline.grid.caught_up.set()
+    pipeline.instruments.caught_up.set()
+    agent = app.agents["carbon-emissions"]
+    async with agent.test_context() as ctx:
+        await ctx.put(reading(0).to_json_bytes(), key=b"facility-001", wait=False)
+        for _ in range(100):
+            if batches:
+                break
+            await asyncio.sleep(0.01)
+        for n in range(1, 41):
+            await ctx.put(reading(n).to_json_bytes(), key=b"facility-001", wait=False)
+        queued.set()
+        for _ in range(100):
+            if sum(len(b) for b in batches) >= 41:
+                break
+            await asyncio.sleep(0.01)
+    assert batches == [["evt-000000"], [f"evt-{n:06d}" for n in range(1, 41)]], (
+        "what was queued is one batch, though the window is 1 µs"
+    )
+
+
+class _Message:
+    def __init__(self, offset: int, generation_id: int) -> None:
+        self.topic, self.partition, self.offset = "t", 0, offset
+        self.tp = ("t", 0)
+        self.generation_id = generation_id
+        self.tracked = False
+
+
+def _event(offset: int, generation_id: int) -> Any:
+    from faust import Event
+
+    return Event(None, None, offset, None, _Message(offset, generation_id))  # type: ignore[arg-type]
+
+
+async def test_queued_events_skip_what_faust_skips_and_track_what_it_tracks() -> None:
+    """QueuedEvents repeats Faust's iterator: an event of an earlier rebalance generation, or
+    one taken while flow control is suspended, is skipped; a taken event is tracked as
+    unacknowledged and the sensors see it; an error in the queue stops the taking."""
+    from types import SimpleNamespace
+
+    from app.runtime.batches import QueuedEvents
+
+    unacked: set[Any] = set()
+    seen: list[int] = []
+    flow = {"active": True}
+    app = SimpleNamespace(
+        topics=SimpleNamespace(_acking_topics={"t"}),
+        consumer=SimpleNamespace(_unacked_messages=unacked),
+        flow_control=SimpleNamespace(is_active=lambda: flow["active"]),
+        consumer_generation_id=2,
+    )
+    stream = SimpleNamespace(
+        app=app,
+        events_total=0,
+        _on_message_in=lambda tp, offset, message: None,
+        _on_stream_event_in=lambda tp, offset, stream, event: seen.append(offset),
+    )
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    queue._errors = []  # type: ignore[attr-defined]
+    for offset, generation in [(1, 1), (2, 2), (3, 2), (4, 2), (5, 2)]:
+        queue.put_nowait(_event(offset, generation))
+    taken = QueuedEvents(stream, queue).take(2)
+    assert [e.message.offset for e in taken] == [2, 3] and seen == [2, 3]
+    assert {m.offset for m in unacked} == {2, 3} and stream.events_total == 2
+    flow["active"] = False
+    assert QueuedEvents(stream, queue).take(10) == [] and queue.empty()
+    queue.put_nowait(_event(6, 2))
+    queue._errors.append(RuntimeError("from the conductor"))  # type: ignore[attr-defined]
+    flow["active"] = True
+    assert QueuedEvents(stream, queue).take(10) == [] and queue.qsize() == 1
