@@ -76,9 +76,12 @@ class WorkerSettings(Section):
     """The most source records a pipeline's agent takes as one batch, so that the rules run
     over many records and each key touched is written and sent once
     (``app/runtime/batches.py``). 1 = one record at a time."""
-    batch_max_wait_ms: float = Field(default=10.0, gt=0, le=1_000)
-    """How long a batch keeps taking records after its first: the most batching adds to a
-    record's latency (an idle agent waits for nothing)."""
+    batch_max_wait_ms: float = Field(default=50.0, gt=0, le=1_000)
+    """How long a batch keeps taking records after its first while they keep coming: the
+    most batching adds to a record's latency (an idle agent waits for nothing)."""
+    batch_idle_ms: float = Field(default=2.0, gt=0, le=1_000)
+    """A batch closes when no record arrived for this long: a trickle of live records is
+    handled at once, a backlog comes in batches of up to ``batch_max_records``."""
     broker_check_interval_s: float = Field(default=2.0, gt=0)
     broker_check_timeout_s: float = Field(default=5.0, gt=0)
     broker_outage_deadline_s: float = Field(default=600.0, gt=0)

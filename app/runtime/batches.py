@@ -28,11 +28,13 @@ from typing import Any
 from faust.types import ChannelT, EventT
 
 
-def batches_of(stream: Any, max_records: int, max_wait_ms: float) -> AsyncIterator[Sequence[Any]]:
-    """The stream's events in batches of what Faust buffered, or one by one when
+def batches_of(
+    stream: Any, max_records: int, max_wait_ms: float, idle_ms: float
+) -> AsyncIterator[Sequence[Any]]:
+    """The stream's events in batches of what Faust delivered, or one by one when
     ``max_records`` is 1."""
     if max_records > 1:
-        return _buffered(stream, max_records, max_wait_ms / 1000.0)
+        return _buffered(stream, max_records, max_wait_ms / 1000.0, idle_ms / 1000.0)
     return _one_by_one(stream)
 
 
@@ -44,40 +46,59 @@ async def _one_by_one(stream: Any) -> AsyncIterator[Sequence[Any]]:
 
 
 async def _buffered(
-    stream: Any, max_records: int, max_wait_s: float
+    stream: Any, max_records: int, max_wait_s: float, idle_s: float
 ) -> AsyncIterator[Sequence[Any]]:
-    """Batches of the events delivered within ``max_wait_s`` of a batch's first; each
-    batch's events are acknowledged once the consumer asks for the next batch."""
+    """Batches that grow while records keep arriving: a batch opens with the next record
+    and closes when it holds ``max_records``, when ``idle_s`` passed without a new record,
+    or ``max_wait_s`` after it opened. Its events are acknowledged once the consumer asks
+    for the next batch.
+
+    Between looks the batcher sleeps, so that the consumer delivers meanwhile, and each
+    look takes everything delivered (:class:`QueuedEvents`): the cost is per look, not per
+    record. A backlog therefore comes in large batches (up to ``max_records`` within
+    ``max_wait_s``), which the rules group by key, while a trickle of live records closes
+    its batch after ``idle_s`` and adds no more than that to their latency.
+    """
     stream.enable_acks = False
     loop = asyncio.get_running_loop()
     events = stream.events().__aiter__()
     queued = QueuedEvents.of(stream)
     following: asyncio.Future[Any] = asyncio.ensure_future(events.__anext__())
-    batch: list[Any] = []
-    closes = 0.0
+
+    def grow(batch: list[Any]) -> bool:
+        """Add what was delivered since the last look; whether anything was. The event the
+        stream's iterator holds comes first: what is queued arrived after it."""
+        nonlocal following
+        before = len(batch)
+        if following.done():
+            if following.exception() is not None:
+                return False  # the stream stopped: the next ``await following`` says so
+            batch.append(following.result())
+            following = asyncio.ensure_future(events.__anext__())
+        if queued is not None and not following.done():
+            batch.extend(queued.take(max_records - len(batch)))
+        return len(batch) > before
+
     try:
         while True:
-            if batch:
-                if queued is not None and not following.done():
-                    batch.extend(queued.take(max_records - len(batch)))
-                remaining = closes - loop.time()
-                done: set[Any] = set()
-                if len(batch) < max_records and remaining > 0:
-                    done, _ = await asyncio.wait({following}, timeout=remaining)
-                if not done:
-                    yield batch
-                    for event in batch:
-                        await stream.ack(event)
-                    batch = []
-                    continue
             try:
-                event = await following
+                batch = [await following]
             except StopAsyncIteration:  # the stream stopped (the worker is stopping)
                 return
-            if not batch:
-                closes = loop.time() + max_wait_s
-            batch.append(event)
             following = asyncio.ensure_future(events.__anext__())
+            closes = loop.time() + max_wait_s
+            looked_after_wait = False
+            while len(batch) < max_records:
+                if not grow(batch) and looked_after_wait:
+                    break
+                remaining = closes - loop.time()
+                if len(batch) >= max_records or remaining <= 0:
+                    break
+                await asyncio.sleep(min(idle_s, remaining))
+                looked_after_wait = True
+            yield batch
+            for event in batch:
+                await stream.ack(event)
     finally:
         following.cancel()
 

@@ -139,8 +139,8 @@ class Stage(PipelineState, ABC):
         (a producer that cannot send, a bug in persisting) ends the process at once, before
         Faust can acknowledge the record (see :func:`app.runtime.failstop.fail_stop`).
 
-        Records come as batches of what Faust has buffered (``stream.take_events``: up to
-        ``worker.batch_max_records``, or what arrived within ``worker.batch_max_wait_ms``),
+        Records come as batches of what Faust delivered (:func:`batches_of`: while records
+        keep coming, up to ``worker.batch_max_records`` and ``worker.batch_max_wait_ms``),
         acknowledged only after the whole batch is handled; each partition's run of a batch
         goes to :meth:`handle_batch` in offset order.
         """
@@ -154,7 +154,9 @@ class Stage(PipelineState, ABC):
         log.info("%s pipeline takes records from %s", self.name, lane.name)
         self._taking = True
         worker = self.gov.settings.worker
-        batches = batches_of(stream, worker.batch_max_records, worker.batch_max_wait_ms)
+        batches = batches_of(
+            stream, worker.batch_max_records, worker.batch_max_wait_ms, worker.batch_idle_ms
+        )
         async for events in batches:
             async with self._handling:
                 try:

@@ -354,3 +354,51 @@ async def test_queued_events_skip_what_faust_skips_and_track_what_it_tracks() ->
     queue._errors.append(RuntimeError("from the conductor"))  # type: ignore[attr-defined]
     flow["active"] = True
     assert QueuedEvents(stream, queue).take(10) == [] and queue.qsize() == 1
+
+
+class _Stream:
+    """A stream whose events arrive after the given pauses (seconds); acks recorded."""
+
+    def __init__(self, pauses: list[float]) -> None:
+        self.pauses = pauses
+        self.enable_acks = True
+        self.channel = None
+        self.acked: list[int] = []
+
+    async def events(self) -> Any:
+        for n, pause in enumerate(self.pauses):
+            await asyncio.sleep(pause)
+            yield n
+
+    async def ack(self, event: int) -> None:
+        self.acked.append(event)
+
+
+async def _batches(stream: _Stream, max_records: int, max_wait_ms: float, idle_ms: float) -> Any:
+    from app.runtime.batches import batches_of
+
+    taken: list[tuple[list[int], int]] = []
+    async for batch in batches_of(stream, max_records, max_wait_ms, idle_ms):
+        taken.append((list(batch), len(stream.acked)))
+    return taken
+
+
+async def test_a_batch_grows_while_records_keep_coming_and_closes_when_they_pause() -> None:
+    """Records in quick succession are one batch; a pause longer than the idle time closes
+    it (a live trickle is not held for the whole window); each batch is acknowledged only
+    after it was handled."""
+    stream = _Stream([0.0] * 10 + [0.3] + [0.0] * 2 + [0.3])
+    taken = await _batches(stream, 500, 1_000, 50)
+    assert [b for b, _ in taken] == [list(range(10)), [10, 11, 12], [13]]
+    assert [acked for _, acked in taken] == [0, 10, 13], "acks follow the batch"
+    assert stream.acked == list(range(14)) and stream.enable_acks is False
+
+
+async def test_a_batch_closes_at_its_size_and_at_its_longest_wait() -> None:
+    stream = _Stream([0.0] * 30)
+    sizes = [len(b) for b, _ in await _batches(stream, 8, 1_000, 50)]
+    assert sizes == [8, 8, 8, 6]
+    steady = _Stream([0.0] + [0.02] * 20)  # one record every 20 ms, each within the idle time
+    batches = [b for b, _ in await _batches(steady, 500, 100, 50)]
+    assert len(batches) >= 3, "a steady flow is cut at the longest wait"
+    assert [n for b in batches for n in b] == list(range(21))
