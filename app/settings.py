@@ -79,6 +79,10 @@ class WorkerSettings(Section):
     batch_max_wait_ms: float = Field(default=50.0, gt=0, le=1_000)
     """How long a batch keeps taking records after its first while they keep coming: the
     most batching adds to a record's latency (an idle agent waits for nothing)."""
+    consumer_fetch_max_wait_ms: int = Field(default=25, ge=1, le=1_500)
+    """The longest the broker holds a fetch of the worker's consumer waiting for records
+    (faust-streaming fixes it at 1,500; see ``app/runtime/fetch_wait.py``): with many
+    partitions assigned it bounds how long live records wait to be fetched."""
     batch_idle_ms: float = Field(default=2.0, gt=0, le=1_000)
     """A batch closes when no record arrived for this long: a trickle of live records is
     handled at once, a backlog comes in batches of up to ``batch_max_records``."""

@@ -188,6 +188,9 @@ class OutputReader:
         self.bootstrap = bootstrap
         self.topic = topic
         self.seen_at: dict[str, float] = {}
+        self.stamped_at: dict[str, float] = {}
+        """Event id -> its output record's timestamp (s since the epoch): when the worker
+        queued the output, as its producer stamped it."""
         self.count = 0
         self.last_at = 0.0
         self.ids = False
@@ -225,7 +228,9 @@ class OutputReader:
                 self.count += len(messages)
                 if self.ids:
                     for m in messages:
-                        self.seen_at.setdefault(orjson.loads(m.value)["event_id"], now)
+                        event_id = orjson.loads(m.value)["event_id"]
+                        self.seen_at.setdefault(event_id, now)
+                        self.stamped_at.setdefault(event_id, m.timestamp / 1000.0)
             if on_poll is not None:
                 on_poll()
 
@@ -285,9 +290,11 @@ async def paced_latency(
     seconds: float,
     batch_size: int,
     facilities: int,
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
     """Produce at ``rate`` events/s while a concurrent task reads the output continuously;
-    latency = output readable - its input record handed to the producer.
+    latency = output readable - its input record handed to the producer. Also returned:
+    the worker's part, output record timestamp - input handed to the producer (wall
+    clocks of one machine), which leaves out the reader's own delay.
 
     The paced events start at the preload's event time (with new event ids), so they stay
     inside the dedup window: a jump in event time past the window would evict every
@@ -299,6 +306,7 @@ async def paced_latency(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, enable_idempotence=True)
     await producer.start()
     sent_at: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
     target = reader.count + count * workload.outputs_per_event
     reader.ids = True
     reading = asyncio.ensure_future(reader.read_until(target, timeout_s=seconds + 120))
@@ -310,15 +318,18 @@ async def paced_latency(
             if delay > 0:
                 await asyncio.sleep(delay)
             parsed = orjson.loads(value)
-            now = time.perf_counter()
+            now, wall = time.perf_counter(), time.time()
             for r in parsed.get("readings", [parsed]):
                 sent_at[r["event_id"]] = now
+                sent_wall[r["event_id"]] = wall
             await producer.send(prefix + workload.source, value, key=key)
         await producer.flush()
         await reading
     finally:
         await producer.stop()
-    return [reader.seen_at[e] - t for e, t in sent_at.items()]
+    total = [reader.seen_at[e] - t for e, t in sent_at.items()]
+    worker = [reader.stamped_at[e] - t for e, t in sent_wall.items()]
+    return total, worker
 
 
 def bare_faust(bootstrap: str, topic: str, records: int, timeout_s: float) -> float:
@@ -394,6 +405,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         bootstrap, prefix, port, sensor=not args.no_faust_sensor,
         GOVERNOR_LEDGER__MODE=args.ledger, GOVERNOR_LEDGER__METRICS_PORT=str(free_port()),
         GOVERNOR_WORKER__STATE_STORE=args.state_store, **workload.worker_env(),
+        **dict(setting.split("=", 1) for setting in args.worker_setting),
     )  # fmt: skip
     reader = OutputReader(bootstrap, prefix + workload.output)
     peak_rss = 0
@@ -422,8 +434,9 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         await asyncio.sleep(2.5)  # past the next commit, which flushes the last writes
         changelog = await asyncio.to_thread(metric_sum, port, "governor_changelog_records_total")
         latencies: list[float] = []
+        worker_part: list[float] = []
         if args.latency_seconds > 0:
-            latencies = await paced_latency(
+            latencies, worker_part = await paced_latency(
                 workload,
                 start,
                 bootstrap,
@@ -479,6 +492,11 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
             f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
             f"mean {statistics.fmean(latencies) * 1000:.0f} ms"
         )
+        print(
+            f"    of which until the worker queued the output: "
+            f"p50 {percentile(worker_part, 0.5) * 1000:.0f} ms, "
+            f"p99 {percentile(worker_part, 0.99) * 1000:.0f} ms"
+        )
 
 
 def run_on_broker(run: Any, args: argparse.Namespace) -> None:
@@ -523,6 +541,11 @@ def main() -> None:
     parser.add_argument(
         "--state-store", choices=["rocksdb", "memory"], default="rocksdb",
         help="worker.state_store of the worker",
+    )  # fmt: skip
+    parser.add_argument(
+        "--worker-setting", action="append", default=[], metavar="GOVERNOR_X__Y=VALUE",
+        help="an environment setting for the worker (the benchmark's own GOVERNOR_ variables"
+        " are not passed on); repeatable, e.g. GOVERNOR_WORKER__BATCH_IDLE_MS=5",
     )  # fmt: skip
     args = parser.parse_args()
     run_on_broker(run, args)

@@ -13,6 +13,7 @@ from app.runtime.changelog import ChangelogSender
 from app.runtime.codecs import ModelCodec, Utf8KeyCodec
 from app.runtime.connection import aiokafka_options, faust_broker
 from app.runtime.entity_bound import EntityBound
+from app.runtime.fetch_wait import transport_with_fetch_wait
 from app.runtime.monitor import LeanMonitor
 from app.runtime.resume_points import ResumePoints
 from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
@@ -160,4 +161,5 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         Table=WriteBehindTable,
         Monitor=Monitor if worker.faust_event_metrics else LeanMonitor,
     )
+    app.transport = transport_with_fetch_wait(app, worker.consumer_fetch_max_wait_ms)
     return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)
