@@ -27,13 +27,13 @@ from agents.audit.rules.ticks import (
     PeriodRollup,
     check_tick,
     day_key,
-    period_bounds,
     period_key,
     process_tick,
 )
 from app.core.checks import Rejection
 from app.core.dedup import Position
 from app.core.outbox_entry import Entry
+from app.core.periods import period_bounds
 from app.core.retention import DayIndex
 from app.metrics import JOULES_PER_KWH
 from app.runtime.entity_bound import EntityBound

@@ -28,7 +28,6 @@ from agents.audit.rules.ticks import (
     DayRollup,
     PeriodRollup,
     check_tick,
-    period_bounds,
     period_key,
     process_tick,
 )
@@ -39,6 +38,7 @@ from agents.traffic.rules.engine import route
 from agents.traffic.rules.offline import OfflineTraffic
 from agents.traffic.rules.policy import ActivePolicy
 from app.core.dedup import DedupIndex, Position
+from app.core.periods import period_bounds
 from app.ledger.chain import Decision, append_decisions, new_head
 from app.settings import Settings
 from app.tools.produce import Progress

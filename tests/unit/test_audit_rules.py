@@ -16,12 +16,12 @@ from agents.audit.rules.ticks import (
     PeriodRollup,
     check_tick,
     day_key,
-    period_bounds,
     process_tick,
     slot_record_of,
 )
 from agents.audit.settings import AuditSettings, SiteSettings
 from app.core.dedup import DedupIndex, Position
+from app.core.periods import period_bounds
 from schemas.budget_audit import (
     ComplianceAlert,
     CompliancePeriod,

@@ -10,8 +10,9 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from agents.audit.rules.ticks import DayRollup, Projection, period_bounds
+from agents.audit.rules.ticks import DayRollup, Projection
 from agents.audit.settings import AuditSettings
+from app.core.periods import period_bounds
 from app.core.units import MWH_PER_KWH
 from schemas.budget_audit import ComplianceState, SlotRecord
 

@@ -17,13 +17,14 @@ projected annual = daily average x 365, ceiling = capacity x 6 peak-sun hours x 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
 from agents.audit.settings import DAYS_PER_YEAR, AuditSettings
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
+from app.core.periods import period_bounds
 from app.core.units import MWH_PER_KWH, kwh_to_mwh
 from app.core.watermark import Watermarked
 from schemas.budget_audit import (
@@ -137,26 +138,6 @@ def day_key(site_id: str, utc_day: date) -> str:
 def period_key(site_id: str, period: CompliancePeriod, start: date) -> str:
     """Table key of a site-period."""
     return f"{site_id}|{period.value}|{start.isoformat()}"
-
-
-def period_bounds(day: date, period: CompliancePeriod) -> tuple[date, date]:
-    """First and last day (inclusive) of the calendar period holding ``day``.
-
-    Weeks are ISO weeks (Monday first), matching how a weekly rollup is read.
-    """
-    if period is CompliancePeriod.WEEK:
-        start = day - timedelta(days=day.weekday())
-        return start, start + timedelta(days=6)
-    if period is CompliancePeriod.YEAR:
-        return date(day.year, 1, 1), date(day.year, 12, 31)
-    months = 1 if period is CompliancePeriod.MONTH else 3
-    first_month = day.month if months == 1 else 3 * ((day.month - 1) // 3) + 1
-    start = date(day.year, first_month, 1)
-    next_month = first_month + months
-    following = (
-        date(day.year + 1, next_month - 12, 1) if next_month > 12 else date(day.year, next_month, 1)
-    )
-    return start, following - timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,13 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.audit.rules.ticks import period_bounds
 from agents.fusion.rules import cost as costs
 from agents.fusion.rules import knobs
 from agents.fusion.rules.knobs import SignalAttempts
 from agents.fusion.rules.routing import Routing, routing_for
 from agents.fusion.settings import FusionSettings
 from app.core.dedup import Position
+from app.core.periods import period_bounds
 from app.core.watermark import SourcesWatermarked
 from schemas.budget_audit import CompliancePeriod
 from schemas.energy import (
