@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -317,6 +318,38 @@ async def produce(
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+class PacedProducer:
+    """Produces ``records`` to ``topic`` from a thread, in ``chunks`` with ``pause_s``
+    between them, so that a worker is still mid-stream when a test kills it: a preloaded
+    topic can be drained before the kill (batches made the pipelines that fast).
+    :meth:`join` waits for the last chunk and re-raises a failure."""
+
+    def __init__(
+        self, cluster: Cluster, topic: str, records: list[tuple[bytes | None, bytes]],
+        chunks: int = 20, pause_s: float = 0.25,
+    ) -> None:  # fmt: skip
+        self._failures: list[BaseException] = []
+        size = -(-len(records) // chunks)
+        parts = [records[i : i + size] for i in range(0, len(records), size)]
+
+        def run() -> None:
+            try:
+                for part in parts:
+                    asyncio.run(produce(cluster, topic, part))
+                    time.sleep(pause_s)
+            except BaseException as exc:  # reported by join()
+                self._failures.append(exc)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout_s: float = 120.0) -> None:
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), "the paced producer did not finish"
+        if self._failures:
+            raise self._failures[0]
 
 
 async def end_offsets(cluster: Cluster, topic: str) -> dict[int, int]:

@@ -27,6 +27,7 @@ from schemas.load import LoadDecision
 from tests.factories import reading
 from tests.integration.harness import (
     Cluster,
+    PacedProducer,
     WorkerProcess,
     end_offsets,
     http_get,
@@ -228,18 +229,21 @@ def test_two_workers_sigkill_every_facility_exact_from_either_worker(
         for n in range(3000)
     ]  # fmt: skip
     asyncio.run(produce(cluster, prefix + "carbon-budgets", budget_records))
-    reading_records = [(r.facility_id.encode(), r.to_json_bytes()) for r in readings]
-    asyncio.run(produce(cluster, prefix + "meter-readings", reading_records))
+    reading_records: list[tuple[bytes | None, bytes]] = [
+        (r.facility_id.encode(), r.to_json_bytes()) for r in readings
+    ]
     first = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="facility-a")
     second = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="facility-b")
     first.wait_ready()
     second.wait_ready()
+    feed = PacedProducer(cluster, prefix + "meter-readings", reading_records)
 
     def counted(worker: WorkerProcess) -> int:
         series = 'governor_records_total{outcome="accepted",pipeline="carbon-usage"}'
         return int(metric_value(worker, series))
 
     progress = kill_mid_stream(first, counted, len(readings) // 2, past=0.2)
+    feed.join()
     want, alert_ids = expected_usage(readings, limit)
     assert alert_ids  # 250 kWh x 0.42 = 105 kg against 40: every state is crossed
     for worker in (first, second):
