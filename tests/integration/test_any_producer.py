@@ -5,6 +5,8 @@ full from either worker; a tenant's admissions spread over every partition canno
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,13 +130,31 @@ def test_forwarded_readings_are_counted_once_across_a_sigkill(
     cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
 ) -> None:
     readings = sample_readings(3000, facilities=12)
-    placed = produce_librdkafka(cluster, prefix + "meter-readings", as_records(readings))
-    assert misplaced(placed) > len(readings) // 3
     first = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="place-a")
     second = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="place-b")
     first.wait_ready()
     second.wait_ready()
+    # Fed after both are ready and paced: a preloaded topic was drained by whichever worker
+    # joined first before the other had its share, and the kill found nothing mid-stream.
+    records = as_records(readings)
+    placed: Placed = []
+    failures: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            for start in range(0, len(records), 150):
+                chunk = records[start : start + 150]
+                placed.extend(produce_librdkafka(cluster, prefix + "meter-readings", chunk))
+                time.sleep(0.25)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    feeding = threading.Thread(target=feed, daemon=True)
+    feeding.start()
     kill_mid_stream(first, applied_readings, len(readings) // 2, past=0.2)
+    feeding.join(120)
+    assert not feeding.is_alive() and not failures, failures
+    assert misplaced(placed) > len(readings) // 3
     expected = expected_totals(readings)
     for worker in (first, second):
         wait_for_totals(worker, expected, timeout_s=180)
