@@ -22,6 +22,7 @@ from schemas.energy import EnergyDecision
 from schemas.ledger import LedgerRecord
 from tests.integration.harness import (
     Cluster,
+    PacedProducer,
     WorkerProcess,
     http_get,
     http_request,
@@ -165,12 +166,14 @@ def test_two_workers_sigkill_charge_every_run_once(
     results = [r for _, r in runs]
     retried = results[::50]
     asyncio.run(produce(cluster, prefix + "fusion-requests", requests))
-    result_records = [(r.tenant.encode(), r.to_json_bytes()) for r in results + retried]
-    asyncio.run(produce(cluster, prefix + "fusion-results", result_records))
+    result_records: list[tuple[bytes | None, bytes]] = [
+        (r.tenant.encode(), r.to_json_bytes()) for r in results + retried
+    ]
     first = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="fusion-a", **ENV)
     second = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="fusion-b", **ENV)
     first.wait_ready()
     second.wait_ready()
+    feed = PacedProducer(cluster, prefix + "fusion-results", result_records)
 
     def settled(worker: WorkerProcess) -> int:
         return int(
@@ -180,6 +183,7 @@ def test_two_workers_sigkill_charge_every_run_once(
         )
 
     progress = kill_mid_stream(first, settled, len(results) // 2, past=0.2)
+    feed.join()
     wanted = {f"{r.event_id}|settlement" for r in results}
 
     def all_settled() -> list[Any] | None:

@@ -30,6 +30,7 @@ from schemas.traffic import RoutedRequest, TrafficDecision
 from tests.integration.harness import (
     TOKEN,
     Cluster,
+    PacedProducer,
     WorkerProcess,
     http_get,
     http_request,
@@ -193,13 +194,13 @@ def test_two_workers_sigkill_lose_nothing_and_count_nothing_twice(
     )  # fmt: skip
     events = requests(6000, "crash")
     repeated = events[::100]  # producer retries: the same event ids again
-    asyncio.run(produce(cluster, prefix + "request-events", as_records(events + repeated)))
-
     first = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="traffic-a", **TRUST)
     second = workers(GOVERNOR_WORKER__GROUP_INSTANCE_ID="traffic-b", **TRUST)
     first.wait_ready()
     second.wait_ready()
+    feed = PacedProducer(cluster, prefix + "request-events", as_records(events + repeated))
     progress = kill_mid_stream(first, decided, len(events) // 2, past=0.2)
+    feed.join()
 
     wanted = {e.event_id for e in events}
 
