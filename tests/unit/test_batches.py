@@ -178,12 +178,17 @@ def test_a_batch_is_handled_as_one_run_per_partition_in_order() -> None:
 # The carbon agent, taking batches from Faust's buffer.
 
 
-@pytest.fixture
-def batched(monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None) -> Iterator[Topology]:
+def _batching(monkeypatch: pytest.MonkeyPatch, max_wait_ms: str) -> Topology:
+    """A worker's topology taking batches of up to 500 records within ``max_wait_ms``."""
     monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("GOVERNOR_WORKER__BATCH_MAX_RECORDS", "500")
-    monkeypatch.setenv("GOVERNOR_WORKER__BATCH_MAX_WAIT_MS", "50")
-    yield build(load_settings())
+    monkeypatch.setenv("GOVERNOR_WORKER__BATCH_MAX_WAIT_MS", max_wait_ms)
+    return build(load_settings())
+
+
+@pytest.fixture
+def batched(monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None) -> Iterator[Topology]:
+    yield _batching(monkeypatch, "50")
 
 
 async def test_the_carbon_agent_takes_a_batch_writes_once_per_facility_and_keeps_good_records(
@@ -251,10 +256,7 @@ async def test_the_carbon_agent_takes_a_batch_writes_once_per_facility_and_keeps
 @pytest.fixture
 def no_window(monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None) -> Iterator[Topology]:
     """Batches that close as soon as they are opened: only what is already queued joins."""
-    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
-    monkeypatch.setenv("GOVERNOR_WORKER__BATCH_MAX_RECORDS", "500")
-    monkeypatch.setenv("GOVERNOR_WORKER__BATCH_MAX_WAIT_MS", "0.001")
-    yield build(load_settings())
+    yield _batching(monkeypatch, "0.001")
 
 
 async def test_a_batch_takes_what_faust_queued_at_once_and_in_order(

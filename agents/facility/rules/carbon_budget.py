@@ -28,10 +28,11 @@ from agents.facility.rules.carbon_state import (
     BudgetStatus,
     FacilityCarbon,
     Usage,
+    milli_units,
 )
 from agents.facility.settings import CarbonBudgetSettings
 from app.core.dedup import Position
-from app.core.units import MG_PER_KG, MWH_PER_KWH
+from app.core.units import MG_PER_KG
 from schemas.carbon_budget import (
     AlertReason,
     CarbonBudget,
@@ -213,16 +214,6 @@ def apply_emission(
     return apply_emissions(state, emission.facility_id, (emission,), position, config)
 
 
-def _usage(emission: CarbonEmission) -> tuple[int, int, int]:
-    """One emission in :class:`Usage`'s integer units (energy, location, market), rounded
-    as :meth:`Usage.plus` rounds it."""
-    return (
-        round(emission.consumption_kwh * MWH_PER_KWH),
-        round(emission.emissions_kg_co2e * MG_PER_KG),
-        round(emission.market_based_kg_co2e * MG_PER_KG),
-    )
-
-
 def _plus(usage: Usage, sums: list[int]) -> Usage:
     return Usage(
         energy_mwh=usage.energy_mwh + sums[0],
@@ -259,7 +250,7 @@ class _Pending:
         start, end = state.period_start, state.period_end
         if start is None or end is None or not start <= when < end:
             return False
-        usage = _usage(emission)
+        usage = milli_units(emission)
         if state.budget is not None:
             market = state.method is AccountingMethod.MARKET_BASED
             added = self.total[2] + usage[2] if market else self.total[1] + usage[1]

@@ -40,6 +40,16 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def milli_units(emission: CarbonEmission) -> tuple[int, int, int]:
+    """One emission in :class:`Usage`'s integer units: energy (mWh), location-based and
+    market-based emissions (mg), each rounded on its own."""
+    return (
+        round(emission.consumption_kwh * MWH_PER_KWH),
+        round(emission.emissions_kg_co2e * MG_PER_KG),
+        round(emission.market_based_kg_co2e * MG_PER_KG),
+    )
+
+
 class Usage(_Frozen):
     """Energy and both emission figures, in integer milli-units."""
 
@@ -49,10 +59,11 @@ class Usage(_Frozen):
     readings: int = 0
 
     def plus(self, emission: CarbonEmission) -> Usage:
+        energy, location, market = milli_units(emission)
         return Usage(
-            energy_mwh=self.energy_mwh + round(emission.consumption_kwh * MWH_PER_KWH),
-            location_mg=self.location_mg + round(emission.emissions_kg_co2e * MG_PER_KG),
-            market_mg=self.market_mg + round(emission.market_based_kg_co2e * MG_PER_KG),
+            energy_mwh=self.energy_mwh + energy,
+            location_mg=self.location_mg + location,
+            market_mg=self.market_mg + market,
             readings=self.readings + 1,
         )
 
