@@ -2,8 +2,9 @@
 at once, so that the rules run over many records and each key touched is written and sent
 once.
 
-A batch starts with the first record delivered and takes what follows until it holds
-``max_records`` or ``max_wait_ms`` have passed since its first record. Why not Faust's
+A batch starts with the first record delivered and takes what follows while records keep
+arriving (each within ``idle_ms`` of the last look), until it holds ``max_records`` or
+``max_wait_ms`` have passed since its first record. Why not Faust's
 ``Stream.take_events``: its window restarts after every batch whether or not anything
 arrived, so an idle agent wakes every window to find nothing (twelve agents at 10 ms cost
 about 4 % of a worker each, measured with py-spy); here an idle agent sleeps until a record
