@@ -126,7 +126,6 @@ def with_event_ids(payload: Any) -> Any:
 
 def register(gov: Governor, carbon: CarbonPipeline) -> None:
     app = gov.app
-    source_topic = carbon.source
 
     async def ingest(view: Any, request: Any, route: str, with_emissions: bool) -> Any:
         """Validate a reading or batch, publish it to meter-readings; 202 with where it went
@@ -163,10 +162,7 @@ def register(gov: Governor, carbon: CarbonPipeline) -> None:
             return problem(
                 view, request, gov, route, 422, rejection.message, reason=rejection.reason.value,
             )  # fmt: skip
-        pending = await source_topic.send(
-            key=key, value=record.to_json_bytes(), timestamp=now_ms / 1000
-        )
-        metadata = await pending
+        metadata = await gov.publish(carbon.source_name, key, record.to_json_bytes(), now_ms)
         readings = record.readings if isinstance(record, MeterReadingBatch) else [record]
         emissions = (
             [emission_of(r, gov.settings.carbon, carbon.context).to_contract() for r in readings]

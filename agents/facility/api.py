@@ -70,10 +70,9 @@ def register(gov: Governor, ctx: FacilityContext) -> None:
             command_id=f"api-{uuid.uuid4().hex}", facility_id=facility, kind=kind,
             timestamp=datetime.now(UTC), **fields,
         )  # fmt: skip
-        topic = gov.topic("balancing-commands")
         result = await ctx.waiters.publish_and_wait(
             (facility, cmd.command_id),
-            lambda: topic.send(key=facility.encode(), value=cmd.to_json_bytes()),
+            lambda: gov.publish("balancing-commands", facility.encode(), cmd.to_json_bytes()),
             COMMAND_WAIT_S,
         )
         if result is None:

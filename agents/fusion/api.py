@@ -144,6 +144,6 @@ def register(
                 approval_id=tokens.token_id(request.headers[APPROVAL_HEADER])[:64],
                 timestamp=datetime.now(UTC),
             )
-            await overlay.source.send(key=scope.encode(), value=command.to_json_bytes())
+            await gov.publish(overlay.source_name, scope.encode(), command.to_json_bytes())
             accepted = {"scope": scope, "event_id": command.event_id}
             return reply(self, request, gov, self.ROUTE, accepted, status=202)

@@ -133,11 +133,10 @@ class Admission:
         return Admitted(fusion_request, await self._publish(fusion_request))
 
     async def _publish(self, fusion_request: FusionRequest) -> EnergyDecision | None:
-        topic = self.requests.source
         return await self.ctx.waiters.publish_and_wait(
             (fusion_request.tenant, fusion_request.event_id),
-            lambda: topic.send(
-                key=fusion_request.tenant.encode(), value=fusion_request.to_json_bytes()
+            lambda: self.gov.publish(
+                "fusion-requests", fusion_request.tenant.encode(), fusion_request.to_json_bytes()
             ),
             DECISION_WAIT_S,
         )

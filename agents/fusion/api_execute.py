@@ -95,7 +95,6 @@ def _json(decision: EnergyDecision) -> dict[str, Any]:
 
 
 def register(gov: Governor, ctx: FusionContext, admission: Admission) -> None:
-    results = gov.topic("fusion-results")
 
     @gov.app.page(ROUTE)
     class Execute(View):
@@ -133,7 +132,9 @@ def register(gov: Governor, ctx: FusionContext, admission: Admission) -> None:
             result = run.of(admitted.request)
             settled = await ctx.waiters.publish_and_wait(
                 (result.tenant, result.event_id),
-                lambda: results.send(key=result.tenant.encode(), value=result.to_json_bytes()),
+                lambda: gov.publish(
+                    "fusion-results", result.tenant.encode(), result.to_json_bytes()
+                ),
                 DECISION_WAIT_S,
             )
             if settled is None:

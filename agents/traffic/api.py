@@ -49,7 +49,6 @@ def endpoint_view(state: EndpointState, active: ActivePolicy) -> EndpointView:
 
 def register(gov: Governor, feed: PolicyFeed, pipeline: TrafficPipeline) -> None:
     app = gov.app
-    policies_topic = gov.topic("traffic-policies")
 
     @app.page("/api/v1/traffic/policy")
     class Policy(View):
@@ -74,10 +73,9 @@ def register(gov: Governor, feed: PolicyFeed, pipeline: TrafficPipeline) -> None
                     verdict=judgement.verdict.value,
                 )  # fmt: skip
             artifact = PolicyArtifact.from_json_bytes(body)
-            pending = await policies_topic.send(
-                key=artifact.policy_hash.encode(), value=artifact.to_json_bytes()
+            metadata = await gov.publish(
+                "traffic-policies", artifact.policy_hash.encode(), artifact.to_json_bytes()
             )
-            metadata = await pending
             accepted = {
                 "version": artifact.policy.version,
                 "policy_hash": artifact.policy_hash,

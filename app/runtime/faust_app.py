@@ -6,14 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+from aiokafka.structs import RecordMetadata
 from faust.sensors import Monitor
 
 from app.metrics import Metrics
+from app.runtime.caller_producer import CallerProducer
 from app.runtime.changelog import ChangelogSender
 from app.runtime.codecs import ModelCodec, Utf8KeyCodec
 from app.runtime.connection import aiokafka_options, faust_broker
 from app.runtime.entity_bound import EntityBound
 from app.runtime.fetch_wait import transport_with_fetch_wait
+from app.runtime.gc_freeze import freeze_after_rebalances
 from app.runtime.monitor import LeanMonitor
 from app.runtime.resume_points import ResumePoints
 from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
@@ -38,9 +41,13 @@ class Governor:
     entity_bounds: dict[str, EntityBound] = field(default_factory=dict)
     changelog: ChangelogSender = field(init=False)
     """Sends every table's changelog records (:mod:`app.runtime.changelog`)."""
+    callers: CallerProducer = field(init=False)
+    """Publishes what HTTP callers send (:mod:`app.runtime.caller_producer`)."""
 
     def __post_init__(self) -> None:
         self.changelog = ChangelogSender(self.app)
+        self.callers = CallerProducer(self.settings.kafka)
+        self.app.on_before_shutdown.connect(cast(Any, self.callers.stop))
         self.app.sensors.add(FlushBeforeCommit(self.tables))
         self.app.on_partitions_revoked.connect(cast(Any, self._flush_revoked))
 
@@ -68,7 +75,7 @@ class Governor:
         if name not in self._topics:
             spec = self.catalogue[name]
             self._topics[name] = self.app.topic(
-                self.settings.kafka.topic_prefix + spec.name,
+                self.topic_name(name),
                 key_serializer="raw",
                 value_serializer="raw",
                 partitions=spec.partitions,
@@ -76,6 +83,17 @@ class Governor:
                 internal=False,
             )
         return self._topics[name]
+
+    async def publish(
+        self, name: str, key: bytes, value: bytes, timestamp_ms: int | None = None
+    ) -> RecordMetadata:
+        """Publish a caller's record to the catalogue topic ``name``, keyed by ``key``: where
+        it landed, once the broker has acknowledged it."""
+        return await self.callers.send(self.topic_name(name), key, value, timestamp_ms)
+
+    def topic_name(self, name: str) -> str:
+        """The Kafka topic of the catalogue name ``name`` (the prefix applied)."""
+        return self.settings.kafka.topic_prefix + self.catalogue[name].name
 
     def resume_points(self) -> ResumePoints:
         """Where the group resumed each assigned partition (see :mod:`app.runtime.resume_points`);
@@ -162,4 +180,6 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         Monitor=Monitor if worker.faust_event_metrics else LeanMonitor,
     )
     app.transport = transport_with_fetch_wait(app, worker.consumer_fetch_max_wait_ms)
+    if worker.gc_freeze:
+        freeze_after_rebalances(app)
     return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)

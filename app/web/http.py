@@ -135,7 +135,7 @@ async def publish(
         return parsed
     value, _ = parsed
     key = getattr(value, key_field)
-    metadata = await (await gov.topic(topic).send(key=key.encode(), value=value.to_json_bytes()))
+    metadata = await gov.publish(topic, key.encode(), value.to_json_bytes())
     accepted = {key_field: key, "topic": topic, "partition": metadata.partition,
                 "offset": metadata.offset}  # fmt: skip
     return reply(view, request, gov, route, accepted, status=202)
