@@ -79,6 +79,9 @@ class WorkerSettings(Section):
     batch_max_wait_ms: float = Field(default=50.0, gt=0, le=1_000)
     """How long a batch keeps taking records after its first while they keep coming: the
     most batching adds to a record's latency (an idle agent waits for nothing)."""
+    gc_freeze: bool = True
+    """Freeze the heap out of Python's full garbage collections after each rebalance (see
+    ``app/runtime/gc_freeze.py``): they paused the event loop for 115-138 ms otherwise."""
     consumer_fetch_max_wait_ms: int = Field(default=25, ge=1, le=1_500)
     """The longest the broker holds a fetch of the worker's consumer waiting for records
     (faust-streaming fixes it at 1,500; see ``app/runtime/fetch_wait.py``): with many
