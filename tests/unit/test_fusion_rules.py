@@ -163,6 +163,24 @@ def test_period_rollover_and_reservation_expiry() -> None:
     assert admission.budget.spent_units == 0.0 and admission.budget.reserved_units == 100.0
 
 
+def test_reservations_expire_oldest_first_whatever_else_came_between() -> None:
+    fusion = governor()  # reservations live 3,600 s of event time
+    for n in range(10):
+        fusion.request(fusion_request(n, timestamp=BASE_TIME + timedelta(seconds=60 * n)))
+    fusion.result(fusion_result(3))  # settled: its reservation leaves the middle
+    fusion.request(fusion_request(20, timestamp=BASE_TIME))  # late: reserved at the watermark
+
+    def expired_by(seconds: float, n: int) -> list[str]:
+        at = BASE_TIME + timedelta(seconds=seconds)
+        decided = fusion.request(fusion_request(n, timestamp=at))
+        return [d.event_id for d in decided if d.kind is DecisionKind.EXPIRY]
+
+    assert expired_by(3_600 + 120, 30) == ["run-000000", "run-000001", "run-000002"]
+    assert expired_by(3_600 + 200, 31) == []
+    expected = [f"run-{n:06d}" for n in (4, 5, 6, 7, 8, 9, 20)]
+    assert expired_by(3_600 + 540, 32) == expected
+
+
 def test_tripwire_downgrade_halves_the_cost() -> None:
     fusion = governor()
     for n in range(3):

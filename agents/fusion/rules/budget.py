@@ -159,7 +159,7 @@ def advance(
         if start != state.period_start:
             update.update(period_start=start, spent_units=0.0)
     ttl = config.limits.reservation_ttl_s
-    expired = {k: r for k, r in state.reservations.items() if now_s - r.at_s >= ttl}
+    expired = {k: state.reservations[k] for k in _aged(state.reservations, now_s, ttl)}
     if expired:
         update["reservations"] = {k: r for k, r in state.reservations.items() if k not in expired}
     cache_ttl = config.cache.ttl_s
@@ -170,7 +170,7 @@ def advance(
         update["used_approvals"] = {
             k: at for k, at in state.used_approvals.items() if now_s - at <= 2 * max_age
         }
-    if any(now_s - at >= ttl for at in state.settled.values()):
+    if _aged(state.settled, now_s, ttl):
         update["settled"] = {k: at for k, at in state.settled.items() if now_s - at < ttl}
     signals = knobs.unexpired(state.signals, now_s, config.limits)
     if signals is not None:
@@ -181,6 +181,25 @@ def advance(
         for reservation_id, r in sorted(expired.items())
     ]
     return advanced, now_s, released
+
+
+def _aged(
+    entries: Mapping[str, Reservation] | Mapping[str, float], now_s: float, ttl: float
+) -> list[str]:
+    """Keys of the reservations or settled runs at least ``ttl`` old at ``now_s``.
+
+    Both are inserted at the tenant's event-time watermark, which never goes back, and
+    dicts keep insertion order: the aged entries come first, and the walk stops at the
+    first younger one. A tenant with thousands of open reservations therefore costs an
+    admission no more than one with a few (issue 17: scanning them all was a tenth of
+    the worker's time under 32 clients of POST /api/v1/fusion/validate)."""
+    aged: list[str] = []
+    for key, entry in entries.items():
+        at_s = entry.at_s if isinstance(entry, Reservation) else entry
+        if now_s - at_s < ttl:
+            break
+        aged.append(key)
+    return aged
 
 
 def _day(at_s: float) -> date:
