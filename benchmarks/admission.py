@@ -1,14 +1,19 @@
-"""Synchronous admission latency: POST /api/v1/fusion/validate on one worker, against the
+"""Synchronous admission latency: POST /api/v1/fusion/validate (or, with ``--endpoint
+execute``, POST /api/v1/balancing/decisions/{id}/execute) on one worker, against the
 transport's own round trip measured in the same run.
 
 Run: .venv/bin/python benchmarks/admission.py [--clients 8] [--rate 100] [--seconds 20]
+     [--endpoint validate|execute]
 
 1. Baseline: one aiokafka producer and one consumer in this process, on a topic of its own
    with fusion-requests' partition count; each request is a record produced and waited for
    until the consumer has it: the floor a publish-and-wait path can reach.
 2. Governor: a worker (separate process); ``--clients`` concurrent HTTP clients, each
    sending requests paced to ``--rate`` in total (0: as fast as they get answers), for
-   tenants spread over every partition.
+   tenants spread over every partition. ``execute``: one manual decision per facility
+   (24 facilities, each with a zone's load metric) is created and executed first; each
+   request then executes one of them again, a command decided in the facility's stream
+   like the first (answered "already executed", the facility's state stamped).
 
 Prints p50/p95/p99 latency and requests/s for both, and the ratio of Governor's p99 to
 the baseline's. Uses KAFKA_BOOTSTRAP_SERVERS if set, otherwise a local broker.
@@ -23,7 +28,9 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -113,27 +120,59 @@ async def baseline(bootstrap: str, topic: str, args: argparse.Namespace) -> dict
     return summary("baseline", latencies, took)
 
 
+async def post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with http.post(url, data=orjson.dumps(body)) as r:
+        assert r.status in (200, 201, 202), f"{url}: {r.status} {await r.text()}"
+        answer: dict[str, Any] = await r.json()
+        return answer
+
+
+async def validate_requests(http: aiohttp.ClientSession, api: str) -> Callable[[int], str]:
+    """Budgets for every tenant; requests go to /fusion/validate."""
+    for tenant in TENANTS:
+        await post(http, f"{api}/fusion/budgets", {"tenant": tenant, "limit_units": 1e12})
+    await asyncio.sleep(3)
+    return lambda n: f"{api}/fusion/validate"
+
+
+async def execute_requests(http: aiohttp.ClientSession, api: str) -> Callable[[int], str]:
+    """A zone's load and one executed decision per facility; requests execute them again."""
+    facilities = [f"site-{n:02d}" for n in range(len(TENANTS))]
+    now = datetime.now(UTC).isoformat()
+    for facility in facilities:
+        metric = {"event_id": uuid.uuid4().hex, "facility_id": facility, "zone_id": "zone-a",
+                  "current_load_kw": 50.0, "capacity_kw": 100.0, "timestamp": now}  # fmt: skip
+        await post(http, f"{api}/load/metrics", metric)
+    await asyncio.sleep(3)
+    decisions = []
+    for facility in facilities:
+        manual = {"facility_id": facility, "action": "scale_up", "zone_id": "zone-a",
+                  "amount_kw": 1.0, "reason": "benchmark"}  # fmt: skip
+        created = await post(http, f"{api}/balancing/decisions", manual)
+        decision_id = created["decisions"][0]["decision_id"]
+        await post(http, f"{api}/balancing/decisions/{decision_id}/execute", {})
+        decisions.append(decision_id)
+    return lambda n: f"{api}/balancing/decisions/{decisions[n % len(decisions)]}/execute"
+
+
 async def governor(bootstrap: str, prefix: str, args: argparse.Namespace) -> dict[str, float]:
     port = free_port()
     worker = start_worker(bootstrap, prefix, port, False, GOVERNOR_API__TOKEN=TOKEN,
                           GOVERNOR_LEDGER__MODE="off")  # fmt: skip
     try:
         wait_ready(port, worker)
-        url = f"http://127.0.0.1:{port}/api/v1/fusion"
+        api = f"http://127.0.0.1:{port}/api/v1"
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
         async with aiohttp.ClientSession(headers=headers) as http:
-            for tenant in TENANTS:
-                budget = {"tenant": tenant, "limit_units": 1e12}
-                async with http.post(f"{url}/budgets", data=orjson.dumps(budget)) as r:
-                    assert r.status == 202, await r.text()
-            await asyncio.sleep(3)
+            setup = execute_requests if args.endpoint == "execute" else validate_requests
+            url_of = await setup(http, api)
             answered: dict[int, int] = {}
 
             async def once(n: int) -> None:
                 body = {"tenant": TENANTS[n % len(TENANTS)], "scenario_type": "triage",
                         "overlay": "reflect", "overlay_version": "1",
                         "estimated_units": 10}  # fmt: skip
-                async with http.post(f"{url}/validate", data=orjson.dumps(body)) as r:
+                async with http.post(url_of(n), data=orjson.dumps(body)) as r:
                     await r.read()
                     answered[r.status] = answered.get(r.status, 0) + 1
 
@@ -173,6 +212,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rate", type=float, default=100.0, help="requests/s; 0: unpaced")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--endpoint", choices=("validate", "execute"), default="validate")
     wait = int(os.environ.get("FETCH_WAIT_MS", "500"))
     parser.add_argument("--fetch-wait-ms", type=int, default=wait)
     run_on_broker(run, parser.parse_args())
