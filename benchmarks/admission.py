@@ -186,16 +186,23 @@ async def governor(bootstrap: str, prefix: str, args: argparse.Namespace) -> dic
         worker.wait(30)
 
 
-async def run(args: argparse.Namespace, bootstrap: str) -> None:
-    prefix = f"adm{uuid.uuid4().hex[:6]}-"
+async def topics_with_baseline(bootstrap: str, prefix: str, baseline: str) -> str:
+    """Governor's topics under ``prefix``, and the baseline's own topic of 6 partitions (not
+    one the worker reads); its name."""
     await create_topics(bootstrap, prefix)
-    baseline_topic = prefix + "admission-baseline"  # not fusion-requests: the worker reads that
+    topic = prefix + baseline
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(baseline_topic, 6, 1)])
+        await admin.create_topics([NewTopic(topic, 6, 1)])
     finally:
         await admin.close()
+    return topic
+
+
+async def run(args: argparse.Namespace, bootstrap: str) -> None:
+    prefix = f"adm{uuid.uuid4().hex[:6]}-"
+    baseline_topic = await topics_with_baseline(bootstrap, prefix, "admission-baseline")
     print(f"{args.clients} clients, rate {args.rate or 'unpaced'}/s, {args.seconds:.0f} s each")
     base = await baseline(bootstrap, baseline_topic, args)
     mine = await governor(bootstrap, prefix, args)

@@ -27,14 +27,12 @@ from typing import Any
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.admission import paced, summary  # noqa: E402
+from benchmarks.admission import paced, summary, topics_with_baseline  # noqa: E402
 from benchmarks.throughput import (  # noqa: E402
-    create_topics,
     free_port,
     run_on_broker,
     start_worker,
@@ -122,14 +120,7 @@ async def governor(bootstrap: str, prefix: str, args: argparse.Namespace) -> tup
 
 async def run(args: argparse.Namespace, bootstrap: str) -> None:
     prefix = f"ing{uuid.uuid4().hex[:6]}-"
-    await create_topics(bootstrap, prefix)
-    baseline_topic = prefix + "ingest-baseline"  # not meter-readings: the worker reads that
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(baseline_topic, 6, 1)])
-    finally:
-        await admin.close()
+    baseline_topic = await topics_with_baseline(bootstrap, prefix, "ingest-baseline")
     print(f"{args.clients} clients, unpaced, {args.seconds:.0f} s each")
     base = await baseline(bootstrap, baseline_topic, args)
     one, many = await governor(bootstrap, prefix, args)
