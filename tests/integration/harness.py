@@ -395,6 +395,37 @@ async def read_all(cluster: Cluster, topic: str, expect: int, timeout_s: float =
     return records
 
 
+async def read_to_end(cluster: Cluster, topic: str, timeout_s: float = 30.0) -> list[Any]:
+    """Read every partition of a topic from its start to its end offset as of the call.
+
+    A count is no stopping rule for a topic that may hold re-sent records: the count is
+    reached while another partition's tail is still unread.
+    """
+    consumer = AIOKafkaConsumer(
+        topic, **cluster.client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
+        group_id=None,
+    )  # fmt: skip
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not consumer.assignment() and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(messages)
+        tps = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(tps)
+        while time.monotonic() < deadline:
+            behind = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
+            if not behind:
+                break
+            batch = await consumer.getmany(*behind, timeout_ms=500, max_records=10_000)
+            for messages in batch.values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
 def wait_for(predicate: Any, timeout_s: float = 60.0, interval_s: float = 0.3) -> Any:
     """Poll ``predicate`` until it returns something truthy; return it or fail with the last."""
     deadline = time.monotonic() + timeout_s
