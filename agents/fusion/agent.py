@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 from abc import abstractmethod
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from agents.fusion.metrics import FusionMetrics, count_decisions
 from agents.fusion.overlays import OverlayPipeline
@@ -358,11 +359,21 @@ def _segment(tenant: str, event_id: str, timestamp: datetime, position: Position
     )  # fmt: skip
 
 
-def register(gov: Governor) -> tuple[FusionContext, RequestsPipeline, OverlayPipeline]:
+class FusionHandle(NamedTuple):
+    """The AI cost pipelines' parts their views use, and the worker's health report (the
+    fusion state view includes it)."""
+
+    context: FusionContext
+    requests: RequestsPipeline
+    overlays: OverlayPipeline
+    health: Callable[[], dict[str, Any]]
+
+
+def register(gov: Governor, health: Callable[[], dict[str, Any]]) -> FusionHandle:
     """Wire the AI cost governance pipelines into ``gov``."""
     ctx = FusionContext(gov)
     BudgetsPipeline(gov, ctx)
     requests = RequestsPipeline(gov, ctx)
     ResultsPipeline(gov, ctx)
     overlay = OverlayPipeline(gov, ctx.metrics)
-    return ctx, requests, overlay
+    return FusionHandle(ctx, requests, overlay, health)

@@ -9,7 +9,7 @@ policy records the feed refused. All decisions are in :mod:`agents.traffic.rules
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from agents.traffic.metrics import TrafficMetrics
 from agents.traffic.policy_feed import PolicyFeed
@@ -261,15 +261,23 @@ class PolicyReporter(Stage):
         await self.dead_letter(source_coordinates(message), reason, judgement.message)
 
 
-def register(gov: Governor) -> tuple[PolicyFeed, TrafficRouter, TrafficPipeline]:
+class TrafficHandle(NamedTuple):
+    """The traffic pipeline's parts its views and tests use."""
+
+    feed: PolicyFeed
+    router: TrafficRouter
+    pipeline: TrafficPipeline
+
+
+def register(gov: Governor) -> TrafficHandle:
     """Wire the traffic pipeline (policy feed, router, decider, reporter) into ``gov``."""
     traffic_metrics = TrafficMetrics(gov.metrics)
-    feed = PolicyFeed(gov.settings, traffic_metrics)
+    feed = PolicyFeed(gov.settings, traffic_metrics, gov.publish)
     gov.app.task(feed.run)
     router = TrafficRouter(gov, feed)
     pipeline = TrafficPipeline(gov, feed, traffic_metrics)
     PolicyReporter(gov, feed)
-    return feed, router, pipeline
+    return TrafficHandle(feed, router, pipeline)
 
 
 def _last_request_s(rate: ClientRate) -> float:

@@ -18,10 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.traffic.metrics import TrafficMetrics
 from agents.traffic.rules.policy import (
@@ -32,37 +31,40 @@ from agents.traffic.rules.policy import (
     newest_verified,
     trusted_keys,
 )
-from app.runtime.connection import aiokafka_options
+from app.runtime.feeds import TopicFollower
 from app.runtime.retry import ride_out
+from app.runtime.topic_reader import read_partition
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 KEPT_JUDGEMENTS = 1_000
+APPLIED_TOPIC = "traffic-policies-applied"
+
+Publish = Callable[[str, bytes, bytes], Awaitable[Any]]
+"""Publish a record (catalogue topic name, key, value) and wait for the broker's
+acknowledgement (:meth:`app.runtime.faust_app.Governor.publish`)."""
 
 
-class PolicyFeed:
+class PolicyFeed(TopicFollower):
     """Holds :attr:`active` and the judgements of the records read so far."""
 
-    def __init__(self, settings: Settings, metrics: TrafficMetrics) -> None:
-        self.topic = settings.kafka.topic_prefix + "traffic-policies"
-        self.applied_topic = settings.kafka.topic_prefix + "traffic-policies-applied"
+    def __init__(self, settings: Settings, metrics: TrafficMetrics, publish: Publish) -> None:
+        super().__init__(settings, "traffic-policies")
+        self.applied_topic = settings.kafka.topic_prefix + APPLIED_TOPIC
         self._recorded: set[str] = set()
-        self._producer: AIOKafkaProducer | None = None
-        self._options = aiokafka_options(settings.kafka)
-        self._deadline_s = settings.worker.broker_outage_deadline_s
+        self._publish = publish
         self._metrics = metrics
         self.trusted = trusted_keys(settings.traffic.public_keys())
         self.active = ActivePolicy.of(settings.traffic.policy, "settings")
         self.judgements: deque[Judgement] = deque(maxlen=KEPT_JUDGEMENTS)
         self.next_offset = 0
-        self.caught_up = asyncio.Event()
         self._advanced = asyncio.Condition()
         self._publish_active()
 
     def apply(self, offset: int, value: bytes | None) -> Judgement | None:
         """Judge one record and put an applied policy in force (a tombstone is skipped: a
-        compacted-away key is no policy). :meth:`run` records it durably first."""
+        compacted-away key is no policy). :meth:`take` records it durably first."""
         candidate, judgement = self.judge(offset, value)
         if candidate is not None:
             self.activate(candidate)
@@ -99,49 +101,29 @@ class PolicyFeed:
         async with self._advanced:
             await self._advanced.wait_for(lambda: self.next_offset > offset)
 
-    async def run(self) -> None:
-        """Read the topic for the life of the worker."""
-        tp = TopicPartition(self.topic, 0)
+    async def prepare(self) -> None:
+        """Start from the newest verified policy any worker applied, if newer than the
+        settings' (a compacted ``traffic-policies`` may no longer hold it)."""
         floor = await ride_out(self._read_floor, f"{self.applied_topic}: reading", self._deadline_s)
         if floor is not None and floor.policy.version_tuple() > self.active.policy.version_tuple():
             self.activate(floor)
-        consumer, start, end_at_start = await ride_out(
-            partial(self._open, tp), f"{self.topic} feed: starting", self._deadline_s
-        )
-        try:
-            consumer.seek(tp, start)
-            self.next_offset = start
-            if start >= end_at_start:
-                self.caught_up.set()
-            while True:
-                batch = await consumer.getmany(tp, timeout_ms=500)
-                for message in batch.get(tp, []):
-                    candidate, _ = self.judge(message.offset, message.value)
-                    if candidate is not None:
-                        await self._record(candidate.hash, message.value)
-                        self.activate(candidate)
-                if not batch:
-                    self.next_offset = max(self.next_offset, await consumer.position(tp))
-                await self._notify()
-                if self.next_offset >= end_at_start:
-                    self.caught_up.set()
-        finally:
-            await consumer.stop()
-            if self._producer is not None:
-                await self._producer.stop()
+
+    async def take(self, offset: int, value: bytes | None) -> None:
+        """Judge one record; a policy to apply is recorded durably before it governs."""
+        candidate, _ = self.judge(offset, value)
+        if candidate is not None and value is not None:
+            await self._record(candidate.hash, value)
+            self.activate(candidate)
+
+    async def polled(self, positions: dict[int, int]) -> None:
+        """Every record before the partition's position has been judged: wake the waiters."""
+        self.next_offset = max(self.next_offset, positions.get(0, 0))
+        await self._notify()
 
     async def _read_floor(self) -> ActivePolicy | None:
         """The newest verified policy any worker applied (None if there is none)."""
-        tp = TopicPartition(self.applied_topic, 0)
-        consumer, start, end = await self._open(tp)
-        values: list[tuple[int, bytes]] = []
-        try:
-            consumer.seek(tp, start)
-            while await consumer.position(tp) < end:
-                batch = await consumer.getmany(tp, timeout_ms=500)
-                values += [(m.offset, m.value) for m in batch.get(tp, []) if m.value is not None]
-        finally:
-            await consumer.stop()
+        found, _ = await read_partition(self._options, self.applied_topic, 0)
+        values = [(offset, value) for offset, value in found if value is not None]
         floor, hashes = newest_verified(values, self.trusted)
         self._recorded.update(hashes)
         if floor is not None:
@@ -152,25 +134,9 @@ class PolicyFeed:
         """Write an applied policy to the Governor-only topic, acknowledged, once per hash."""
         if digest in self._recorded:
             return
-        if self._producer is None:
-            self._producer = AIOKafkaProducer(**self._options, acks="all")
-            await ride_out(self._producer.start, "policy recorder: starting", self._deadline_s)
-        send = partial(self._producer.send_and_wait, self.applied_topic, value, digest.encode())
+        send = partial(self._publish, APPLIED_TOPIC, digest.encode(), value)
         await ride_out(send, f"{self.applied_topic}: recording", self._deadline_s)
         self._recorded.add(digest)
-
-    async def _open(self, tp: TopicPartition) -> tuple[AIOKafkaConsumer, int, int]:
-        """A consumer assigned ``tp``, with its beginning and end offsets now."""
-        consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False, group_id=None)
-        try:
-            await consumer.start()
-            consumer.assign([tp])
-            start = (await consumer.beginning_offsets([tp]))[tp]
-            end = (await consumer.end_offsets([tp]))[tp]
-        except BaseException:
-            await consumer.stop()
-            raise
-        return consumer, start, end
 
     async def _notify(self) -> None:
         async with self._advanced:

@@ -28,8 +28,8 @@ from schemas.carbon_budget import CarbonBudget, ContractualInstrument, GridInten
 log = logging.getLogger(__name__)
 
 
-class CompactedFeed(ABC):
-    """Follows one compacted topic from its beginning."""
+class TopicFollower(ABC):
+    """Follows one topic from its beginning, record by record in offset order."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = settings.kafka.topic_prefix + topic
@@ -37,15 +37,18 @@ class CompactedFeed(ABC):
         self._deadline_s = settings.worker.broker_outage_deadline_s
         self.caught_up = asyncio.Event()
 
-    @abstractmethod
-    def apply(self, value: bytes | None) -> None:
-        """Apply one record's value (``None`` for a tombstone)."""
+    async def prepare(self) -> None:
+        """Before the topic is read (a feed that starts from a floor of its own reads it)."""
+        return None
 
-    def _apply_logged(self, value: bytes | None) -> None:
-        try:
-            self.apply(value)
-        except (ValueError, ValidationError) as exc:
-            log.warning("%s record ignored: %s", self.topic, exc)
+    @abstractmethod
+    async def take(self, offset: int, value: bytes | None) -> None:
+        """One record of the topic (``None`` for a tombstone), in offset order."""
+
+    async def polled(self, positions: dict[int, int]) -> None:
+        """After each poll, with the next offset of each partition (everything before it
+        has been taken, compaction's gaps included)."""
+        return None
 
     async def _open(self) -> tuple[AIOKafkaConsumer, list[TopicPartition], dict[Any, int]]:
         """A consumer at the beginning of every partition, and the ends to catch up to."""
@@ -69,22 +72,40 @@ class CompactedFeed(ABC):
     async def run(self) -> None:
         """Read the topic for the life of the worker; a broker outage while starting is
         ridden out (a feed task that raised would crash the whole app)."""
+        await self.prepare()
         consumer, tps, ends = await ride_out(
             self._open, f"{self.topic} feed: starting", self._deadline_s
         )
         try:
-            while True:
+            while True:  # caught up is checked before the first poll: a topic may be empty
+                positions = {tp.partition: await consumer.position(tp) for tp in tps}
+                await self.polled(positions)
+                if not self.caught_up.is_set() and all(
+                    positions[tp.partition] >= ends[tp] for tp in tps
+                ):
+                    log.info("%s feed caught up at offsets %s", self.topic, positions)
+                    self.caught_up.set()
                 batch = await consumer.getmany(*tps, timeout_ms=500)
                 for messages in batch.values():
                     for message in messages:
-                        self._apply_logged(message.value)
-                if not self.caught_up.is_set():
-                    positions = [await consumer.position(tp) for tp in tps]
-                    if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
-                        log.info("%s feed caught up at offsets %s", self.topic, positions)
-                        self.caught_up.set()
+                        await self.take(message.offset, message.value)
         finally:
             await consumer.stop()
+
+
+class CompactedFeed(TopicFollower):
+    """Reference data: each record's value applied; a value it refuses is logged and
+    skipped (reference data never stops a worker)."""
+
+    @abstractmethod
+    def apply(self, value: bytes | None) -> None:
+        """Apply one record's value (``None`` for a tombstone)."""
+
+    async def take(self, offset: int, value: bytes | None) -> None:
+        try:
+            self.apply(value)
+        except (ValueError, ValidationError) as exc:
+            log.warning("%s record ignored: %s", self.topic, exc)
 
 
 class GridIntensityFeed(CompactedFeed):

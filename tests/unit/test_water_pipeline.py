@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from agents import registry
+from agents.spec import Installed
 from app.core.dedup import Position
 from app.runtime.topology import Topology, build
 from app.settings import load_settings
@@ -55,10 +56,27 @@ def test_one_registry_entry_brings_the_pipeline_and_its_topics(topology: Topolog
     }
 
 
+def test_built_in_and_added_pipelines_install_through_the_one_registry(
+    topology: Topology,
+) -> None:
+    assert list(topology.added) == [spec.name for spec in registry.PIPELINES] + ["water"]
+    assert topology.added["carbon"] is topology.carbon
+    assert topology.carbon.budget_usage is not None  # the facility pipelines asked for it by spec
+
+
+def test_a_pipeline_asks_only_for_what_was_installed_before_it() -> None:
+    installed = Installed(health=dict)
+    with pytest.raises(LookupError, match="'carbon' is not installed"):
+        installed.handle(registry.CARBON)
+    installed.add("water", object())
+    with pytest.raises(ValueError, match="two pipelines are named 'water'"):
+        installed.add("water", object())
+
+
 def test_worker_pipelines_setting_names_it_by_import_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOVERNOR_WORKER__PIPELINES", '["tests.water:SPEC"]')
     settings = load_settings()
-    assert registry.pipelines(settings) == (SPEC,)
+    assert registry.pipelines(settings) == (*registry.PIPELINES, SPEC)
     assert "water-readings" in registry.catalogue_for(settings)
     monkeypatch.setenv("GOVERNOR_WORKER__PIPELINES", '["tests.water.schemas:WaterReading"]')
     with pytest.raises(TypeError, match="is not a PipelineSpec"):

@@ -28,4 +28,6 @@ TOPICS = (
     ),
 )  # fmt: skip
 
-SPEC = PipelineSpec(name="water", register=WaterPipeline, views=api.register, topics=TOPICS)
+SPEC = PipelineSpec(
+    name="water", register=lambda gov, _: WaterPipeline(gov), views=api.register, topics=TOPICS
+)
