@@ -62,5 +62,10 @@ def catalogue_for(
     settings: Settings, base: Catalogue | None = None, extra: Iterable[Installable] = ()
 ) -> Catalogue:
     """topics.yaml (or ``base``) with the topics of every installed pipeline added."""
+    return catalogue_of(pipelines(settings, extra), base)
+
+
+def catalogue_of(specs: Iterable[Installable], base: Catalogue | None = None) -> Catalogue:
+    """topics.yaml (or ``base``) with the topics of ``specs`` added."""
     catalogue = base or Catalogue.load()
-    return catalogue.with_topics(t for spec in pipelines(settings, extra) for t in spec.topics)
+    return catalogue.with_topics(t for spec in specs for t in spec.topics)

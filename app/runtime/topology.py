@@ -51,7 +51,7 @@ def build(
     """Build the app for ``settings`` (its cluster must be resolved already): the pipelines of
     :mod:`agents.registry`, then ``extra``."""
     specs = registry_of.pipelines(settings, extra)
-    catalogue = registry_of.catalogue_for(settings, catalogue, extra)
+    catalogue = registry_of.catalogue_of(specs, catalogue)
     registry = CollectorRegistry()
     metrics = Metrics(
         settings.metrics.max_facility_labels,
