@@ -3,6 +3,10 @@ topic, in its own process, as benchmarks/throughput.py's second baseline.
 
 Run: .venv/bin/python benchmarks/bare_faust.py --bootstrap HOST:PORT --topic T --count N
 Prints one JSON line: {"events": N, "seconds": first event to the Nth}.
+
+``--deliver-in-place``: the same agent on Faust's transport with Governor's one change to
+its delivery (app/runtime/delivery_in_place.py; the fetch wait stays Faust's 1,500 ms), to
+see what that change is worth to the engine itself.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from app.runtime.fetch_wait import transport_with_fetch_wait
+
+FAUST_FETCH_WAIT_MS = 1_500
 
 
 def main() -> None:
@@ -33,6 +43,7 @@ def main() -> None:
         help="take batches of up to this many events (stream.take_events) instead of one by one",
     )  # fmt: skip
     parser.add_argument("--within-ms", type=float, default=10.0)
+    parser.add_argument("--deliver-in-place", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     app = faust.App(
@@ -44,6 +55,8 @@ def main() -> None:
         consumer_auto_offset_reset="earliest",
         topic_partitions=args.partitions,
     )
+    if args.deliver_in_place:
+        app.transport = transport_with_fetch_wait(app, FAUST_FETCH_WAIT_MS, True)
     topic = app.topic(args.topic, key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "first": 0.0}
 

@@ -332,12 +332,12 @@ async def paced_latency(
     return total, worker
 
 
-def bare_faust(bootstrap: str, topic: str, records: int, timeout_s: float) -> float:
+def bare_faust(bootstrap: str, topic: str, records: int, timeout_s: float, *options: str) -> float:
     """Seconds a bare Faust agent (benchmarks/bare_faust.py, its own process) takes from its
     first record of ``topic`` to its ``records``-th: the engine's own ceiling."""
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bare_faust.py"), "--bootstrap", bootstrap,
-         "--topic", topic, "--count", str(records)],
+         "--topic", topic, "--count", str(records), *options],
         capture_output=True, text=True, timeout=timeout_s, check=True,
     )  # fmt: skip
     # Faust's worker routes stdout through its logger: the JSON line may carry a log prefix.
@@ -399,6 +399,10 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     bare_s = await asyncio.to_thread(
         bare_faust, bootstrap, prefix + workload.source, len(records), args.timeout
     )
+    in_place_s = await asyncio.to_thread(
+        bare_faust, bootstrap, prefix + workload.source, len(records), args.timeout,
+        "--deliver-in-place",
+    )  # fmt: skip
 
     port = free_port()
     proc = start_worker(
@@ -471,6 +475,11 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     bare_rate = args.readings / bare_s
     print(f"  baseline raw aiokafka + orjson:   {raw_rate:>10,.0f} {unit}/s  ({raw_s:.2f} s)")
     print(f"  baseline bare Faust agent:        {bare_rate:>10,.0f} {unit}/s  ({bare_s:.2f} s)")
+    in_place_rate = args.readings / in_place_s
+    print(
+        f"  the same, delivered in place:     {in_place_rate:>10,.0f} {unit}/s  ({in_place_s:.2f}"
+        f" s) = {in_place_rate / bare_rate:.2f} x bare Faust"
+    )
     print(
         f"  pipeline (worker, end to end):    {rate:>10,.0f} {unit}/s  ({pipeline_s:.2f} s)"
         f"  = {rate / raw_rate:.3f} x raw, {rate / bare_rate:.2f} x bare Faust"

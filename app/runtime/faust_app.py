@@ -179,7 +179,9 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         Table=WriteBehindTable,
         Monitor=Monitor if worker.faust_event_metrics else LeanMonitor,
     )
-    app.transport = transport_with_fetch_wait(app, worker.consumer_fetch_max_wait_ms)
+    app.transport = transport_with_fetch_wait(
+        app, worker.consumer_fetch_max_wait_ms, worker.deliver_in_place
+    )
     if worker.gc_freeze:
         freeze_after_rebalances(app)
     return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)

@@ -24,10 +24,15 @@ from typing import Any
 import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from app.runtime.delivery_in_place import DeliveryInPlace
 
-def transport_with_fetch_wait(app: Any, fetch_max_wait_ms: int) -> faust_aiokafka.Transport:
+
+def transport_with_fetch_wait(
+    app: Any, fetch_max_wait_ms: int, deliver_in_place: bool = False
+) -> faust_aiokafka.Transport:
     """Faust's aiokafka transport for ``app``, its worker consumer waiting at most
-    ``fetch_max_wait_ms`` for a fetch."""
+    ``fetch_max_wait_ms`` for a fetch, and delivering records without a task each when
+    ``deliver_in_place`` (:mod:`app.runtime.delivery_in_place`)."""
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(
@@ -41,7 +46,10 @@ def transport_with_fetch_wait(app: Any, fetch_max_wait_ms: int) -> faust_aiokafk
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    class InPlaceConsumer(DeliveryInPlace, WaitingConsumer):
+        pass
+
     class Transport(faust_aiokafka.Transport):
-        Consumer = WaitingConsumer
+        Consumer = InPlaceConsumer if deliver_in_place else WaitingConsumer
 
     return Transport(app.conf.broker_consumer, app)
