@@ -25,7 +25,7 @@ from agents.carbon.rules import (
     day_key,
     process_records,
 )
-from agents.facility.rules.carbon_state import BudgetOutcome, BudgetOutputs
+from agents.facility.rules.carbon_state import BudgetOutcome, BudgetOutputs, CountedEmission
 from app.core.checks import Rejection
 from app.core.dedup import Position
 from app.core.grid import EmissionContext
@@ -50,7 +50,7 @@ class BudgetUsage(Protocol):
     """What counts a record's emissions into its facility's budget (``agents.facility.agent``)."""
 
     def decide(
-        self, facility_id: str, records: Sequence[tuple[Position, Sequence[CarbonEmission]]]
+        self, facility_id: str, records: Sequence[tuple[Position, Sequence[CountedEmission]]]
     ) -> list[tuple[Position, BudgetOutcome]]:
         """What records of one facility and partition (offset order) do to the budget, as
         outcomes to write at their positions; writes nothing, so a rules bug leaves no
@@ -76,8 +76,6 @@ class CarbonDecision:
     facility_id: str
     records: int
     outcome: CarbonOutcome
-    contracts: list[CarbonEmission]
-    """The emissions as their published contract (what the budget and the rings keep)."""
     budget: list[tuple[Position, BudgetOutcome]]
     """What they do to the facility's carbon budget, when budgets are on."""
 
@@ -212,23 +210,23 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         outcome = process_records(
             records, current, self.readings_dedup.index, self.config, self.context
         )
-        contracts = [e.to_contract() for e in outcome.emissions]
+        emissions = outcome.emissions
         usage = self.budget_usage
         budget: list[tuple[Position, BudgetOutcome]] = []
-        if usage is not None and contracts:
-            per_record: list[tuple[Position, Sequence[CarbonEmission]]] = []
+        if usage is not None and emissions:
+            per_record: list[tuple[Position, Sequence[CountedEmission]]] = []
             start = 0
             for (position, _), count in zip(records, outcome.emitted, strict=True):
-                per_record.append((position, contracts[start : start + count]))
+                per_record.append((position, emissions[start : start + count]))
                 start += count
             budget = usage.decide(facility_id, per_record)
-        return CarbonDecision(facility_id, len(records), outcome, contracts, budget)
+        return CarbonDecision(facility_id, len(records), outcome, budget)
 
     async def _apply(self, decision: CarbonDecision) -> None:
         """Write the decided state, then send the emissions and the budget alerts."""
         facility_id = decision.facility_id
         usage = self.budget_usage
-        self._persist(decision.outcome, decision.contracts, facility_id)
+        self._persist(decision.outcome, facility_id)
         alerts: list[BudgetOutputs] = []
         if usage is not None:
             alerts = [usage.write(facility_id, b, position) for position, b in decision.budget]
@@ -246,9 +244,7 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
                 [e.to_json_bytes() for e in emissions],
             )
 
-    def _persist(
-        self, outcome: CarbonOutcome, contracts: Sequence[CarbonEmission], facility_id: str
-    ) -> None:
+    def _persist(self, outcome: CarbonOutcome, facility_id: str) -> None:
         """Write the decided state; each write is idempotent under re-delivery."""
         for totals in outcome.updated_days.values():
             self.totals[totals.key] = totals
@@ -263,7 +259,10 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
             for old_day in expired:
                 self.totals.pop(day_key(facility_id, old_day), None)
         recent = self.recent.get(facility_id) or RecentReadings(facility_id=facility_id)
-        fresh = recent.with_emissions(contracts, self.config.recent_readings_per_facility)
+        limit = self.config.recent_readings_per_facility
+        # Only the newest ``limit`` can stay in the ring: only those become contract models.
+        newest = [e.to_contract() for e in outcome.emissions[-limit:]]
+        fresh = recent.with_emissions(newest, limit)
         if fresh is not recent:
             self.recent[facility_id] = fresh
             self.reading_index.replace(recent, fresh)

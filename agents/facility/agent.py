@@ -29,6 +29,7 @@ from agents.facility.rules.carbon_state import (
     SEVERITY,
     BudgetOutcome,
     BudgetOutputs,
+    CountedEmission,
     FacilityCarbon,
 )
 from agents.facility.rules.carbon_usage import apply_records
@@ -44,7 +45,6 @@ from app.runtime.stage import Stage
 from app.runtime.template import OutcomeT, Pipeline
 from app.runtime.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
-from schemas.carbon_emission import CarbonEmission
 from schemas.load import BalancingCommand, CommandResult, LoadMetric
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class CarbonUsage:
         (``governor_record_processing_seconds{pipeline="carbon-usage"}``)."""
 
     def decide(
-        self, facility_id: str, records: Sequence[tuple[Position, Sequence[CarbonEmission]]]
+        self, facility_id: str, records: Sequence[tuple[Position, Sequence[CountedEmission]]]
     ) -> list[tuple[Position, BudgetOutcome]]:
         """What records' emissions (applied or re-sent; one facility and partition, offset
         order) do to the budget, as outcomes to write at their positions."""

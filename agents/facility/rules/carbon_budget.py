@@ -26,6 +26,7 @@ from agents.facility.rules.carbon_state import (
     BudgetOutcome,
     BudgetOutputs,
     BudgetStatus,
+    CountedEmission,
     FacilityCarbon,
     Usage,
     milli_units,
@@ -40,7 +41,7 @@ from schemas.carbon_budget import (
     CarbonBudgetState,
     CarbonPeriod,
 )
-from schemas.carbon_emission import AccountingMethod, CarbonEmission
+from schemas.carbon_emission import AccountingMethod
 from schemas.common import EnergySource
 
 
@@ -87,7 +88,7 @@ def _alert(
     state: FacilityCarbon,
     new_state: CarbonBudgetState,
     reason: AlertReason,
-    emission: CarbonEmission | None,
+    emission: CountedEmission | None,
 ) -> CarbonBudgetAlert:
     assert state.budget is not None and state.period_start is not None
     sequence = state.alerts_sent + 1
@@ -112,7 +113,7 @@ def _alert(
 def _transition(
     state: FacilityCarbon,
     reason: AlertReason,
-    emission: CarbonEmission | None,
+    emission: CountedEmission | None,
     config: CarbonBudgetSettings,
 ) -> tuple[FacilityCarbon, tuple[CarbonBudgetAlert, ...]]:
     """Re-classify ``state``; an alert when the state changed."""
@@ -178,7 +179,7 @@ def apply_budget(
 def apply_emissions(
     state: FacilityCarbon | None,
     facility_id: str,
-    emissions: Sequence[CarbonEmission],
+    emissions: Sequence[CountedEmission],
     position: Position,
     config: CarbonBudgetSettings,
 ) -> BudgetOutcome:
@@ -206,7 +207,7 @@ def apply_emissions(
 
 def apply_emission(
     state: FacilityCarbon | None,
-    emission: CarbonEmission,
+    emission: CountedEmission,
     position: Position,
     config: CarbonBudgetSettings,
 ) -> BudgetOutcome:
@@ -242,7 +243,7 @@ class _Pending:
     last: datetime | None = None
 
     def takes(
-        self, state: FacilityCarbon, emission: CarbonEmission, config: CarbonBudgetSettings
+        self, state: FacilityCarbon, emission: CountedEmission, config: CarbonBudgetSettings
     ) -> bool:
         """Sum ``emission`` here when it is in ``state``'s period and keeps its budget state;
         ``False`` (nothing summed) when it needs :func:`_count`."""
@@ -301,7 +302,7 @@ class _Pending:
 
 def _count(
     current: FacilityCarbon,
-    emission: CarbonEmission,
+    emission: CountedEmission,
     config: CarbonBudgetSettings,
     alerts: list[CarbonBudgetAlert],
 ) -> FacilityCarbon:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,7 +22,7 @@ from schemas.carbon_budget import (
     CarbonBudgetState,
     CarbonPeriod,
 )
-from schemas.carbon_emission import AccountingMethod, CarbonEmission
+from schemas.carbon_emission import AccountingMethod
 from schemas.common import EnergySource
 
 BUDGETS = "b"
@@ -36,11 +37,32 @@ SEVERITY = {
 }
 
 
+class CountedEmission(Protocol):
+    """What the budget rules read of an emission: the carbon rules' own record (the carbon
+    agent counts what it has just decided, unconverted) or the published contract
+    (:class:`~schemas.carbon_emission.CarbonEmission`, read back from the topic)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def facility_id(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def energy_source(self) -> EnergySource: ...
+    @property
+    def consumption_kwh(self) -> float: ...
+    @property
+    def emissions_kg_co2e(self) -> float: ...
+    @property
+    def market_based_kg_co2e(self) -> float: ...
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def milli_units(emission: CarbonEmission) -> tuple[int, int, int]:
+def milli_units(emission: CountedEmission) -> tuple[int, int, int]:
     """One emission in :class:`Usage`'s integer units: energy (mWh), location-based and
     market-based emissions (mg), each rounded on its own."""
     return (
@@ -58,7 +80,7 @@ class Usage(_Frozen):
     market_mg: int = 0
     readings: int = 0
 
-    def plus(self, emission: CarbonEmission) -> Usage:
+    def plus(self, emission: CountedEmission) -> Usage:
         energy, location, market = milli_units(emission)
         return Usage(
             energy_mwh=self.energy_mwh + energy,

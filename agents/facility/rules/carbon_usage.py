@@ -7,16 +7,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agents.facility.rules import carbon_budget
-from agents.facility.rules.carbon_state import READINGS, BudgetOutcome, FacilityCarbon
+from agents.facility.rules.carbon_state import (
+    READINGS,
+    BudgetOutcome,
+    CountedEmission,
+    FacilityCarbon,
+)
 from agents.facility.settings import CarbonBudgetSettings
 from app.core.dedup import Position
-from schemas.carbon_emission import CarbonEmission
 
 
 def apply_records(
     state: FacilityCarbon | None,
     facility_id: str,
-    records: Sequence[tuple[Position, Sequence[CarbonEmission]]],
+    records: Sequence[tuple[Position, Sequence[CountedEmission]]],
     config: CarbonBudgetSettings,
 ) -> list[tuple[Position, BudgetOutcome]]:
     """Count several meter-readings records of one facility and partition (offset order)
@@ -26,7 +30,7 @@ def apply_records(
     grows, so the replays are the first records; records without emissions count nothing.
     """
     decided: list[tuple[Position, BudgetOutcome]] = []
-    fresh: list[tuple[Position, Sequence[CarbonEmission]]] = []
+    fresh: list[tuple[Position, Sequence[CountedEmission]]] = []
     for position, emissions in records:
         if not emissions:
             continue
