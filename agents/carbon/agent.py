@@ -78,6 +78,8 @@ class CarbonDecision:
     outcome: CarbonOutcome
     budget: list[tuple[Position, BudgetOutcome]]
     """What they do to the facility's carbon budget, when budgets are on."""
+    last: Position
+    """The position of the last of the records."""
 
 
 def _readings(record: ReadingRecord) -> list[MeterReading]:
@@ -165,9 +167,17 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         """A batch's records decided per facility at once: one rules pass, one write per
         key, one send per output topic and facility; the same decisions as one at a time.
 
+        Every facility is decided before anything is written. Then the writes that a
+        partition keeps in offset order are made in that order: each facility's budget
+        outbox entry (at its last record) with the facilities taken by their last record,
+        and the dedup segments (one per record, facilities interleaved) all at the end,
+        sorted. Written facility by facility, a segment below one already written was
+        dropped (the store takes a partition's segments in order), and a re-sent reading
+        of that record counted again in a later batch.
+
         Records forwarded from another partition carry their origin's watermark, which one
-        stamp cannot hold for several origins: those are decided one at a time. A facility
-        whose rules fail is decided again one record at a time, so that only the record
+        stamp cannot hold for several origins: those are decided one at a time. So is the
+        whole batch when the rules fail on a facility's records, so that only the record
         they fail on is dead-lettered."""
         if len(batch) == 1 or any(item.position.forwarded_from is not None for item in batch):
             await super().decide_batch(batch)
@@ -175,24 +185,28 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         by_facility: dict[str, list[Admitted[ReadingRecord]]] = {}
         for item in batch:
             by_facility.setdefault(_readings(item.event)[0].facility_id, []).append(item)
+        try:
+            decisions = [
+                self._decide_records([(i.position, _readings(i.event)) for i in items])
+                for items in by_facility.values()
+            ]
+        except Exception:  # a rules bug: find the record, keep the rest
+            log.exception("%s rules failed on a batch: deciding its records alone", self.name)
+            await super().decide_batch(batch)
+            return
         total = CarbonOutcome()
-        decided: list[Admitted[ReadingRecord]] = []
-        for items in by_facility.values():
-            try:
-                decision = self._decide_records([(i.position, _readings(i.event)) for i in items])
-            except Exception:  # a rules bug: find the record, keep the rest
-                log.exception("%s rules failed on a batch: deciding its records alone", self.name)
-                await super().decide_batch(items)
-                continue
-            await self._apply(decision)
+        for decision in sorted(decisions, key=_last_offset):
+            await self._apply(decision, record_segments=False)
             total.emissions += decision.outcome.emissions
             total.duplicate_event_ids += decision.outcome.duplicate_event_ids
             total.replayed_event_ids += decision.outcome.replayed_event_ids
-            decided += items
-        self._count(total, len(decided))
+        segments = [s for d in decisions for s in d.outcome.segments]
+        for segment in sorted(segments, key=lambda s: s.position.offset):
+            self.readings_dedup.record(segment)
+        self._count(total, len(batch))
         processing = self.metrics.processing.labels(pipeline=self.name)
         done = time.perf_counter()
-        for item in decided:  # those decided alone were timed and counted on their own
+        for item in batch:
             processing.observe(done - item.started)
 
     def _decide_records(
@@ -220,13 +234,17 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
                 per_record.append((position, emissions[start : start + count]))
                 start += count
             budget = usage.decide(facility_id, per_record)
-        return CarbonDecision(facility_id, len(records), outcome, budget)
+        return CarbonDecision(facility_id, len(records), outcome, budget, records[-1][0])
 
-    async def _apply(self, decision: CarbonDecision) -> None:
-        """Write the decided state, then send the emissions and the budget alerts."""
+    async def _apply(self, decision: CarbonDecision, record_segments: bool = True) -> None:
+        """Write the decided state, then send the emissions and the budget alerts (the
+        dedup segments too, unless the caller records a batch's segments in order)."""
         facility_id = decision.facility_id
         usage = self.budget_usage
         self._persist(decision.outcome, facility_id)
+        if record_segments:
+            for segment in decision.outcome.segments:
+                self.readings_dedup.record(segment)
         alerts: list[BudgetOutputs] = []
         if usage is not None:
             alerts = [usage.write(facility_id, b, position) for position, b in decision.budget]
@@ -248,8 +266,6 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         """Write the decided state; each write is idempotent under re-delivery."""
         for totals in outcome.updated_days.values():
             self.totals[totals.key] = totals
-        for segment in outcome.segments:
-            self.readings_dedup.record(segment)
         touched = sorted({e.utc_day for e in outcome.emissions})
         if touched:
             days = self.days.get(facility_id) or DayIndex(entity_id=facility_id)
@@ -320,6 +336,14 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
                 return found
             self.reading_index.discard(event_id, facility_id)  # its partition moved away
         return None
+
+
+def _last_offset(decision: CarbonDecision) -> int:
+    """Where a facility's decision is written in its partition's order: its budget outbox
+    entry goes at its last counted record (a budget entry's position, else its last)."""
+    if decision.budget:
+        return decision.budget[-1][0].offset
+    return decision.last.offset
 
 
 def register(gov: Governor) -> CarbonPipeline:

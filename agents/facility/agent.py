@@ -244,7 +244,7 @@ class CarbonUsage:
         self.writer.box.ensure_indexed(records[0][0].partition)
         state = self.ctx.carbon_state(facility_id)
         outcomes = apply_records(state, facility_id, records, self.config)
-        self._deciding_s = time.perf_counter() - started
+        self._deciding_s += time.perf_counter() - started  # a batch decides all, then writes
         return outcomes
 
     def write(self, facility_id: str, outcome: BudgetOutcome, position: Position) -> BudgetOutputs:

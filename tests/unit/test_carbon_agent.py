@@ -16,6 +16,9 @@ import pytest
 from agents.carbon.agent import CarbonPipeline
 from agents.carbon.rules import Emission
 from agents.facility.rules import carbon_budget
+from app.core.dedup import Position
+from app.runtime.lanes import handled_as_current
+from app.runtime.topic_reader import SourceRecord
 from app.runtime.topology import Topology, build
 from app.settings import load_settings
 from schemas.common import EnergySource
@@ -79,6 +82,35 @@ async def test_readings_update_tables_and_emit(
     # the budget usage stage (inside this agent) still reports its time, once per record
     # with emissions (the duplicate has none)
     assert _observations(usage_timed) - timed_before == 2
+
+
+async def test_a_batch_of_several_facilities_keeps_every_record_deduplicated(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records of two facilities in one partition, interleaved, decided as one batch: every
+    record's dedup segment is kept, so a reading re-sent in a later batch counts once. (The
+    batch used to write the segments facility by facility, and the store, which takes a
+    partition's segments in offset order, dropped the second facility's.) Its budget outbox
+    entry is written too, for the same reason."""
+    pipeline = topology.carbon
+    sent = Recorder(pipeline, monkeypatch)
+    topic = pipeline.source.get_topic_name()
+
+    def record(offset: int, n: int, facility: str) -> SourceRecord:
+        value = reading(n, facility_id=facility, consumption_kwh=1).to_json_bytes()
+        return SourceRecord(topic, 0, offset, facility.encode(), value, BASE_TIME.timestamp())
+
+    first = [record(n, n, f"facility-00{n % 2}") for n in range(6)]
+    again = [record(6 + n, n, f"facility-00{n % 2}") for n in range(6)]  # producer retries
+    for records in (first, again):
+        with handled_as_current(records[0]):
+            await pipeline.handle_batch(records)
+    assert [e.event_id for e in sent.emissions] == [f"evt-00000{n}" for n in (0, 2, 4, 1, 3, 5)]
+    for facility in ("facility-000", "facility-001"):
+        (day,) = pipeline.day_totals(facility)
+        assert day.by_source[EnergySource.GRID].readings == 3
+    box = pipeline.budget_usage.writer.box  # type: ignore[union-attr]
+    assert {box.get(Position(partition=0, offset=o)) is not None for o in (4, 5)} == {True}
 
 
 def _observations(histogram: Any) -> float:
