@@ -258,6 +258,8 @@ def emission_of(
 def _market_factor(instruments: Sequence[ContractualInstrument], residual: float) -> float:
     """The blended market-based factor: each instrument's share at its factor, the uncovered
     share at the residual mix."""
+    if not instruments:  # most facilities: the same float as the sums below give
+        return residual
     covered = sum(i.share for i in instruments)
     blended = sum(i.share * i.factor_kg_co2e_per_kwh for i in instruments)
     return blended + max(0.0, 1.0 - covered) * residual
