@@ -82,9 +82,10 @@ class WorkerSettings(Section):
     gc_freeze: bool = True
     """Freeze the heap out of Python's full garbage collections after each rebalance (see
     ``app/runtime/gc_freeze.py``): they paused the event loop for 115-138 ms otherwise."""
-    deliver_in_place: bool = True
+    deliver_in_place: bool = False
     """Hand each fetched record to the agents without the four tasks Faust's consumer makes
-    per record (see ``app/runtime/delivery_in_place.py``)."""
+    per record (see ``app/runtime/delivery_in_place.py``). Off by default: it drained single
+    readings 8-16 % faster but halved HTTP ingest beside them (benchmarks/README.md)."""
     consumer_fetch_max_wait_ms: int = Field(default=25, ge=1, le=1_500)
     """The longest the broker holds a fetch of the worker's consumer waiting for records
     (faust-streaming fixes it at 1,500; see ``app/runtime/fetch_wait.py``): with many
