@@ -376,13 +376,19 @@ async def committed_offsets(cluster: Cluster, group: str, topic: str) -> dict[in
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
-async def read_all(cluster: Cluster, topic: str, expect: int, timeout_s: float = 60.0) -> list[Any]:
-    """Read a topic from the beginning until ``expect`` records arrived (or time runs out)."""
+async def _from_the_start(cluster: Cluster, topic: str) -> AIOKafkaConsumer:
+    """A started consumer of every partition of ``topic``, from its beginning, in no group."""
     consumer = AIOKafkaConsumer(
         topic, **cluster.client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
         group_id=None,
     )  # fmt: skip
     await consumer.start()
+    return consumer
+
+
+async def read_all(cluster: Cluster, topic: str, expect: int, timeout_s: float = 60.0) -> list[Any]:
+    """Read a topic from the beginning until ``expect`` records arrived (or time runs out)."""
+    consumer = await _from_the_start(cluster, topic)
     records: list[Any] = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -401,11 +407,7 @@ async def read_to_end(cluster: Cluster, topic: str, timeout_s: float = 30.0) -> 
     A count is no stopping rule for a topic that may hold re-sent records: the count is
     reached while another partition's tail is still unread.
     """
-    consumer = AIOKafkaConsumer(
-        topic, **cluster.client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
-        group_id=None,
-    )  # fmt: skip
-    await consumer.start()
+    consumer = await _from_the_start(cluster, topic)
     records: list[Any] = []
     deadline = time.monotonic() + timeout_s
     try:
