@@ -80,8 +80,12 @@ class WorkerSettings(Section):
     """How long a batch keeps taking records after its first while they keep coming: the
     most batching adds to a record's latency (an idle agent waits for nothing)."""
     gc_freeze: bool = True
-    """Freeze the heap out of Python's full garbage collections after each rebalance (see
-    ``app/runtime/gc_freeze.py``): they paused the event loop for 115-138 ms otherwise."""
+    """Freeze the heap out of Python's full garbage collections after each rebalance and
+    after each full collection (see ``app/runtime/gc_freeze.py``): they paused the event
+    loop for 115-210 ms otherwise."""
+    gc_thaw_interval_s: float = Field(default=600.0, gt=0)
+    """How often the frozen heap is thawed, so that one full collection walks all of it and
+    frees reference cycles among objects frozen while alive (one longer pause per interval)."""
     deliver_in_place: bool = False
     """Hand each fetched record to the agents without the four tasks Faust's consumer makes
     per record (see ``app/runtime/delivery_in_place.py``). Off by default: it drained single

@@ -183,5 +183,5 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         app, worker.consumer_fetch_max_wait_ms, worker.deliver_in_place
     )
     if worker.gc_freeze:
-        freeze_after_rebalances(app)
+        freeze_after_rebalances(app, worker.gc_thaw_interval_s)
     return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)

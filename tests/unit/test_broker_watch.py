@@ -56,3 +56,59 @@ async def test_a_check_without_a_broker_says_unreachable() -> None:
 
     watch = BrokerWatch(_App(), None, interval_s=1, timeout_s=1, deadline_s=60)
     assert await watch.check() is False
+
+
+class _Broker:
+    def __init__(self, node_id: int) -> None:
+        self.nodeId = node_id
+
+
+class _Cluster:
+    def brokers(self) -> set[_Broker]:
+        return {_Broker(1), _Broker(2)}
+
+
+def _watch_over(client: Any) -> BrokerWatch:
+    class _Producer:
+        def _ensure_producer(self) -> Any:
+            return self
+
+    producer = _Producer()
+    producer.client = client  # type: ignore[attr-defined]
+
+    class _App:
+        pass
+
+    app = _App()
+    app.producer = producer  # type: ignore[attr-defined]
+    return BrokerWatch(app, None, interval_s=1, timeout_s=1, deadline_s=60)
+
+
+async def test_a_check_asks_each_broker_for_no_topics_until_one_answers() -> None:
+    asked: list[tuple[int, Any]] = []
+
+    class _Client:
+        cluster = _Cluster()
+
+        async def send(self, node_id: int, request: Any) -> None:
+            asked.append((node_id, request))
+            if len(asked) == 1:
+                raise ConnectionError("this broker is down")
+
+        async def fetch_all_metadata(self) -> Any:
+            raise AssertionError("a check must not ask for every topic of the cluster")
+
+    assert await _watch_over(_Client()).check() is True
+    assert sorted(node for node, _ in asked) == [1, 2]
+    # An empty topic list (Metadata v1 and later) asks for no topics at all.
+    assert [request._topics for _, request in asked] == [[], []]
+
+
+async def test_a_check_where_no_broker_answers_says_unreachable() -> None:
+    class _Client:
+        cluster = _Cluster()
+
+        async def send(self, node_id: int, request: Any) -> None:
+            raise ConnectionError("down")
+
+    assert await _watch_over(_Client()).check() is False
