@@ -70,6 +70,10 @@ class Workload:
     outputs_per_event: int = 1
     done_series: str | None = None
     """When set, the end is this worker counter reaching N (a pipeline with few outputs)."""
+    second_hop: tuple[str, ...] = ()
+    """Metrics whose series sum to the records a second stage has taken: the end is also
+    that sum reaching N, so that a pipeline crossing two agents is timed through both (and
+    the latency part does not queue behind the second stage's backlog)."""
 
     def records(
         self, count: int, start: datetime, keys: int, batch_size: int, run: str = "s"
@@ -81,7 +85,14 @@ class Workload:
         if self.name == "load":
             return list(_load_records(count, start, keys, run))
         if self.name == "fusion":
-            runs = (sample_fusion_run(n, start, run, tenants=keys)[1] for n in range(count))
+            # Event time moves 1 ms per run, about as fast as the runs come: at the sample's
+            # 2 s, 20,000 runs spanned 11 hours, and each run moved its partition's
+            # watermark far enough to send every fusion-observations partition a progress
+            # record (six per run) that a live stream sends once per second of event time.
+            runs = (
+                sample_fusion_run(n, start, run, tenants=keys, spacing_s=0.001)[1]
+                for n in range(count)
+            )
             return [(r.tenant.encode(), r.to_json_bytes(), 1) for r in runs]
         return list(sample_records(count, start, keys, batch_size, run))
 
@@ -97,7 +108,11 @@ WORKLOADS = {
     "audit": Workload("audit", "control-ticks", "budget-audit", "ticks"),
     "traffic": Workload("traffic", "request-events", "traffic-decisions", "requests"),
     # A result never admitted is admitted and settled: two decisions each.
-    "fusion": Workload("fusion", "fusion-results", "energy-decisions", "runs", 2),
+    # The scope stage takes each settled run: counted once applied or held for ordering.
+    "fusion": Workload(
+        "fusion", "fusion-results", "energy-decisions", "runs", 2,
+        second_hop=("governor_fusion_observations_total", "governor_fusion_observations_waiting"),
+    ),
     # Carbon budgets count carbon-emissions: readings in, the budget agent's count out.
     "budgets": Workload(
         "budgets", "meter-readings", "carbon-budget-alerts", "readings",
@@ -350,14 +365,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def metric_sum(port: int, name: str) -> float:
-    """The sum of every series of ``name`` on the worker's /metrics."""
+def scrape_metrics(port: int) -> str:
+    """The worker's /metrics page."""
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+        return str(response.read().decode())
+
+
+def series_sum(text: str, name: str) -> float:
+    """The sum of every series of ``name`` in a /metrics page."""
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))  # fmt: skip
+
+
+def metric_sum(port: int, name: str) -> float:
+    """The sum of every series of ``name`` on the worker's /metrics."""
+    return series_sum(scrape_metrics(port), name)
 
 
 async def count_until(port: int, series: str, count: int, timeout_s: float, on_poll: Any) -> float:
@@ -366,22 +390,32 @@ async def count_until(port: int, series: str, count: int, timeout_s: float, on_p
     Rendering /metrics costs the worker: polled every 50 ms it took 18 % of a busy worker's
     samples (py-spy, budgets run). So it is polled every 0.5 s until 90 % is done and every
     50 ms after that, which keeps the end's timing error at 50 ms."""
-    import urllib.request
-
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return str(response.read().decode())
-
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
         on_poll()
-        text = await asyncio.to_thread(scrape)
+        text = await asyncio.to_thread(scrape_metrics, port)
         value = next((float(line.split()[-1]) for line in text.splitlines()
                       if line.startswith(series + " ")), 0.0)  # fmt: skip
         if value >= count:
             return time.perf_counter()
         await asyncio.sleep(0.05 if value >= 0.9 * count else 0.5)
     raise TimeoutError(f"{series} did not reach {count} in {timeout_s} s")
+
+
+async def sum_until(
+    port: int, metrics: tuple[str, ...], count: int, timeout_s: float, on_poll: Any
+) -> float:
+    """Poll the worker's /metrics until the series of ``metrics`` sum to ``count``; when
+    they did. Polled as :func:`count_until` polls (rendering /metrics costs the worker)."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        on_poll()
+        text = await asyncio.to_thread(scrape_metrics, port)
+        total = sum(series_sum(text, name) for name in metrics)
+        if total >= count:
+            return time.perf_counter()
+        await asyncio.sleep(0.05 if total >= 0.9 * count else 0.5)
+    raise TimeoutError(f"{' + '.join(metrics)} did not reach {count} in {timeout_s} s")
 
 
 async def run(args: argparse.Namespace, bootstrap: str) -> None:
@@ -433,6 +467,10 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
                 on_poll=sample_rss,
             )  # fmt: skip
             pipeline_s = reader.last_at - began
+            if workload.second_hop:
+                hop_done = await sum_until(port, workload.second_hop, args.readings,
+                                           args.timeout, sample_rss)  # fmt: skip
+                pipeline_s = max(pipeline_s, hop_done - began)
         sample_rss()
         rate = args.readings / pipeline_s
         await asyncio.sleep(2.5)  # past the next commit, which flushes the last writes

@@ -171,15 +171,20 @@ _OVERLAYS = ("rollback_first", "state_model_first")
 
 
 def sample_fusion_run(
-    n: int, start: datetime, run: str = "s", tenants: int = 3, regressions: bool = True
+    n: int,
+    start: datetime,
+    run: str = "s",
+    tenants: int = 3,
+    regressions: bool = True,
+    spacing_s: float = 2.0,
 ) -> tuple[FusionRequest, FusionResult]:
-    """The n-th AI run (one every 2 s): its admission request and its result. With
-    ``regressions``, refund_processing/rollback_first spends 20-30 % more tokens for a
-    while (a tripwire downgrade) and security_incident_containment/state_model_first times
-    out in a burst (its breaker opens)."""
+    """The n-th AI run (one every ``spacing_s`` of event time): its admission request and
+    its result. With ``regressions``, refund_processing/rollback_first spends 20-30 % more
+    tokens for a while (a tripwire downgrade) and security_incident_containment/
+    state_model_first times out in a burst (its breaker opens)."""
     scenario = _SCENARIOS[n % len(_SCENARIOS)]
     overlay = _OVERLAYS[(n // len(_SCENARIOS)) % len(_OVERLAYS)]
-    at = start + timedelta(seconds=2 * n)
+    at = start + timedelta(seconds=spacing_s * n)
     regressing = (
         regressions
         and scenario == _SCENARIOS[0]
