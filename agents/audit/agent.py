@@ -239,22 +239,9 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         return [d.state for d in found if d is not None and d.state is not None]
 
     def local_sites(self) -> list[str]:
-        """Sites of the partitions this worker actively owns.
-
-        With standby replicas a worker also holds copies of other partitions; those may lag,
-        so only the owner answers for a site.
-        """
-        source = self.source.get_topic_name()
-        active = {tp.partition for tp in self.gov.app.consumer.assignment() if tp.topic == source}
-        # Partition of a key as Faust's router computes it, on a topic whose metadata the
-        # producer has (it writes there); co-partitioned with the source.
-        changelog = self.site_days.changelog_topic.get_topic_name()
-        producer = self.gov.app.producer
-        return sorted(
-            site
-            for site in self.site_days
-            if producer.key_partition(changelog, site.encode()).partition in active
-        )
+        """Sites of the partitions this worker actively owns (not standby copies, which may
+        lag: only the owner answers for a site)."""
+        return self.actively_owned_keys(self.site_days)
 
 
 def _where(message: Any) -> tuple[str, int, int]:

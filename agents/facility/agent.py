@@ -42,6 +42,7 @@ from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
 from app.runtime.stage import Stage
+from app.runtime.table_view import StateTable
 from app.runtime.template import OutcomeT, Pipeline
 from app.runtime.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
@@ -61,8 +62,8 @@ class FacilityContext:
     def __init__(self, gov: Governor) -> None:
         self.gov = gov
         self.facility_metrics = FacilityMetrics(gov.metrics)
-        self.carbon: Any = None
-        self.load: Any = None
+        self.carbon: StateTable[CarbonEntry] | None = None
+        self.load: StateTable[LoadEntry] | None = None
         self.waiters: Waiters[CommandResult] = Waiters()
 
     def carbon_state(self, facility_id: str) -> FacilityCarbon | None:
@@ -144,6 +145,7 @@ class CarbonBudgetWriter:
             )
         else:
             pipeline.shares(ctx.carbon)
+        self.table: StateTable[CarbonEntry] = ctx.carbon
         self.alerts_topic = pipeline.output("carbon-budget-alerts")
         self.box: Outbox[BudgetOutputs] = pipeline.outbox(
             ctx.carbon, CarbonEntry, self.config.outbox_records_per_partition, name=outbox_name
@@ -158,7 +160,7 @@ class CarbonBudgetWriter:
             return self.box.get(position) or BudgetOutputs()
         if outcome.state is not None:
             self.box.record(position, outputs)
-            self.ctx.carbon[facility_id] = CarbonEntry(state=outcome.state)
+            self.table[facility_id] = CarbonEntry(state=outcome.state)
             self._gauge(outcome.state)
             for alert in outputs.alerts:
                 self.ctx.facility_metrics.budget_alerts.labels(state=alert.state.value).inc()
@@ -273,6 +275,7 @@ class _LoadPipeline(_FacilityPipeline[EventT, loads.LoadOutcome]):
             ctx.load = self.table(
                 "load-facilities", LoadEntry, "Zone loads and balancing decisions per facility"
             )
+        self.loads: StateTable[LoadEntry] = ctx.load
         self.facilities = self.entity_bound(ctx.load, self.config.max_facilities_per_partition)
         self.decisions_topic = self.output("load-decisions")
         self.box: Outbox[LoadOutputs] = self.outbox(
@@ -287,7 +290,7 @@ class _LoadPipeline(_FacilityPipeline[EventT, loads.LoadOutcome]):
             outputs = self.box.get(position) or LoadOutputs()
         elif outcome.state is not None:
             self.box.record(position, outputs)
-            self.ctx.load[facility_id] = LoadEntry(state=outcome.state)
+            self.loads[facility_id] = LoadEntry(state=outcome.state)
             self._gauge(outcome.state)
             for d in outputs.decisions:
                 self.ctx.facility_metrics.load_decisions.labels(

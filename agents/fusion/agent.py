@@ -37,6 +37,7 @@ from app.runtime.faust_app import Governor
 from app.runtime.lanes import REPARTITIONED
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
+from app.runtime.table_view import StateTable
 from app.runtime.template import Pipeline
 from app.runtime.topic_reader import partition_ends
 from app.runtime.waiters import Waiters
@@ -60,12 +61,12 @@ class FusionContext:
         self.config = gov.settings.fusion
         self.routing = RoutingFeed(gov.settings)
         gov.app.task(self.routing.run)
-        self.tenants: Any = None
+        self.tenants: StateTable[TenantEntry] | None = None
         self.metrics = FusionMetrics(gov.metrics)
         self.waiters: Waiters[EnergyDecision] = Waiters()
 
     def tenant_state(self, tenant: str) -> TenantState | None:
-        entry = self.tenants.get(tenant)
+        entry = self.tenants.get(tenant) if self.tenants is not None else None
         return entry.state if entry is not None else None
 
     def resolve(self, decisions: tuple[EnergyDecision, ...]) -> None:
@@ -109,6 +110,7 @@ class _TenantPipeline(Pipeline[EventT, TenantOutcome]):
             ctx.tenants = self.table(
                 "fusion-tenants", TenantEntry, "Budget, spend, reservations per tenant; outboxes"
             )
+        self.tenant_table: StateTable[TenantEntry] = ctx.tenants
         self.tenants = self.entity_bound(ctx.tenants, self.config.max_tenants_per_partition)
         self.decisions_topic = self.output("energy-decisions")
         self.observations_topic = self.output("fusion-observations")
@@ -151,7 +153,7 @@ class _TenantPipeline(Pipeline[EventT, TenantOutcome]):
             outputs = self.box.get(position) or TenantOutputs()
         if outcome.state is not None:
             self.box.record(position, outputs)
-            self.ctx.tenants[value.tenant] = TenantEntry(state=outcome.state)
+            self.tenant_table[value.tenant] = TenantEntry(state=outcome.state)
         self.after(value, position, outcome)
         await self._send(value.tenant, outputs)
         await self.sent(position, value)

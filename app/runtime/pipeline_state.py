@@ -4,7 +4,7 @@ outboxes, expiring keys, entity bounds), each rebuilt per partition when it come
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from app.core.outbox_entry import Entry
 from app.core.watermark import Watermarked
@@ -13,8 +13,10 @@ from app.runtime.entity_bound import EntityBound
 from app.runtime.expiry import ExpiringKeys, watermarked_partition
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
+from app.runtime.table_view import StateTable
 
 W = TypeVar("W", bound=Watermarked)
+V = TypeVar("V")
 
 
 class PartitionIndex(Protocol):
@@ -35,11 +37,28 @@ class PipelineState:
         self._indexes: list[PartitionIndex] = []
         """Indexes over the tables, rebuilt for a partition when it comes back."""
 
-    def table(self, name: str, model: type[Any], help: str) -> Any:
-        """A table co-partitioned with this pipeline's source topic."""
+    def table(self, name: str, model: type[V], help: str) -> StateTable[V]:
+        """A table of ``model`` values co-partitioned with this pipeline's source topic."""
         table = self.gov.table(name, model, help, self.source_name)
         self._tables.append(table)
-        return table
+        return table  # type: ignore[no-any-return]
+
+    def actively_owned_keys(self, table: StateTable[Any]) -> list[str]:
+        """The keys of ``table`` in partitions this worker actively owns, sorted: with
+        standby replicas a worker also holds copies of other partitions, which may lag.
+
+        A key's partition as Faust's router computes it, on the table's changelog topic
+        (whose metadata the producer has: it writes there), co-partitioned with the source.
+        """
+        source = self.gov.topic_name(self.source_name)
+        app = self.gov.app
+        active = {tp.partition for tp in app.consumer.assignment() if tp.topic == source}
+        changelog = cast(Any, table).changelog_topic.get_topic_name()
+        return sorted(
+            key
+            for key in table
+            if app.producer.key_partition(changelog, key.encode()).partition in active
+        )
 
     def shares(self, table: Any) -> None:
         """Write ``table`` too, although another pipeline's source made it: it must have this
