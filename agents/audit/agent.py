@@ -206,7 +206,10 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         for topic, record in outputs:
             if record is not None:
                 await send_same_key(
-                    self.gov.app, topic.get_topic_name(), site_id.encode(), [record.to_json_bytes()]
+                    self.gov.faust,
+                    topic.get_topic_name(),
+                    site_id.encode(),
+                    [record.to_json_bytes()],
                 )
 
     def _count(self, tick: ControlTick, outcome: AuditOutcome) -> None:

@@ -64,7 +64,7 @@ def site_report(
 
 
 def register(gov: Governor, pipeline: AuditPipeline) -> None:
-    app = gov.app
+    app = gov.faust
 
     @app.page("/api/v1/audit/report/{site_id}")
     class SiteReport(View):

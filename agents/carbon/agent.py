@@ -119,15 +119,15 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         )
         self.grid = GridIntensityFeed(gov.settings)
         self.instruments = InstrumentsFeed(gov.settings)
-        gov.app.task(self.grid.run)
-        gov.app.task(self.instruments.run)
+        gov.faust.task(self.grid.run)
+        gov.faust.task(self.instruments.run)
         self.context = EmissionContext(self.grid.history, self.instruments.instruments)
         self.reading_index = ReadingIndex()
         self.budget_usage: BudgetUsage | None = None
         """Set by the facility pipelines' registration."""
         self._index_state = IndexState.STALE
-        gov.app.on_partitions_assigned.connect(cast(Any, self._rings_changing))
-        gov.app.on_rebalance_complete.connect(cast(Any, self._rings_changed))
+        gov.faust.on_partitions_assigned.connect(cast(Any, self._rings_changing))
+        gov.faust.on_rebalance_complete.connect(cast(Any, self._rings_changed))
         self.start_agent("carbon-emissions")
 
     async def _rings_changing(self, sender: Any, *_: Any, **__: Any) -> None:
@@ -256,7 +256,7 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         """Queue the emissions of one facility (so one key) as one record batch."""
         if emissions:
             await send_same_key(
-                self.gov.app,
+                self.gov.faust,
                 self.emissions_topic.get_topic_name(),
                 emissions[0].facility_id.encode(),
                 [e.to_json_bytes() for e in emissions],

@@ -125,7 +125,7 @@ def with_event_ids(payload: Any) -> Any:
 
 
 def register(gov: Governor, carbon: CarbonPipeline) -> None:
-    app = gov.app
+    app = gov.faust
 
     async def ingest(view: Any, request: Any, route: str, with_emissions: bool) -> Any:
         """Validate a reading or batch, publish it to meter-readings; 202 with where it went

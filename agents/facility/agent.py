@@ -150,7 +150,7 @@ class CarbonBudgetWriter:
         self.box: Outbox[BudgetOutputs] = pipeline.outbox(
             ctx.carbon, CarbonEntry, self.config.outbox_records_per_partition, name=outbox_name
         )
-        self.app = gov.app
+        self.app = gov.faust
 
     def write(self, facility_id: str, outcome: BudgetOutcome, position: Position) -> BudgetOutputs:
         """Persist ``outcome`` (its outputs in the outbox, then the state); the outputs to
@@ -298,7 +298,7 @@ class _LoadPipeline(_FacilityPipeline[EventT, loads.LoadOutcome]):
                 ).inc()
         if outputs.decisions:
             await send_same_key(
-                self.gov.app, self.decisions_topic.get_topic_name(), facility_id.encode(),
+                self.gov.faust, self.decisions_topic.get_topic_name(), facility_id.encode(),
                 [d.to_json_bytes() for d in outputs.decisions],
             )  # fmt: skip
         self.ctx.resolve(facility_id, outputs.result)

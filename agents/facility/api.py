@@ -57,7 +57,7 @@ def _valid_id(value: str) -> bool:
 
 
 def register(gov: Governor, ctx: FacilityContext) -> None:
-    app = gov.app
+    app = gov.faust
     load_config = gov.settings.load
 
     async def command(view: Any, request: Any, route: str, facility: str, kind: CommandKind,
@@ -238,7 +238,7 @@ def read_view(
     """A GET of one facility's state, answered by the worker owning its partition (others
     forward): ``answer`` gives the body, or ``None`` for a 404 with ``missing``."""
 
-    @gov.app.page(route)
+    @gov.faust.page(route)
     class FacilityRead(View):
         async def get(self, request: Any, facility_id: str) -> Any:
             forwarded = await reply_from_owner(self, gov, table, facility_id, request)

@@ -60,7 +60,7 @@ class FusionContext:
         self.gov = gov
         self.config = gov.settings.fusion
         self.routing = RoutingFeed(gov.settings)
-        gov.app.task(self.routing.run)
+        gov.faust.task(self.routing.run)
         self.tenants: StateTable[TenantEntry] | None = None
         self.metrics = FusionMetrics(gov.metrics)
         self.waiters: Waiters[EnergyDecision] = Waiters()
@@ -169,7 +169,7 @@ class _TenantPipeline(Pipeline[EventT, TenantOutcome]):
         """Hook: the record's outputs are on their way."""
 
     async def _send(self, tenant: str, outputs: TenantOutputs) -> None:
-        app = self.gov.app
+        app = self.gov.faust
         await send_same_key(
             app, self.decisions_topic.get_topic_name(), tenant.encode(),
             [d.to_json_bytes() for d in outputs.decisions],
@@ -289,7 +289,7 @@ class ResultsPipeline(_TenantEventPipeline[FusionResult]):
         sent = ctx.metrics.progress_records
         self.progress = ProgressMarkers(gov, "fusion-results", self.config.ordering, sent)
         self._idle_check_s = max(0.5, self.config.ordering.idle_partition_s / 4)
-        gov.app.timer(self._idle_check_s)(self._check_idle)
+        gov.faust.timer(self._idle_check_s)(self._check_idle)
 
     async def sent(self, position: Position, value: FusionResult) -> None:
         """Tell the overlay stage how far this partition has come (after its runs)."""
@@ -307,9 +307,9 @@ class ResultsPipeline(_TenantEventPipeline[FusionResult]):
         then count as quiet; the producers' batches it held back then arrived with runs the
         overlay stage had already passed (late runs, seen as a chaos-soak mismatch in CI).
         """
-        if not self._taking or self.gov.app.rebalancing:
+        if not self._taking or self.gov.faust.rebalancing:
             return
-        assigned = self.gov.app.consumer.assignment()
+        assigned = self.gov.faust.consumer.assignment()
         owned = {tp.partition for tp in assigned if tp.topic == self.lanes[0].name}
         if not owned:
             return

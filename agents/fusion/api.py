@@ -46,7 +46,7 @@ def register(
     overlay: OverlayPipeline,
     health_of: Callable[[], dict[str, Any]],
 ) -> None:
-    app = gov.app
+    app = gov.faust
     config = gov.settings.fusion
     admission = Admission(gov, ctx, requests)
     fusion_execute.register(gov, ctx, admission)

@@ -96,7 +96,7 @@ def _json(decision: EnergyDecision) -> dict[str, Any]:
 
 def register(gov: Governor, ctx: FusionContext, admission: Admission) -> None:
 
-    @gov.app.page(ROUTE)
+    @gov.faust.page(ROUTE)
     class Execute(View):
         async def post(self, request: Any) -> Any:
             ok, why = authorised(gov, request)

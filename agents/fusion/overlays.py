@@ -235,5 +235,5 @@ class OverlayPipeline(Pipeline[OverlayObservation, OverlayDecision]):
             topic = self.topics[name].get_topic_name()
             for value in values:
                 await send_same_key(
-                    self.gov.app, topic, value.scope.encode(), [value.to_json_bytes()]
+                    self.gov.faust, topic, value.scope.encode(), [value.to_json_bytes()]
                 )

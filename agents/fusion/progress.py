@@ -115,5 +115,5 @@ class ProgressMarkers:
             timestamp=watermark or datetime.now(UTC),
         ).to_json_bytes()
         for target in range(self.target_partitions):
-            await send_to_partition(self.gov.app, self.target, target, record)
+            await send_to_partition(self.gov.faust, self.target, target, record)
         self.sent.labels(kind=kind.value).inc(self.target_partitions)

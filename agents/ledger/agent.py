@@ -365,9 +365,9 @@ def register(gov: Governor) -> LedgerAppender:
     """The worker's ledger appender, run as ``ledger.mode`` says."""
     appender = LedgerAppender(gov.settings, gov.catalogue, gov.metrics)
     if gov.settings.ledger.mode == "thread":
-        gov.app.task(appender.run_beside_worker)
+        gov.faust.task(appender.run_beside_worker)
     elif gov.settings.ledger.mode == "process":
-        gov.app.task(supervise_child_process)
+        gov.faust.task(supervise_child_process)
     return appender
 
 

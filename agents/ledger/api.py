@@ -19,7 +19,7 @@ from app.web.http import problem, reply
 
 
 def register(gov: Governor, appender: LedgerAppender) -> None:
-    app = gov.app
+    app = gov.faust
     verifying = asyncio.Lock()
     verified: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
 

@@ -74,7 +74,7 @@ class TrafficRouter(Pipeline[RequestEvent, RoutedRequest]):
 
     async def apply(self, event: RequestEvent, routed: RoutedRequest, position: Position) -> None:
         await send_same_key(
-            self.gov.app,
+            self.gov.faust,
             self.routed.get_topic_name(),
             routed.endpoint_key.encode(),
             [routed.to_json_bytes()],
@@ -185,7 +185,7 @@ class TrafficPipeline(Pipeline[RoutedRequest, TrafficOutcome]):
         if outputs is None:
             return
         key = endpoint_key.encode()
-        app = self.gov.app
+        app = self.gov.faust
         await send_same_key(
             app, self.decisions.get_topic_name(), key, [outputs.decision.to_json_bytes()]
         )
@@ -273,7 +273,7 @@ def register(gov: Governor) -> TrafficHandle:
     """Wire the traffic pipeline (policy feed, router, decider, reporter) into ``gov``."""
     traffic_metrics = TrafficMetrics(gov.metrics)
     feed = PolicyFeed(gov.settings, traffic_metrics, gov.publish)
-    gov.app.task(feed.run)
+    gov.faust.task(feed.run)
     router = TrafficRouter(gov, feed)
     pipeline = TrafficPipeline(gov, feed, traffic_metrics)
     PolicyReporter(gov, feed)

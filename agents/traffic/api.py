@@ -48,7 +48,7 @@ def endpoint_view(state: EndpointState, active: ActivePolicy) -> EndpointView:
 
 
 def register(gov: Governor, feed: PolicyFeed, pipeline: TrafficPipeline) -> None:
-    app = gov.app
+    app = gov.faust
 
     @app.page("/api/v1/traffic/policy")
     class Policy(View):

@@ -31,7 +31,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     require_cluster(settings)
     topology = build(settings)
-    worker = Worker(topology.gov.app, loglevel=settings.worker.log_level.upper())
+    worker = Worker(topology.gov.faust, loglevel=settings.worker.log_level.upper())
     # Faust's terminal spinner sets the root logger to DEBUG when the level is WARNING or
     # above, which makes every aiokafka debug call build a log record: a service needs none.
     worker.spinner = None

@@ -32,7 +32,8 @@ class Governor:
 
     settings: Settings
     catalogue: Catalogue
-    app: faust.App
+    faust: faust.App
+    """The Faust app (named apart from the package ``app``)."""
     metrics: Metrics
     _topics: dict[str, Any] = field(default_factory=dict)
     _resume_points: ResumePoints | None = None
@@ -45,17 +46,17 @@ class Governor:
     """Publishes what HTTP callers send (:mod:`app.runtime.caller_producer`)."""
 
     def __post_init__(self) -> None:
-        self.changelog = ChangelogSender(self.app)
+        self.changelog = ChangelogSender(self.faust)
         self.callers = CallerProducer(self.settings.kafka)
-        self.app.on_before_shutdown.connect(cast(Any, self.callers.stop))
-        self.app.sensors.add(FlushBeforeCommit(self.tables))
-        self.app.on_partitions_revoked.connect(cast(Any, self._flush_revoked))
+        self.faust.on_before_shutdown.connect(cast(Any, self.callers.stop))
+        self.faust.sensors.add(FlushBeforeCommit(self.tables))
+        self.faust.on_partitions_revoked.connect(cast(Any, self._flush_revoked))
 
     async def _flush_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
         """Before this worker rejoins, the changelog holds every write to revoked partitions
         (Faust's revocation commit flushed them already, unless it had nothing to commit)."""
         if flush_revoked(self.tables, {tp.partition for tp in revoked}):
-            await self.app.producer.flush()
+            await self.faust.producer.flush()
 
     def entity_bound(self, table: Any, limit: int) -> EntityBound:
         """The one entity bound of ``table`` (pipelines that write it share it)."""
@@ -74,7 +75,7 @@ class Governor:
         """
         if name not in self._topics:
             spec = self.catalogue[name]
-            self._topics[name] = self.app.topic(
+            self._topics[name] = self.faust.topic(
                 self.topic_name(name),
                 key_serializer="raw",
                 value_serializer="raw",
@@ -100,10 +101,10 @@ class Governor:
         one broker read per assignment, shared by every pipeline."""
         if self._resume_points is None:
             points = ResumePoints.for_group(
-                lambda: aiokafka_options(self.settings.kafka), self.app.conf.id
+                lambda: aiokafka_options(self.settings.kafka), self.faust.conf.id
             )
-            self.app.on_partitions_assigned.connect(cast(Any, points.on_partitions_assigned))
-            self.app.on_partitions_revoked.connect(cast(Any, points.on_partitions_revoked))
+            self.faust.on_partitions_assigned.connect(cast(Any, points.on_partitions_assigned))
+            self.faust.on_partitions_revoked.connect(cast(Any, points.on_partitions_revoked))
             self._resume_points = points
         return self._resume_points
 
@@ -119,7 +120,7 @@ class Governor:
         recovery decodes with the topic's. Both are replaced here, before the worker starts,
         so that what is written is what recovery reads.
         """
-        table: Any = self.app.Table(
+        table: Any = self.faust.Table(
             name,
             default=None,
             partitions=self.catalogue[source].partitions,
@@ -184,4 +185,4 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
     )
     if worker.gc_freeze:
         freeze_after_rebalances(app, worker.gc_thaw_interval_s)
-    return Governor(settings=settings, catalogue=catalogue, app=app, metrics=metrics)
+    return Governor(settings=settings, catalogue=catalogue, faust=app, metrics=metrics)

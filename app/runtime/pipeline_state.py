@@ -51,7 +51,7 @@ class PipelineState:
         (whose metadata the producer has: it writes there), co-partitioned with the source.
         """
         source = self.gov.topic_name(self.source_name)
-        app = self.gov.app
+        app = self.gov.faust
         active = {tp.partition for tp in app.consumer.assignment() if tp.topic == source}
         changelog = cast(Any, table).changelog_topic.get_topic_name()
         return sorted(

@@ -82,7 +82,7 @@ class Stage(PipelineState, ABC):
             forwards = Lane(gov.topic(repartition), REPARTITIONED, compacted=False)
             self.lanes.append(forwards)
             self.placement = Placement(
-                gov.app, forwards.name, gov.metrics.repartitioned.labels(topic=source)
+                gov.faust, forwards.name, gov.metrics.repartitioned.labels(topic=source)
             )
 
     async def admitted(
@@ -106,16 +106,16 @@ class Stage(PipelineState, ABC):
 
     def start_agent(self, agent_name: str) -> None:
         """Register the agent (one per lane); call once the tables and outputs exist."""
-        self.gov.app.agent(self.source, name=agent_name)(self._consume_source)
+        self.gov.faust.agent(self.source, name=agent_name)(self._consume_source)
         if len(self.lanes) > 1:
             forwarded = self.lanes[1].topic
-            self.gov.app.agent(forwarded, name=f"{agent_name}-repartitioned")(
+            self.gov.faust.agent(forwarded, name=f"{agent_name}-repartitioned")(
                 self._consume_forwarded
             )
         for lane in self.lanes:
             self.gov.resume_points().watch(lane.name)
-        self.gov.app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
-        self.gov.app.task(self._catch_up_when_idle)
+        self.gov.faust.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
+        self.gov.faust.task(self._catch_up_when_idle)
 
     def position_of(self, message: Any) -> Position:
         """Where ``message`` sits, as state, outboxes and dedup segments record it."""
@@ -145,7 +145,7 @@ class Stage(PipelineState, ABC):
         goes to :meth:`handle_batch` in offset order.
         """
         await await_metadata(
-            self.gov.app,
+            self.gov.faust,
             [lane.name for lane in self.lanes]
             + [t.changelog_topic.get_topic_name() for t in self._tables]
             + [o.get_topic_name() for o in self._outputs],
@@ -296,7 +296,7 @@ class Stage(PipelineState, ABC):
         while True:
             await asyncio.sleep(interval)
             idle = time.monotonic() - self._last_event_at >= interval
-            if not (self._taking and idle) or self.gov.app.rebalancing:
+            if not (self._taking and idle) or self.gov.faust.rebalancing:
                 continue
             for lane in self.lanes:
                 try:
@@ -308,7 +308,7 @@ class Stage(PipelineState, ABC):
         """Whether the partition is still this worker's and no rebalance is under way, as a
         check that stays cheap per record read back: asked of Faust's assignment once, then
         true while nothing is revoked (asking per record cost 6 % of a busy worker)."""
-        app = self.gov.app
+        app = self.gov.faust
         if app.rebalancing or TP(lane.name, partition) not in app.consumer.assignment():
             return lambda: False
         revocations = self._revocations
@@ -321,7 +321,7 @@ class Stage(PipelineState, ABC):
         for longer than the idle interval): it will deliver them, and reading them back
         as well would do the work twice, unless it stays there for ``STUCK_CHECKS``
         checks."""
-        position = await self.gov.app.consumer.position(TP(lane.name, partition))
+        position = await self.gov.faust.consumer.position(TP(lane.name, partition))
         return position is not None and position > first
 
     async def _catch_up(self, lane: Lane) -> None:
@@ -331,7 +331,7 @@ class Stage(PipelineState, ABC):
         topic = lane.name
         options = aiokafka_options(self.gov.settings.kafka)
         known: dict[int, int] = {}
-        for tp in self.gov.app.consumer.assignment():
+        for tp in self.gov.faust.consumer.assignment():
             if (
                 tp.topic == topic
                 and (first := self._next_unprocessed(lane, tp.partition)) is not None

@@ -63,10 +63,10 @@ def build(
     gov = create_app(settings, catalogue, metrics)
     if settings.worker.faust_prometheus_sensor:
         setup_prometheus_sensors(
-            gov.app, pattern="/metrics", registry=registry, name_prefix="faust"
+            gov.faust, pattern="/metrics", registry=registry, name_prefix="faust"
         )
         if not settings.worker.faust_event_metrics:
-            lean_prometheus_monitor(gov.app)
+            lean_prometheus_monitor(gov.faust)
     health_of = health.register(
         gov, registry, serve_metrics=not settings.worker.faust_prometheus_sensor
     )

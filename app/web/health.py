@@ -15,7 +15,7 @@ from app.web.http import reply
 
 def readiness(gov: Governor, broker: BrokerWatch) -> dict[str, bool]:
     """Each readiness condition separately, so a 503 says which one is missing."""
-    app = gov.app
+    app = gov.faust
     # Faust's public `consumer` and `tables.recovery` properties create those services when
     # missing; the web server answers before they exist, so read without side effects.
     consumer = getattr(app, "_consumer", None)
@@ -34,7 +34,7 @@ def register(
     gov: Governor, registry: CollectorRegistry, serve_metrics: bool
 ) -> Callable[[], dict[str, Any]]:
     """The health pages; returns what /health reports, for pages that include it."""
-    app = gov.app
+    app = gov.faust
     worker = gov.settings.worker
     broker = BrokerWatch(
         app, gov.metrics, worker.broker_check_interval_s, worker.broker_check_timeout_s,

@@ -27,8 +27,8 @@ def is_peer_request(request: Any) -> bool:
 
 def peer_urls(gov: Governor) -> list[str]:
     """Base URLs of the other workers that hold table partitions."""
-    own = str(gov.app.conf.canonical_url).rstrip("/")
-    return sorted({str(url).rstrip("/") for url in gov.app.router.tables_metadata()} - {own})
+    own = str(gov.faust.conf.canonical_url).rstrip("/")
+    return sorted({str(url).rstrip("/") for url in gov.faust.router.tables_metadata()} - {own})
 
 
 async def ask_peers(gov: Governor, path_qs: str) -> list[bytes | None]:
@@ -37,7 +37,7 @@ async def ask_peers(gov: Governor, path_qs: str) -> list[bytes | None]:
 
     async def one(base: str) -> bytes | None:
         try:
-            async with gov.app.http_client.get(
+            async with gov.faust.http_client.get(
                 base + path_qs,
                 headers={LOCAL_ONLY_HEADER: "1"},
                 timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
@@ -59,12 +59,12 @@ async def forward_to_owner(
     """
     if is_peer_request(request):
         return None
-    owner = str(gov.app.router.key_store(table.name, key)).rstrip("/")
-    if owner == str(gov.app.conf.canonical_url).rstrip("/"):
+    owner = str(gov.faust.router.key_store(table.name, key)).rstrip("/")
+    if owner == str(gov.faust.conf.canonical_url).rstrip("/"):
         return None
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
     headers[LOCAL_ONLY_HEADER] = "1"
-    async with gov.app.http_client.request(
+    async with gov.faust.http_client.request(
         request.method, owner + request.path_qs, data=body, headers=headers,
         timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S * 3),
     ) as response:  # fmt: skip

@@ -54,7 +54,7 @@ async def test_ticks_roll_up_and_alert_once(
 ) -> None:
     pipeline = topology.audit
     sent = Recorder(pipeline, monkeypatch)
-    agent = topology.gov.app.agents["budget-audit"]
+    agent = topology.gov.faust.agents["budget-audit"]
     valid = orjson.loads(tick(9).to_json_bytes())
     async with agent.test_context() as ctx:
         await ctx.put(tick(0, energy_cost_kwh=0.1).to_json_bytes(), key=b"site-001")
@@ -103,7 +103,7 @@ async def test_replay_gives_the_agents_records_byte_for_byte(
     ticks = [tick(n, energy_cost_kwh=0.05 * n) for n in range(12)]
     ticks.insert(5, ticks[2])  # a duplicate
     values = [t.to_json_bytes() for t in ticks]
-    agent = topology.gov.app.agents["budget-audit"]
+    agent = topology.gov.faust.agents["budget-audit"]
     async with agent.test_context() as ctx:
         for value in values:
             await ctx.put(value, key=b"site-001")
@@ -132,7 +132,7 @@ async def test_a_tick_redelivered_after_later_ones_re_sends_its_own_rollup_and_a
     Recorder(pipeline, monkeypatch)
     monkeypatch.setattr(pipeline, "_send", send)
     ticks = [tick(n, energy_cost_kwh=0.5) for n in range(3)]
-    agent = topology.gov.app.agents["budget-audit"]
+    agent = topology.gov.faust.agents["budget-audit"]
     async with agent.test_context() as ctx:
         for t in ticks:
             await ctx.put(t.to_json_bytes(), key=b"site-001")

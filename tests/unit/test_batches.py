@@ -221,7 +221,7 @@ async def test_the_carbon_agent_takes_a_batch_writes_once_per_facility_and_keeps
         original(table, key, value)
 
     monkeypatch.setattr(pipeline.totals.__class__, "on_key_set", counted_set)
-    agent = batched.gov.app.agents["carbon-emissions"]
+    agent = batched.gov.faust.agents["carbon-emissions"]
     facilities = ["facility-001", "facility-002", "facility-003"]
     async with agent.test_context() as ctx:
         for n in range(30):
@@ -265,7 +265,7 @@ async def test_a_batch_takes_what_faust_queued_at_once_and_in_order(
     """Everything queued when a batch opens joins it without a loop iteration per event
     (QueuedEvents), in queue order."""
     pipeline = no_window.carbon
-    app = no_window.gov.app
+    app = no_window.gov.faust
     batches: list[list[str]] = []
     decide_batch = pipeline.decide_batch
 

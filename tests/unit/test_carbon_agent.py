@@ -60,7 +60,7 @@ async def test_readings_update_tables_and_emit(
     sent = Recorder(pipeline, monkeypatch)
     usage_timed = topology.gov.metrics.processing.labels(pipeline="carbon-usage")
     timed_before = _observations(usage_timed)
-    agent = topology.gov.app.agents["carbon-emissions"]
+    agent = topology.gov.faust.agents["carbon-emissions"]
     async with agent.test_context() as ctx:
         await ctx.put(reading(1, consumption_kwh=10).to_json_bytes(), key=b"facility-001")
         envelope = batch([reading(2, consumption_kwh=5), reading(3, consumption_kwh=1)])
@@ -124,7 +124,7 @@ async def test_bad_records_are_dead_lettered_and_the_agent_continues(
 ) -> None:
     pipeline = topology.carbon
     sent = Recorder(pipeline, monkeypatch)
-    agent = topology.gov.app.agents["carbon-emissions"]
+    agent = topology.gov.faust.agents["carbon-emissions"]
     valid = orjson.loads(reading(1).to_json_bytes())
     async with agent.test_context() as ctx:
         await ctx.put(b"\x00garbage", key=b"facility-001")
@@ -148,7 +148,7 @@ async def test_a_reading_lookup_reads_only_the_ring_that_holds_it(
     """Issue 16 part 7: a miss on GET /api/v1/readings/{id} scanned every facility's ring."""
     pipeline = topology.carbon
     Recorder(pipeline, monkeypatch)
-    agent = topology.gov.app.agents["carbon-emissions"]
+    agent = topology.gov.faust.agents["carbon-emissions"]
     async with agent.test_context() as ctx:
         for n in range(1, 41):
             facility = f"facility-{n % 8:03d}"
@@ -188,7 +188,7 @@ async def test_a_budget_rules_failure_dead_letters_the_record_and_writes_nothing
         return real(state, facility_id, emissions, *rest)
 
     monkeypatch.setattr(carbon_budget, "apply_emissions", broken_on_the_first)
-    agent = topology.gov.app.agents["carbon-emissions"]
+    agent = topology.gov.faust.agents["carbon-emissions"]
     async with agent.test_context() as ctx:
         await ctx.put(reading(1, consumption_kwh=10).to_json_bytes(), key=b"facility-001")
         await ctx.put(reading(2, consumption_kwh=5).to_json_bytes(), key=b"facility-001")
@@ -211,7 +211,7 @@ async def test_readings_of_facilities_past_the_partition_limit_are_dead_lettered
     topology = build(load_settings())
     pipeline = topology.carbon
     sent = Recorder(pipeline, monkeypatch)
-    agent = topology.gov.app.agents["carbon-emissions"]
+    agent = topology.gov.faust.agents["carbon-emissions"]
     async with agent.test_context() as ctx:
         for n in range(1, 201):  # 200 readings, each of a facility never seen before
             facility = f"random-{n:05d}"

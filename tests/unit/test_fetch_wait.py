@@ -16,7 +16,7 @@ async def test_the_worker_consumer_fetch_wait_is_the_setting(
     monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     if configured is not None:
         monkeypatch.setenv("GOVERNOR_WORKER__CONSUMER_FETCH_MAX_WAIT_MS", configured)
-    app = build(load_settings()).gov.app
+    app = build(load_settings()).gov.faust
     thread = app.consumer._thread
     consumer = thread._create_worker_consumer(app.transport)
     try:

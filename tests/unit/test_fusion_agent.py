@@ -55,7 +55,7 @@ class Sent:
             "fusion-settlements",
             "fusion-overlays",
         ):
-            pipeline = topology.gov.app.agents[agent_name].fun.__self__
+            pipeline = topology.gov.faust.agents[agent_name].fun.__self__
             monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
 
     def decisions(self) -> list[EnergyDecision]:
@@ -67,7 +67,7 @@ async def test_budget_admission_settlement_through_the_agents(
 ) -> None:
     sent = Sent(topology, monkeypatch)
     topology.fusion_context.routing.caught_up.set()
-    app = topology.gov.app
+    app = topology.gov.faust
     key = b"tenant-a"
     async with app.agents["fusion-budgets"].test_context() as budgets:
         await budgets.put(energy_budget(1000.0).to_json_bytes(), key=key)
@@ -148,7 +148,7 @@ async def test_overlay_agent_applies_runs_in_event_time_order(
     in event time trips the wire, although it arrived first); a re-sent run is ignored, a
     late one applied at once and counted, idle partitions release the rest."""
     sent = Sent(topology, monkeypatch)
-    agent = topology.gov.app.agents["fusion-overlays"]
+    agent = topology.gov.faust.agents["fusion-overlays"]
     scope = b"refund_processing|rollback_first"
     sources = topology.gov.catalogue["fusion-results"].partitions
     async with agent.test_context() as ctx:
@@ -208,7 +208,7 @@ async def test_a_run_the_rules_fail_on_is_dead_lettered_and_the_others_applied(
         return real(state, obs, config)
 
     monkeypatch.setattr(overlay_rules, "_apply", buggy)
-    agent = topology.gov.app.agents["fusion-overlays"]
+    agent = topology.gov.faust.agents["fusion-overlays"]
     scope = b"refund_processing|rollback_first"
     async with agent.test_context() as ctx:
         for n in range(4):
@@ -234,7 +234,7 @@ async def test_tenants_and_scopes_past_their_partition_limits_are_dead_lettered(
     topology = build(load_settings())
     sent = Sent(topology, monkeypatch)
     topology.fusion_context.routing.caught_up.set()
-    app = topology.gov.app
+    app = topology.gov.faust
     async with app.agents["fusion-budgets"].test_context() as budgets:
         await budgets.put(energy_budget(1000.0).to_json_bytes(), key=b"tenant-a")
     async with app.agents["fusion-admissions"].test_context() as requests:

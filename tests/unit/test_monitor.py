@@ -63,5 +63,5 @@ def test_a_worker_uses_the_lean_monitor_unless_asked(
     monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("GOVERNOR_WORKER__FAUST_PROMETHEUS_SENSOR", sensor)
     monkeypatch.setenv("GOVERNOR_WORKER__FAUST_EVENT_METRICS", event_metrics)
-    monitor = build(load_settings()).gov.app.monitor
+    monitor = build(load_settings()).gov.faust.monitor
     assert type(monitor) is expected

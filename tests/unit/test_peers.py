@@ -44,7 +44,7 @@ async def test_only_the_needed_headers_are_forwarded() -> None:
         },
     )  # fmt: skip
     table = SimpleNamespace(name="fusion-tenants")
-    got = await forward_to_owner(SimpleNamespace(app=app), table, "acme", incoming, b"{}")  # type: ignore[arg-type]
+    got = await forward_to_owner(SimpleNamespace(faust=app), table, "acme", incoming, b"{}")  # type: ignore[arg-type]
     assert got == (200, b"{}", "application/json")
     assert sent["url"] == "http://owner:8088/api/v1/fusion/validate"
     assert sent["headers"] == {

@@ -121,7 +121,7 @@ def _quiet(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> tuple[Sent, D
         "agents.fusion.agent",
     ):
         monkeypatch.setattr(f"{module}.send_same_key", send)
-    for agent in topology.gov.app.agents.values():
+    for agent in topology.gov.faust.agents.values():
         pipeline = getattr(agent.fun, "__self__", None)
         if pipeline is not None and hasattr(pipeline, "dead_letters"):
             monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
@@ -138,7 +138,7 @@ async def test_the_agents_decide_on_the_references_payloads(
     topology.carbon.instruments.caught_up.set()
     topology.fusion_context.routing.caught_up.set()
     topology.policy_feed.caught_up.set()
-    agents = topology.gov.app.agents
+    agents = topology.gov.faust.agents
     stamp_s = STAMP_MS / 1000
     for name, value, key in (
         ("carbon-emissions", SEED_004_READING, b"facility-001"),

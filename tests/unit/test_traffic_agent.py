@@ -70,7 +70,7 @@ async def test_decider_decides_dedups_and_dead_letters(
     sent = Recorder(pipeline, monkeypatch)
     topology.policy_feed.caught_up.set()
     active = topology.policy_feed.active
-    agent = topology.gov.app.agents["traffic-decisions"]
+    agent = topology.gov.faust.agents["traffic-decisions"]
     routed = [route(request(n), Position(partition=0, offset=n), active) for n in range(3)]
     async with agent.test_context() as ctx:
         for r in routed:
@@ -145,7 +145,7 @@ async def test_client_rates_expire_in_event_time_without_changing_a_decision(
     sent = Recorder(pipeline, monkeypatch)
     topology.policy_feed.caught_up.set()
     active = topology.policy_feed.active
-    agent = topology.gov.app.agents["traffic-decisions"]
+    agent = topology.gov.faust.agents["traffic-decisions"]
     clients, spacing_s = 1_000, 0.5
     schedule = sorted(  # each client: now, 30 s later, 200 s later (past its rate window)
         (i * spacing_s + lag, i) for i in range(clients) for lag in (0.0, 30.0, 200.0)
@@ -198,7 +198,7 @@ async def test_records_passed_over_are_read_back_through_a_broker_outage(
 
     monkeypatch.setattr("app.runtime.stage.read_range", read_range)
     monkeypatch.setattr("app.runtime.retry.asyncio.sleep", no_wait)
-    agent = topology.gov.app.agents["traffic-decisions"]
+    agent = topology.gov.faust.agents["traffic-decisions"]
     async with agent.test_context():
         await pipeline._read_back(pipeline.lanes[0], 0, 0, 1)
     assert attempts == [0, 0, 0]
@@ -213,7 +213,7 @@ async def test_the_idle_catch_up_reads_back_only_what_faust_moved_past(
     a consumer that moved past it (returned or skipped those records) passed them over."""
     pipeline = topology.traffic
     lane = pipeline.lanes[0]
-    app = topology.gov.app
+    app = topology.gov.faust
     position = {"at": 40}
     read: list[tuple[int, int]] = []
 

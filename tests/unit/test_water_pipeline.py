@@ -50,7 +50,7 @@ def topology(monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None) -> I
 
 def test_one_registry_entry_brings_the_pipeline_and_its_topics(topology: Topology) -> None:
     assert isinstance(topology.added["water"], WaterPipeline)
-    assert "water-budgets" in topology.gov.app.agents
+    assert "water-budgets" in topology.gov.faust.agents
     assert {"water-readings", "water-budget-alerts"} <= {
         s.name for s in topology.gov.catalogue.topics
     }
@@ -103,7 +103,7 @@ async def test_readings_are_totalled_alerted_and_bad_ones_dead_lettered(
     monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
     monkeypatch.setattr("tests.water.agent.send_same_key", send)
     monkeypatch.setattr(pipeline.dead_letters, "send", dead_letter)
-    agent = topology.gov.app.agents["water-budgets"]
+    agent = topology.gov.faust.agents["water-budgets"]
     async with agent.test_context() as ctx:
         await ctx.put(water(1, 600).to_json_bytes(), key=b"f1")
         await ctx.put(b"{not json", key=b"f1")

@@ -43,7 +43,7 @@ class WaterPipeline(Pipeline[WaterReading, WaterOutcome]):
             self.days[event.facility_id] = outcome.state
         if outcome.alert is not None:
             await send_same_key(
-                self.gov.app, self.alerts.get_topic_name(), event.facility_id.encode(),
+                self.gov.faust, self.alerts.get_topic_name(), event.facility_id.encode(),
                 [outcome.alert.to_json_bytes()],
             )  # fmt: skip
         self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()

@@ -11,7 +11,7 @@ from tests.water.agent import WaterPipeline
 
 
 def register(gov: Governor, water: WaterPipeline) -> None:
-    @gov.app.page("/api/v1/water/{facility_id}")
+    @gov.faust.page("/api/v1/water/{facility_id}")
     class WaterDayView(View):  # type: ignore[misc]
         async def get(self, request: Any, facility_id: str) -> Any:
             state = water.days.get(facility_id)
