@@ -384,8 +384,11 @@ def metric_sum(port: int, name: str) -> float:
     return series_sum(scrape_metrics(port), name)
 
 
-async def count_until(port: int, series: str, count: int, timeout_s: float, on_poll: Any) -> float:
-    """Poll the worker's /metrics until ``series`` reaches ``count``; when it did.
+async def count_until(
+    port: int, series: tuple[str, ...], count: int, timeout_s: float, on_poll: Any
+) -> float:
+    """Poll the worker's /metrics until ``series`` (metric names, or whole labelled series)
+    sum to ``count``; when they did.
 
     Rendering /metrics costs the worker: polled every 50 ms it took 18 % of a busy worker's
     samples (py-spy, budgets run). So it is polled every 0.5 s until 90 % is done and every
@@ -394,28 +397,11 @@ async def count_until(port: int, series: str, count: int, timeout_s: float, on_p
     while time.perf_counter() < deadline:
         on_poll()
         text = await asyncio.to_thread(scrape_metrics, port)
-        value = next((float(line.split()[-1]) for line in text.splitlines()
-                      if line.startswith(series + " ")), 0.0)  # fmt: skip
-        if value >= count:
-            return time.perf_counter()
-        await asyncio.sleep(0.05 if value >= 0.9 * count else 0.5)
-    raise TimeoutError(f"{series} did not reach {count} in {timeout_s} s")
-
-
-async def sum_until(
-    port: int, metrics: tuple[str, ...], count: int, timeout_s: float, on_poll: Any
-) -> float:
-    """Poll the worker's /metrics until the series of ``metrics`` sum to ``count``; when
-    they did. Polled as :func:`count_until` polls (rendering /metrics costs the worker)."""
-    deadline = time.perf_counter() + timeout_s
-    while time.perf_counter() < deadline:
-        on_poll()
-        text = await asyncio.to_thread(scrape_metrics, port)
-        total = sum(series_sum(text, name) for name in metrics)
+        total = sum(series_sum(text, name) for name in series)
         if total >= count:
             return time.perf_counter()
         await asyncio.sleep(0.05 if total >= 0.9 * count else 0.5)
-    raise TimeoutError(f"{' + '.join(metrics)} did not reach {count} in {timeout_s} s")
+    raise TimeoutError(f"{' + '.join(series)} did not reach {count} in {timeout_s} s")
 
 
 async def run(args: argparse.Namespace, bootstrap: str) -> None:
@@ -458,7 +444,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         wait_ready(port, proc)
         began = time.perf_counter()
         if workload.done_series is not None:
-            pipeline_s = await count_until(port, workload.done_series, args.readings,
+            pipeline_s = await count_until(port, (workload.done_series,), args.readings,
                                            args.timeout, sample_rss) - began  # fmt: skip
             args.latency_seconds = 0  # no output record per event to time
         else:
@@ -468,7 +454,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
             )  # fmt: skip
             pipeline_s = reader.last_at - began
             if workload.second_hop:
-                hop_done = await sum_until(port, workload.second_hop, args.readings,
+                hop_done = await count_until(port, workload.second_hop, args.readings,
                                            args.timeout, sample_rss)  # fmt: skip
                 pipeline_s = max(pipeline_s, hop_done - began)
         sample_rss()
