@@ -1,8 +1,10 @@
-"""The topic catalogue (topics.yaml) and the command that makes a cluster match it."""
+"""The topic catalogue (topics.yaml), and what a cluster's topics are checked against.
+
+The admin calls that create topics and read what a cluster has are in
+:mod:`app.runtime.topic_admin`."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.origin import REPARTITION_SUFFIX
@@ -168,65 +168,8 @@ class TopicReport:
     drift: list[str] = field(default_factory=list)
 
 
-async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Partition count, replication factor and configs of the topics that exist."""
-    existing = set(await admin.list_topics())
-    present = [n for n in names if n in existing]
-    if not present:
-        return {}
-    found: dict[str, dict[str, Any]] = {}
-    for topic in await admin.describe_topics(present):
-        partitions = topic["partitions"]
-        found[topic["topic"]] = {
-            "partitions": len(partitions),
-            "replication_factor": min((len(p["replicas"]) for p in partitions), default=0),
-            "configs": {},
-        }
-    resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in present]
-    for response in await admin.describe_configs(resources):
-        for resource in response.to_object()["resources"]:
-            entries = resource["config_entries"]
-            found[resource["resource_name"]]["configs"] = {
-                e["config_names"]: e["config_value"] for e in entries
-            }
-    return found
-
-
-TOPIC_ALREADY_EXISTS = 36
-
-
-async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec], prefix: str) -> set[str]:
-    """Create topics, wait until metadata shows them all; return those this call created.
-
-    A topic another client created meanwhile (TOPIC_ALREADY_EXISTS) is not ours: its
-    settings are checked for drift like any existing topic's.
-    """
-    new = [
-        NewTopic(
-            name=prefix + s.name,
-            num_partitions=s.partitions,
-            replication_factor=s.replication_factor,
-            topic_configs=s.configs(),
-        )
-        for s in specs
-    ]
-    response = (await admin.create_topics(new)).to_object()
-    errors = [
-        f"{e['topic']}: error {e['error_code']} {e.get('error_message') or ''}".strip()
-        for e in response["topic_errors"]
-        if e["error_code"] not in (0, TOPIC_ALREADY_EXISTS)
-    ]
-    if errors:
-        raise RuntimeError("could not create topics: " + "; ".join(errors))
-    wanted = {t.name for t in new}
-    for _ in range(120):
-        if wanted <= set(await admin.list_topics()):
-            return {e["topic"] for e in response["topic_errors"] if e["error_code"] == 0}
-        await asyncio.sleep(0.25)
-    raise RuntimeError(f"topics not visible after creation: {sorted(wanted)}")
-
-
-def _drift(spec: TopicSpec, actual: dict[str, Any]) -> list[str]:
+def topic_drift(spec: TopicSpec, actual: dict[str, Any]) -> list[str]:
+    """What differs between a topic as the catalogue wants it and as the cluster has it."""
     problems = []
     if actual["partitions"] != spec.partitions:
         problems.append(f"partitions {actual['partitions']} != {spec.partitions}")
@@ -239,31 +182,3 @@ def _drift(spec: TopicSpec, actual: dict[str, Any]) -> list[str]:
         if have != want:
             problems.append(f"{key} {have} != {want}")
     return problems
-
-
-async def apply_catalogue(
-    admin: AIOKafkaAdminClient, catalogue: Catalogue, prefix: str = "", create: bool = True
-) -> list[TopicReport]:
-    """Create missing topics (unless ``create`` is false) and report drift in the others.
-
-    Idempotent: a second run reports every topic OK. Drift is reported, never "fixed", since
-    changing partitions moves keys between partitions and so between workers' state.
-    """
-    names = {prefix + s.name: s for s in catalogue.topics}
-    actual = await _describe(admin, list(names))
-    missing = [n for n in names if n not in actual]
-    created: set[str] = set()
-    if missing and create:
-        created = await _create(admin, [names[n] for n in missing], prefix)
-        actual = await _describe(admin, list(names))
-    reports = []
-    for name, spec in names.items():
-        if name in created:
-            reports.append(TopicReport(name, TopicStatus.CREATED))
-        elif name not in actual:
-            reports.append(TopicReport(name, TopicStatus.MISSING))
-        else:
-            problems = _drift(spec, actual[name])
-            status = TopicStatus.DRIFT if problems else TopicStatus.OK
-            reports.append(TopicReport(name, status, problems))
-    return reports

@@ -43,6 +43,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from app.runtime.topic_admin import apply_catalogue  # noqa: E402
 from app.runtime.topic_reader import partitions_of  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 from app.tools.generate import Workload as GeneratedWorkload  # noqa: E402
@@ -54,7 +55,7 @@ from app.tools.sample import (  # noqa: E402
     sample_request_records,
     sample_tick_records,
 )
-from app.topics import Catalogue, apply_catalogue  # noqa: E402
+from app.topics import Catalogue  # noqa: E402
 
 WORK = REPO / "var" / "bench"
 
@@ -137,14 +138,7 @@ def _load_records(
 
 
 async def create_topics(bootstrap: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await apply_catalogue(admin, Catalogue.load(), prefix)
-    finally:
-        await admin.close()
+    await apply_catalogue({"bootstrap_servers": bootstrap}, Catalogue.load(), prefix)
 
 
 async def preload(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, int]]) -> float:

@@ -10,7 +10,6 @@ from datetime import date
 from typing import Any
 
 import orjson
-from faust.web import View
 
 from agents.audit.agent import AuditPipeline
 from agents.audit.rules.report import (
@@ -21,6 +20,7 @@ from agents.audit.rules.report import (
     period_report,
 )
 from app.runtime.faust_app import Governor
+from app.runtime.web import View
 from app.web.http import problem, reply
 from app.web.peers import ask_peers, is_peer_request
 

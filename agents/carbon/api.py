@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from faust.web import View
 from pydantic import BaseModel, ValidationError
 
 from agents.carbon.agent import CarbonPipeline
 from agents.carbon.rules import DayTotals, check_record, emission_of
 from app.runtime.faust_app import Governor
+from app.runtime.web import View
 from app.web.http import authorised, problem, read_body, reply, too_large
 from app.web.peers import ask_peers, is_peer_request
 from schemas.carbon_emission import CarbonEmission

@@ -14,7 +14,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from faust.web import View
 from pydantic import TypeAdapter, ValidationError
 
 from agents.facility.agent import FacilityContext
@@ -23,6 +22,7 @@ from agents.facility.rules import load as loads
 from agents.facility.rules import optimization
 from app.core.units import MG_PER_KG
 from app.runtime.faust_app import Governor
+from app.runtime.web import View
 from app.web.http import authorised, problem, publish, read_contract, reply
 from app.web.peers import reply_from_owner
 from schemas.carbon_budget import CarbonBudget

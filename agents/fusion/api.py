@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from faust.web import View
 
 from agents.fusion import api_execute as fusion_execute
 from agents.fusion.agent import FusionContext, RequestsPipeline
@@ -32,6 +31,7 @@ from agents.fusion.rules import budget as budgets
 from agents.fusion.rules import tokens
 from agents.fusion.rules.routing import tenant_scope
 from app.runtime.faust_app import Governor
+from app.runtime.web import View
 from app.web.http import authorised, problem, publish, read_body, read_contract, reply, too_large
 from app.web.peers import reply_from_owner
 from schemas.energy import EnergyBudget, Outcome

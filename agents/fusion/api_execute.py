@@ -19,13 +19,13 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from faust.web import View
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.fusion.agent import FusionContext
 from agents.fusion.api_admission import DECISION_WAIT_S, Admission, Admitted, parse_request
 from agents.fusion.rules.routing import scope_of
 from app.runtime.faust_app import Governor
+from app.runtime.web import View
 from app.web.http import BadInput, authorised, problem, read_body, reply, too_large
 from schemas.energy import EnergyDecision, Outcome
 from schemas.fusion_result import FusionRequest, FusionResult, RunResult

@@ -9,7 +9,7 @@ worker alone writes chain p (ledger partition p). The rules are in :mod:`app.led
 Per batch: decide the records of each chain, send them with the checkpoints due among them
 in one transaction per chain, then commit the consumed offsets. A crash anywhere leaves the
 log a prefix of what was intended; the next owner fences the chain's earlier writers (its
-transactional producer, :mod:`app.ledger.chain_writer`), reads the chain's head back from
+transactional producer, :mod:`app.runtime.fenced_writer`), reads the chain's head back from
 the ledger, checked (:mod:`app.ledger.loading`), and skips what the chain holds. Each send
 is also checked against the offset the chain expects: a writer that is not Governor's is
 detected, and the worker stops rather than fork a chain.
@@ -23,13 +23,8 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from functools import partial
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from agents.ledger.metrics import LedgerMetrics
 from app.ledger.chain import (
@@ -37,7 +32,7 @@ from app.ledger.chain import (
     new_head,
     read_decision,
 )
-from app.ledger.chain_writer import ChainWriter, RecordBytes, chain_producer
+from app.ledger.chain_writer import ChainWriter
 from app.ledger.gaps import GapLetters, dead_letter_gaps
 from app.ledger.loading import ChainLocation, load_head
 from app.ledger.note import Signer, Verifier, checkpoint_text
@@ -46,8 +41,11 @@ from app.metrics import Metrics
 from app.runtime.connection import aiokafka_options
 from app.runtime.failstop import fail_stop
 from app.runtime.faust_app import Governor
+from app.runtime.fenced_writer import FencedWriter, Queued, RecordBytes
+from app.runtime.group_consumer import GroupConsumer
 from app.runtime.processes import on_own_thread, supervise
-from app.runtime.retry import ride_out, started
+from app.runtime.retry import ride_out
+from app.runtime.sender import Sender
 from app.settings import Settings
 from app.topics import Catalogue
 from schemas.ledger import LedgerCheckpoint
@@ -81,8 +79,8 @@ class LedgerAppender:
         self.to_load: set[int] = set()
         self.halted: set[int] = set()
         self.lock = asyncio.Lock()
-        self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.consumer: GroupConsumer | None = None
+        self.sender: Sender | None = None
         self.gap_letters: GapLetters | None = None
         self.ledger_metrics = LedgerMetrics(metrics)
         self.appended = self.ledger_metrics.records.labels(outcome="appended")
@@ -125,46 +123,30 @@ class LedgerAppender:
         options = aiokafka_options(self.settings.kafka)
         if self.signer is None:
             log.warning("ledger: no signing key (ledger.signing_key[_file]): no checkpoints")
-        if self.producer is None:  # tried again while the broker is down: start what is not
-            producer = AIOKafkaProducer(
-                **options, enable_idempotence=True, acks="all", linger_ms=5,
-                max_batch_size=1_048_576, max_request_size=8_388_608,
-            )  # fmt: skip
-            await started(producer)
-            self.producer = producer
+        if self.sender is None:  # tried again while the broker is down: start what is not
+            self.sender = await Sender.start(options)
             self.gap_letters = GapLetters(
-                producer, self.prefix, self.settings.worker.dead_letter_max_bytes, self.metrics
+                self.sender, self.prefix, self.settings.worker.dead_letter_max_bytes, self.metrics
             )
         if self.consumer is None:
-            consumer = AIOKafkaConsumer(
-                **options,
-                group_id=f"{self.settings.worker.app_id}-ledger",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                partition_assignment_strategy=(RangePartitionAssignor,),
-                max_partition_fetch_bytes=1_048_576,
-            )
-            await started(consumer)
-            consumer.subscribe(
-                [self.prefix + name for name in self.id_fields], listener=_Listener(self)
-            )
+            topics = [self.prefix + name for name in self.id_fields]
+            consumer = GroupConsumer(options, f"{self.settings.worker.app_id}-ledger", topics)
+            await consumer.start(self.on_assigned, self.on_revoked)
             self.consumer = consumer
 
     async def _stop(self) -> None:
         if self.consumer is not None:
             await self.consumer.stop()
         for writer in self.writers.values():
-            await writer.producer.stop()
-        if self.producer is not None:
-            await self.producer.stop()
+            await writer.out.stop()
+        if self.sender is not None:
+            await self.sender.stop()
 
     async def _step(self) -> None:
         """One poll: load newly assigned chains, append, checkpoint, then commit."""
         assert self.consumer is not None
-        batch = await self.consumer.getmany(
-            timeout_ms=500, max_records=self.config.max_batch_records
-        )
-        consumed: dict[TopicPartition, int] = {}
+        batch = await self.consumer.fetch(500, self.config.max_batch_records)
+        consumed: dict[tuple[str, int], int] = {}
         async with self.lock:
             for partition in sorted(self.to_load):
                 try:
@@ -176,30 +158,25 @@ class LedgerAppender:
                     self._halt(partition, exc)
             self.to_load.clear()
             by_chain: dict[int, list[tuple[str, Any]]] = {}
-            for tp, messages in batch.items():
-                if not messages:
+            for fetched in batch:
+                if not fetched.records:
                     continue
-                if tp.partition not in self.writers:  # revoked meanwhile: leave for its owner
+                if fetched.partition not in self.writers:  # revoked meanwhile: for its owner
                     continue
-                topic = tp.topic.removeprefix(self.prefix)
-                chain = by_chain.setdefault(tp.partition, [])
-                chain.extend((topic, m) for m in messages)
-                consumed[tp] = messages[-1].offset + 1
+                topic = fetched.topic.removeprefix(self.prefix)
+                chain = by_chain.setdefault(fetched.partition, [])
+                chain.extend((topic, m) for m in fetched.records)
+                consumed[(fetched.topic, fetched.partition)] = fetched.records[-1].offset + 1
             sends = [self._append_committed(self.writers[p], ds)
                      for p, ds in sorted(by_chain.items())]  # fmt: skip
             await asyncio.gather(*sends)
             await self._checkpoint_due()
-        if consumed:
-            # Outside the lock: a commit can wait on a rebalance, whose revocation waits on
-            # the lock. A failed commit only means re-delivery, which the chains skip.
-            try:
-                await self.consumer.commit(consumed)
-            except (CommitFailedError, IllegalStateError) as exc:
-                log.warning("ledger: offsets not committed (%s); re-delivery is skipped", exc)
+        if consumed:  # outside the lock (see GroupConsumer.commit); re-delivery is skipped
+            await self.consumer.commit(consumed)
 
     async def _append_committed(self, writer: ChainWriter, messages: list[tuple[str, Any]]) -> None:
         """One transaction per chain and poll: the records and the checkpoints among them."""
-        async with writer.transaction():
+        async with writer.out.transaction():
             await self._append(writer, messages)
 
     async def _append(self, writer: ChainWriter, messages: list[tuple[str, Any]]) -> None:
@@ -208,7 +185,7 @@ class LedgerAppender:
         batch). Chunks are sent without waiting for the previous one's acknowledgement;
         everything sent is confirmed before a checkpoint covers it and before returning."""
         every = self.config.checkpoint_every_records
-        pending: list[tuple[Any, int]] = []
+        pending: Queued = []
         done = 0
         while done < len(messages):
             room = every - writer.head.since_checkpoint if self.signer else len(messages)
@@ -229,20 +206,20 @@ class LedgerAppender:
             self.appended.inc(len(out.records))
             self.skipped.inc(out.skipped)
             if self.signer is not None and head.since_checkpoint >= every:
-                await writer.confirm(pending)
+                await writer.out.confirm(pending)
                 pending = []
                 await self._checkpoint(writer, time.monotonic())
-        await writer.confirm(pending)
+        await writer.out.confirm(pending)
 
     async def _send(self, writer: ChainWriter, records: list[RecordBytes]) -> None:
         """Send records to the writer's partition and wait until they are in the log."""
-        await writer.confirm(await self._enqueue(writer, records))
+        await writer.out.confirm(await self._enqueue(writer, records))
 
-    async def _enqueue(self, writer: ChainWriter, records: list[RecordBytes]) -> list[Any]:
+    async def _enqueue(self, writer: ChainWriter, records: list[RecordBytes]) -> Queued:
         if not records:
             await asyncio.sleep(0)  # a chunk of skips still lets the loop breathe
             return []
-        return await writer.enqueue(records)
+        return await writer.out.enqueue(records)
 
     async def _checkpoint_due(self) -> None:
         """Checkpoint chains idle past ``checkpoint_every_s``, and chains that came back from
@@ -262,7 +239,7 @@ class LedgerAppender:
         await asyncio.gather(*(self._checkpoint_committed(w, now) for w in due))
 
     async def _checkpoint_committed(self, writer: ChainWriter, now: float) -> None:
-        async with writer.transaction():
+        async with writer.out.transaction():
             await self._checkpoint(writer, now)
 
     async def _checkpoint(self, writer: ChainWriter, now: float) -> None:
@@ -276,17 +253,12 @@ class LedgerAppender:
             partition=writer.partition,
             tree_size=frontier.size,
             root_hash=base64.b64encode(root).decode(),
-            ledger_offset=writer.last_offset,
+            ledger_offset=writer.out.last_offset,
             frontier=[base64.b64encode(h).decode() for h in frontier.hashes],
             note=self.signer.sign(checkpoint_text(chain, frontier.size, root)),
         )
-        await (
-            await writer.producer.send(
-                self.checkpoint_topic,
-                checkpoint.to_json_bytes(),
-                key=chain.encode(),
-                partition=writer.partition,
-            )
+        await writer.out.send_beside(
+            self.checkpoint_topic, checkpoint.to_json_bytes(), chain.encode(), writer.partition
         )
         writer.head.since_checkpoint = 0
         writer.checkpointed_at = now
@@ -305,23 +277,24 @@ class LedgerAppender:
         # Fence first: once the producer has started, no earlier writer's record can still
         # reach the log, so the head read next is the chain's last word.
         txn_id = f"{self.settings.worker.app_id}-ledger-{partition}"
-        producer = await chain_producer(options, txn_id)
+        out = await FencedWriter.fence(options, txn_id, self.ledger_topic, partition)
         try:
             found, end, last = await load_head(where, verifier)
             head, genesis = found, None
             if head is None:
                 head, genesis = new_head(chain, self.config.recent_ids_per_chain)
             now = time.monotonic()
-            writer = ChainWriter(partition, head, end, now, last, producer, self.ledger_topic)
+            out.resume_at(end, last)
+            writer = ChainWriter(head, out, now)
             if genesis is not None:
-                async with writer.transaction():
+                async with out.transaction():
                     await self._send(writer, [(None, genesis)])
                 log.info("ledger chain %s started with its genesis record", chain)
             else:
                 log.info("ledger chain %s continues at seq %d (offset %d)", chain, head.seq, end)
             return writer
         except BaseException:
-            await producer.stop()
+            await out.stop()
             raise
 
     def _halt(self, partition: int, why: Untrusted) -> None:
@@ -331,34 +304,23 @@ class LedgerAppender:
         self.halted.add(partition)
         self.ledger_metrics.chain_halted.labels(chain=self.chain_name(partition)).set(1)
         log.error("ledger chain %s HALTED: %s", self.chain_name(partition), why)
-        self.consumer.pause(*(tp for tp in self.consumer.assignment() if tp.partition == partition))
+        self.consumer.pause(partition)
 
-    async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+    async def on_assigned(self, assigned: set[int]) -> None:
         """Chains are loaded by the append loop before its next batch: a rebalance callback
         must not do slow work or wait on the consumer."""
-        self.to_load |= {tp.partition for tp in assigned} - set(self.writers)
+        self.to_load |= assigned - set(self.writers)
 
-    async def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+    async def on_revoked(self, revoked: set[int]) -> None:
         """Finish the batch in flight, then let the chains go."""
         async with self.lock:
-            for partition in {tp.partition for tp in revoked}:
+            for partition in revoked:
                 if (writer := self.writers.pop(partition, None)) is not None:
-                    await writer.producer.stop()
+                    await writer.out.stop()
                 self.to_load.discard(partition)
                 if partition in self.halted:  # its next owner checks the log again
                     self.halted.discard(partition)
                     self.ledger_metrics.chain_halted.labels(chain=self.chain_name(partition)).set(0)
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, appender: LedgerAppender) -> None:
-        self.appender = appender
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.appender.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.appender.on_assigned(assigned)
 
 
 def register(gov: Governor) -> LedgerAppender:

@@ -7,14 +7,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from faust.web import View
-
 from agents.ledger.agent import LedgerAppender
 from app.ledger.audit_trail import read_chains, verify_chains
 from app.ledger.keys import KeySet, configured_keys
 from app.ledger.note import NoteError
 from app.runtime.connection import aiokafka_options
 from app.runtime.faust_app import Governor
+from app.runtime.web import View
 from app.web.http import problem, reply
 
 

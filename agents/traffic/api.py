@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from faust.web import View
 from pydantic import BaseModel
 
 from agents.traffic.agent import TrafficPipeline
@@ -14,6 +13,7 @@ from agents.traffic.rules.engine import EndpointState
 from agents.traffic.rules.policy import ActivePolicy, Verdict, judge_record
 from agents.traffic.rules.slo import baseline_of
 from app.runtime.faust_app import Governor
+from app.runtime.web import View
 from app.web.http import authorised, problem, read_body, reply, too_large
 from schemas.traffic import Baseline, CircuitState
 from schemas.traffic_policy import PolicyArtifact, ServiceContract

@@ -12,44 +12,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from app.cli.common import require_cluster, settings_of
 from app.runtime.connection import aiokafka_options
+from app.runtime.topic_admin import apply_catalogue
 from app.settings import Settings
-from app.topics import TopicStatus, apply_catalogue
+from app.topics import TopicStatus
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one worker; several with the same app id form one consumer group."""
-    from faust.worker import Worker
-
     from app.runtime.topology import build
+    from app.runtime.worker import run_worker
 
     if args.config:  # the ledger process a worker starts reads the same file
         os.environ["GOVERNOR_CONFIG"] = str(Path(args.config).resolve())
     settings = settings_of(args)
     require_cluster(settings)
     topology = build(settings)
-    worker = Worker(topology.gov.faust, loglevel=settings.worker.log_level.upper())
-    # Faust's terminal spinner sets the root logger to DEBUG when the level is WARNING or
-    # above, which makes every aiokafka debug call build a log record: a service needs none.
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_worker(topology.gov.faust, settings.worker.log_level)
     return 0
 
 
 async def _apply_topics(settings: Settings, create: bool) -> int:
     from agents.registry import catalogue_for  # the pipelines' own topics too
 
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings.kafka))
-    await admin.start()
-    try:
-        reports = await apply_catalogue(
-            admin, catalogue_for(settings), settings.kafka.topic_prefix, create=create
-        )
-    finally:
-        await admin.close()
+    reports = await apply_catalogue(
+        aiokafka_options(settings.kafka), catalogue_for(settings), settings.kafka.topic_prefix,
+        create=create,
+    )  # fmt: skip
     for report in reports:
         detail = f"  ({'; '.join(report.drift)})" if report.drift else ""
         print(f"{report.status.value:8} {report.name}{detail}")

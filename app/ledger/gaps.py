@@ -13,6 +13,7 @@ from typing import Any
 from app.ledger.chain import Gap
 from app.metrics import Metrics
 from app.runtime.dead_letters import letter_of
+from app.runtime.sender import Sender
 from schemas.dead_letter import DeadLetterReason
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 class GapLetters:
     """Where and how the ledger dead-letters: its producer, topic names and bounds."""
 
-    producer: Any
+    sender: Sender
     prefix: str
     max_bytes: int
     metrics: Metrics
@@ -44,9 +45,7 @@ async def dead_letter_gaps(
             timestamp_ms=message.timestamp, key=message.key, value=message.value, reason=reason,
             error=f"not a decision: {gap.reason}", max_bytes=sink.max_bytes,
         )  # fmt: skip
-        await sink.producer.send_and_wait(
-            sink.prefix + "dead-letters", letter.to_json_bytes(), key=message.key
-        )
+        await sink.sender.send(sink.prefix + "dead-letters", letter.to_json_bytes(), message.key)
         sink.metrics.dead_letters.labels(topic=topic, reason=reason.value).inc()
         log.warning(
             "ledger: %s[%d]@%d is not a decision (%s): dead-lettered, gap record appended",

@@ -1,5 +1,6 @@
 """Reading topics outside Faust: a whole topic as it is now (every partition from its start
-to its current end), ranges of one partition, and partitions' end and resume offsets.
+to its current end), a topic as records arrive, ranges of one partition, and partitions'
+end and resume offsets.
 
 For command-line tools (dead letters, the audit log) and for the agents' repair of records
 Faust passed over: no consumer group joined, nothing committed. A whole topic is yielded
@@ -8,7 +9,7 @@ batch by batch, so a large one is never held in memory at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -178,6 +179,30 @@ async def read_topic(
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def follow(
+    options: dict[str, Any], topic: str, from_beginning: bool
+) -> AsyncGenerator[list[Any], None]:
+    """Each fetch of every partition's new records, from the topic's end (or its beginning),
+    for as long as the caller reads, ordered by (timestamp, partition) within a fetch; empty
+    lists when nothing arrived for half a second. Records of open transactions are shown."""
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await started(consumer)
+    try:
+        tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+        while True:
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            yield sorted(
+                (m for ms in batch.values() for m in ms), key=lambda m: (m.timestamp, m.partition)
+            )
     finally:
         await consumer.stop()
 

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agents.audit.rules.report import PeriodReport
@@ -30,7 +28,9 @@ from app.ledger.keys import KeySet
 from app.ledger.note import Signer
 from app.runtime.connection import aiokafka_options
 from app.runtime.processes import end_with_parent
-from app.runtime.topic_reader import read_topic
+from app.runtime.sender import Sender
+from app.runtime.topic_admin import apply_catalogue
+from app.runtime.topic_reader import follow, read_topic
 from app.settings import Settings
 from app.tools import demo_facility, demo_fusion
 from app.tools.audit_log import as_table
@@ -43,7 +43,7 @@ from app.tools.sample import (
     sample_request_records,
     sample_tick_records,
 )
-from app.topics import Catalogue, apply_catalogue
+from app.topics import Catalogue
 from schemas.carbon_emission import CarbonEmission
 from schemas.traffic import TrafficDecision
 
@@ -114,43 +114,40 @@ async def _publish(settings: Settings, readings: int, requests: int) -> None:
     a day of control ticks; ``requests`` API request events ending now."""
     topic = settings.kafka.topic_prefix + "meter-readings"
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=readings // FACILITIES)
-    producer = AIOKafkaProducer(**aiokafka_options(settings.kafka), enable_idempotence=True)
-    await producer.start()
+    producer = await Sender.start(aiokafka_options(settings.kafka))
     try:
         for key, value, _ in sample_records(readings, start, FACILITIES, 100, run="demo"):
-            await producer.send(topic, value, key=key)
+            await producer.queue(topic, value, key)
         bad = sample_reading(readings + 1, start, FACILITIES, run="demo")
         negative = bad.model_copy(update={"consumption_kwh": -3.0}).to_json_bytes()
-        await producer.send(topic, negative, key=bad.facility_id.encode())
-        await producer.send(topic, b"{not json", key=b"facility-000")
+        await producer.queue(topic, negative, bad.facility_id.encode())
+        await producer.queue(topic, b"{not json", b"facility-000")
         ticks = settings.kafka.topic_prefix + "control-ticks"
         day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         for key, value, _ in sample_tick_records(SITES * TICKS_PER_SITE, day - timedelta(days=1),
                                                  SITES, run="demo"):  # fmt: skip
-            await producer.send(ticks, value, key=key)
+            await producer.queue(ticks, value, key)
         events = settings.kafka.topic_prefix + "request-events"
         begin = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=requests // 10 + 1)
         for key, value, _ in sample_request_records(requests, begin, run="demo"):
-            await producer.send(events, value, key=key)
+            await producer.queue(events, value, key)
         await producer.flush()
     finally:
         await producer.stop()
 
 
 async def _first_emissions(settings: Settings, count: int) -> list[CarbonEmission]:
-    consumer = AIOKafkaConsumer(
-        settings.kafka.topic_prefix + "carbon-emissions", **aiokafka_options(settings.kafka),
-        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-    )  # fmt: skip
-    await consumer.start()
+    topic = settings.kafka.topic_prefix + "carbon-emissions"
+    found: list[CarbonEmission] = []
+    records = follow(aiokafka_options(settings.kafka), topic, from_beginning=True)
     try:
-        found: list[CarbonEmission] = []
-        while len(found) < count:
-            for messages in (await consumer.getmany(timeout_ms=1000, max_records=count)).values():
-                found.extend(CarbonEmission.from_json_bytes(m.value) for m in messages)
-        return found[:count]
+        async for fetched in records:
+            found.extend(CarbonEmission.from_json_bytes(m.value) for m in fetched)
+            if len(found) >= count:
+                return found[:count]
     finally:
-        await consumer.stop()
+        await records.aclose()
+    return found
 
 
 def _install_policy(base: str, token: str, seed: bytes) -> None:
@@ -211,13 +208,9 @@ async def _count(settings: Settings, topic: str) -> int:
 
 
 async def _create_topics(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings.kafka))
-    await admin.start()
-    try:
-        for report in await apply_catalogue(admin, Catalogue.load(), settings.kafka.topic_prefix):
-            print(f"  topic {report.name}: {report.status.value}")
-    finally:
-        await admin.close()
+    options = aiokafka_options(settings.kafka)
+    for report in await apply_catalogue(options, Catalogue.load(), settings.kafka.topic_prefix):
+        print(f"  topic {report.name}: {report.status.value}")
 
 
 def _show(settings: Settings, base: str, token: str) -> None:

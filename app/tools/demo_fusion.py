@@ -10,9 +10,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from app.runtime.connection import aiokafka_options
+from app.runtime.sender import Sender
 from app.runtime.topic_reader import read_topic
 from app.settings import Settings
 from app.tools.generate import Workload, generate
@@ -26,14 +25,13 @@ async def publish(settings: Settings, now: datetime) -> int:
     """Tenants' budgets, then the runs' results; returns how many runs."""
     workload = Workload(seed=11, start=now - timedelta(hours=1), hours=HOURS, tenants=3)
     prefix = settings.kafka.topic_prefix
-    producer = AIOKafkaProducer(**aiokafka_options(settings.kafka), enable_idempotence=True)
-    await producer.start()
+    producer = await Sender.start(aiokafka_options(settings.kafka))
     runs = 0
     try:
         for topic in ("energy-budgets", "fusion-results"):
             for line in generate(topic, workload):
                 key = line.split(b'"tenant":"', 1)[1].split(b'"', 1)[0]
-                await producer.send(prefix + topic, line, key=key)
+                await producer.queue(prefix + topic, line, key)
                 runs += topic == "fusion-results"
         await producer.flush()
     finally:

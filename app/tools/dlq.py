@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
+from app.runtime.sender import Sender
 from app.runtime.topic_reader import read_range, read_topic
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 
@@ -77,11 +76,10 @@ async def republish(
         names = sorted({x.letter.source_topic for x in refused})
         raise CannotRepublish(f"not an input topic: {', '.join(names)}")
     records = [(x.letter.source_topic, await original_record(options, x.letter)) for x in letters]
-    producer = AIOKafkaProducer(**options, enable_idempotence=True, max_request_size=1_048_576)
-    await producer.start()
+    producer = await Sender.start(options, max_request_size=1_048_576)
     try:
         for topic, (key, value) in records:
-            await producer.send_and_wait(topic, value, key=key)
+            await producer.send(topic, value, key)
     finally:
         await producer.stop()
     return len(letters)

@@ -8,7 +8,6 @@ and free ports; readiness is a real metadata request; its log goes to a file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
@@ -22,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from app.runtime.processes import end_with_parent
+from app.runtime.topic_admin import has_brokers
 
 log = logging.getLogger(__name__)
 
@@ -204,17 +202,11 @@ async def wait_until_ready(bootstrap: str, timeout_s: float) -> None:
 async def _poll_metadata(bootstrap: str, deadline: float) -> None:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
         try:
-            await admin.start()
-            cluster = await admin.describe_cluster()
-            if cluster.get("brokers"):
+            if await has_brokers({"bootstrap_servers": bootstrap, "request_timeout_ms": 3000}):
                 return
         except Exception as exc:  # any failure means "not ready yet"; the last one is reported
             last_error = exc
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
         await asyncio.sleep(0.25)
     raise BrokerError(repr(last_error))
 

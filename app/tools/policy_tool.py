@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import yaml
-from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
@@ -29,6 +28,7 @@ from agents.traffic.rules.policy import (
     verify_artifact,
 )
 from app.runtime.connection import aiokafka_options
+from app.runtime.sender import Sender
 from app.settings import Settings
 from schemas.traffic_policy import PolicyArtifact, TrafficPolicy
 
@@ -96,16 +96,13 @@ async def publish(settings: Settings, body: bytes) -> tuple[str, int]:
     if judgement.verdict not in (Verdict.APPLIED, Verdict.NOT_NEWER, Verdict.ALREADY_ACTIVE):
         raise PolicyError(judgement.message)
     artifact = PolicyArtifact.from_json_bytes(body)
-    producer = AIOKafkaProducer(**aiokafka_options(settings.kafka), acks="all")
-    await producer.start()
+    sender = await Sender.start(aiokafka_options(settings.kafka))
     try:
         topic = settings.kafka.topic_prefix + "traffic-policies"
-        metadata = await producer.send_and_wait(
-            topic, artifact.to_json_bytes(), key=artifact.policy_hash.encode()
-        )
+        offset = await sender.send(topic, artifact.to_json_bytes(), artifact.policy_hash.encode())
     finally:
-        await producer.stop()
-    return f"policy {artifact.policy.version} ({artifact.policy_hash})", metadata.offset
+        await sender.stop()
+    return f"policy {artifact.policy.version} ({artifact.policy_hash})", offset
 
 
 def public_key_of(settings: Settings) -> tuple[str, str]:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from app.runtime.sender import Sender
 from app.topics import TopicSpec
 from schemas.common import Contract
 
@@ -136,8 +136,7 @@ async def send(
     """Send ``lines`` (idempotent producer), paced to ``rate`` records/s; seconds taken."""
     import asyncio
 
-    producer = AIOKafkaProducer(**options, enable_idempotence=True, linger_ms=5)
-    await producer.start()
+    producer = await Sender.start(options)
     progress = Progress(total)
     started = time.monotonic()
     try:
@@ -147,7 +146,7 @@ async def send(
                 delay = started + (done - 1) / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            pending.append(await producer.send(topic, line.value, key=line.key))
+            pending.append(await producer.queue(topic, line.value, line.key))
             progress.update(done)
         await asyncio.gather(*pending)
     finally:

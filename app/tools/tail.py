@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.runtime.topic_reader import partitions_of
+from app.runtime.topic_reader import follow
 
 
 def format_record(message: Any, compact: bool) -> str:
@@ -43,31 +42,22 @@ async def tail(
     emit: Callable[[str], None] = print,
 ) -> int:
     """Print matching records until ``max_records`` were printed (or forever)."""
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-    await consumer.start()
     shown = 0
+    if max_records == 0:
+        return shown
+    wanted = key.encode() if key is not None else None
+    records = follow(options, topic, from_beginning)
     try:
-        tps = [TopicPartition(topic, p) for p in await partitions_of(options, topic)]
-        consumer.assign(tps)
-        if from_beginning:
-            await consumer.seek_to_beginning(*tps)
-        else:
-            await consumer.seek_to_end(*tps)
-        wanted = key.encode() if key is not None else None
-        while max_records is None or shown < max_records:
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            messages = sorted(
-                (m for ms in batch.values() for m in ms), key=lambda m: (m.timestamp, m.partition)
-            )
-            for message in messages:
+        async for fetched in records:
+            for message in fetched:
                 if wanted is not None and message.key != wanted:
                     continue
                 emit(format_record(message, compact))
                 shown += 1
                 if max_records is not None and shown >= max_records:
-                    break
+                    return shown
     except asyncio.CancelledError:
         pass
     finally:
-        await consumer.stop()
+        await records.aclose()
     return shown

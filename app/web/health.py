@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from app.runtime.broker_watch import BrokerWatch
 from app.runtime.faust_app import Governor
+from app.runtime.web import View
 from app.web.http import reply
 
 

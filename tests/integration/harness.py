@@ -20,9 +20,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.runtime.topic_admin import apply_catalogue
 from app.settings import load_settings
 from app.tools.localkafka import LocalBroker, free_port
-from app.topics import Catalogue, apply_catalogue
+from app.topics import Catalogue
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-" + uuid.uuid4().hex
@@ -81,12 +82,7 @@ def provision_cluster(work_dir: Path) -> Cluster:
 
 
 async def create_topics(cluster: Cluster, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**cluster.client_options())
-    await admin.start()
-    try:
-        await apply_catalogue(admin, Catalogue.load(), prefix)
-    finally:
-        await admin.close()
+    await apply_catalogue(cluster.client_options(), Catalogue.load(), prefix)
 
 
 async def delete_topics(cluster: Cluster, prefix: str) -> None:

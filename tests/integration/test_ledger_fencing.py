@@ -68,7 +68,7 @@ def test_a_zombie_appender_is_fenced_and_its_records_never_seen(
             refused = exc
         await successor._append_committed(new, [emission(2)])
         for writer in (old, new):  # unstopped, their finalizers would run inside a later GC
-            await writer.producer.stop()
+            await writer.out.stop()
         records, _ = await read_partition(cluster.client_options(), prefix + "ledger", 0)
         return refused, records
 

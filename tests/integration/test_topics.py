@@ -8,19 +8,17 @@ import uuid
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.topics import Catalogue, TopicReport, TopicStatus, apply_catalogue
+from app.runtime.topic_admin import apply_catalogue
+from app.topics import Catalogue, TopicReport, TopicStatus
 from tests.integration.harness import Cluster
 
 pytestmark = pytest.mark.integration
 
 
 async def _apply(cluster: Cluster, prefix: str, create: bool = True) -> dict[str, TopicReport]:
-    admin = AIOKafkaAdminClient(**cluster.client_options())
-    await admin.start()
-    try:
-        reports = await apply_catalogue(admin, Catalogue.load(), prefix, create=create)
-    finally:
-        await admin.close()
+    reports = await apply_catalogue(
+        cluster.client_options(), Catalogue.load(), prefix, create=create
+    )
     return {r.name.removeprefix(prefix): r for r in reports}
 
 

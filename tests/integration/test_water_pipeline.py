@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
-from app.topics import Catalogue, apply_catalogue
+from app.runtime.topic_admin import apply_catalogue
+from app.topics import Catalogue
 from tests.factories import BASE_TIME
 from tests.integration.harness import (
     Cluster,
@@ -29,12 +29,7 @@ pytestmark = pytest.mark.integration
 
 
 async def create_water_topics(cluster: Cluster, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**cluster.client_options())
-    await admin.start()
-    try:
-        await apply_catalogue(admin, Catalogue(TOPICS), prefix)
-    finally:
-        await admin.close()
+    await apply_catalogue(cluster.client_options(), Catalogue(TOPICS), prefix)
 
 
 def reading(n: int, litres: float, facility: str = "f1") -> tuple[bytes, bytes]:

@@ -1,8 +1,9 @@
 """The layering docs/architecture.md describes, checked on the source: rules are pure (they
 import the contracts, the pure shared pieces, other rules and settings sections, never Faust,
 aiokafka, the runtime, the HTTP layer or the settings loader), the contracts and the pure
-shared pieces import nothing of the layers above them, and no source module is over 400
-lines (issue "One folder per pipeline")."""
+shared pieces import nothing of the layers above them, only the runtime (app/runtime/) imports
+Faust or aiokafka, and no source module is over 400 lines (issue "One folder per
+pipeline")."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ RULES_MAY_IMPORT = re.compile(
     r"^(schemas|app\.core|app\.settings_base|(agents|tests)\.\w+\.(rules|settings|schemas)"
     r"|pydantic|orjson|cryptography)(\.|$)"
 )
+ENGINE = {"faust", "aiokafka", "mode", "kafka"}
+"""Faust, aiokafka, and the libraries under them that only the runtime may use."""
 PURE_MAY_IMPORT = re.compile(r"^(schemas|app\.core|app\.settings_base|pydantic|orjson)(\.|$)")
 
 
@@ -87,6 +90,26 @@ def test_the_check_sees_a_rules_module_that_imports_the_runtime() -> None:
         "app.runtime.state",
         "faust",
     ]
+
+
+def engine_imports(modules: set[str]) -> list[str]:
+    """The modules of Faust, aiokafka or their internals (mode, kafka) among ``modules``."""
+    return sorted(m for m in modules if m.split(".")[0] in ENGINE)
+
+
+def test_only_the_runtime_imports_faust_or_aiokafka() -> None:
+    runtime = ROOT / "app" / "runtime"
+    outside = {
+        str(p.relative_to(ROOT)): found
+        for p in source_modules()
+        if runtime not in p.parents and (found := engine_imports(imports_of(p)))
+    }
+    assert outside == {}
+
+
+def test_the_engine_check_sees_an_import_inside_a_function() -> None:
+    source = "import orjson\n\ndef run():\n    from aiokafka.admin import AIOKafkaAdminClient\n"
+    assert engine_imports(imports_in(source, "app.tools")) == ["aiokafka.admin"]
 
 
 def test_no_source_module_is_over_400_lines() -> None:

@@ -1,0 +1,47 @@
+"""A producer of Governor's own for records sent outside Faust's agents (the ledger's dead
+letters, a published traffic policy, the tools' sample traffic): idempotent, acknowledged
+by every in-sync replica."""
+
+from __future__ import annotations
+
+from asyncio import Future
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from app.runtime.retry import started
+
+
+class Sender:
+    """Sends records to their key's partition: one and wait (:meth:`send`), or many queued
+    and confirmed together (:meth:`queue`, :meth:`flush`)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    @classmethod
+    async def start(cls, options: dict[str, Any], max_request_size: int = 8_388_608) -> Sender:
+        producer = AIOKafkaProducer(
+            **options, enable_idempotence=True, acks="all", linger_ms=5,
+            max_batch_size=1_048_576, max_request_size=max_request_size,
+        )  # fmt: skip
+        await started(producer)
+        return cls(producer)
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> int:
+        """Send one record to the key's partition; its offset once it is in the log."""
+        metadata = await self._producer.send_and_wait(topic, value, key=key)
+        return int(metadata.offset)
+
+    async def queue(self, topic: str, value: bytes, key: bytes | None = None) -> Future[Any]:
+        """Queue one record (waits only while the producer's buffer is full); the future
+        resolves once it is in the log."""
+        future: Future[Any] = await self._producer.send(topic, value, key=key)
+        return future
+
+    async def flush(self) -> None:
+        """Wait until every queued record is in the log (or has failed)."""
+        await self._producer.flush()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
