@@ -55,20 +55,14 @@ class LabelGuard:
 
 
 class Metrics:
-    """All metrics of one process, registered once on ``registry``."""
+    """The metrics every pipeline shares, registered once on ``registry``; each pipeline's
+    own are in its ``agents/<pipeline>/metrics.py``, on the same registry."""
 
-    def __init__(
-        self,
-        max_facility_labels: int,
-        registry: CollectorRegistry = REGISTRY,
-        max_endpoint_labels: int = 1_000,
-        max_label_sets_per_metric: int = 1_000,
-        max_label_sets_total: int = 10_000,
-    ) -> None:
+    def __init__(self, max_facility_labels: int, registry: CollectorRegistry = REGISTRY) -> None:
+        self.max_entity_labels = max_facility_labels
+        """How many facilities (sites, zones) a pipeline's metrics name before ``_other``."""
         self.facility_label = BoundedLabels(max_facility_labels)
-        self.site_label = BoundedLabels(max_facility_labels)
-        self.platform_label = BoundedLabels(max_endpoint_labels)
-        self.contract_label = BoundedLabels(max_endpoint_labels)
+        """Shared by the carbon and facility pipelines: one facility, one label in both."""
         self.records = Counter(
             "governor_records_total",
             "Source records handled, by pipeline and outcome.",
@@ -154,19 +148,7 @@ class Metrics:
             ["table"],
             registry=registry,
         )
-        self.label_overflow = Counter(
-            "governor_metric_label_overflow_total",
-            "Observations reported under _other because their label set was past the cap.",
-            ["metric"],
-            registry=registry,
-        )
-        self.fusion_labels = LabelGuard(
-            max_label_sets_per_metric, max_label_sets_total, self.label_overflow
-        )
-        """Label sets of the AI cost metrics (:class:`agents.fusion.metrics.FusionMetrics`),
-        whose scenario, overlay and tenant names come from producers."""
         self.registry = registry
-        self.zone_label = BoundedLabels(max_facility_labels)
         self.http_requests = Counter(
             "governor_http_requests_total",
             "HTTP API requests by route template, method and status code.",

@@ -221,7 +221,7 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
             self.audit_metrics.ticks.labels(outcome="replayed").inc()
             return
         self.audit_metrics.ticks.labels(outcome="applied").inc()
-        site = self.metrics.site_label(tick.site_id)
+        site = self.audit_metrics.site_label(tick.site_id)
         self.audit_metrics.energy.labels(site=site).inc(tick.energy_cost_kwh * JOULES_PER_KWH)
         ceiling = self.config.ceiling_kwh(tick.site_id)
         if outcome.period is not None and ceiling:

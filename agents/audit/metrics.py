@@ -1,17 +1,18 @@
-"""The budget-audit pipeline's metrics, on the process's registry (site labels pass the
-shared bound, :attr:`app.metrics.Metrics.site_label`)."""
+"""The budget-audit pipeline's metrics, on the process's registry (site labels are bounded
+like facility labels, ``metrics.max_facility_labels``)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from app.metrics import Metrics
+from app.metrics import BoundedLabels, Metrics
 
 
 class AuditMetrics:
     """Ticks by outcome, energy cost and ceiling utilization per site, compliance alerts."""
 
     def __init__(self, metrics: Metrics) -> None:
+        self.site_label = BoundedLabels(metrics.max_entity_labels)
         self.ticks = Counter(
             "governor_audit_ticks_total",
             "Control ticks by outcome: applied to the rollups, duplicate event id, or replayed"

@@ -307,7 +307,7 @@ class _LoadPipeline(_FacilityPipeline[EventT, loads.LoadOutcome]):
         facility = self.metrics.facility_label(state.facility_id)
         for zone in state.zones.values():
             self.ctx.facility_metrics.zone_utilization.labels(
-                facility=facility, zone=self.metrics.zone_label(zone.zone_id)
+                facility=facility, zone=self.ctx.facility_metrics.zone_label(zone.zone_id)
             ).set(zone.load_kw / zone.capacity_kw)
 
 

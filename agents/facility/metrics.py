@@ -1,17 +1,19 @@
-"""The facility pipelines' metrics, on the process's registry (facility and zone labels pass
-the shared bounds of :class:`app.metrics.Metrics`)."""
+"""The facility pipelines' metrics, on the process's registry (facility labels pass the
+bound the carbon pipeline shares, :attr:`app.metrics.Metrics.facility_label`; zone labels
+are bounded alike)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from app.metrics import Metrics
+from app.metrics import BoundedLabels, Metrics
 
 
 class FacilityMetrics:
     """Carbon budget usage, state and alerts per facility; zone utilization; load decisions."""
 
     def __init__(self, metrics: Metrics) -> None:
+        self.zone_label = BoundedLabels(metrics.max_entity_labels)
         self.budget_usage = Gauge(
             "governor_carbon_budget_usage_ratio",
             "A facility's carbon budget usage in the current period (1 = the limit).",

@@ -62,7 +62,9 @@ class FusionContext:
         self.routing = RoutingFeed(gov.settings)
         gov.faust.task(self.routing.run)
         self.tenants: StateTable[TenantEntry] | None = None
-        self.metrics = FusionMetrics(gov.metrics)
+        self.metrics = FusionMetrics(
+            gov.metrics, self.config.max_label_sets_per_metric, self.config.max_label_sets_total
+        )
         self.waiters: Waiters[EnergyDecision] = Waiters()
 
     def tenant_state(self, tenant: str) -> TenantState | None:

@@ -11,7 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from agents.fusion.rules import overlay as overlays
 from agents.fusion.rules.budget import TenantOutputs
 from agents.fusion.rules.overlay import ScopeOutputs, ScopeState
-from app.metrics import Metrics
+from app.metrics import LabelGuard, Metrics
 from schemas.energy import DecisionKind, Outcome
 from schemas.overlay import BreakerState, GateState, OverlayObservation
 
@@ -22,12 +22,18 @@ GATE_GAUGE = {GateState.PASS: 0, GateState.WARN: 1, GateState.BLOCK: 2}
 
 
 class FusionMetrics:
-    """The AI cost pipelines' metrics, on the process's registry; every label value passes
-    the shared label guard (:attr:`Metrics.fusion_labels`), since producers name scenarios,
-    overlays, tenants and scopes."""
+    """The AI cost pipelines' metrics, on the process's registry; every label set passes
+    one guard (``fusion.max_label_sets_per_metric`` and ``_total``), since producers name
+    scenarios, overlays, tenants and scopes."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.labels = metrics.fusion_labels
+    def __init__(self, metrics: Metrics, per_metric: int, total: int) -> None:
+        overflow = Counter(
+            "governor_metric_label_overflow_total",
+            "Observations reported under _other because their label set was past the cap.",
+            ["metric"],
+            registry=metrics.registry,
+        )
+        self.labels = LabelGuard(per_metric, total, overflow)
         bounded = ["scenario", "overlay", "result"]
         self.decisions = Counter(
             "governor_fusion_decisions_total",

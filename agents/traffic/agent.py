@@ -271,7 +271,7 @@ class TrafficHandle(NamedTuple):
 
 def register(gov: Governor) -> TrafficHandle:
     """Wire the traffic pipeline (policy feed, router, decider, reporter) into ``gov``."""
-    traffic_metrics = TrafficMetrics(gov.metrics)
+    traffic_metrics = TrafficMetrics(gov.metrics, gov.settings.traffic.max_endpoint_labels)
     feed = PolicyFeed(gov.settings, traffic_metrics, gov.publish)
     gov.faust.task(feed.run)
     router = TrafficRouter(gov, feed)

@@ -1,19 +1,19 @@
 """The traffic pipeline's metrics, on the process's registry; platform and contract labels
-pass the shared bounds (:attr:`app.metrics.Metrics.platform_label`, ``contract_label``)."""
+are bounded (``traffic.max_endpoint_labels`` each)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from app.metrics import Metrics
+from app.metrics import BoundedLabels, Metrics
 
 
 class TrafficMetrics:
     """Requests, decisions, risk, latency, circuit breakers, SLO burn and the policy."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.platform_label = metrics.platform_label
-        self.contract_label = metrics.contract_label
+    def __init__(self, metrics: Metrics, max_endpoint_labels: int) -> None:
+        self.platform_label = BoundedLabels(max_endpoint_labels)
+        self.contract_label = BoundedLabels(max_endpoint_labels)
         self.requests = Counter(
             "governor_traffic_requests_total",
             "Request events decided, by platform, contract (_unknown: no contract) and result"

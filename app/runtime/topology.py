@@ -53,13 +53,7 @@ def build(
     specs = registry_of.pipelines(settings, extra)
     catalogue = registry_of.catalogue_of(specs, catalogue)
     registry = CollectorRegistry()
-    metrics = Metrics(
-        settings.metrics.max_facility_labels,
-        registry,
-        settings.traffic.max_endpoint_labels,
-        settings.fusion.max_label_sets_per_metric,
-        settings.fusion.max_label_sets_total,
-    )
+    metrics = Metrics(settings.metrics.max_facility_labels, registry)
     gov = create_app(settings, catalogue, metrics)
     if settings.worker.faust_prometheus_sensor:
         setup_prometheus_sensors(

@@ -29,10 +29,10 @@ def test_the_checked_in_dashboards_are_current() -> None:
 def test_every_panel_and_variable_queries_an_exported_metric() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(10, registry)
-    FusionMetrics(metrics)
+    FusionMetrics(metrics, 1_000, 10_000)
     CarbonMetrics(metrics)
     AuditMetrics(metrics)
-    TrafficMetrics(metrics)
+    TrafficMetrics(metrics, 1_000)
     FacilityMetrics(metrics)
     LedgerMetrics(metrics)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}

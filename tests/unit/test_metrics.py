@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from agents.fusion.metrics import FusionMetrics
 from app.metrics import OTHER, Metrics
 
 
 def test_label_sets_are_capped_per_metric_and_overall() -> None:
     registry = CollectorRegistry()
-    metrics = Metrics(10, registry, max_label_sets_per_metric=3, max_label_sets_total=5)
-    guard = metrics.fusion_labels
+    guard = FusionMetrics(Metrics(10, registry), per_metric=3, total=5).labels
     assert [guard("a", f"s{i}", "o") for i in range(4)] == [
         ("s0", "o"), ("s1", "o"), ("s2", "o"), (OTHER, OTHER),
     ]  # fmt: skip
