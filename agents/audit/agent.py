@@ -15,6 +15,8 @@ holds no earlier version.)
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -31,7 +33,7 @@ from agents.audit.rules.ticks import (
     process_tick,
 )
 from app.core.checks import Rejection
-from app.core.dedup import Position
+from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
 from app.core.periods import period_bounds
 from app.core.retention import DayIndex
@@ -40,7 +42,8 @@ from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
-from app.runtime.template import Pipeline
+from app.runtime.table_view import Overlay
+from app.runtime.template import Admitted, Pipeline
 from schemas.budget_audit import ComplianceAlert, DayRollupRecord
 from schemas.control_tick import ControlTick
 from schemas.seed_forms import parse_tick
@@ -93,6 +96,24 @@ def _wrap_bare(data: Any) -> Any:
     return data
 
 
+class _Staged:
+    """What decided ticks will write and send, kept until the batch is decided: reads of
+    the tables go through its overlays, so each tick sees the ticks before it."""
+
+    def __init__(self, pipeline: AuditPipeline) -> None:
+        self.days = Overlay(pipeline.days)
+        self.periods = Overlay(pipeline.periods)
+        self.indexes = Overlay(pipeline.site_days)
+        self.outcomes: list[AuditOutcome] = []
+        self.first_seen: dict[tuple[str, str], Position] = {}
+        """(site, event id) → the position of the batch's tick that applied it."""
+        self.segments: list[DedupSegment] = []
+        self.day_outputs: list[tuple[Position, DayOutputs]] = []
+        self.period_outputs: list[tuple[Position, PeriodOutputs]] = []
+        self.sent: list[tuple[str, AuditOutcome]] = []
+        """(site, outcome) of each tick, in offset order: what to send."""
+
+
 class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
     """The budget-audit agent, its tables and the local queries the HTTP views use."""
 
@@ -131,28 +152,60 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         return self.sites, tick.site_id
 
     def decide(self, tick: ControlTick, position: Position) -> AuditOutcome:
-        return self._decide(tick, position)
+        return self._recorded(self._decide(tick, position), position)
 
     async def apply(self, tick: ControlTick, outcome: AuditOutcome, position: Position) -> None:
-        outcome = self._recorded(outcome, position)
-        self._persist(tick.site_id, outcome, position)
-        await self._send(tick.site_id, outcome)
+        staged = _Staged(self)
+        self._stage(staged, tick, outcome, position)
+        await self._write_and_send(staged)
         self._count(tick, outcome)
 
-    def _decide(self, tick: ControlTick, position: Position) -> AuditOutcome:
+    async def decide_batch(self, batch: Sequence[Admitted[ControlTick]]) -> None:
+        """A batch's ticks decided in offset order against the batch's own state (one read
+        and one write per day, period and site index; one send per topic and site): the
+        same decisions as one at a time. A rules failure decides the batch one at a time,
+        so that only the tick it fails on is dead-lettered. Forwarded ticks carry their
+        origin's watermark, which one batch's stamp cannot hold: decided alone."""
+        if len(batch) == 1 or any(item.position.forwarded_from is not None for item in batch):
+            await super().decide_batch(batch)
+            return
+        staged = _Staged(self)
+        try:
+            for item in batch:
+                outcome = self._decide(item.event, item.position, staged)
+                outcome = self._recorded(outcome, item.position)
+                self._stage(staged, item.event, outcome, item.position)
+        except Exception:  # a rules bug: find the tick, keep the rest
+            log.exception("%s rules failed on a batch: deciding its ticks alone", self.name)
+            await super().decide_batch(batch)
+            return
+        await self._write_and_send(staged)
+        processing = self.metrics.processing.labels(pipeline=self.name)
+        done = time.perf_counter()
+        for item, outcome in zip(batch, staged.outcomes, strict=True):
+            self._count(item.event, outcome)
+            processing.observe(done - item.started)
+
+    def _decide(
+        self, tick: ControlTick, position: Position, staged: _Staged | None = None
+    ) -> AuditOutcome:
+        """The rules' decision against the state as the batch (``staged``) has left it so
+        far, or as the tables hold it."""
+        staged = staged or _Staged(self)
         self.ticks_dedup.ensure_indexed(position.partition)
         self.day_box.ensure_indexed(position.partition)
         self.period_box.ensure_indexed(position.partition)
         utc_day = tick.timestamp.date()
         start, _ = period_bounds(utc_day, self.config.compliance_period)
-        day = self.days.get(day_key(tick.site_id, utc_day))
-        period = self.periods.get(period_key(tick.site_id, self.config.compliance_period, start))
+        day = staged.days.get(day_key(tick.site_id, utc_day))
+        period = staged.periods.get(period_key(tick.site_id, self.config.compliance_period, start))
+        first_seen = staged.first_seen.get((tick.site_id, tick.event_id))
         return process_tick(
             tick,
             position,
             day.state if day is not None else None,
             period.state if period is not None else None,
-            self.ticks_dedup.first_position(tick.site_id, tick.event_id),
+            first_seen or self.ticks_dedup.first_position(tick.site_id, tick.event_id),
             self.config,
         )
 
@@ -167,50 +220,70 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
             outcome.alert = alerted.alert
         return outcome
 
-    def _persist(self, site_id: str, outcome: AuditOutcome, position: Position) -> None:
-        """Write each outbox entry, then the state it came with; each write is idempotent
-        under re-delivery."""
-        if outcome.day is not None:
-            self.day_box.record(position, DayOutputs(rollup=outcome.rollup))
-            self.days[outcome.day.key] = DayEntry(state=outcome.day)
+    def _stage(
+        self, staged: _Staged, tick: ControlTick, outcome: AuditOutcome, position: Position
+    ) -> None:
+        """The tick's writes and sends, kept in ``staged`` (nothing reaches a table yet)."""
+        staged.outcomes.append(outcome)
+        site_id = tick.site_id
+        if outcome.segment is not None:
+            staged.segments.append(outcome.segment)
+            staged.first_seen.setdefault((site_id, tick.event_id), position)
+        staged.sent.append((site_id, outcome))
         if outcome.period is not None:
-            self.period_box.record(position, PeriodOutputs(alert=outcome.alert))
-            self.periods[outcome.period.key] = PeriodEntry(state=outcome.period)
-        self.ticks_dedup.record(outcome.segment)
+            staged.period_outputs.append((position, PeriodOutputs(alert=outcome.alert)))
+            staged.periods[outcome.period.key] = PeriodEntry(state=outcome.period)
         if outcome.day is not None:
-            index = self.site_days.get(site_id) or DayIndex(entity_id=site_id)
+            staged.day_outputs.append((position, DayOutputs(rollup=outcome.rollup)))
+            staged.days[outcome.day.key] = DayEntry(state=outcome.day)
+            index = staged.indexes.get(site_id) or DayIndex(entity_id=site_id)
             updated, expired = index.with_days(
                 [outcome.day.utc_day], self.config.rollup_retention_days
             )
             if updated is not index:
-                self.site_days[site_id] = updated
-            self._expire(site_id, expired, updated)
+                staged.indexes[site_id] = updated
+            self._expire(staged, site_id, expired, updated)
 
-    def _expire(self, site_id: str, expired: list[date], index: DayIndex) -> None:
+    def _expire(self, staged: _Staged, site_id: str, expired: list[date], index: DayIndex) -> None:
         """Drop rollups of days past retention, and periods that ended before the oldest
         retained day."""
         oldest = index.days[0] if index.days else None
         for old_day in expired:
-            self.days.pop(day_key(site_id, old_day), None)
+            staged.days.pop(day_key(site_id, old_day))
             start, end = period_bounds(old_day, self.config.compliance_period)
             if oldest is None or end < oldest:
-                self.periods.pop(period_key(site_id, self.config.compliance_period, start), None)
+                staged.periods.pop(period_key(site_id, self.config.compliance_period, start))
 
-    async def _send(self, site_id: str, outcome: AuditOutcome) -> None:
-        """The slot record, the day's rollup version and any alert, each to its topic."""
-        outputs = (
-            (self.slot_log, outcome.slot),
-            (self.rollups_topic, outcome.rollup),
-            (self.alerts_topic, outcome.alert),
-        )
-        for topic, record in outputs:
-            if record is not None:
-                await send_same_key(
-                    self.gov.faust,
-                    topic.get_topic_name(),
-                    site_id.encode(),
-                    [record.to_json_bytes()],
-                )
+    async def _write_and_send(self, staged: _Staged) -> None:
+        """Every outbox entry before the states they came with (one write per key), the
+        dedup segments in offset order, then the records: one send per topic and site.
+        Each write is idempotent under re-delivery."""
+        for position, day_outputs in staged.day_outputs:
+            self.day_box.record(position, day_outputs)
+        for position, period_outputs in staged.period_outputs:
+            self.period_box.record(position, period_outputs)
+        staged.days.write_back()
+        staged.periods.write_back()
+        staged.indexes.write_back()
+        for segment in staged.segments:
+            self.ticks_dedup.record(segment)
+        await self._send(staged.sent)
+
+    async def _send(self, decided: list[tuple[str, AuditOutcome]]) -> None:
+        """Each tick's slot record, its day's rollup version and any alert, to their topics:
+        one send per topic and site, in offset order."""
+        values: dict[tuple[str, str], list[bytes]] = {}
+        for site_id, outcome in decided:
+            for topic, record in (
+                (self.slot_log, outcome.slot),
+                (self.rollups_topic, outcome.rollup),
+                (self.alerts_topic, outcome.alert),
+            ):
+                if record is not None:
+                    key = (topic.get_topic_name(), site_id)
+                    values.setdefault(key, []).append(record.to_json_bytes())
+        for (topic, site_id), site_values in values.items():
+            await send_same_key(self.gov.faust, topic, site_id.encode(), site_values)
 
     def _count(self, tick: ControlTick, outcome: AuditOutcome) -> None:
         self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()

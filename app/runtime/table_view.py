@@ -5,7 +5,7 @@ changelog (Kafka Streams' state store interface, in the terms a pipeline needs).
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, KeysView, ValuesView
-from typing import Protocol, TypeVar, overload
+from typing import Generic, Protocol, TypeVar, cast, overload
 
 V = TypeVar("V")
 D = TypeVar("D")
@@ -47,3 +47,38 @@ class StateTable(Protocol[V]):
     def values(self) -> ValuesView[V]: ...
 
     def items(self) -> ItemsView[str, V]: ...
+
+
+_GONE = object()
+
+
+class Overlay(Generic[V]):
+    """A batch's reads and writes of one table, kept apart until :meth:`write_back`: reads
+    see the batch's own writes, the table sees one write (or delete) per key. A batch that
+    fails before writing back leaves the table as it was."""
+
+    def __init__(self, table: StateTable[V]) -> None:
+        self._table = table
+        self._written: dict[str, object] = {}
+
+    def get(self, key: str) -> V | None:
+        if key in self._written:
+            found = self._written[key]
+            return None if found is _GONE else cast(V, found)
+        return self._table.get(key)
+
+    def __setitem__(self, key: str, value: V) -> None:
+        self._written[key] = value
+
+    def pop(self, key: str) -> None:
+        """Delete ``key`` (if present) when written back."""
+        self._written[key] = _GONE
+
+    def write_back(self) -> None:
+        """Write each key once, in order of its first write in the batch."""
+        for key, value in self._written.items():
+            if value is _GONE:
+                self._table.pop(key, None)
+            else:
+                self._table[key] = cast(V, value)
+        self._written.clear()

@@ -5,6 +5,7 @@ tests/integration on a real broker)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,6 +13,8 @@ import pytest
 
 from agents.audit.agent import AuditPipeline
 from agents.audit.rules.ticks import AuditOutcome
+from app.runtime.lanes import handled_as_current
+from app.runtime.topic_reader import SourceRecord
 from app.runtime.topology import Topology, build
 from app.settings import load_settings
 from schemas.budget_audit import ComplianceAlert, ComplianceState, SlotRecord
@@ -32,11 +35,12 @@ class Recorder:
         self.alerts: list[ComplianceAlert] = []
         self.dead: list[dict[str, Any]] = []
 
-        async def send(site_id: str, outcome: AuditOutcome) -> None:
-            if outcome.slot is not None:
-                self.slots.append(outcome.slot)
-            if outcome.alert is not None:
-                self.alerts.append(outcome.alert)
+        async def send(decided: list[tuple[str, AuditOutcome]]) -> None:
+            for _, outcome in decided:
+                if outcome.slot is not None:
+                    self.slots.append(outcome.slot)
+                if outcome.alert is not None:
+                    self.alerts.append(outcome.alert)
 
         async def dead_letter(**fields: Any) -> None:
             self.dead.append(fields)
@@ -89,14 +93,15 @@ async def test_replay_gives_the_agents_records_byte_for_byte(
     pipeline = topology.audit
     sent: dict[str, list[bytes]] = {}
 
-    async def send(site_id: str, outcome: AuditOutcome) -> None:
-        for topic, record in (
-            ("budget-audit", outcome.slot),
-            ("budget-audit-rollups", outcome.rollup),
-            ("budget-compliance-alerts", outcome.alert),
-        ):
-            if record is not None:
-                sent.setdefault(topic, []).append(record.to_json_bytes())
+    async def send(decided: list[tuple[str, AuditOutcome]]) -> None:
+        for _, outcome in decided:
+            for topic, record in (
+                ("budget-audit", outcome.slot),
+                ("budget-audit-rollups", outcome.rollup),
+                ("budget-compliance-alerts", outcome.alert),
+            ):
+                if record is not None:
+                    sent.setdefault(topic, []).append(record.to_json_bytes())
 
     Recorder(pipeline, monkeypatch)
     monkeypatch.setattr(pipeline, "_send", send)
@@ -124,10 +129,11 @@ async def test_a_tick_redelivered_after_later_ones_re_sends_its_own_rollup_and_a
     pipeline = topology.audit
     sent: list[tuple[bytes | None, bytes | None]] = []
 
-    async def send(site_id: str, outcome: AuditOutcome) -> None:
-        rollup, alert = outcome.rollup, outcome.alert
-        sent.append((rollup.to_json_bytes() if rollup else None,
-                     alert.to_json_bytes() if alert else None))  # fmt: skip
+    async def send(decided: list[tuple[str, AuditOutcome]]) -> None:
+        for _, outcome in decided:
+            rollup, alert = outcome.rollup, outcome.alert
+            sent.append((rollup.to_json_bytes() if rollup else None,
+                         alert.to_json_bytes() if alert else None))  # fmt: skip
 
     Recorder(pipeline, monkeypatch)
     monkeypatch.setattr(pipeline, "_send", send)
@@ -163,3 +169,65 @@ def test_rollups_written_before_the_outbox_still_load() -> None:
     assert DayEntry.model_validate_json(day.model_dump_json()).state == day
     assert PeriodEntry.model_validate_json(period.model_dump_json()).state == period
     assert DayEntry.model_validate_json(DayEntry(state=day).model_dump_json()).state == day
+
+
+async def test_a_batch_decides_what_one_tick_at_a_time_decides(
+    monkeypatch: pytest.MonkeyPatch, placed_where_delivered: None, tmp_path: Path
+) -> None:
+    """Ticks of two sites interleaved in one partition, with a tick published twice, a late
+    tick of a day already past retention and ceiling crossings, decided as one batch and
+    then re-delivered (a SIGKILL before the commit): the same records, byte for byte, and
+    the same rollups as the same ticks decided one at a time."""
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("GOVERNOR_AUDIT__SITES", '{"site-001": {"capacity_kw": 1.0}}')
+    monkeypatch.setenv("GOVERNOR_AUDIT__ROLLUP_RETENTION_DAYS", "2")
+    day = 288  # slots per day
+    ticks = [
+        tick(0, energy_cost_kwh=0.5),
+        tick(1, site_id="site-002"),
+        tick(2, energy_cost_kwh=0.5),
+        tick(2, energy_cost_kwh=0.5),  # published twice: ignored
+        tick(3 * day, energy_cost_kwh=0.001),  # three days on: day 0 past retention
+        tick(4, energy_cost_kwh=0.5),  # late, of day 0: past retention too
+        tick(3 * day + 1, site_id="site-002"),
+        tick(3 * day + 2, energy_cost_kwh=0.0),
+    ]
+
+    source = [
+        SourceRecord("control-ticks", 0, offset, t.site_id.encode(), t.to_json_bytes(),
+                     t.timestamp.timestamp() + 60)
+        for offset, t in enumerate(ticks)
+    ]  # fmt: skip
+
+    async def run(batch_size: int) -> tuple[dict[str, list[bytes]], list[Any]]:
+        monkeypatch.setenv("GOVERNOR_WORKER__DATA_DIR", str(tmp_path / f"batches-of-{batch_size}"))
+        pipeline = build(load_settings()).audit
+        sent: dict[str, list[bytes]] = {}
+
+        async def send(decided: list[tuple[str, AuditOutcome]]) -> None:
+            for _, outcome in decided:
+                for topic, record in (("slots", outcome.slot), ("rollups", outcome.rollup),
+                                      ("alerts", outcome.alert)):  # fmt: skip
+                    if record is not None:
+                        sent.setdefault(topic, []).append(record.to_json_bytes())
+
+        Recorder(pipeline, monkeypatch)
+        monkeypatch.setattr(pipeline, "_send", send)
+        for _delivery in range(2):  # the second: re-delivered, as after a SIGKILL
+            for start in range(0, len(source), batch_size):
+                chunk = source[start : start + batch_size]
+                with handled_as_current(chunk[0]):
+                    await pipeline.handle_batch(chunk)
+        rollups = [pipeline.site_rollups(s) for s in ("site-001", "site-002")]
+        return sent, rollups
+
+    one_by_one, batched = await run(1), await run(len(ticks))
+    assert batched == one_by_one
+    sent, rollups = batched
+    slots, alerts = sent["slots"], sent["alerts"]
+    assert len(slots) == 14 and slots[:7] == slots[7:]  # re-delivered: the same bytes again
+    assert len(alerts) == 2 and alerts[0] == alerts[1]
+    assert [[r.utc_day for r in days or []] for days in rollups] == [
+        [tick(3 * day).timestamp.date()],
+        [tick(3 * day).timestamp.date()],
+    ]
