@@ -18,7 +18,7 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, Self, TypeVar
 
 from agents.carbon.agent import CarbonPipeline
 from agents.facility.metrics import FacilityMetrics
@@ -84,6 +84,9 @@ class _OfFacility(Protocol):
     @property
     def facility_id(self) -> str: ...
 
+    @classmethod
+    def from_json_bytes(cls, data: bytes | str) -> Self: ...
+
 
 EventT = TypeVar("EventT", bound=_OfFacility)
 """A facility pipeline's event: a budget, a load metric or a balancing command."""
@@ -92,7 +95,7 @@ EventT = TypeVar("EventT", bound=_OfFacility)
 class _FacilityPipeline(Pipeline[EventT, OutcomeT]):
     """Decode, check the key, decide, write outbox then state, send."""
 
-    model: type[Any]
+    model: type[EventT]
     kind: str
     facilities: EntityBound
 
@@ -104,8 +107,7 @@ class _FacilityPipeline(Pipeline[EventT, OutcomeT]):
         return str(value.facility_id)
 
     def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> EventT:
-        parsed: EventT = self.model.from_json_bytes(value)
-        return parsed
+        return self.model.from_json_bytes(value)
 
     def check(self, key: bytes | None, value: EventT, timestamp_ms: int | None) -> Rejection | None:
         return key_rejection(key, self.facility_of(value), "facility_id") or self.clock_rejection(

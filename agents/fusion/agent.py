@@ -19,7 +19,7 @@ import logging
 from abc import abstractmethod
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, Self, TypeVar
 
 from agents.fusion.metrics import FusionMetrics, count_decisions
 from agents.fusion.overlays import OverlayPipeline
@@ -81,6 +81,9 @@ class _OfTenant(Protocol):
     @property
     def tenant(self) -> str: ...
 
+    @classmethod
+    def from_json_bytes(cls, data: bytes | str) -> Self: ...
+
 
 EventT = TypeVar("EventT", bound=_OfTenant)
 """A fusion tenant pipeline's event: a budget, a request or a result."""
@@ -101,7 +104,7 @@ TenantEventT = TypeVar("TenantEventT", bound=_TenantEvent)
 class _TenantPipeline(Pipeline[EventT, TenantOutcome]):
     """Decode, check, decide with the budget rules, write outbox then state, send."""
 
-    model: type[Any]
+    model: type[EventT]
     source_kind: str
 
     def __init__(self, gov: Governor, ctx: FusionContext, name: str, source: str) -> None:
@@ -128,8 +131,7 @@ class _TenantPipeline(Pipeline[EventT, TenantOutcome]):
 
     def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> EventT:
         """The record's value as this pipeline's contract (raises as ``from_json_bytes``)."""
-        parsed: EventT = self.model.from_json_bytes(value)
-        return parsed
+        return self.model.from_json_bytes(value)
 
     def check(self, key: bytes | None, value: EventT, timestamp_ms: int | None) -> Rejection | None:
         return key_rejection(key, value.tenant, "tenant") or self.check_event(value, timestamp_ms)
