@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 from agents.carbon.metrics import CarbonMetrics
 from agents.carbon.recent import ReadingIndex, RecentReadings
@@ -126,14 +126,13 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         self.budget_usage: BudgetUsage | None = None
         """Set by the facility pipelines' registration."""
         self._index_state = IndexState.STALE
-        gov.faust.on_partitions_assigned.connect(cast(Any, self._rings_changing))
-        gov.faust.on_rebalance_complete.connect(cast(Any, self._rings_changed))
+        self.on_rebalance(self._rings_changing, self._rings_changed)
         self.start_agent("carbon-emissions")
 
-    async def _rings_changing(self, sender: Any, *_: Any, **__: Any) -> None:
+    def _rings_changing(self) -> None:
         self._index_state = IndexState.REBALANCING
 
-    async def _rings_changed(self, sender: Any, *_: Any, **__: Any) -> None:
+    def _rings_changed(self) -> None:
         self._index_state = IndexState.STALE
 
     async def ready(self) -> None:

@@ -311,11 +311,10 @@ class ResultsPipeline(_TenantEventPipeline[FusionResult]):
         then count as quiet; the producers' batches it held back then arrived with runs the
         overlay stage had already passed (late runs, seen as a chaos-soak mismatch in CI).
         """
-        if not self._taking or self.gov.faust.rebalancing:
+        if not self._taking:
             return
-        assigned = self.gov.faust.consumer.assignment()
-        owned = {tp.partition for tp in assigned if tp.topic == self.lanes[0].name}
-        if not owned:
+        owned = self.owned_partitions(self.lanes[0].name)
+        if not owned:  # None: a rebalance in progress
             return
         quiet = self.progress.quiet(owned)
         options = aiokafka_options(self.gov.settings.kafka)

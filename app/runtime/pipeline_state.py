@@ -43,6 +43,27 @@ class PipelineState:
         self._tables.append(table)
         return table  # type: ignore[no-any-return]
 
+    def owned_partitions(self, topic: str) -> set[int] | None:
+        """The partitions of ``topic`` (its full name) assigned to this worker; ``None``
+        while a rebalance is in progress, when the assignment is about to change."""
+        app = self.gov.faust
+        if app.rebalancing:
+            return None
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+
+    def on_rebalance(self, starting: Callable[[], None], complete: Callable[[], None]) -> None:
+        """Call ``starting`` when partitions are being assigned to this worker, and
+        ``complete`` once the rebalance is over (Faust's app signals)."""
+
+        async def assigning(sender: Any, *_: Any, **__: Any) -> None:
+            starting()
+
+        async def completed(sender: Any, *_: Any, **__: Any) -> None:
+            complete()
+
+        self.gov.faust.on_partitions_assigned.connect(cast(Any, assigning))
+        self.gov.faust.on_rebalance_complete.connect(cast(Any, completed))
+
     def actively_owned_keys(self, table: StateTable[Any]) -> list[str]:
         """The keys of ``table`` in partitions this worker actively owns, sorted: with
         standby replicas a worker also holds copies of other partitions, which may lag.

@@ -9,23 +9,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from app.runtime.broker_watch import BrokerWatch
 from app.runtime.faust_app import Governor
+from app.runtime.status import app_status
 from app.runtime.web import View
 from app.web.http import reply
 
 
 def readiness(gov: Governor, broker: BrokerWatch) -> dict[str, bool]:
     """Each readiness condition separately, so a 503 says which one is missing."""
-    app = gov.faust
-    # Faust's public `consumer` and `tables.recovery` properties create those services when
-    # missing; the web server answers before they exist, so read without side effects.
-    consumer = getattr(app, "_consumer", None)
-    assignment = consumer.assignment() if consumer is not None else set()
-    recovery = getattr(app.tables, "_recovery", None)
-    recovered = recovery is not None and recovery.completed.is_set()
+    status = app_status(gov.faust)
     return {
-        "partitions_assigned": bool(assignment),
-        "rebalance_finished": not app.rebalancing,
-        "table_recovery_finished": recovered,
+        "partitions_assigned": status.partitions_assigned,
+        "rebalance_finished": status.rebalance_finished,
+        "table_recovery_finished": status.table_recovery_finished,
         "broker_reachable": broker.reachable is not False,
     }
 

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from app.runtime.faust_app import Governor
+from app.runtime.table_routes import http_client, own_url, owner_url, peer_urls
 
 LOCAL_ONLY_HEADER = "X-Governor-Local-Only"
 PEER_TIMEOUT_S = 5.0
@@ -25,19 +26,13 @@ def is_peer_request(request: Any) -> bool:
     return LOCAL_ONLY_HEADER in request.headers
 
 
-def peer_urls(gov: Governor) -> list[str]:
-    """Base URLs of the other workers that hold table partitions."""
-    own = str(gov.faust.conf.canonical_url).rstrip("/")
-    return sorted({str(url).rstrip("/") for url in gov.faust.router.tables_metadata()} - {own})
-
-
 async def ask_peers(gov: Governor, path_qs: str) -> list[bytes | None]:
     """GET ``path_qs`` from every peer; one body per peer, ``None`` where it failed or
     answered other than 200."""
 
     async def one(base: str) -> bytes | None:
         try:
-            async with gov.faust.http_client.get(
+            async with http_client(gov).get(
                 base + path_qs,
                 headers={LOCAL_ONLY_HEADER: "1"},
                 timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
@@ -59,12 +54,12 @@ async def forward_to_owner(
     """
     if is_peer_request(request):
         return None
-    owner = str(gov.faust.router.key_store(table.name, key)).rstrip("/")
-    if owner == str(gov.faust.conf.canonical_url).rstrip("/"):
+    owner = owner_url(gov, table, key)
+    if owner == own_url(gov):
         return None
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
     headers[LOCAL_ONLY_HEADER] = "1"
-    async with gov.faust.http_client.request(
+    async with http_client(gov).request(
         request.method, owner + request.path_qs, data=body, headers=headers,
         timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S * 3),
     ) as response:  # fmt: skip

@@ -112,6 +112,38 @@ def test_the_engine_check_sees_an_import_inside_a_function() -> None:
     assert engine_imports(imports_in(source, "app.tools")) == ["aiokafka.admin"]
 
 
+APP_REGISTRATION = {"task", "timer", "page"}
+"""What code outside the runtime may use of the Faust app itself: registering background
+tasks, timers and HTTP pages (it passes the app to runtime functions otherwise)."""
+
+
+def faust_app_uses(source: str) -> list[str]:
+    """Attributes read from a ``.faust`` attribute (``gov.faust.consumer`` → ``consumer``)."""
+    return sorted(
+        node.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "faust"
+    )
+
+
+def test_outside_the_runtime_the_faust_app_only_registers_tasks_timers_and_pages() -> None:
+    runtime = ROOT / "app" / "runtime"
+    outside = {
+        str(p.relative_to(ROOT)): uses
+        for p in source_modules()
+        if runtime not in p.parents
+        and (uses := [u for u in faust_app_uses(p.read_text()) if u not in APP_REGISTRATION])
+    }
+    assert outside == {}
+
+
+def test_the_app_check_sees_a_consumer_read() -> None:
+    source = "def f(gov):\n    gov.faust.task(f)\n    return gov.faust.consumer.assignment()\n"
+    assert faust_app_uses(source) == ["consumer", "task"]
+
+
 def test_no_source_module_is_over_400_lines() -> None:
     long = {
         str(p.relative_to(ROOT)): n
