@@ -105,7 +105,6 @@ class _Staged:
         self.days = Overlay(pipeline.days)
         self.periods = Overlay(pipeline.periods)
         self.indexes = Overlay(pipeline.site_days)
-        self.outcomes: list[AuditOutcome] = []
         self.first_seen: dict[tuple[str, str], Position] = {}
         """(site, event id) → the position of the batch's tick that applied it."""
         self.segments: list[DedupSegment] = []
@@ -181,7 +180,7 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
             await super().decide_batch(batch)
             return
         await self._write_and_send(staged)
-        self._count([(item.event, o) for item, o in zip(batch, staged.outcomes, strict=True)])
+        self._count([(item.event, o) for item, (_, o) in zip(batch, staged.sent, strict=True)])
         processing = self.metrics.processing.labels(pipeline=self.name)
         done = time.perf_counter()
         for item in batch:
@@ -225,7 +224,6 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         self, staged: _Staged, tick: ControlTick, outcome: AuditOutcome, position: Position
     ) -> None:
         """The tick's writes and sends, kept in ``staged`` (nothing reaches a table yet)."""
-        staged.outcomes.append(outcome)
         site_id = tick.site_id
         if outcome.segment is not None:
             staged.segments.append(outcome.segment)

@@ -46,10 +46,13 @@ class PipelineState:
     def owned_partitions(self, topic: str) -> set[int] | None:
         """The partitions of ``topic`` (its full name) assigned to this worker; ``None``
         while a rebalance is in progress, when the assignment is about to change."""
-        app = self.gov.faust
-        if app.rebalancing:
+        if self.gov.faust.rebalancing:
             return None
-        return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+        return self._assigned(topic)
+
+    def _assigned(self, topic: str) -> set[int]:
+        """The partitions of ``topic`` in this worker's consumer assignment."""
+        return {tp.partition for tp in self.gov.faust.consumer.assignment() if tp.topic == topic}
 
     def on_rebalance(self, starting: Callable[[], None], complete: Callable[[], None]) -> None:
         """Call ``starting`` when partitions are being assigned to this worker, and
@@ -71,9 +74,8 @@ class PipelineState:
         A key's partition as Faust's router computes it, on the table's changelog topic
         (whose metadata the producer has: it writes there), co-partitioned with the source.
         """
-        source = self.gov.topic_name(self.source_name)
+        active = self._assigned(self.gov.topic_name(self.source_name))
         app = self.gov.faust
-        active = {tp.partition for tp in app.consumer.assignment() if tp.topic == source}
         changelog = cast(Any, table).changelog_topic.get_topic_name()
         return sorted(
             key
