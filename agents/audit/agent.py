@@ -15,7 +15,6 @@ holds no earlier version.)
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import date
@@ -44,7 +43,7 @@ from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
 from app.runtime.table_view import Overlay
-from app.runtime.template import Admitted, Pipeline
+from app.runtime.template import Admitted, ApplyBatch, Pipeline
 from schemas.budget_audit import ComplianceAlert, DayRollupRecord
 from schemas.control_tick import ControlTick
 from schemas.seed_forms import parse_tick
@@ -160,31 +159,20 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         await self._write_and_send(staged)
         self._count([(tick, outcome)])
 
-    async def decide_batch(self, batch: Sequence[Admitted[ControlTick]]) -> None:
+    def decide_together(self, batch: Sequence[Admitted[ControlTick]]) -> ApplyBatch:
         """A batch's ticks decided in offset order against the batch's own state (one read
         and one write per day, period and site index; one send per topic and site): the
-        same decisions as one at a time. A rules failure decides the batch one at a time,
-        so that only the tick it fails on is dead-lettered. Forwarded ticks carry their
-        origin's watermark, which one batch's stamp cannot hold: decided alone."""
-        if len(batch) == 1 or any(item.position.forwarded_from is not None for item in batch):
-            await super().decide_batch(batch)
-            return
+        same decisions as one at a time."""
         staged = _Staged(self)
-        try:
-            for item in batch:
-                outcome = self._decide(item.event, item.position, staged)
-                outcome = self._recorded(outcome, item.position)
-                self._stage(staged, item.event, outcome, item.position)
-        except Exception:  # a rules bug: find the tick, keep the rest
-            log.exception("%s rules failed on a batch: deciding its ticks alone", self.name)
-            await super().decide_batch(batch)
-            return
-        await self._write_and_send(staged)
-        self._count([(item.event, o) for item, (_, o) in zip(batch, staged.sent, strict=True)])
-        processing = self.metrics.processing.labels(pipeline=self.name)
-        done = time.perf_counter()
         for item in batch:
-            processing.observe(done - item.started)
+            outcome = self._recorded(self._decide(item.event, item.position, staged), item.position)
+            self._stage(staged, item.event, outcome, item.position)
+        ticks = [item.event for item in batch]
+        return lambda: self._apply_together(staged, ticks)
+
+    async def _apply_together(self, staged: _Staged, ticks: list[ControlTick]) -> None:
+        await self._write_and_send(staged)
+        self._count([(tick, o) for tick, (_, o) in zip(ticks, staged.sent, strict=True)])
 
     def _decide(
         self, tick: ControlTick, position: Position, staged: _Staged | None = None

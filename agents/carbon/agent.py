@@ -7,7 +7,6 @@ tables, send the emissions. All decisions are in :mod:`agents.carbon.rules`.
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.feeds import GridIntensityFeed, InstrumentsFeed
 from app.runtime.producer import send_same_key
-from app.runtime.template import Admitted, Pipeline
+from app.runtime.template import Admitted, ApplyBatch, Pipeline
 from schemas.carbon_emission import CarbonEmission
 from schemas.meter_reading import MeterReading, MeterReadingBatch
 from schemas.seed_forms import parse_reading_record
@@ -162,7 +161,7 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         await self._apply(decision)
         self._count(decision.outcome, decision.records)
 
-    async def decide_batch(self, batch: Sequence[Admitted[ReadingRecord]]) -> None:
+    def decide_together(self, batch: Sequence[Admitted[ReadingRecord]]) -> ApplyBatch:
         """A batch's records decided per facility at once: one rules pass, one write per
         key, one send per output topic and facility; the same decisions as one at a time.
 
@@ -172,27 +171,18 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         and the dedup segments (one per record, facilities interleaved) all at the end,
         sorted. Written facility by facility, a segment below one already written was
         dropped (the store takes a partition's segments in order), and a re-sent reading
-        of that record counted again in a later batch.
-
-        Records forwarded from another partition carry their origin's watermark, which one
-        stamp cannot hold for several origins: those are decided one at a time. So is the
-        whole batch when the rules fail on a facility's records, so that only the record
-        they fail on is dead-lettered."""
-        if len(batch) == 1 or any(item.position.forwarded_from is not None for item in batch):
-            await super().decide_batch(batch)
-            return
+        of that record counted again in a later batch."""
         by_facility: dict[str, list[Admitted[ReadingRecord]]] = {}
         for item in batch:
             by_facility.setdefault(_readings(item.event)[0].facility_id, []).append(item)
-        try:
-            decisions = [
-                self._decide_records([(i.position, _readings(i.event)) for i in items])
-                for items in by_facility.values()
-            ]
-        except Exception:  # a rules bug: find the record, keep the rest
-            log.exception("%s rules failed on a batch: deciding its records alone", self.name)
-            await super().decide_batch(batch)
-            return
+        decisions = [
+            self._decide_records([(i.position, _readings(i.event)) for i in items])
+            for items in by_facility.values()
+        ]
+        return lambda: self._apply_together(decisions, len(batch))
+
+    async def _apply_together(self, decisions: list[CarbonDecision], records: int) -> None:
+        """Apply facilities decided together, in the order of their last records."""
         total = CarbonOutcome()
         for decision in sorted(decisions, key=_last_offset):
             await self._apply(decision, record_segments=False)
@@ -202,11 +192,7 @@ class CarbonPipeline(Pipeline[ReadingRecord, "CarbonDecision"]):
         segments = [s for d in decisions for s in d.outcome.segments]
         for segment in sorted(segments, key=lambda s: s.position.offset):
             self.readings_dedup.record(segment)
-        self._count(total, len(batch))
-        processing = self.metrics.processing.labels(pipeline=self.name)
-        done = time.perf_counter()
-        for item in batch:
-            processing.observe(done - item.started)
+        self._count(total, records)
 
     def _decide_records(
         self, records: Sequence[tuple[Position, Sequence[MeterReading]]]

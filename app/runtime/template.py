@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -23,6 +23,9 @@ EventT = TypeVar("EventT")
 """What a pipeline's source record holds once parsed (its contract)."""
 OutcomeT = TypeVar("OutcomeT")
 """What the pipeline's rules decided for one record."""
+
+ApplyBatch = Callable[[], Awaitable[None]]
+"""What a batch decided at once still has to do: persist, send and count it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,7 @@ class Pipeline(Stage, Generic[EventT, OutcomeT]):
     bug dead-letters the record), then :meth:`apply` (persist, send, count) outside it: a
     failure to persist or send is the infrastructure's, and fail-stops the worker before the
     offset can be committed. Records come in batches of one partition
-    (:meth:`handle_batch`); a pipeline may decide a batch at once (:meth:`decide_batch`).
+    (:meth:`handle_batch`); a pipeline may decide a batch at once (:meth:`decide_together`).
     """
 
     async def handle(self, message: Any) -> None:
@@ -67,11 +70,37 @@ class Pipeline(Stage, Generic[EventT, OutcomeT]):
             await self.decide_batch(admitted)
 
     async def decide_batch(self, batch: Sequence[Admitted[EventT]]) -> None:
-        """Decide and apply admitted records of one partition, in offset order. By default
-        one at a time; a pipeline whose rules can decide many records of one key at once
-        overrides it (and falls back to this for a batch its rules fail on)."""
+        """Decide and apply admitted records of one partition, in offset order: together
+        when the pipeline can (:meth:`decide_together`), else one at a time.
+
+        One at a time, too: a batch of one; a batch with records forwarded from another
+        partition (they carry their origin's watermark, which one batch's stamp cannot
+        hold); and a batch the rules fail on, so that only the record they fail on is
+        dead-lettered (deciding together writes nothing, so the batch starts again clean).
+        """
+        if len(batch) > 1 and all(item.position.forwarded_from is None for item in batch):
+            try:
+                apply = self.decide_together(batch)
+            except Exception:  # a rules bug: find the record, keep the rest
+                log.exception("%s rules failed on a batch: deciding its records alone", self.name)
+                apply = None
+            if apply is not None:
+                await apply()
+                processing = self.metrics.processing.labels(pipeline=self.name)
+                done = time.perf_counter()
+                for item in batch:
+                    processing.observe(done - item.started)
+                return
         for item in batch:
             await self.decide_and_apply(item)
+
+    def decide_together(self, batch: Sequence[Admitted[EventT]]) -> ApplyBatch | None:
+        """Decide several admitted records of one partition at once, in offset order, each
+        against the state the records before it left (nothing is written yet), and return
+        what persists, sends and counts them; ``None`` when the pipeline decides one record
+        at a time. A pipeline whose rules gain from seeing many records of a key at once
+        overrides it; the decisions must be those of one at a time."""
+        return None
 
     async def admit(self, message: Any) -> Admitted[EventT] | None:
         """The record decoded, checked and past its entity bound; ``None`` once it has been
