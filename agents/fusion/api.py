@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from agents.fusion import api_execute as fusion_execute
-from agents.fusion.agent import FusionContext, RequestsPipeline
+from agents.fusion.agent import RequestsPipeline
 from agents.fusion.api_admission import (
     APPROVAL_HEADER,
     Admission,
@@ -30,6 +30,7 @@ from agents.fusion.overlays import OverlayPipeline
 from agents.fusion.rules import budget as budgets
 from agents.fusion.rules import tokens
 from agents.fusion.rules.routing import tenant_scope
+from agents.fusion.tenants import FusionContext
 from app.runtime.faust_app import Governor
 from app.runtime.web import View
 from app.web.http import authorised, problem, publish, read_body, read_contract, reply, too_large

@@ -18,8 +18,9 @@ from typing import Any
 
 import orjson
 
-from agents.fusion.agent import FusionContext, RequestsPipeline
+from agents.fusion.agent import RequestsPipeline
 from agents.fusion.rules import tokens
+from agents.fusion.tenants import FusionContext
 from app.runtime.faust_app import Governor
 from app.web.http import parse, problem
 from app.web.peers import reply_from_owner

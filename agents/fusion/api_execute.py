@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.fusion.agent import FusionContext
 from agents.fusion.api_admission import DECISION_WAIT_S, Admission, Admitted, parse_request
 from agents.fusion.rules.routing import scope_of
+from agents.fusion.tenants import FusionContext
 from app.runtime.faust_app import Governor
 from app.runtime.web import View
 from app.web.http import BadInput, authorised, problem, read_body, reply, too_large

@@ -12,8 +12,8 @@ from agents import registry as registry_of
 from agents.audit.agent import AuditPipeline
 from agents.carbon.agent import CarbonPipeline
 from agents.facility.agent import FacilityContext
-from agents.fusion.agent import FusionContext
 from agents.fusion.overlays import OverlayPipeline
+from agents.fusion.tenants import FusionContext
 from agents.ledger.agent import LedgerAppender
 from agents.registry import AUDIT, CARBON, FACILITY, FUSION, LEDGER, TRAFFIC
 from agents.spec import Installable, Installed

@@ -46,7 +46,7 @@ class Sent:
             return None
 
         monkeypatch.setattr("app.runtime.stage.await_metadata", no_metadata_wait)
-        monkeypatch.setattr("agents.fusion.agent.send_same_key", send)
+        monkeypatch.setattr("agents.fusion.tenants.send_same_key", send)
         monkeypatch.setattr("agents.fusion.overlays.send_same_key", send)
         monkeypatch.setattr("agents.fusion.progress.send_to_partition", send_to_partition)
         for agent_name in (

@@ -118,7 +118,7 @@ def _quiet(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> tuple[Sent, D
         "agents.carbon.agent",
         "agents.audit.agent",
         "agents.traffic.agent",
-        "agents.fusion.agent",
+        "agents.fusion.tenants",
     ):
         monkeypatch.setattr(f"{module}.send_same_key", send)
     for agent in topology.gov.faust.agents.values():

@@ -19,7 +19,7 @@ from app.core.dedup import Position
 from app.metrics import Metrics
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor, create_app
-from app.runtime.template import Pipeline
+from app.runtime.template import Admitted, ApplyBatch, Pipeline
 from app.settings import load_settings
 from app.topics import Catalogue
 from schemas.dead_letter import DeadLetterReason
@@ -141,3 +141,55 @@ async def test_a_failure_to_apply_is_raised_for_the_fail_stop(pipeline: WaterTot
     with pytest.raises(ConnectionError):
         await pipeline.handle(record(0, {"facility_id": "f1", "litres": 1}))
     assert pipeline.totals == {} and reasons(pipeline) == []
+
+
+class WaterTotalsTogether(WaterTotals):
+    """The same rules, deciding a batch at once: totals per facility, one apply per batch."""
+
+    def __init__(self, gov: Governor) -> None:
+        super().__init__(gov)
+        self.batches_applied: list[list[int]] = []
+
+    def decide_together(self, batch: Sequence[Admitted[Reading]]) -> ApplyBatch:
+        totals = dict(self.totals)
+        for item in batch:
+            if item.event.litres < 0:
+                raise ArithmeticError("a negative reading")
+            totals[item.event.facility_id] = (
+                totals.get(item.event.facility_id, 0) + item.event.litres
+            )
+
+        async def apply() -> None:
+            self.totals = totals
+            self.batches_applied.append([item.position.offset for item in batch])
+
+        return apply
+
+
+async def test_a_batch_is_decided_together_and_one_at_a_time_when_the_rules_fail_on_it(
+    pipeline: WaterTotals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    together = WaterTotalsTogether(pipeline.gov)
+    monkeypatch.setattr(together.dead_letters, "send", pipeline.dead_letters.send)
+    together.dead = pipeline.dead  # type: ignore[attr-defined]
+    await together.handle_batch([
+        record(0, {"facility_id": "f1", "litres": 5}),
+        record(1, b"{not json"),  # dead-lettered before the rules: the rest decided together
+        record(2, {"facility_id": "f1", "litres": 2}),
+    ])  # fmt: skip
+    assert together.batches_applied == [[0, 2]] and together.applied == []
+    await together.handle_batch([
+        record(3, {"facility_id": "f1", "litres": 1}),
+        record(4, {"facility_id": "f1", "litres": -1}),  # the rules fail on the batch
+        record(5, {"facility_id": "f1", "litres": 3}),
+    ])  # fmt: skip
+    # decided one at a time instead: only the record the rules fail on is dead-lettered
+    assert together.batches_applied == [[0, 2]]
+    assert [p.offset for _, _, p in together.applied] == [3, 5]
+    assert together.totals == {"f1": 11}
+    assert reasons(together) == [
+        (1, DeadLetterReason.UNDECODABLE),
+        (4, DeadLetterReason.PROCESSING_ERROR),
+    ]
+    await together.handle_batch([record(6, {"facility_id": "f1", "litres": 1})])  # one: alone
+    assert together.batches_applied == [[0, 2]] and together.totals == {"f1": 12}
