@@ -37,6 +37,13 @@ class BudgetLimits(Section):
     signal_window_s: float = Field(default=86_400.0, gt=0)
     max_signals_per_tenant: int = Field(default=1_000, ge=1)
     """Signals remembered per tenant; past it the oldest is forgotten."""
+    max_settled_per_tenant: int = Field(default=4_000, ge=1)
+    """Runs settled before any reservation of theirs, remembered per tenant within the
+    reservation TTL so that their late admission changes nothing; past it the oldest is
+    forgotten. A late admission of a forgotten run reserves its cost until the TTL: the safe
+    side, holding budget, never freeing it. The bound keeps a tenant's state (one changelog
+    record) below Kafka's 1 MB record limit: 4,000 runs are 210 kB with UUIDs for ids,
+    600 kB with the longest ids allowed (128 characters)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> BudgetLimits:

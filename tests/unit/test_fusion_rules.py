@@ -438,3 +438,35 @@ def test_a_reset_token_resets_once_whichever_worker_it_reaches() -> None:
     assert [e.kind for e in other.tripwire_events] == [TripwireKind.RESET]
     state, _ = reset(4, "token-c", 30)  # ids older than twice a token's life are dropped
     assert set(state.used_resets) == {"token-c"}
+
+
+def test_a_tenants_state_keeps_only_runs_settled_before_their_admission() -> None:
+    """A tenant's state is one changelog record: runs whose reservation their result
+    released leave nothing in it (their request's id recognises a re-published request),
+    and runs settled before their admission are kept up to a bound, the oldest forgotten."""
+    fusion = governor(limits={"max_settled_per_tenant": 3})
+    for n in range(5):
+        fusion.request(fusion_request(n))
+        fusion.result(fusion_result(n))
+    assert fusion.tenants["tenant-a"].settled == {}
+    assert fusion.request(fusion_request(2)) == []  # re-published after its settlement
+    assert fusion.tenants["tenant-a"].reservations == {}
+    for n in range(10, 15):  # results whose requests come late
+        fusion.result(fusion_result(n))
+    assert list(fusion.tenants["tenant-a"].settled) == ["run-000012", "run-000013", "run-000014"]
+    assert fusion.request(fusion_request(14)) == []  # remembered: changes nothing
+    assert fusion.tenants["tenant-a"].reservations == {}
+    # forgotten: reserved until the reservation TTL (budget held, never freed)
+    [late] = fusion.request(fusion_request(10))
+    assert late.outcome is Outcome.APPROVED and late.budget.reserved_units == 100.0
+
+
+def test_the_default_bound_keeps_a_tenant_below_kafkas_record_limit() -> None:
+    fusion = governor()
+    bound = fusion.config.limits.max_settled_per_tenant
+    for n in range(bound + 100):  # the longest ids allowed, all within the reservation TTL
+        at = BASE_TIME + timedelta(seconds=n / 10)
+        fusion.result(fusion_result(n, event_id=f"{n:08d}".ljust(128, "x"), timestamp=at))
+    state = fusion.tenants["tenant-a"]
+    assert len(state.settled) == bound
+    assert len(state.model_dump_json()) < 700_000  # beside a full insight cache (125 kB)

@@ -87,7 +87,7 @@ class TenantState(SourcesWatermarked):
     cache: dict[str, CacheEntry] = {}
     used_approvals: dict[str, float] = {}
     settled: dict[str, float] = {}
-    """Runs settled within the reservation TTL: a late admission of one changes nothing."""
+    """Runs settled without a reservation, within its TTL: their late admission is void."""
     signals: dict[str, SignalAttempts] = {}
     """Runs admitted per signal within the signal window (:mod:`agents.fusion.rules.knobs`)."""
     slow_runs: int = 0

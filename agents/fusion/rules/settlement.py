@@ -78,7 +78,9 @@ def settle(
         update={
             "spent_units": current.spent_units + charged,
             "reservations": reservations,
-            "settled": {**current.settled, result.event_id: now_s},
+            "settled": _settled(current.settled, result.event_id, now_s, config)
+            if reasons[0] is Reason.SETTLED_WITHOUT_RESERVATION
+            else current.settled,
             "cache": cache,
             "slow_runs": knobs.slow_runs_after(
                 current.slow_runs, result.latency_ms, config.adaptive_backoff
@@ -129,6 +131,20 @@ def settle(
             decisions=tuple(decisions), observations=observations_of(result, config)
         ),
     )
+
+
+def _settled(
+    settled: dict[str, float], event_id: str, now_s: float, config: FusionSettings
+) -> dict[str, float]:
+    """``settled`` with a run that had no reservation when it settled: its admission may
+    still come, and must then change nothing. A run whose reservation it released needs no
+    entry: its request was applied, and the request's id store recognises it again. At
+    most ``max_settled_per_tenant``, the oldest forgotten (they come first: inserted at the
+    tenant's watermark, which never goes back)."""
+    updated = {**settled, event_id: now_s}
+    for _ in range(len(updated) - config.limits.max_settled_per_tenant):
+        del updated[next(iter(updated))]
+    return updated
 
 
 def observations_of(result: FusionResult, config: FusionSettings) -> tuple[OverlayObservation, ...]:
