@@ -68,6 +68,7 @@ class Reason(StrEnum):
     EARLY_TERMINATION_ADVISED = "early_termination_advised"
     COLLAPSE_ATTEMPTS_EXHAUSTED = "collapse_attempts_exhausted"
     ADAPTIVE_BACKOFF = "adaptive_backoff"
+    TOO_MANY_OPEN_RESERVATIONS = "too_many_open_reservations"
 
 
 class BudgetState(StrEnum):

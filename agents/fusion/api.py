@@ -27,8 +27,7 @@ from agents.fusion.api_admission import (
     seed_request_now,
 )
 from agents.fusion.overlays import OverlayPipeline
-from agents.fusion.rules import budget as budgets
-from agents.fusion.rules import tokens
+from agents.fusion.rules import decisions, tokens
 from agents.fusion.rules.routing import tenant_scope
 from agents.fusion.tenants import FusionContext
 from app.runtime.faust_app import Governor
@@ -108,7 +107,7 @@ def register(
                     return problem(self, request, gov, self.ROUTE, 404,
                                    f"no budget or runs for tenant {tenant!r}")  # fmt: skip
                 body["tenant"] = tenant
-                body["budget"] = budgets.snapshot(state, config).model_dump(mode="json")
+                body["budget"] = decisions.snapshot(state, config).model_dump(mode="json")
                 body["reservations"] = len(state.reservations)
                 body["tenant_tripwire"] = routing.get(tenant_scope(tenant))
             return reply(self, request, gov, self.ROUTE, body)

@@ -37,6 +37,11 @@ class BudgetLimits(Section):
     signal_window_s: float = Field(default=86_400.0, gt=0)
     max_signals_per_tenant: int = Field(default=1_000, ge=1)
     """Signals remembered per tenant; past it the oldest is forgotten."""
+    max_open_reservations_per_tenant: int = Field(default=2_000, ge=1)
+    """Runs admitted and not yet settled (nor expired) per tenant; an admission past it is
+    rejected (``too_many_open_reservations``): a tenant's state is one changelog record, and
+    a tenant whose results never come must not grow it past Kafka's 1 MB record limit
+    (2,000 reservations are about 250 kB with UUIDs for ids)."""
     max_settled_per_tenant: int = Field(default=4_000, ge=1)
     """Runs settled before any reservation of theirs, remembered per tenant within the
     reservation TTL so that their late admission changes nothing; past it the oldest is

@@ -470,3 +470,20 @@ def test_the_default_bound_keeps_a_tenant_below_kafkas_record_limit() -> None:
     state = fusion.tenants["tenant-a"]
     assert len(state.settled) == bound
     assert len(state.model_dump_json()) < 700_000  # beside a full insight cache (125 kB)
+
+
+def test_a_tenant_cannot_hold_more_open_reservations_than_its_bound() -> None:
+    fusion = governor(limits={"max_open_reservations_per_tenant": 2})
+    assert [d.outcome for n in range(3) for d in fusion.request(fusion_request(n))] == [
+        Outcome.APPROVED,
+        Outcome.APPROVED,
+        Outcome.REJECTED,
+    ]
+    assert fusion.decisions[-1].reasons == (Reason.TOO_MANY_OPEN_RESERVATIONS,)
+    assert list(fusion.tenants["tenant-a"].reservations) == ["run-000000", "run-000001"]
+    fusion.result(fusion_result(0))  # settled: room for one more
+    [admitted] = fusion.request(fusion_request(3))
+    assert admitted.outcome is Outcome.APPROVED
+    # a run that happened anyway is still charged in full
+    [_, settled] = fusion.result(fusion_result(4, actual_units=70.0))
+    assert settled.outcome is Outcome.SETTLED and settled.budget.spent_units == 100.0 + 70.0

@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.fusion.rules import cost as costs
 from agents.fusion.rules import knobs
+from agents.fusion.rules.decisions import decision_of, snapshot
 from agents.fusion.rules.knobs import SignalAttempts
-from agents.fusion.rules.routing import Routing, routing_for
+from agents.fusion.rules.routing import routing_for
 from agents.fusion.settings import FusionSettings
 from app.core.dedup import Position
 from app.core.periods import period_bounds
@@ -35,12 +36,9 @@ from app.core.watermark import SourcesWatermarked
 from schemas.budget_audit import CompliancePeriod
 from schemas.energy import (
     BudgetPeriod,
-    BudgetSnapshot,
-    BudgetState,
     DecisionKind,
     EnergyBudget,
     EnergyDecision,
-    Multiplier,
     Outcome,
     Reason,
     RoutingMode,
@@ -116,40 +114,6 @@ def period_start(day: date, period: BudgetPeriod) -> date:
     if period is BudgetPeriod.DAY:
         return day
     return period_bounds(day, CompliancePeriod(period.value))[0]
-
-
-def snapshot(
-    state: TenantState, config: FusionSettings, reserved: float | None = None
-) -> BudgetSnapshot:
-    """The tenant's budget as decisions report it (``reserved``: ``state.reserved_units``,
-    when the caller has it already)."""
-    if reserved is None:
-        reserved = state.reserved_units
-    if state.budget is None:
-        return BudgetSnapshot(
-            limit_units=None, period_start=None, spent_units=state.spent_units,
-            reserved_units=reserved, used_ratio=None, state=BudgetState.NO_BUDGET,
-        )  # fmt: skip
-    ratio = (state.spent_units + reserved) / state.budget.limit_units
-    return BudgetSnapshot(
-        limit_units=state.budget.limit_units,
-        period_start=state.period_start,
-        spent_units=state.spent_units,
-        reserved_units=reserved,
-        used_ratio=round(ratio, 6),
-        state=_state_of(ratio * 100, config),
-    )
-
-
-def _state_of(used_pct: float, config: FusionSettings) -> BudgetState:
-    limits = config.limits
-    if used_pct >= limits.emergency_pct:
-        return BudgetState.EMERGENCY
-    if used_pct >= limits.hard_limit_pct:
-        return BudgetState.HARD_LIMIT
-    if used_pct >= limits.auto_review_pct:
-        return BudgetState.REVIEW
-    return BudgetState.OK
 
 
 def advance(
@@ -307,6 +271,8 @@ def decide(
             Outcome.CACHE_HIT, (Reason.CACHE_HIT,), 0.0, state,
             energy_saved_units=cached.cost_units, reuse_count=reused.reuse_count,
         )  # fmt: skip
+    if len(state.reservations) >= config.limits.max_open_reservations_per_tenant:
+        return state, decision(Outcome.REJECTED, (Reason.TOO_MANY_OPEN_RESERVATIONS,), 0.0, state)
     reasons: list[Reason] = []
     approval = request.manual_approval_id
     if approval is not None:
@@ -358,43 +324,3 @@ def _attempted(
         return state
     signals = knobs.with_attempt(state.signals, signal, now_s, config.limits)
     return state.model_copy(update={"signals": signals})
-
-
-def decision_of(
-    request: FusionRequest,
-    base: float,
-    kind: DecisionKind,
-    outcome: Outcome,
-    reasons: tuple[Reason, ...],
-    applied: tuple[Multiplier, ...],
-    cost: float,
-    final: float,
-    route: Routing,
-    state: TenantState,
-    now_s: float,
-    config: FusionSettings,
-    reserved: float | None = None,
-    **extra: object,
-) -> EnergyDecision:
-    return EnergyDecision(
-        decision_id=f"{request.event_id}|{kind.value}",
-        event_id=request.event_id,
-        tenant=request.tenant,
-        kind=kind,
-        outcome=outcome,
-        reasons=reasons,
-        scenario_type=request.scenario_type,
-        overlay=request.overlay,
-        overlay_version=request.overlay_version,
-        routing=route.mode,
-        base_units=base,
-        multipliers=applied,
-        cost_units=cost,
-        final_units=final,
-        tripwire_active=route.tripwire_active,
-        budget=snapshot(state, config, reserved),
-        event_time=datetime.fromtimestamp(now_s, UTC)
-        if kind is DecisionKind.EXPIRY
-        else request.timestamp,
-        **extra,
-    )

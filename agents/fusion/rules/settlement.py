@@ -26,8 +26,8 @@ from agents.fusion.rules.budget import (
     TenantState,
     advance,
     decide,
-    decision_of,
 )
+from agents.fusion.rules.decisions import decision_of
 from agents.fusion.rules.routing import Routing, routing_for, scope_of, tenant_scope
 from agents.fusion.settings import FusionSettings
 from app.core.dedup import Position
