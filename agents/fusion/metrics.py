@@ -120,7 +120,8 @@ class FusionMetrics:
             "governor_fusion_observations_total",
             "Runs the overlay stage took, by how: in_order (released in event-time order),"
             " late (arrived after their time was released: applied at once, may differ from"
-            " replay) or duplicate (a run re-sent after a restart: ignored).",
+            " replay), early (released before their time: the partition's buffer was full)"
+            " or duplicate (a run re-sent after a restart: ignored).",
             ["how"],
             registry=metrics.registry,
         )

@@ -136,7 +136,8 @@ class OverlayPipeline(Pipeline[OverlayObservation, OverlayDecision]):
                     else Step(buffer=buffer.stamped(position), release=(obs,))
                 )
             else:
-                step = ordering.arrive(buffer, obs, position)
+                bound = self.config.ordering.max_pending_runs_per_partition
+                step = ordering.arrive(buffer, obs, position, bound)
         failures: list[str] = []
         outcomes = [] if step.buffer is None else self._apply(step.release, position, failures)
         return OverlayDecision(step, outcomes, failures)
@@ -210,7 +211,8 @@ class OverlayPipeline(Pipeline[OverlayObservation, OverlayDecision]):
         runs = [o for o in step.release if o.kind is ObservationKind.RUN]
         assert step.buffer is not None
         if runs:
-            m.observations.labels(how="late" if step.late else "in_order").inc(len(runs))
+            how = "late" if step.late else "early" if step.early else "in_order"
+            m.observations.labels(how=how).inc(len(runs))
         if step.late:
             for obs in runs:
                 log.warning("late run %s of %s (event time %s, partition %d released to %s):"

@@ -160,6 +160,12 @@ class OrderingSettings(Section):
     order; an older run is applied late (counted) and may differ from replay."""
     marker_step_s: float = Field(default=1.0, gt=0)
     """A partition's progress is sent when it has moved this much event time."""
+    max_pending_runs_per_partition: int = Field(default=2_000, ge=1)
+    """Runs a fusion-observations partition holds for ordering (its buffer is one changelog
+    record, about 350 bytes a run: 2,000 keep it under Kafka's 1 MB record limit); past it
+    the oldest are applied before their time, counted as ``early``. Held runs are about
+    (``allowed_lateness_s`` + ``marker_step_s``) x runs/s / partitions: above about 2,000
+    runs/s over 6 partitions, give fusion-observations more partitions."""
     idle_partition_s: float = Field(default=30.0, gt=0)
     """A partition with no run for this long (wall clock, the broker reachable) is not
     waited for until its next run; also how long the last runs before a quiet spell, and

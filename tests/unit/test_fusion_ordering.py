@@ -38,11 +38,13 @@ def marker(source: int, seconds: float | None) -> OverlayObservation:
 class Stage:
     """Feeds records to the rules as the overlay agent does, one offset each."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = 2_000) -> None:
+        self.max_pending = max_pending
         self.buffer = ObservationBuffer(buffer_partition=0)
         self.offset = 0
         self.released: list[OverlayObservation] = []
         self.late: list[OverlayObservation] = []
+        self.early: list[OverlayObservation] = []
 
     def take(self, obs: OverlayObservation) -> None:
         position = Position(partition=0, offset=self.offset)
@@ -50,13 +52,15 @@ class Stage:
         if obs.is_marker:
             step = ordering.progress(self.buffer, obs, position, SOURCES)
         else:
-            step = ordering.arrive(self.buffer, obs, position)
+            step = ordering.arrive(self.buffer, obs, position, self.max_pending)
         assert step.buffer is not None
         assert step.buffer.has_applied(position)
         self.buffer = step.buffer
         self.released.extend(step.release)
         if step.late:
             self.late.extend(step.release)
+        if step.early:
+            self.early.extend(step.release)
 
 
 def test_nothing_is_released_until_every_source_has_reported() -> None:
@@ -144,3 +148,32 @@ def test_any_interleaving_of_in_order_sources_releases_the_replay_order(
         stage.take(stream.pop(0))
     assert stage.late == []
     assert stage.released == ordering.replay_order(everything)
+
+
+def test_a_full_buffer_releases_its_oldest_runs_early_and_later_older_runs_are_late() -> None:
+    stage = Stage(max_pending=3)
+    for n in range(5):
+        stage.take(run(n, 10 + n))  # no source has reported: all held, up to 3
+    assert [o.event_id for o in stage.early] == ["run-000000", "run-000001"]
+    assert [o.event_id for o in stage.buffer.pending] == ["run-000002", "run-000003", "run-000004"]
+    assert 11 < stage.buffer.released_to_s - BASE_TIME.timestamp() < 11.001
+    stage.take(run(9, 11))  # at the time of one released early: late
+    assert [o.event_id for o in stage.late] == ["run-000009"]
+    for source in range(SOURCES):
+        stage.take(marker(source, 100))
+    assert [o.event_id for o in stage.released] == [
+        "run-000000",
+        "run-000001",
+        "run-000009",
+        "run-000002",
+        "run-000003",
+        "run-000004",
+    ]
+
+
+def test_runs_of_one_time_are_released_together_when_the_buffer_is_full() -> None:
+    stage = Stage(max_pending=2)
+    for obs in (run(3, 11), run(0, 10), run(1, 10)):  # one too many: both runs of 10 go
+        stage.take(obs)
+    assert [o.event_id for o in stage.early] == ["run-000000", "run-000001"]
+    assert [o.event_id for o in stage.buffer.pending] == ["run-000003"]

@@ -14,12 +14,14 @@ order. A run that arrives after its time was
 released is late: applied at once and counted (live and replay then may differ).
 
 The release point only moves forward; with every known source idle, everything waiting is
-released (that is how the last runs before a quiet spell are applied).
+released (that is how the last runs before a quiet spell are applied). A buffer holds at
+most ``max_pending_runs_per_partition`` runs: past that the oldest are released early.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
@@ -62,10 +64,21 @@ class Step:
     buffer: ObservationBuffer | None
     release: tuple[OverlayObservation, ...] = ()
     late: bool = False
+    early: bool = False
+    """Released before every source passed them: the buffer was full."""
 
 
-def arrive(buffer: ObservationBuffer, obs: OverlayObservation, position: Position) -> Step:
-    """A run: held until every active source has passed it, or applied now if late."""
+def arrive(
+    buffer: ObservationBuffer, obs: OverlayObservation, position: Position, max_pending: int
+) -> Step:
+    """A run: held until every active source has passed it, or applied now if late.
+
+    A buffer is one changelog record, so it holds at most ``max_pending`` runs: past that,
+    the oldest are released before their time (``early``, with every run of the same event
+    time; the release point moves past them, so a run that arrives behind it is late). A
+    source that holds its progress back (a partition with a run every few seconds, below
+    ``idle_partition_s``) would otherwise grow the buffer with every other source's runs
+    until it outgrew Kafka's record limit, and its changelog send stopped the worker."""
     if buffer.has_applied(position):
         return Step(buffer=None)
     released_to = buffer.released_to_s
@@ -73,7 +86,18 @@ def arrive(buffer: ObservationBuffer, obs: OverlayObservation, position: Positio
         return Step(buffer=buffer.stamped(position), release=(obs,), late=True)
     pending = list(buffer.pending)
     bisect.insort(pending, obs, key=release_order)
-    return Step(buffer=buffer.model_copy(update={"pending": tuple(pending)}).stamped(position))
+    release: list[OverlayObservation] = []
+    if len(pending) > max_pending:  # release the oldest, and any run of the same time
+        newest_released = _event_time_s(pending[len(pending) - max_pending - 1])
+        cut = bisect.bisect_right(pending, newest_released, key=_event_time_s)
+        release, pending = pending[:cut], pending[cut:]
+        released_to = _later(released_to, math.nextafter(newest_released, math.inf))
+    update = {"pending": tuple(pending), "released_to_s": released_to}
+    return Step(
+        buffer=buffer.model_copy(update=update).stamped(position),
+        release=tuple(release),
+        early=bool(release),
+    )
 
 
 def progress(
