@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from app.runtime.delivery import delivery_guard
 from app.runtime.failstop import fail_stop
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class ChangelogSender:
         partition and offset of the last of its ``count`` records (a batch's metadata gives
         its first offset)."""
         self._unacknowledged += 1
+        delivery_guard(self.app).watch(future)
 
         def done(f: asyncio.Future[Any]) -> None:
             self._unacknowledged -= 1

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from aiokafka.errors import MessageSizeTooLargeError
 
 from app.core.origin import FORWARDED_FROM, Origin, header_items
+from app.runtime.delivery import delivery_guard
 
 CACHE_LIMIT = 100_000
 """Keys whose partition is remembered; past this the cache starts over (a hostile producer
@@ -92,7 +93,7 @@ class Placement:
         headers = [(k, v) for k, v in header_items(record.headers) if k != FORWARDED_FROM]
         headers.append((FORWARDED_FROM, origin.encode()))
         try:
-            await self._app.producer.send(
+            sent = await self._app.producer.send(
                 self._topic, record.key, record.value, home, record.timestamp, headers
             )
         except Exception as exc:
@@ -103,5 +104,6 @@ class Placement:
             ):
                 raise TooLargeToForward(str(exc)) from exc
             raise
+        delivery_guard(self._app).watch(sent)
         self._counter.inc()
         return True

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from app.runtime.delivery import delivery_guard
+
 
 async def await_metadata(app: Any, topics: Iterable[str]) -> None:
     """Wait until the producer's metadata knows ``topics``, and keep them in it.
@@ -47,24 +49,25 @@ async def send_same_key(app: Any, topic: str, key: bytes, values: Sequence[bytes
     if not values:
         return
     producer = app.producer._ensure_producer()
+    guard = delivery_guard(app)
     # key_partition reads cached metadata without waiting for it; partitions_for waits.
     await producer.partitions_for(topic)
     partition = app.producer.key_partition(topic, key).partition
     if len(values) < BATCH_FROM:
         for value in values:
-            await producer.send(topic, value, key=key, partition=partition)
+            guard.watch(await producer.send(topic, value, key=key, partition=partition))
         return
     batch = producer.create_batch()
     for value in values:
         if batch.append(key=key, value=value, timestamp=None) is None:
-            await producer.send_batch(batch, topic, partition=partition)
+            guard.watch(await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"record of {len(value)} bytes exceeds the producer batch size")
-    await producer.send_batch(batch, topic, partition=partition)
+    guard.watch(await producer.send_batch(batch, topic, partition=partition))
 
 
 async def send_to_partition(app: Any, topic: str, partition: int, value: bytes) -> None:
     """Queue one keyless ``value`` on ``topic``'s ``partition`` (a record that speaks for a
     partition, not for a key)."""
-    await app.producer.send(topic, None, value, partition, None, None)
+    delivery_guard(app).watch(await app.producer.send(topic, None, value, partition, None, None))

@@ -4,6 +4,7 @@ state recognises a repeated forward by those coordinates."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +39,14 @@ class _Producer:
         self.lookups += 1
         return _TP((murmur2(key) & 0x7FFFFFFF) % PARTITIONS)
 
-    async def send(self, *args: Any) -> None:
+    async def send(self, *args: Any) -> asyncio.Future[None]:
         self.sent.append(args)
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
+
+    async def flush(self) -> None:
+        return None
 
 
 @dataclass
