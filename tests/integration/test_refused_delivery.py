@@ -56,9 +56,9 @@ def test_a_refused_output_stops_the_worker_and_the_restart_sends_it(
     assert "delivery" in first_worker.log_file.read_text()
 
     asyncio.run(set_max_message_bytes(cluster, emissions, 1_048_588))  # Kafka's default
-    second_worker = workers(**identity)  # the same member: its partitions at once
-    second_worker.wait_ready(timeout_s=150)
-    wait_for_totals(second_worker, expected_totals(first + later), timeout_s=90)
+    first_worker.start()  # the same member (and address): its partitions at once
+    first_worker.wait_ready(timeout_s=150)
+    wait_for_totals(first_worker, expected_totals(first + later), timeout_s=90)
     wanted = {r.event_id for r in first + later}
 
     def every_emission() -> bool:
