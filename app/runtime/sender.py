@@ -5,6 +5,8 @@ by every in-sync replica."""
 from __future__ import annotations
 
 from asyncio import Future
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -27,6 +29,18 @@ class Sender:
         )  # fmt: skip
         await started(producer)
         return cls(producer)
+
+    @classmethod
+    @asynccontextmanager
+    async def opened(
+        cls, options: dict[str, Any], max_request_size: int = 8_388_608
+    ) -> AsyncIterator[Sender]:
+        """A started sender for the block, stopped when it ends, however it ends."""
+        sender = await cls.start(options, max_request_size)
+        try:
+            yield sender
+        finally:
+            await sender.stop()
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> int:
         """Send one record to the key's partition; its offset once it is in the log."""

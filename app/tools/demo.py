@@ -114,8 +114,7 @@ async def _publish(settings: Settings, readings: int, requests: int) -> None:
     a day of control ticks; ``requests`` API request events ending now."""
     topic = settings.kafka.topic_prefix + "meter-readings"
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=readings // FACILITIES)
-    producer = await Sender.start(aiokafka_options(settings.kafka))
-    try:
+    async with Sender.opened(aiokafka_options(settings.kafka)) as producer:
         for key, value, _ in sample_records(readings, start, FACILITIES, 100, run="demo"):
             await producer.queue(topic, value, key)
         bad = sample_reading(readings + 1, start, FACILITIES, run="demo")
@@ -132,8 +131,6 @@ async def _publish(settings: Settings, readings: int, requests: int) -> None:
         for key, value, _ in sample_request_records(requests, begin, run="demo"):
             await producer.queue(events, value, key)
         await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def _first_emissions(settings: Settings, count: int) -> list[CarbonEmission]:

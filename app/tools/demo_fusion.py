@@ -25,17 +25,14 @@ async def publish(settings: Settings, now: datetime) -> int:
     """Tenants' budgets, then the runs' results; returns how many runs."""
     workload = Workload(seed=11, start=now - timedelta(hours=1), hours=HOURS, tenants=3)
     prefix = settings.kafka.topic_prefix
-    producer = await Sender.start(aiokafka_options(settings.kafka))
     runs = 0
-    try:
+    async with Sender.opened(aiokafka_options(settings.kafka)) as producer:
         for topic in ("energy-budgets", "fusion-results"):
             for line in generate(topic, workload):
                 key = line.split(b'"tenant":"', 1)[1].split(b'"', 1)[0]
                 await producer.queue(prefix + topic, line, key)
                 runs += topic == "fusion-results"
         await producer.flush()
-    finally:
-        await producer.stop()
     return runs
 
 

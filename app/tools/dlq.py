@@ -76,10 +76,7 @@ async def republish(
         names = sorted({x.letter.source_topic for x in refused})
         raise CannotRepublish(f"not an input topic: {', '.join(names)}")
     records = [(x.letter.source_topic, await original_record(options, x.letter)) for x in letters]
-    producer = await Sender.start(options, max_request_size=1_048_576)
-    try:
+    async with Sender.opened(options, max_request_size=1_048_576) as producer:
         for topic, (key, value) in records:
             await producer.send(topic, value, key)
-    finally:
-        await producer.stop()
     return len(letters)

@@ -96,12 +96,9 @@ async def publish(settings: Settings, body: bytes) -> tuple[str, int]:
     if judgement.verdict not in (Verdict.APPLIED, Verdict.NOT_NEWER, Verdict.ALREADY_ACTIVE):
         raise PolicyError(judgement.message)
     artifact = PolicyArtifact.from_json_bytes(body)
-    sender = await Sender.start(aiokafka_options(settings.kafka))
-    try:
+    async with Sender.opened(aiokafka_options(settings.kafka)) as sender:
         topic = settings.kafka.topic_prefix + "traffic-policies"
         offset = await sender.send(topic, artifact.to_json_bytes(), artifact.policy_hash.encode())
-    finally:
-        await sender.stop()
     return f"policy {artifact.policy.version} ({artifact.policy_hash})", offset
 
 

@@ -136,10 +136,9 @@ async def send(
     """Send ``lines`` (idempotent producer), paced to ``rate`` records/s; seconds taken."""
     import asyncio
 
-    producer = await Sender.start(options)
     progress = Progress(total)
-    started = time.monotonic()
-    try:
+    async with Sender.opened(options) as producer:
+        started = time.monotonic()
         pending = []
         for done, line in enumerate(lines, start=1):
             if rate:
@@ -149,8 +148,6 @@ async def send(
             pending.append(await producer.queue(topic, line.value, line.key))
             progress.update(done)
         await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
     return time.monotonic() - started
 
 
