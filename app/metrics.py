@@ -105,6 +105,15 @@ class Metrics:
             ["topic"],
             registry=registry,
         )
+        self.out_of_order_writes = Counter(
+            "governor_state_out_of_order_writes_total",
+            "Dedup segments or outbox entries a table refused because a later record of the"
+            " same source partition was recorded first: that record's event ids (or outputs)"
+            " are not kept, so a later duplicate of it would be applied again. Stays 0 unless"
+            " records are handled out of offset order.",
+            ["table"],
+            registry=registry,
+        )
         self.order_resyncs = Counter(
             "governor_source_resyncs_total",
             "Times a pipeline found source offsets passed over unprocessed and read them back.",

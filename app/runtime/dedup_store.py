@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,8 +79,16 @@ def _events(block: DedupBlock) -> int:
 class DedupStore:
     """Keeps a pipeline's dedup table and in-memory index in step."""
 
-    def __init__(self, table: Any, window_s: float, max_events_per_partition: int) -> None:
+    def __init__(
+        self,
+        table: Any,
+        window_s: float,
+        max_events_per_partition: int,
+        out_of_order: Callable[[], None] = lambda: None,
+    ) -> None:
         self.table = table
+        self._out_of_order = out_of_order
+        """Called for each segment refused as older than one recorded (counted, logged)."""
         self.index = DedupIndex(window_s, max_events_per_partition)
         self._blocks: dict[int, deque[_Block]] = {}
         """Per partition, the blocks still in the table and not queued for deletion."""
@@ -118,7 +127,13 @@ class DedupStore:
         self.ensure_indexed(partition)
         last = self.index.last_offset(partition)
         if last is not None and segment.position.offset <= last:
-            return  # older than a recorded segment: the index would not take it either
+            # older than a recorded segment: the index would not take it either
+            log.warning(
+                "dedup %s[%d]: segment at offset %d refused, offset %d recorded already",
+                self.table.name, partition, segment.position.offset, last,
+            )  # fmt: skip
+            self._out_of_order()
+            return
         blocks = self._blocks[partition]
         if not blocks or blocks[-1].full():
             blocks.append(_Block(segment.key, DedupBlock(segments=[]), 0))

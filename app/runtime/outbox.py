@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic
 
@@ -65,9 +66,16 @@ class Outbox(Generic[Outputs]):
     """Outbox blocks of one table, whose values are ``entry``."""
 
     def __init__(
-        self, table: Any, entry: type[Entry[Any, Outputs]], keep_per_partition: int, name: str = ""
+        self,
+        table: Any,
+        entry: type[Entry[Any, Outputs]],
+        keep_per_partition: int,
+        name: str = "",
+        out_of_order: Callable[[], None] = lambda: None,
     ) -> None:
         self.table = table
+        self._out_of_order = out_of_order
+        """Called for each new entry refused as older than one recorded (counted, logged)."""
         self.name = name
         self._entry = entry
         self._keep = keep_per_partition
@@ -124,6 +132,12 @@ class Outbox(Generic[Outputs]):
         self.ensure_indexed(partition)
         blocks = self._blocks[partition]
         if blocks and offset <= blocks[-1].last:
+            if self.get(position) is None:  # not a re-delivery: a record after a later one
+                log.warning(
+                    "outbox %s[%d]: entry at offset %d refused, offset %d recorded already",
+                    self.table.name, partition, offset, blocks[-1].last,
+                )  # fmt: skip
+                self._out_of_order()
             return  # a re-delivered record: its outputs are there
         if not blocks or not blocks[-1].open():
             value = self._entry.model_validate({"block": {"entries": {}}})

@@ -99,8 +99,9 @@ class PipelineState:
     def dedup_store(self, name: str, window_s: float, max_events_per_partition: int) -> DedupStore:
         """This pipeline's event-id dedup table and index (dropped per revoked partition)."""
         help = "Event ids applied per source record, in blocks (bounded window)"
+        refused = self.gov.metrics.out_of_order_writes.labels(table=name)
         self.dedup = DedupStore(
-            self.table(name, DedupBlock, help), window_s, max_events_per_partition
+            self.table(name, DedupBlock, help), window_s, max_events_per_partition, refused.inc
         )
         self._indexes.append(self.dedup)
         return self.dedup
@@ -127,7 +128,8 @@ class PipelineState:
         """An outbox in ``table``, whose values are ``entry`` (see :mod:`app.runtime.outbox`),
         dropped per revoked partition; ``name`` tells apart the outboxes of pipelines that
         share a table."""
-        box: Outbox[Any] = Outbox(table, entry, keep_per_partition, name)
+        refused = self.gov.metrics.out_of_order_writes.labels(table=table.name)
+        box: Outbox[Any] = Outbox(table, entry, keep_per_partition, name, refused.inc)
         self._outboxes.append(box)
         self._indexes.append(box)
         return box

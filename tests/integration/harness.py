@@ -248,6 +248,18 @@ def metric_value(worker: WorkerProcess, series: str, base: str | None = None) ->
     return 0.0
 
 
+def metric_total(worker: WorkerProcess, name: str) -> float:
+    """The sum of every series of ``name`` on the worker's /metrics (0 if unreachable)."""
+    status, text = http_get(f"{worker.url}/metrics", timeout=2)
+    if status != 200:
+        return 0.0
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    )
+
+
 def applied_readings(worker: WorkerProcess) -> int:
     """The worker's governor_meter_readings_total{outcome="applied"}."""
     return int(metric_value(worker, 'governor_meter_readings_total{outcome="applied"}'))

@@ -111,3 +111,13 @@ def test_a_block_partly_out_of_the_window_stays_until_its_last_segment_leaves() 
     assert store.first_position("site-1", "e-0-0-0") is None
     assert store.first_position("site-1", f"e-0-{BLOCK_SEGMENTS - 1}-0") is not None
     assert "0:0" in table and store.pending_deletes == 0
+
+
+def test_a_segment_older_than_one_recorded_is_refused_and_counted() -> None:
+    refused: list[int] = []
+    store = DedupStore(FakeTable(), 1e9, 1_000_000, out_of_order=lambda: refused.append(1))
+    store.record(segment(5, 5.0))
+    store.record(segment(5, 5.0))  # a re-delivery: already there, nothing refused
+    assert refused == []
+    store.record(segment(3, 3.0))  # after a later record of its partition: refused, counted
+    assert refused == [1] and store.last_offset(0) == 5

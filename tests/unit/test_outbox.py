@@ -77,3 +77,13 @@ def test_a_value_from_before_blocks_is_never_added_to() -> None:
     box.record(at(6), "p1-6")
     assert table[outbox_key(at(5))] == Value(outputs="p1-5")
     assert box.get(at(6)) == "p1-6" and outbox_key(at(6)) in table
+
+
+def test_an_entry_older_than_one_recorded_is_refused_and_counted_unless_it_is_there() -> None:
+    refused: list[int] = []
+    box: Outbox[str] = Outbox(Table(), Value, 100, out_of_order=lambda: refused.append(1))
+    box.record(at(5), "five")
+    box.record(at(5), "five again")  # a re-delivery: its outputs are there, nothing refused
+    assert refused == [] and box.get(at(5)) == "five"
+    box.record(at(3), "three")  # after a later record of its partition: refused, counted
+    assert refused == [1] and box.get(at(3)) is None
