@@ -8,6 +8,7 @@ from typing import Any
 
 from app.core.origin import origin_of
 from app.metrics import Metrics
+from app.runtime.delivery import delivery_guard
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 
 MAX_ERROR_CHARS = 4000
@@ -66,7 +67,8 @@ class DeadLetterSink:
             error=error,
             max_bytes=self._max_bytes,
         )
-        await self._topic.send(key=source_topic.encode(), value=letter.to_json_bytes())
+        sent = await self._topic.send(key=source_topic.encode(), value=letter.to_json_bytes())
+        delivery_guard(self._topic.app).watch(sent)
         logical = source_topic.removeprefix(self._prefix)
         self._metrics.dead_letters.labels(topic=logical, reason=reason.value).inc()
 

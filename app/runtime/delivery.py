@@ -13,9 +13,10 @@ record alone in a batch goes out however large (aiokafka's batch builder always 
 first record) and the broker refuses it past ``max.message.bytes``.
 
 The guard watches every future the runtime's own sends get (outputs, changelog batches,
-forwarded records): a failure stops the worker at once (:func:`fail_stop`, as for any
-failure to send), and the flush before each commit, once the producer has drained, looks at
-every watched future itself (their callbacks may not have run yet) before Faust may commit.
+forwarded records, dead letters through Faust's ``topic.send``): a failure stops the worker
+at once (:func:`fail_stop`, as for any failure to send), and the flush before each commit,
+once the producer has drained and the callbacks already due have run, looks at every
+watched future itself before Faust may commit.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class DeliveryGuard:
 
         async def flush() -> None:
             await original()
+            await asyncio.sleep(0)  # callbacks already due (Faust's, that fail its own futures)
             self.check()
 
         producer.flush = flush

@@ -4,12 +4,17 @@ the offsets that cover it (aiokafka reports it only on the send's future)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, NoReturn
 
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
+from prometheus_client import CollectorRegistry
 
+from app.metrics import Metrics
+from app.runtime.dead_letters import DeadLetterSink
 from app.runtime.delivery import delivery_guard
+from schemas.dead_letter import DeadLetterReason
 
 
 class Stopped(Exception):
@@ -68,6 +73,44 @@ async def test_the_flush_before_a_commit_stops_on_a_failure_whose_callback_has_n
     refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     guard.watch(refused)
     refused.set_exception(MessageSizeTooLargeError())  # its callback is only scheduled
-    with pytest.raises(Stopped):
+    with contextlib.suppress(Stopped):
         await app.producer.flush()  # Faust's commit would come next: it never does
-    assert app.producer.flushed == 2 and len(stops) == 1
+    assert app.producer.flushed == 2 and len(stops) == 1  # stopped before the flush returned
+
+
+async def test_a_check_sees_a_failed_delivery_before_its_callback_runs(
+    stops: list[BaseException],
+) -> None:
+    guard = delivery_guard(_App())
+    refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    guard.watch(refused)
+    refused.set_exception(MessageSizeTooLargeError())
+    with pytest.raises(Stopped):
+        guard.check()  # no await in between: the callback has not run
+    assert len(stops) == 1
+
+
+async def test_a_dead_letter_the_broker_refuses_stops_the_worker(
+    stops: list[BaseException],
+) -> None:
+    app = _App()
+
+    class _Topic:
+        def __init__(self) -> None:
+            self.app = app
+            self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        async def send(self, key: bytes, value: bytes) -> asyncio.Future[Any]:
+            return self.future  # Faust's FutureMessage: resolved once published
+
+    topic = _Topic()
+    sink = DeadLetterSink(topic, "carbon", Metrics(50, CollectorRegistry()), "", 1_024)
+    await sink.send(
+        source_topic="meter-readings", partition=0, offset=7, timestamp_ms=None, key=b"k",
+        value=b"{oops", reason=DeadLetterReason.UNDECODABLE, error="not JSON",
+    )  # fmt: skip
+    assert stops == []
+    topic.future.set_exception(MessageSizeTooLargeError())
+    with contextlib.suppress(Stopped):
+        await app.producer.flush()
+    assert len(stops) == 1
