@@ -93,6 +93,15 @@ class DedupIndex:
             self._by_event.setdefault((segment.entity_id, event_id), segment)
         return self._evict(part)
 
+    def outside_window(self, segment: DedupSegment) -> bool:
+        """Whether ``segment`` is older in event time than its partition's window reaches:
+        added now, it would be evicted at once, so not holding it loses nothing the window
+        promises (a record re-handled after a restart, whose segment has left the window)."""
+        part = self._partitions.get(segment.position.partition)
+        return (
+            part is not None and segment.max_event_time_s < part.max_event_time_s - self._window_s
+        )
+
     def last_offset(self, partition: int) -> int | None:
         """The newest source offset with a segment in ``partition``."""
         part = self._partitions.get(partition)

@@ -120,6 +120,10 @@ class DedupStore:
         """Persist a new segment and drop the blocks it pushed out of the window.
 
         A re-delivered record's segment is already there: writing nothing keeps it idempotent.
+        So is one whose segment has left the window: after a SIGKILL a worker handles again
+        the records from its group's resume point on, and the oldest of them may have been
+        evicted (their blocks deleted) before the kill. Any other segment older than one
+        recorded means a segment went missing: it is refused, counted and logged.
         """
         if segment is None or self.index.contains_segment(segment.position):
             return
@@ -128,6 +132,8 @@ class DedupStore:
         last = self.index.last_offset(partition)
         if last is not None and segment.position.offset <= last:
             # older than a recorded segment: the index would not take it either
+            if self.index.outside_window(segment):
+                return  # its segment left the window (and maybe the table) before: not lost
             log.warning(
                 "dedup %s[%d]: segment at offset %d refused, offset %d recorded already",
                 self.table.name, partition, segment.position.offset, last,

@@ -17,6 +17,7 @@ from tests.integration.harness import (
     applied_readings,
     applied_ticks,
     kill_mid_stream,
+    metric_total,
     produce,
     read_to_end,
     wait_for,
@@ -39,6 +40,9 @@ from tests.unit.test_audit_rules import Audit
 
 pytestmark = pytest.mark.integration
 FACILITIES = 12
+
+
+OUT_OF_ORDER = "governor_state_out_of_order_writes_total"
 
 
 def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
@@ -76,6 +80,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
         missing = sorted(wanted - emitted_ids())
         pytest.fail(f"{len(missing)} accepted readings have no emission record: {missing[:10]}")
     assert ids == wanted, "an emission record for no accepted reading"
+    assert metric_total(worker, OUT_OF_ORDER) == 0  # every dedup segment and outbox entry kept
     print(f"killed after {progress}/{total} applied")
 
 
@@ -105,6 +110,7 @@ def test_sigkill_mid_audit_stream_loses_no_tick_and_counts_none_twice(
         missing = sorted(wanted - logged_ids())
         pytest.fail(f"{len(missing)} applied ticks are missing from the slot log: {missing[:10]}")
     assert logged_ids() == wanted, "a slot record for no tick"
+    assert metric_total(worker, OUT_OF_ORDER) == 0
 
     versions = asyncio.run(read_to_end(cluster, prefix + "budget-audit-rollups"))
     by_version: dict[str, set[bytes]] = {}

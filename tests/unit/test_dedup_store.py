@@ -121,3 +121,29 @@ def test_a_segment_older_than_one_recorded_is_refused_and_counted() -> None:
     assert refused == []
     store.record(segment(3, 3.0))  # after a later record of its partition: refused, counted
     assert refused == [1] and store.last_offset(0) == 5
+
+
+def test_records_handled_again_after_a_restart_refuse_only_segments_still_in_the_window() -> None:
+    """As CI saw after a SIGKILL (Kafka 4.1.1): the group resumed a partition at offset 497
+    while the recovered store held segments through 596, the oldest of them evicted and
+    their blocks deleted before the kill. Handling 497.. again refuses their segments
+    without counting them; a segment missing inside the window is counted."""
+    table = FakeTable()
+    store = DedupStore(table, window_s=50.0, max_events_per_partition=1_000_000)
+    for offset in range(3 * BLOCK_SEGMENTS):
+        store.record(segment(offset, event_time_s=float(offset)))
+    for n in range(3 * BLOCK_SEGMENTS):  # let the paced deletes finish, as records would
+        store.record(segment(10_000 + n, event_time_s=float(3 * BLOCK_SEGMENTS)))
+    refused: list[int] = []
+    restarted = DedupStore(table, 50.0, 1_000_000, out_of_order=lambda: refused.append(1))
+    newest = restarted.last_offset(0)
+    assert newest is not None and "0:0" not in table  # the oldest block was deleted
+    for offset in range(BLOCK_SEGMENTS):  # handled again from the resume point
+        restarted.record(segment(offset, event_time_s=float(offset)))
+    assert refused == [] and restarted.last_offset(0) == newest
+
+    inside = 3 * BLOCK_SEGMENTS - 5  # its segment lost although inside the window
+    table[f"0:{2 * BLOCK_SEGMENTS}"].segments.pop(-5)
+    again = DedupStore(table, 50.0, 1_000_000, out_of_order=lambda: refused.append(1))
+    again.record(segment(inside, event_time_s=float(inside)))
+    assert refused == [1]
