@@ -1,30 +1,25 @@
-"""Carbon budgets and load balancing per facility.
+"""Carbon budgets per facility, and the wiring of the facility pipelines.
 
 - carbon-budgets (key: facility) → budget definitions, and the carbon agent's
   meter-readings records (key: facility) → their emissions counted into the period, both in
   the ``carbon-facilities`` table; state changes go to carbon-budget-alerts.
-- load-metrics, balancing-commands (key: facility) → two agents sharing ``load-facilities``:
-  zone loads and automatic decisions, operators' manual decisions and executions; decisions
-  go to load-decisions. The HTTP API waits for its command's result (:class:`LoadContext`).
+- load-metrics, balancing-commands (key: facility): :mod:`agents.facility.load_agent`.
 
 All these sources are keyed by facility with the same partition count, so a facility's
-carbon and load state live on the same worker. Decisions are in :mod:`agents.facility.rules`; each
-agent writes its outbox entry before its state (:mod:`app.runtime.outbox`).
+carbon and load state live on the same worker. Decisions are in :mod:`agents.facility.rules`;
+each agent writes its outbox entry before its state (:mod:`app.runtime.outbox`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Protocol, Self, TypeVar
 
 from agents.carbon.agent import CarbonPipeline
-from agents.facility.metrics import FacilityMetrics
-from agents.facility.rules import balancing
+from agents.facility.context import CarbonEntry, FacilityContext, FacilityPipeline
+from agents.facility.load_agent import BalancingCommandsPipeline, LoadMetricsPipeline
 from agents.facility.rules import carbon_budget as budgets
-from agents.facility.rules import load as loads
 from agents.facility.rules.carbon_state import (
     SEVERITY,
     BudgetOutcome,
@@ -33,102 +28,15 @@ from agents.facility.rules.carbon_state import (
     FacilityCarbon,
 )
 from agents.facility.rules.carbon_usage import apply_records
-from agents.facility.rules.load import FacilityLoad, LoadOutputs
-from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import Position
-from app.core.outbox_entry import Entry
-from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
 from app.runtime.producer import send_same_key
 from app.runtime.stage import Stage
 from app.runtime.table_view import StateTable
-from app.runtime.template import OutcomeT, Pipeline
-from app.runtime.waiters import Waiters
 from schemas.carbon_budget import CarbonBudget
-from schemas.load import BalancingCommand, CommandResult, LoadMetric
 
 log = logging.getLogger(__name__)
-
-CarbonEntry = Entry[FacilityCarbon, BudgetOutputs]
-"""A value of carbon-facilities: a facility's state, or an outbox entry."""
-LoadEntry = Entry[FacilityLoad, LoadOutputs]
-"""A value of load-facilities: a facility's state, or an outbox entry."""
-
-
-class FacilityContext:
-    """What the facility pipelines share: their tables and the waiting HTTP commands."""
-
-    def __init__(self, gov: Governor) -> None:
-        self.gov = gov
-        self.facility_metrics = FacilityMetrics(gov.metrics)
-        self.carbon: StateTable[CarbonEntry] | None = None
-        self.load: StateTable[LoadEntry] | None = None
-        self.waiters: Waiters[CommandResult] = Waiters()
-
-    def carbon_state(self, facility_id: str) -> FacilityCarbon | None:
-        entry = self.carbon.get(facility_id) if self.carbon is not None else None
-        return entry.state if entry is not None else None
-
-    def load_state(self, facility_id: str) -> FacilityLoad | None:
-        entry = self.load.get(facility_id) if self.load is not None else None
-        return entry.state if entry is not None else None
-
-    def resolve(self, facility_id: str, result: CommandResult | None) -> None:
-        """Answer a waiting balancing request."""
-        if result is not None:
-            self.waiters.resolve((facility_id, result.command_id), result)
-
-
-class _OfFacility(Protocol):
-    @property
-    def facility_id(self) -> str: ...
-
-    @classmethod
-    def from_json_bytes(cls, data: bytes | str) -> Self: ...
-
-
-EventT = TypeVar("EventT", bound=_OfFacility)
-"""A facility pipeline's event: a budget, a load metric or a balancing command."""
-
-
-class _FacilityPipeline(Pipeline[EventT, OutcomeT]):
-    """Decode, check the key, decide, write outbox then state, send."""
-
-    model: type[EventT]
-    kind: str
-    facilities: EntityBound
-
-    def __init__(self, gov: Governor, ctx: FacilityContext, name: str, source: str) -> None:
-        super().__init__(gov, name, source)
-        self.ctx = ctx
-
-    def facility_of(self, value: EventT) -> str:
-        return str(value.facility_id)
-
-    def parse(self, value: bytes, key: bytes | None, timestamp_ms: int | None) -> EventT:
-        return self.model.from_json_bytes(value)
-
-    def check(self, key: bytes | None, value: EventT, timestamp_ms: int | None) -> Rejection | None:
-        return key_rejection(key, self.facility_of(value), "facility_id") or self.clock_rejection(
-            value, timestamp_ms
-        )
-
-    def entity(self, value: EventT) -> tuple[EntityBound, str]:
-        return self.facilities, self.facility_of(value)
-
-    async def apply(self, value: EventT, outcome: OutcomeT, position: Position) -> None:
-        await self.finish(self.facility_of(value), outcome, position)
-        self.metrics.records.labels(pipeline=self.name, outcome="accepted").inc()
-
-    @abstractmethod
-    async def finish(self, facility_id: str, outcome: OutcomeT, position: Position) -> None:
-        """Write the outcome (outbox first, then state) and send its outputs."""
-
-    def clock_rejection(self, value: EventT, record_timestamp_ms: int | None) -> Rejection | None:
-        """Events with an event time are checked against their record's (see
-        :func:`app.core.checks.future_rejection`); budgets have none."""
-        return None
 
 
 class CarbonBudgetWriter:
@@ -187,7 +95,7 @@ class CarbonBudgetWriter:
         self.ctx.facility_metrics.budget_state.labels(facility=label).set(SEVERITY[status.state])
 
 
-class CarbonBudgetsPipeline(_FacilityPipeline[CarbonBudget, BudgetOutcome]):
+class CarbonBudgetsPipeline(FacilityPipeline[CarbonBudget, BudgetOutcome]):
     model = CarbonBudget
     kind = "b"
 
@@ -267,88 +175,6 @@ class CarbonUsage:
 
     async def send(self, facility_id: str, outputs: BudgetOutputs) -> None:
         await self.writer.send(facility_id, outputs)
-
-
-class _LoadPipeline(_FacilityPipeline[EventT, loads.LoadOutcome]):
-    def __init__(self, gov: Governor, ctx: FacilityContext, name: str, source: str) -> None:
-        super().__init__(gov, ctx, name, source)
-        self.config = gov.settings.load
-        if ctx.load is None:
-            ctx.load = self.table(
-                "load-facilities", LoadEntry, "Zone loads and balancing decisions per facility"
-            )
-        self.loads: StateTable[LoadEntry] = ctx.load
-        self.facilities = self.entity_bound(ctx.load, self.config.max_facilities_per_partition)
-        self.decisions_topic = self.output("load-decisions")
-        self.box: Outbox[LoadOutputs] = self.outbox(
-            ctx.load, LoadEntry, self.config.outbox_records_per_partition, name=self.kind,
-        )  # fmt: skip
-
-    async def finish(
-        self, facility_id: str, outcome: loads.LoadOutcome, position: Position
-    ) -> None:
-        outputs = outcome.outputs
-        if outcome.replayed:
-            outputs = self.box.get(position) or LoadOutputs()
-        elif outcome.state is not None:
-            self.box.record(position, outputs)
-            self.loads[facility_id] = LoadEntry(state=outcome.state)
-            self._gauge(outcome.state)
-            for d in outputs.decisions:
-                self.ctx.facility_metrics.load_decisions.labels(
-                    action=d.action.value, origin=d.origin.value, status=d.status.value
-                ).inc()
-        if outputs.decisions:
-            await send_same_key(
-                self.gov.faust, self.decisions_topic.get_topic_name(), facility_id.encode(),
-                [d.to_json_bytes() for d in outputs.decisions],
-            )  # fmt: skip
-        self.ctx.resolve(facility_id, outputs.result)
-
-    def _gauge(self, state: FacilityLoad) -> None:
-        facility = self.metrics.facility_label(state.facility_id)
-        for zone in state.zones.values():
-            self.ctx.facility_metrics.zone_utilization.labels(
-                facility=facility, zone=self.ctx.facility_metrics.zone_label(zone.zone_id)
-            ).set(zone.load_kw / zone.capacity_kw)
-
-
-class LoadMetricsPipeline(_LoadPipeline[LoadMetric]):
-    model = LoadMetric
-    kind = "m"
-
-    def clock_rejection(
-        self, value: LoadMetric, record_timestamp_ms: int | None
-    ) -> Rejection | None:
-        """A metric dated far ahead would freeze its zone (older metrics are ignored)."""
-        return future_rejection(
-            value.event_id, value.timestamp, record_timestamp_ms, self.config.max_future_skew_s
-        )
-
-    def __init__(self, gov: Governor, ctx: FacilityContext) -> None:
-        super().__init__(gov, ctx, "load-metrics", "load-metrics")
-        self.start_agent("load-metrics")
-
-    def decide(self, value: LoadMetric, position: Position) -> loads.LoadOutcome:
-        self.box.ensure_indexed(position.partition)
-        return loads.apply_metric(
-            self.ctx.load_state(value.facility_id), value, position, self.config
-        )
-
-
-class BalancingCommandsPipeline(_LoadPipeline[BalancingCommand]):
-    model = BalancingCommand
-    kind = "c"
-
-    def __init__(self, gov: Governor, ctx: FacilityContext) -> None:
-        super().__init__(gov, ctx, "balancing-commands", "balancing-commands")
-        self.start_agent("balancing-commands")
-
-    def decide(self, value: BalancingCommand, position: Position) -> loads.LoadOutcome:
-        self.box.ensure_indexed(position.partition)
-        return balancing.apply_command(
-            self.ctx.load_state(value.facility_id), value, position, self.config
-        )
 
 
 def register(gov: Governor, carbon: CarbonPipeline) -> FacilityContext:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from agents.facility.agent import FacilityContext
+from agents.facility.context import FacilityContext
 from agents.facility.rules import carbon_budget as budgets
 from agents.facility.rules import load as loads
 from agents.facility.rules import optimization

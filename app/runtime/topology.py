@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from agents import registry as registry_of
 from agents.audit.agent import AuditPipeline
 from agents.carbon.agent import CarbonPipeline
-from agents.facility.agent import FacilityContext
+from agents.facility.context import FacilityContext
 from agents.fusion.overlays import OverlayPipeline
 from agents.fusion.tenants import FusionContext
 from agents.ledger.agent import LedgerAppender
