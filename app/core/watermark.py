@@ -65,6 +65,11 @@ class SourcesWatermarked(BaseModel):
 
     def stamped(self, source: str, position: Position) -> Self:
         """This value marked as holding ``source``'s partition up to ``position``."""
+        return self.model_copy(update=self.stamp(source, position))
+
+    def stamp(self, source: str, position: Position) -> dict[str, dict[str, dict[int, int]]]:
+        """The fields :meth:`stamped` changes, for a ``model_copy`` that changes others too
+        (one copy per record instead of two)."""
         per_source = {**self.applied.get(source, {}), position.partition: position.offset}
         update: dict[str, dict[str, dict[int, int]]] = {
             "applied": {**self.applied, source: per_source}
@@ -72,7 +77,7 @@ class SourcesWatermarked(BaseModel):
         if position.forwarded_from is not None:
             marks = _forward_stamped(self.forwarded.get(source, {}), position)
             update["forwarded"] = {**self.forwarded, source: marks}
-        return self.model_copy(update=update)
+        return update
 
 
 def _forward_applied(marks: dict[int, int], position: Position) -> bool:

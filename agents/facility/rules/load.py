@@ -248,9 +248,10 @@ def auto_balance(
     """The automatic decisions the facility's zones call for at event time ``now``."""
     decisions: list[LoadDecision] = []
     mid = config.target_midpoint
+    pending = len(state.pending())  # each decision made below adds one
     for zone in sorted(_fresh(state, config), key=lambda z: (-z.utilization_pct, z.zone_id)):
         current = state.zones[zone.zone_id]
-        if len(state.pending()) >= config.max_pending_per_facility:
+        if pending + len(decisions) >= config.max_pending_per_facility:
             break
         u = current.utilization_pct
         if u > config.scale_up_threshold and current.armed_up and _cooled(current, now, config):
@@ -345,12 +346,12 @@ def apply_metric(
         last_decision_at=previous.last_decision_at if previous else None,
     )
     newest = max(current.newest or metric.timestamp, metric.timestamp)
+    zones = {**current.zones, zone.zone_id: _rearm(zone, config)}
+    # stamped in the same copy: the decisions below leave the watermarks alone
     current = current.model_copy(
-        update={"zones": {**current.zones, zone.zone_id: _rearm(zone, config)}, "newest": newest}
+        update={"zones": zones, "newest": newest, **current.stamp(METRICS, position)}
     )
     decisions: list[LoadDecision] = []
     if config.auto_decisions:
         current, decisions = auto_balance(current, metric.timestamp, config)
-    return LoadOutcome(
-        state=current.stamped(METRICS, position), outputs=LoadOutputs(decisions=tuple(decisions))
-    )
+    return LoadOutcome(state=current, outputs=LoadOutputs(decisions=tuple(decisions)))
