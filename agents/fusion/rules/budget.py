@@ -101,7 +101,8 @@ class TenantState(SourcesWatermarked):
     def reserved_units(self) -> float:
         """The open reservations' units, summed in their order (``map`` over an attribute
         getter: the same sum at a third of a generator's cost, with thousands open)."""
-        return sum(map(_UNITS, self.reservations.values()))
+        total: float = sum(map(_UNITS, self.reservations.values()))
+        return total
 
 
 class TenantOutputs(_Frozen):
