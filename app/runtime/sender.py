@@ -4,6 +4,7 @@ by every in-sync replica."""
 
 from __future__ import annotations
 
+import asyncio
 from asyncio import Future
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,10 @@ class Sender:
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
+        self._unsettled: set[Future[Any]] = set()
+        """Queued records whose delivery is not known yet."""
+        self._failures: list[BaseException] = []
+        """Deliveries that failed since the last :meth:`flush`."""
 
     @classmethod
     async def start(cls, options: dict[str, Any], max_request_size: int = 8_388_608) -> Sender:
@@ -51,11 +56,31 @@ class Sender:
         """Queue one record (waits only while the producer's buffer is full); the future
         resolves once it is in the log."""
         future: Future[Any] = await self._producer.send(topic, value, key=key)
+        self._unsettled.add(future)
+        future.add_done_callback(self._settled)
         return future
 
+    def _settled(self, future: Future[Any]) -> None:
+        self._unsettled.discard(future)
+        failure = None if future.cancelled() else future.exception()
+        if failure is not None:
+            self._failures.append(failure)
+
     async def flush(self) -> None:
-        """Wait until every queued record is in the log (or has failed)."""
+        """Wait until every queued record is in the log; raise if any was refused.
+
+        aiokafka's flush returns once every batch is sent or has failed, and says which only
+        on each record's future: a caller that queued records and flushed would otherwise
+        report them sent when the broker refused them (a record too large, a topic gone).
+        """
         await self._producer.flush()
+        if self._unsettled:  # their callbacks are due; let them run
+            await asyncio.gather(*self._unsettled, return_exceptions=True)
+        failures, self._failures = self._failures, []
+        if failures:
+            raise RuntimeError(
+                f"{len(failures)} queued record(s) were not delivered; the first: {failures[0]!r}"
+            ) from failures[0]
 
     async def stop(self) -> None:
         await self._producer.stop()
