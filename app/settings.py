@@ -116,6 +116,12 @@ class WorkerSettings(Section):
     """Per table, with RocksDB: decoded values kept in memory, least recently used evicted."""
     state_rocksdb_memory_mib: int = Field(default=64, ge=8)
     """With RocksDB: one block cache for every table, in which the memtables are charged."""
+    state_max_record_bytes: int = Field(default=8_388_608, ge=1_048_576, le=67_108_864)
+    """The largest state value (one changelog record) a table may write: its changelog topic
+    is created with this ``max.message.bytes`` and Faust's producer takes records this large.
+    Kafka's default (1 MB) was within reach of one tenant's bounded state with the longest
+    ids, and a value the broker refuses stops the worker at the same record on every restart.
+    """
     state_max_dirty_keys: int = Field(default=10_000, ge=1)
     """Per table: keys written since the last commit whose changelog records wait for it
     (coalesced, one record per key, see :mod:`app.runtime.state`); reaching this many sends

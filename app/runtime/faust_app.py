@@ -125,6 +125,9 @@ class Governor:
             default=None,
             partitions=self.catalogue[source].partitions,
             help=help,
+            extra_topic_configs={
+                "max.message.bytes": str(self.settings.worker.state_max_record_bytes)
+            },
         )
         table.key_serializer = KEY_CODEC
         table.value_serializer = ModelCodec(model)
@@ -171,6 +174,8 @@ def create_app(settings: Settings, catalogue: Catalogue, metrics: Metrics) -> Go
         # Without a linger every output and changelog record is its own produce request.
         producer_linger=0.005,
         producer_max_batch_size=1_048_576,
+        # A state value up to its changelog topic's limit (a batch's own bytes beside it).
+        producer_max_request_size=worker.state_max_record_bytes + 65_536,
         # Batch envelopes are large records: fetch enough of them per round trip.
         consumer_max_fetch_size=16 * 1_048_576,
         consumer_auto_offset_reset="earliest",

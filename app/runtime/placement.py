@@ -37,6 +37,15 @@ CACHE_LIMIT = 100_000
 with random keys cannot make it grow without bound)."""
 
 
+FORWARD_MAX_BYTES = 1_000_000
+"""The largest record forwarded (key, value and headers, the origin header included): the
+repartition topic takes what its source takes (Kafka's default ``max.message.bytes``,
+1,048,588 bytes a batch), and a source record at that limit is past it once the origin
+header is added. Checked here rather than left to the producer, whose limit is set for the
+tables' large state values (``worker.state_max_record_bytes``): refused by the broker, a
+forward would stop the worker at the same record on every restart."""
+
+
 class TooLargeToForward(Exception):
     """The producer refuses a record this size (``max_request_size``): the record itself is
     at fault, so the pipeline dead-letters it rather than stopping on it."""
@@ -92,6 +101,10 @@ class Placement:
         origin = Origin(record.topic, record.partition, record.offset)
         headers = [(k, v) for k, v in header_items(record.headers) if k != FORWARDED_FROM]
         headers.append((FORWARDED_FROM, origin.encode()))
+        size = len(record.key) + len(record.value or b"")
+        size += sum(len(k) + len(v or b"") for k, v in headers)
+        if size > FORWARD_MAX_BYTES:
+            raise TooLargeToForward(f"{size:,} bytes with its headers, over {FORWARD_MAX_BYTES:,}")
         try:
             sent = await self._app.producer.send(
                 self._topic, record.key, record.value, home, record.timestamp, headers

@@ -8,13 +8,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiokafka.partitioner import murmur2
 
 from app.core.dedup import Position
 from app.core.origin import FORWARDED_FROM, Origin, origin_of
 from app.core.watermark import SourcesWatermarked, Watermarked
 from app.runtime.dead_letters import source_coordinates
-from app.runtime.placement import Placement
+from app.runtime.placement import FORWARD_MAX_BYTES, Placement, TooLargeToForward
 
 PARTITIONS = 6
 
@@ -177,3 +178,15 @@ def test_state_of_several_sources_recognises_repeats_per_source() -> None:
     assert state.has_applied("m", _forward(9, 5, 2, 20))
     assert not state.has_applied("c", _forward(9, 5, 2, 20))
     assert state.stamped("m", _forward(9, 6, 2, 7)).forwarded == {"m": {2: 20}}
+
+
+async def test_a_record_too_large_to_forward_is_refused_before_it_is_sent() -> None:
+    """The producer takes large table values, so the repartition topic's limit is checked
+    here: refused by the broker, the forward would stop the worker on every restart."""
+    placement, app, counter = _placement()
+    misplaced = (_home(b"k") + 1) % PARTITIONS
+    largest = FORWARD_MAX_BYTES - 1 - len(FORWARDED_FROM) - len(f"t-meter-readings:{misplaced}:7")
+    assert await placement.forward_if_misplaced(_Record(b"k", misplaced, value=b"x" * largest))
+    with pytest.raises(TooLargeToForward, match="1,000,001 bytes"):
+        await placement.forward_if_misplaced(_Record(b"k", misplaced, value=b"x" * (largest + 1)))
+    assert len(app.producer.sent) == 1 and counter.value == 1

@@ -9,6 +9,8 @@ import faust
 import pytest
 
 from app.runtime.state import FlushBeforeCommit, WriteBehindTable, flush_revoked
+from app.runtime.topology import build
+from app.settings import load_settings
 
 
 @pytest.fixture
@@ -110,3 +112,16 @@ async def test_faust_calls_the_sensor_before_it_commits_offsets(
     consumer = table.app.consumer
     await Consumer.force_commit(consumer)
     assert order == ["flush", "commit"]
+
+
+def test_changelog_topics_and_the_producer_take_state_values_up_to_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kafka's default limit (1 MB) was within reach of one tenant's bounded state."""
+    monkeypatch.setenv("GOVERNOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("GOVERNOR_WORKER__STATE_MAX_RECORD_BYTES", "3000000")
+    gov = build(load_settings()).gov
+    assert gov.tables and all(
+        t.changelog_topic.config["max.message.bytes"] == "3000000" for t in gov.tables
+    )
+    assert gov.faust.conf.producer_max_request_size > 3_000_000
