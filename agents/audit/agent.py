@@ -33,11 +33,12 @@ from agents.audit.rules.ticks import (
     process_tick,
 )
 from app.core.checks import Rejection
-from app.core.dedup import DedupSegment, Position
+from app.core.dedup import Position
 from app.core.outbox_entry import Entry
 from app.core.periods import period_bounds
 from app.core.retention import DayIndex
 from app.metrics import JOULES_PER_KWH
+from app.runtime.dedup_store import StagedIds
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
@@ -104,9 +105,7 @@ class _Staged:
         self.days = Overlay(pipeline.days)
         self.periods = Overlay(pipeline.periods)
         self.indexes = Overlay(pipeline.site_days)
-        self.first_seen: dict[tuple[str, str], Position] = {}
-        """(site, event id) → the position of the batch's tick that applied it."""
-        self.segments: list[DedupSegment] = []
+        self.ids = StagedIds(pipeline.ticks_dedup)
         self.day_outputs: list[tuple[Position, DayOutputs]] = []
         self.period_outputs: list[tuple[Position, PeriodOutputs]] = []
         self.sent: list[tuple[str, AuditOutcome]] = []
@@ -187,13 +186,12 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         start, _ = period_bounds(utc_day, self.config.compliance_period)
         day = staged.days.get(day_key(tick.site_id, utc_day))
         period = staged.periods.get(period_key(tick.site_id, self.config.compliance_period, start))
-        first_seen = staged.first_seen.get((tick.site_id, tick.event_id))
         return process_tick(
             tick,
             position,
             day.state if day is not None else None,
             period.state if period is not None else None,
-            first_seen or self.ticks_dedup.first_position(tick.site_id, tick.event_id),
+            staged.ids.first_position(tick.site_id, tick.event_id),
             self.config,
         )
 
@@ -214,8 +212,7 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         """The tick's writes and sends, kept in ``staged`` (nothing reaches a table yet)."""
         site_id = tick.site_id
         if outcome.segment is not None:
-            staged.segments.append(outcome.segment)
-            staged.first_seen.setdefault((site_id, tick.event_id), position)
+            staged.ids.add(outcome.segment)
         staged.sent.append((site_id, outcome))
         if outcome.period is not None:
             staged.period_outputs.append((position, PeriodOutputs(alert=outcome.alert)))
@@ -252,8 +249,7 @@ class AuditPipeline(Pipeline[ControlTick, AuditOutcome]):
         staged.days.write_back()
         staged.periods.write_back()
         staged.indexes.write_back()
-        for segment in staged.segments:
-            self.ticks_dedup.record(segment)
+        staged.ids.write()
         await self._send(staged.sent)
 
     async def _send(self, decided: list[tuple[str, AuditOutcome]]) -> None:

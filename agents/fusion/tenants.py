@@ -25,6 +25,7 @@ from agents.fusion.rules.budget import TenantOutcome, TenantOutputs, TenantState
 from app.core.checks import Rejection, future_rejection, key_rejection
 from app.core.dedup import DedupSegment, Position
 from app.core.outbox_entry import Entry
+from app.runtime.dedup_store import DedupStore, StagedIds
 from app.runtime.entity_bound import EntityBound
 from app.runtime.faust_app import Governor
 from app.runtime.outbox import Outbox
@@ -102,11 +103,10 @@ class TenantBatch(Generic[EventT]):
     """What decided records will write and send, kept until their batch is decided: reads
     of the tenants table go through its overlay, so each record sees those before it."""
 
-    def __init__(self, table: StateTable[TenantEntry]) -> None:
+    def __init__(self, table: StateTable[TenantEntry], ids: DedupStore | None) -> None:
         self.tenants = Overlay(table)
-        self.first_seen: dict[tuple[str, str], Position] = {}
-        """(tenant, event id) → the position of the batch's record that applied it."""
-        self.segments: list[DedupSegment] = []
+        self.ids = StagedIds(ids) if ids is not None else None
+        """The event ids of requests or results (budgets have none)."""
         self.decided: list[TenantDecided[EventT]] = []
 
     def state(self, tenant: str) -> TenantState | None:
@@ -120,6 +120,8 @@ class TenantPipeline(Pipeline[EventT, TenantOutcome]):
 
     model: type[EventT]
     source_kind: str
+    ids: DedupStore | None = None
+    """Where the pipeline's event ids are kept (requests and results; budgets have none)."""
 
     def __init__(self, gov: Governor, ctx: FusionContext, name: str, source: str) -> None:
         super().__init__(gov, name, source)
@@ -157,14 +159,17 @@ class TenantPipeline(Pipeline[EventT, TenantOutcome]):
     def entity(self, value: EventT) -> tuple[EntityBound, str]:
         return self.tenants, value.tenant
 
+    def _new_batch(self) -> TenantBatch[EventT]:
+        return TenantBatch(self.tenant_table, self.ids)
+
     def decide(self, value: EventT, position: Position) -> TenantOutcome:
-        return self._decide(TenantBatch(self.tenant_table), value, position)
+        return self._decide(self._new_batch(), value, position)
 
     def decide_together(self, batch: Sequence[Admitted[EventT]]) -> ApplyBatch:
         """The batch's records decided in offset order against the batch's own state; the
         tenants table is untouched until the batch is applied (the three tenant agents
         share it: deciding and writing back run without an ``await`` between them)."""
-        staged: TenantBatch[EventT] = TenantBatch(self.tenant_table)
+        staged: TenantBatch[EventT] = self._new_batch()
         for item in batch:
             outcome = self._decide(staged, item.event, item.position)
             self._stage(staged, item.event, outcome, item.position)
@@ -181,7 +186,7 @@ class TenantPipeline(Pipeline[EventT, TenantOutcome]):
         """The budget rule for this pipeline's event, on the state ``batch`` has left."""
 
     async def apply(self, value: EventT, outcome: TenantOutcome, position: Position) -> None:
-        batch: TenantBatch[EventT] = TenantBatch(self.tenant_table)
+        batch: TenantBatch[EventT] = self._new_batch()
         self._stage(batch, value, outcome, position)
         await self._apply_staged(batch)
 
@@ -205,7 +210,8 @@ class TenantPipeline(Pipeline[EventT, TenantOutcome]):
             if decided.outcome.state is not None:
                 self.box.record(decided.position, decided.outputs)
         batch.tenants.write_back()
-        self.written(batch)
+        if batch.ids is not None:
+            batch.ids.write()
         await self._send(batch.decided)
         await self.sent(batch.decided)
         metrics = self.ctx.metrics
@@ -216,9 +222,6 @@ class TenantPipeline(Pipeline[EventT, TenantOutcome]):
         self.counted(batch.decided)
         accepted = self.metrics.records.labels(pipeline=self.name, outcome="accepted")
         accepted.inc(len(batch.decided))
-
-    def written(self, batch: TenantBatch[EventT]) -> None:
-        """Hook: the batch's states are written (record its event ids)."""
 
     async def sent(self, decided: Sequence[TenantDecided[EventT]]) -> None:
         """Hook: the records' outputs are on their way."""
@@ -268,12 +271,10 @@ class TenantEventPipeline(TenantPipeline[TenantEventT]):
     def rule(
         self, value: TenantEventT, position: Position, batch: TenantBatch[TenantEventT]
     ) -> TenantOutcome:
+        assert self.ids is not None and batch.ids is not None
         self.ids.ensure_indexed(position.partition)
-        seen = batch.first_seen.get((value.tenant, value.event_id))
-        return self.event_rule(
-            batch.state(value.tenant), value, position,
-            seen or self.ids.first_position(value.tenant, value.event_id),
-        )  # fmt: skip
+        first = batch.ids.first_position(value.tenant, value.event_id)
+        return self.event_rule(batch.state(value.tenant), value, position, first)
 
     @abstractmethod
     def event_rule(
@@ -293,13 +294,8 @@ class TenantEventPipeline(TenantPipeline[TenantEventT]):
         position: Position,
     ) -> None:
         super()._stage(batch, value, outcome, position)
-        if not outcome.duplicate:
-            batch.segments.append(_segment(value.tenant, value.event_id, value.timestamp, position))
-            batch.first_seen.setdefault((value.tenant, value.event_id), position)
-
-    def written(self, batch: TenantBatch[TenantEventT]) -> None:
-        for segment in batch.segments:
-            self.ids.record(segment)
+        if not outcome.duplicate and batch.ids is not None:
+            batch.ids.add(_segment(value.tenant, value.event_id, value.timestamp, position))
 
 
 def _segment(tenant: str, event_id: str, timestamp: datetime, position: Position) -> DedupSegment:

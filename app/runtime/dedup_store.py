@@ -183,3 +183,33 @@ class DedupStore:
         """Where ``entity_id``'s ``event_id`` was first applied, while inside the window."""
         segment = self.index.lookup(entity_id, event_id)
         return segment.position if segment is not None else None
+
+
+class StagedIds:
+    """A batch's view of a :class:`DedupStore` while its records are decided together
+    (nothing written yet): an event id an earlier record of the batch applied is found as
+    one in the store is, and the batch's segments are recorded when it is written, in the
+    order they were added (its records' offset order)."""
+
+    def __init__(self, store: DedupStore) -> None:
+        self._store = store
+        self._first: dict[tuple[str, str], Position] = {}
+        self._segments: list[DedupSegment] = []
+
+    def first_position(self, entity_id: str, event_id: str) -> Position | None:
+        """Where ``entity_id``'s ``event_id`` was first applied: in the batch, or before it."""
+        found = self._first.get((entity_id, event_id))
+        return found if found is not None else self._store.first_position(entity_id, event_id)
+
+    def add(self, segment: DedupSegment) -> None:
+        """A decided record's segment, to be recorded with the batch."""
+        self._segments.append(segment)
+        for event_id in segment.event_ids:
+            self._first.setdefault((segment.entity_id, event_id), segment.position)
+
+    def write(self) -> None:
+        """Record the batch's segments in the store."""
+        for segment in self._segments:
+            self._store.record(segment)
+        self._segments.clear()
+        self._first.clear()
