@@ -66,6 +66,9 @@ class TopicSpec(BaseModel):
     description: str = ""
     timestamp_type: TimestampType | None = None
     """Defaults to LogAppendTime for inputs (see :meth:`record_clock`), CreateTime otherwise."""
+    max_message_bytes: int | None = Field(default=None, ge=1_024)
+    """The topic's ``max.message.bytes`` (a record batch's largest size); ``None``: the
+    broker's default (1,048,588 bytes)."""
     ledger_id: str | None = None
     """For decision topics: the value field that identifies a decision; each record of the
     topic is appended to the ledger."""
@@ -91,11 +94,14 @@ class TopicSpec(BaseModel):
 
     def configs(self) -> dict[str, str]:
         """Topic-level Kafka configs the catalogue pins (and verifies)."""
-        return {
+        pinned = {
             "cleanup.policy": self.cleanup_policy.value,
             "retention.ms": str(self.retention_ms),
             "message.timestamp.type": self.record_clock().value,
         }
+        if self.max_message_bytes is not None:
+            pinned["max.message.bytes"] = str(self.max_message_bytes)
+        return pinned
 
     def value_models(self) -> list[type[Contract]]:
         """The value model and any alternatives (e.g. a batch envelope)."""

@@ -25,6 +25,9 @@ through a forward (:mod:`app.core.watermark`), so the repeat changes nothing.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
@@ -32,18 +35,29 @@ from aiokafka.errors import MessageSizeTooLargeError
 from app.core.origin import FORWARDED_FROM, Origin, header_items
 from app.runtime.delivery import delivery_guard
 
+log = logging.getLogger(__name__)
+
 CACHE_LIMIT = 100_000
 """Keys whose partition is remembered; past this the cache starts over (a hostile producer
 with random keys cannot make it grow without bound)."""
 
 
 FORWARD_MAX_BYTES = 1_000_000
-"""The largest record forwarded (key, value and headers, the origin header included): the
-repartition topic takes what its source takes (Kafka's default ``max.message.bytes``,
-1,048,588 bytes a batch), and a source record at that limit is past it once the origin
-header is added. Checked here rather than left to the producer, whose limit is set for the
-tables' large state values (``worker.state_max_record_bytes``): refused by the broker, a
-forward would stop the worker at the same record on every restart."""
+"""A record this large (key, value and headers, the origin header included) is forwarded
+without asking: every topic takes it at Kafka's defaults. A larger one is held to the
+repartition topic's ``max.message.bytes`` as the broker reports it (topics.yaml creates
+them at twice the default, so any record their source took fits with the header), less
+:data:`BATCH_BYTES`. Checked here rather than left to the producer, whose limit is set for
+the tables' large state values (``worker.state_max_record_bytes``): refused by the broker,
+a forward would stop the worker at the same record on every restart."""
+BATCH_BYTES = 1_024
+"""Room for a record batch's own bytes beside its one record."""
+LIMIT_RETRY_S = 60.0
+"""After the broker could not say the topic's limit, how long larger records are held to
+:data:`FORWARD_MAX_BYTES` before it is asked again."""
+
+ReadLimit = Callable[[], Awaitable[int | None]]
+"""Asks the broker for the repartition topic's ``max.message.bytes``."""
 
 
 class TooLargeToForward(Exception):
@@ -67,11 +81,16 @@ class Placement:
     """Checks the records of one source topic and forwards misplaced ones to ``topic``, its
     repartition topic (same partition count)."""
 
-    def __init__(self, app: Any, topic: str, counter: Any) -> None:
+    def __init__(
+        self, app: Any, topic: str, counter: Any, read_limit: ReadLimit | None = None
+    ) -> None:
         self._app = app
         self._topic = topic
         self._counter = counter
         self._homes: dict[bytes, int] = {}
+        self._read_limit = read_limit
+        self._limit: int | None = None
+        self._asked_at = -LIMIT_RETRY_S
 
     async def home(self, key: bytes) -> int:
         """The partition Faust's partitioner gives ``key`` (murmur2, as the Java client)."""
@@ -83,6 +102,23 @@ class Placement:
                 self._homes.clear()
             home = self._homes[key] = self._app.producer.key_partition(self._topic, key).partition
         return int(home)
+
+    async def _max_bytes(self) -> int:
+        """The largest record the repartition topic takes, asked of the broker once (again
+        after :data:`LIMIT_RETRY_S` if it could not answer); :data:`FORWARD_MAX_BYTES`
+        until known."""
+        if self._limit is None and self._read_limit is not None:
+            now = time.monotonic()
+            if now - self._asked_at >= LIMIT_RETRY_S:
+                self._asked_at = now
+                try:
+                    found = await self._read_limit()
+                except Exception as exc:  # the broker unreachable: held to the default
+                    log.warning("%s: max.message.bytes unknown: %r", self._topic, exc)
+                    found = None
+                if found is not None:
+                    self._limit = max(FORWARD_MAX_BYTES, found - BATCH_BYTES)
+        return self._limit or FORWARD_MAX_BYTES
 
     def forget(self) -> None:
         """Drop cached partitions (called on a rebalance: the partition count may change)."""
@@ -103,8 +139,8 @@ class Placement:
         headers.append((FORWARDED_FROM, origin.encode()))
         size = len(record.key) + len(record.value or b"")
         size += sum(len(k) + len(v or b"") for k, v in headers)
-        if size > FORWARD_MAX_BYTES:
-            raise TooLargeToForward(f"{size:,} bytes with its headers, over {FORWARD_MAX_BYTES:,}")
+        if size > FORWARD_MAX_BYTES and size > (limit := await self._max_bytes()):
+            raise TooLargeToForward(f"{size:,} bytes with its headers, over {limit:,}")
         try:
             sent = await self._app.producer.send(
                 self._topic, record.key, record.value, home, record.timestamp, headers

@@ -40,6 +40,7 @@ from app.runtime.pipeline_state import PipelineState
 from app.runtime.placement import Placement, TooLargeToForward
 from app.runtime.producer import await_metadata
 from app.runtime.retry import ride_out
+from app.runtime.topic_admin import max_message_bytes
 from app.runtime.topic_reader import partition_ends, read_range
 from schemas.dead_letter import DeadLetterReason
 
@@ -81,9 +82,9 @@ class Stage(PipelineState, ABC):
         if self.keyed_state and repartition in gov.catalogue:
             forwards = Lane(gov.topic(repartition), REPARTITIONED, compacted=False)
             self.lanes.append(forwards)
-            self.placement = Placement(
-                gov.faust, forwards.name, gov.metrics.repartitioned.labels(topic=source)
-            )
+            limit = partial(max_message_bytes, aiokafka_options(gov.settings.kafka), forwards.name)
+            counter = gov.metrics.repartitioned.labels(topic=source)
+            self.placement = Placement(gov.faust, forwards.name, counter, limit)
 
     async def admitted(
         self, bound: EntityBound, entity: str, position: Position, coordinates: dict[str, Any]

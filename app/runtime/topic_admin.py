@@ -46,6 +46,15 @@ async def apply_catalogue(
         return await _apply(admin, catalogue, prefix, create)
 
 
+async def max_message_bytes(options: dict[str, Any], topic: str) -> int | None:
+    """``topic``'s ``max.message.bytes`` as the broker has it; ``None`` if it has no
+    such topic."""
+    async with _admin(options) as admin:
+        found = await _describe(admin, [topic])
+    value = found.get(topic, {}).get("configs", {}).get("max.message.bytes")
+    return int(value) if value is not None else None
+
+
 async def _apply(
     admin: AIOKafkaAdminClient, catalogue: Catalogue, prefix: str, create: bool
 ) -> list[TopicReport]:

@@ -182,7 +182,8 @@ def test_state_of_several_sources_recognises_repeats_per_source() -> None:
 
 async def test_a_record_too_large_to_forward_is_refused_before_it_is_sent() -> None:
     """The producer takes large table values, so the repartition topic's limit is checked
-    here: refused by the broker, the forward would stop the worker on every restart."""
+    here: refused by the broker, the forward would stop the worker on every restart. With
+    the topic's limit unknown, records are held to Kafka's default."""
     placement, app, counter = _placement()
     misplaced = (_home(b"k") + 1) % PARTITIONS
     largest = FORWARD_MAX_BYTES - 1 - len(FORWARDED_FROM) - len(f"t-meter-readings:{misplaced}:7")
@@ -190,3 +191,39 @@ async def test_a_record_too_large_to_forward_is_refused_before_it_is_sent() -> N
     with pytest.raises(TooLargeToForward, match="1,000,001 bytes"):
         await placement.forward_if_misplaced(_Record(b"k", misplaced, value=b"x" * (largest + 1)))
     assert len(app.producer.sent) == 1 and counter.value == 1
+
+
+async def test_a_larger_record_is_held_to_the_topics_own_limit_asked_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """topics.yaml makes repartition topics take twice Kafka's default, so a record its
+    source took is forwarded whatever partitioner put it where it is."""
+    asked: list[int] = []
+    answers: list[int | Exception | None] = [OSError("broker away"), 2_097_152]
+
+    async def read_limit() -> int | None:
+        asked.append(1)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    now = [1_000.0]
+    monkeypatch.setattr("app.runtime.placement.time.monotonic", lambda: now[0])
+    app, counter = _App(), _Counter()
+    placement = Placement(app, "t-meter-readings-repartition", counter, read_limit)
+    misplaced = (_home(b"k") + 1) % PARTITIONS
+    source_limit = _Record(b"k", misplaced, value=b"x" * 1_048_000)  # Kafka's default took it
+    with pytest.raises(TooLargeToForward, match="over 1,000,000"):  # the broker did not say
+        await placement.forward_if_misplaced(source_limit)
+    with pytest.raises(TooLargeToForward):  # not asked again at once
+        await placement.forward_if_misplaced(source_limit)
+    assert len(asked) == 1
+    now[0] += 61
+    assert await placement.forward_if_misplaced(source_limit)
+    assert await placement.forward_if_misplaced(_Record(b"k", misplaced, value=b"x" * 2_000_000))
+    with pytest.raises(TooLargeToForward, match="over 2,096,128"):
+        await placement.forward_if_misplaced(_Record(b"k", misplaced, value=b"x" * 2_096_128))
+    assert len(asked) == 2 and counter.value == 2
+    assert await placement.forward_if_misplaced(_Record(b"k", misplaced))  # small: not asked
+    assert len(asked) == 2
