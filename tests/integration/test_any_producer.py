@@ -13,17 +13,20 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Producer
 
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.energy import DecisionKind, EnergyDecision, Outcome
+from tests.factories import batch
 from tests.integration.harness import (
     Cluster,
     WorkerProcess,
     applied_readings,
     http_get,
     kill_mid_stream,
+    metric_total,
     metric_value,
     post_json,
     read_all,
@@ -217,3 +220,32 @@ def _budget(worker: WorkerProcess) -> dict[str, float] | None:
     if status != 200 or body.get("budget") is None:
         return None
     return {k: body["budget"][k] for k in ("reserved_units", "spent_units")}
+
+
+def test_a_misplaced_record_near_the_sources_limit_is_forwarded_and_applied(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """A batch of readings just past 1,000,000 bytes, which its source took, on a partition
+    murmur2 does not give its key: it is forwarded (the repartition topic takes twice the
+    default) and applied, as it would be from a producer that placed it by murmur2. It was
+    dead-lettered as too large to forward."""
+    worker = workers()
+    worker.wait_ready()
+    readings = sample_readings(3_750, facilities=1)
+    value = batch(readings, "near-the-limit").to_json_bytes()
+    assert 1_000_000 < len(value) < 1_040_000
+    key = readings[0].facility_id.encode()
+    wrong = (murmur2_partition(key) + 1) % PARTITIONS
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(**cluster.client_options(), enable_idempotence=True)
+        await producer.start()
+        try:
+            await producer.send_and_wait(prefix + "meter-readings", value, key=key, partition=wrong)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    wait_for_totals(worker, expected_totals(readings), timeout_s=90)
+    assert forwarded(worker, "meter-readings") == 1
+    assert metric_total(worker, "governor_dead_letters_total") == 0
