@@ -5,10 +5,12 @@ full from either worker; a tenant's admissions spread over every partition canno
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +19,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Producer
 
+from app.settings import load_settings
+from app.tools.localkafka import ensure_jars
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.energy import DecisionKind, EnergyDecision, Outcome
 from tests.factories import batch
@@ -48,6 +52,7 @@ from tests.integration.test_carbon_pipeline import (
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 6  # topics.yaml's default
+JAVA_PRODUCER = Path(__file__).parent / "java" / "JavaProducer.java"
 Placed = list[tuple[bytes | None, int, int]]
 
 
@@ -84,12 +89,49 @@ def produce_librdkafka(
     return placed
 
 
+def produce_java(cluster: Cluster, topic: str, records: Iterable[tuple[bytes, bytes]]) -> Placed:
+    """Publish with Kafka's own Java client (``java/JavaProducer.java``, its default
+    partitioner); return (key, partition, offset) of every record as the broker stored it."""
+    settings = load_settings().kafka
+    libs = ensure_jars(settings.local_version, settings.local_cache_dir)
+    lines = b"".join(key + b"\t" + value + b"\n" for key, value in records)
+    done = subprocess.run(
+        ["java", "-cp", f"{libs}/*", str(JAVA_PRODUCER), cluster.bootstrap_servers, topic],
+        input=lines, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    placed: Placed = []
+    for line in done.stdout.decode().splitlines():
+        key, partition, offset = line.split("\t")
+        placed.append((key.encode(), int(partition), int(offset)))
+    return placed
+
+
 def misplaced(placed: Placed) -> int:
     return sum(1 for key, partition, _ in placed if key and murmur2_partition(key) != partition)
 
 
 def forwarded(worker: WorkerProcess, topic: str) -> float:
     return metric_value(worker, f'governor_repartitioned_records_total{{topic="{topic}"}}')
+
+
+def test_the_java_client_places_every_key_where_governor_keeps_its_state(
+    cluster: Cluster, prefix: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """Kafka's Java client, as users run it: its default partitioner (murmur2) puts each key
+    in the partition Governor keeps its state in, so nothing is forwarded, and two workers
+    answer every facility in full."""
+    first, second = workers(), workers()
+    first.wait_ready()
+    second.wait_ready()
+    readings = sample_readings(300, facilities=8)
+    placed = produce_java(cluster, prefix + "meter-readings", as_records(readings))
+    assert len(placed) == len(readings) and misplaced(placed) == 0
+    assert len({partition for _, partition, _ in placed}) > 1
+    expected = expected_totals(readings)
+    for worker in (first, second):
+        wait_for_totals(worker, expected, timeout_s=90)
+    assert forwarded(first, "meter-readings") + forwarded(second, "meter-readings") == 0
 
 
 def test_librdkafka_producers_two_workers_every_entity_whole_from_either_worker(
