@@ -7,6 +7,9 @@ Prints one JSON line: {"events": N, "seconds": first event to the Nth}.
 ``--deliver-in-place``: the same agent on Faust's transport with Governor's one change to
 its delivery (app/runtime/delivery_in_place.py; the fetch wait stays Faust's 1,500 ms), to
 see what that change is worth to the engine itself.
+
+``--profile FILE``: py-spy records the agent from its first event to its last (see
+benchmarks/profiling.py): where the engine's own time per event goes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.runtime.fetch_wait import transport_with_fetch_wait
+from benchmarks.profiling import Recording
 
 FAUST_FETCH_WAIT_MS = 1_500
 
@@ -44,6 +48,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--within-ms", type=float, default=10.0)
     parser.add_argument("--deliver-in-place", action="store_true")
+    parser.add_argument(
+        "--profile", type=Path, default=None,
+        help="record the agent with py-spy from its first event to its last into this file",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     app = faust.App(
@@ -59,14 +67,19 @@ def main() -> None:
         app.transport = transport_with_fetch_wait(app, FAUST_FETCH_WAIT_MS, True)
     topic = app.topic(args.topic, key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "first": 0.0}
+    recording: list[Recording] = []
 
     def seen_one(event: Any) -> None:
         orjson.loads(event.value)
         seen["n"] += 1
         if seen["n"] == 1:
             seen["first"] = time.perf_counter()
+            if args.profile is not None:
+                recording.append(Recording(os.getpid(), args.profile))
         if seen["n"] == args.count:
             took = time.perf_counter() - seen["first"]
+            for profile in recording:
+                profile.stop()
             print(json.dumps({"events": args.count, "seconds": took}), flush=True)
             os._exit(0)  # the figure is out; no graceful stop to wait for
 

@@ -15,6 +15,9 @@ Run: .venv/bin/python benchmarks/throughput.py [--pipeline carbon|audit|traffic|
 4. Latency: produces paced traffic at a fraction of the measured throughput and reports
    produce → output-readable latency percentiles.
 
+5. ``--profile``: py-spy over the bare Faust agent and over the worker for their timed
+   spans, summarised after the figures (benchmarks/profiling.py).
+
 Figures are printed as ratios against the baseline with the absolute numbers beside them.
 Uses KAFKA_BOOTSTRAP_SERVERS if set, otherwise a local broker fetched from Maven Central.
 """
@@ -56,6 +59,7 @@ from app.tools.sample import (  # noqa: E402
     sample_tick_records,
 )
 from app.topics import Catalogue  # noqa: E402
+from benchmarks.profiling import Recording, summary  # noqa: E402
 
 WORK = REPO / "var" / "bench"
 
@@ -410,9 +414,11 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
     payload_mb = sum(len(v) for _, v, _ in records) / 1e6
     produce_s = await preload(bootstrap, prefix + workload.source, records)
     raw_s = await raw_consume(bootstrap, prefix + workload.source, args.readings)
+    bare_profile = WORK / f"profile-bare-{prefix.rstrip('-')}.txt"
     bare_s = await asyncio.to_thread(
-        bare_faust, bootstrap, prefix + workload.source, len(records), args.timeout
-    )
+        bare_faust, bootstrap, prefix + workload.source, len(records), args.timeout,
+        *(("--profile", str(bare_profile)) if args.profile else ()),
+    )  # fmt: skip
     in_place_s = await asyncio.to_thread(
         bare_faust, bootstrap, prefix + workload.source, len(records), args.timeout,
         "--deliver-in-place",
@@ -433,9 +439,13 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
         nonlocal peak_rss
         peak_rss = max(peak_rss, ps.memory_info().rss)
 
+    worker_profile = WORK / f"profile-worker-{prefix.rstrip('-')}.txt"
+    recording: Recording | None = None
     try:
         await reader.start()
         wait_ready(port, proc)
+        if args.profile:
+            recording = Recording(proc.pid, worker_profile)
         began = time.perf_counter()
         if workload.done_series is not None:
             pipeline_s = await count_until(port, (workload.done_series,), args.readings,
@@ -452,6 +462,9 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
                                            args.timeout, sample_rss)  # fmt: skip
                 pipeline_s = max(pipeline_s, hop_done - began)
         sample_rss()
+        if recording is not None:
+            recording.stop()
+            recording = None
         rate = args.readings / pipeline_s
         await asyncio.sleep(2.5)  # past the next commit, which flushes the last writes
         changelog = await asyncio.to_thread(metric_sum, port, "governor_changelog_records_total")
@@ -471,6 +484,8 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
             )
             sample_rss()
     finally:
+        if recording is not None:
+            recording.stop()
         await reader.stop()
         proc.terminate()
         proc.wait(timeout=30)
@@ -524,6 +539,11 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
             f"p50 {percentile(worker_part, 0.5) * 1000:.0f} ms, "
             f"p99 {percentile(worker_part, 0.99) * 1000:.0f} ms"
         )
+    if args.profile:
+        print(f"\nThe bare Faust agent over its timed span ({bare_profile}):")
+        print("\n".join(summary(bare_profile)))
+        print(f"\nThe worker over its timed span, before the latency part ({worker_profile}):")
+        print("\n".join(summary(worker_profile)))
 
 
 def run_on_broker(run: Any, args: argparse.Namespace) -> None:
@@ -573,6 +593,11 @@ def main() -> None:
         "--worker-setting", action="append", default=[], metavar="GOVERNOR_X__Y=VALUE",
         help="an environment setting for the worker (the benchmark's own GOVERNOR_ variables"
         " are not passed on); repeatable, e.g. GOVERNOR_WORKER__BATCH_IDLE_MS=5",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="record the bare Faust agent and the worker with py-spy over their timed spans"
+        " and print where their samples went (benchmarks/profiling.py)",
     )  # fmt: skip
     args = parser.parse_args()
     run_on_broker(run, args)
