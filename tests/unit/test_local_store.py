@@ -120,6 +120,27 @@ def test_iteration_sees_writes_the_flush_has_not_reached(table: WriteBehindTable
     assert table.flush_changelog() == 2
 
 
+def test_counting_keys_writes_nothing_and_counts_unwritten_sets_and_deletes(
+    table: WriteBehindTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, partition in (("a", 0), ("b", 1), ("c", 0)):
+        write(table, partition, key, 1)
+    table.flush_changelog()
+    store = table.data
+    assert len(table) == 3 and not store._unwritten
+    write(table, 0, "a", 2)  # a stored key set again: no new key
+    write(table, 1, "b", None)  # a stored key deleted
+    write(table, 1, "d", 4)  # a new key
+    write(table, 0, "e", 5)  # a new key, deleted before any write
+    write(table, 0, "e", None)
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "write", lambda *a: pytest.fail("len() wrote to RocksDB"))
+        patched.setattr(store, "_encode_value", lambda v: pytest.fail("len() encoded a value"))
+        assert len(table) == 3  # a, c, d
+    assert sorted(table.keys()) == ["a", "c", "d"]  # iteration writes the cache first
+    assert not store._unwritten and len(table) == 3
+
+
 def test_the_local_databases_survive_a_clean_stop_only(tmp_path: Path) -> None:
     first = make_table(tmp_path)
     first.changelog_sender = sender([])  # type: ignore[assignment]
