@@ -16,7 +16,9 @@ Run: .venv/bin/python benchmarks/admission.py [--clients 8] [--rate 100] [--seco
    like the first (answered "already executed", the facility's state stamped).
 
 Prints p50/p95/p99 latency and requests/s for both, and the ratio of Governor's p99 to
-the baseline's. Uses KAFKA_BOOTSTRAP_SERVERS if set, otherwise a local broker.
+the baseline's. ``--profile``: where the worker's and the clients' time went while
+measured (py-spy, benchmarks/profiling.py). Uses KAFKA_BOOTSTRAP_SERVERS if set,
+otherwise a local broker.
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.profiling import Recording  # noqa: E402
+from benchmarks.profiling import summary as profile_summary  # noqa: E402
 from benchmarks.throughput import (  # noqa: E402
+    WORK,
     create_topics,
     free_port,
     percentile,
@@ -178,8 +183,19 @@ async def governor(bootstrap: str, prefix: str, args: argparse.Namespace) -> dic
 
             await paced(args.clients, 0, 3, once)  # warm up
             answered.clear()
+            recordings = (
+                [Recording(worker.pid, WORK / f"profile-worker-{port}.txt"),
+                 Recording(os.getpid(), WORK / f"profile-clients-{port}.txt")]
+                if args.profile else []
+            )  # fmt: skip
             latencies, took = await paced(args.clients, args.rate, args.seconds, once)
+            for recording in recordings:
+                recording.stop()
             print(f"  answers by status: {dict(sorted(answered.items()))}")
+            names = ("the worker", "this process's clients")
+            for recording, what in zip(recordings, names, strict=False):
+                print(f"  {what} while measured ({recording.out}):")
+                print("\n".join(profile_summary(recording.out)))
             return summary("governor", latencies, took)
     finally:
         worker.terminate()
@@ -222,6 +238,10 @@ def main() -> None:
     parser.add_argument("--endpoint", choices=("validate", "execute"), default="validate")
     wait = int(os.environ.get("FETCH_WAIT_MS", "500"))
     parser.add_argument("--fetch-wait-ms", type=int, default=wait)
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="record the worker and this process (the clients) with py-spy while measured",
+    )  # fmt: skip
     run_on_broker(run, parser.parse_args())
 
 
