@@ -488,3 +488,27 @@ def test_a_tenant_cannot_hold_more_open_reservations_than_its_bound() -> None:
     # a run that happened anyway is still charged in full
     [_, settled] = fusion.result(fusion_result(4, actual_units=70.0))
     assert settled.outcome is Outcome.SETTLED and settled.budget.spent_units == 100.0 + 70.0
+
+
+def test_the_reserved_sum_kept_with_the_state_is_the_walk_bit_for_bit() -> None:
+    """An admission hands its state the sum without walking the open runs; a state read back
+    from its changelog record walks them; both must be the same float, or a replay after a
+    restart could decide otherwise than the first run."""
+    fusion = governor()
+    fusion.budget(energy_budget(1_000_000.0))
+    for n in range(300):
+        fusion.request(fusion_request(n, estimated_units=0.1 + n / 7))
+    for n in range(0, 300, 3):
+        fusion.result(fusion_result(n, actual_units=1.0))
+    for n in range(300, 400):
+        fusion.request(fusion_request(n, estimated_units=0.3 + n / 11))
+    tenant = fusion.tenants["tenant-a"]
+    walked = 0.0
+    for reservation in tenant.reservations.values():
+        walked += reservation.units
+    restored = type(tenant).model_validate_json(tenant.model_dump_json())
+    assert tenant.reserved_units == walked == restored.reserved_units
+    assert restored == tenant
+    # A copy with other reservations does not take the sum kept for the first ones.
+    emptied = tenant.model_copy(update={"reservations": {}})
+    assert emptied.reserved_units == 0.0 and tenant.reserved_units == walked
